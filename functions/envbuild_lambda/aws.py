@@ -1,0 +1,78 @@
+"""The one place where AWS clients are made: one botocore Config (standard retries)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_servicediscovery import ServiceDiscoveryClient
+
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra="envbuild",
+)
+
+
+class Clients:
+    """Lazily created clients of one boto3 session (sessions are not shared between threads)."""
+
+    def __init__(self, session: boto3.session.Session | None = None) -> None:
+        self._session = session or boto3.session.Session()
+
+    @cached_property
+    def servicediscovery(self) -> ServiceDiscoveryClient:
+        return self._session.client("servicediscovery", config=BOTO_CONFIG)
+
+    @cached_property
+    def ecs(self) -> ECSClient:
+        return self._session.client("ecs", config=BOTO_CONFIG)
+
+    @cached_property
+    def logs(self) -> CloudWatchLogsClient:
+        return self._session.client("logs", config=BOTO_CONFIG)
+
+    @cached_property
+    def route53(self) -> Route53Client:
+        return self._session.client("route53", config=BOTO_CONFIG)
+
+
+_local = threading.local()
+
+
+def get_clients() -> Clients:
+    """This thread's clients, made on first use and reused by later invocations (warm starts)."""
+    clients: Clients | None = getattr(_local, "clients", None)
+    if clients is None:
+        clients = Clients()
+        _local.clients = clients
+    return clients
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Partition, region and account of the running function, read from its own ARN."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    @classmethod
+    def from_function_arn(cls, arn: str) -> Caller:
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[0] != "arn" or parts[2] != "lambda":
+            raise ValueError(f"not a Lambda function ARN: {arn!r}")
+        return cls(partition=parts[1], region=parts[3], account_id=parts[4])
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"

@@ -1,0 +1,116 @@
+"""Domain errors and the one place where AWS ``ClientError`` codes are mapped to them.
+
+A handler exception's class name becomes the ``Error`` of the failed Task (Lambda's errorType),
+so these names are what the state machine's Retry/Catch match and what a user sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import ClientError
+
+
+class EnvbuildError(Exception):
+    """Base of every error envbuild raises on purpose."""
+
+
+class InvalidSpec(EnvbuildError):
+    """The environment spec is invalid; the message names every bad field."""
+
+
+class AwsThrottled(EnvbuildError):
+    """AWS throttled a request even after the SDK's own retries; the state machine retries the step."""
+
+
+class AccessDenied(EnvbuildError):
+    """The function's role may not make a call (a template policy is missing an action)."""
+
+
+class ResourceNotFound(EnvbuildError):
+    """A resource the spec names does not exist (cluster, VPC, namespace…)."""
+
+
+class NamespaceConflict(EnvbuildError):
+    """The namespace cannot be created: the name clashes with a domain already in the VPC."""
+
+
+class NamespaceOperationFailed(EnvbuildError):
+    """Cloud Map reported FAIL for the namespace operation (ErrorCode and ErrorMessage in the message)."""
+
+
+class ServiceConflict(EnvbuildError):
+    """A service with the same name exists but cannot be adopted (e.g. it is DRAINING)."""
+
+
+class DiscoveryMismatch(EnvbuildError):
+    """A DNS name does not answer with exactly the running tasks' IPs."""
+
+
+class AwsRequestFailed(EnvbuildError):
+    """Any other error answered by AWS."""
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+NOT_FOUND_CODES = frozenset(
+    {
+        "ClusterNotFoundException",
+        "NamespaceNotFound",
+        "ServiceNotFound",
+        "ServiceNotFoundException",
+        "OperationNotFound",
+        "InstanceNotFound",
+        "NoSuchHostedZone",
+        "ResourceNotFoundException",
+        "InvalidVpcID.NotFound",
+        "InvalidSubnetID.NotFound",
+        "InvalidGroup.NotFound",
+    }
+)
+CONFLICT_CODES = {
+    "ConflictingDomainExists": NamespaceConflict,
+}
+
+
+def map_client_error(error: ClientError, action: str) -> EnvbuildError:
+    """Translate an AWS error answer into the domain error a user can act on."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = f"{action}: {code}: {details.get('Message', '')}".rstrip(": ")
+    if code in THROTTLING_CODES:
+        return AwsThrottled(message)
+    if code in ACCESS_DENIED_CODES:
+        return AccessDenied(message + " (check the function's policy in template.yaml)")
+    if code in NOT_FOUND_CODES:
+        return ResourceNotFound(message)
+    conflict = CONFLICT_CODES.get(code)
+    if conflict is not None:
+        return conflict(message)
+    return AwsRequestFailed(message)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(action: str) -> Iterator[None]:
+    """Map any ``ClientError`` raised inside the block; ``action`` says what was being done."""
+    try:
+        yield
+    except ClientError as error:
+        raise map_client_error(error, action) from error

@@ -1,0 +1,26 @@
+"""CreateRegistries: one Cloud Map service per spec service (existing ones in the namespace adopted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from envbuild_lambda.aws import get_clients
+from envbuild_lambda.errors import NamespaceOperationFailed
+from envbuild_lambda.handlers.inputs import CreateRegistriesInput
+from envbuild_lambda.observability import count, step
+from envbuild_lambda.settings import get_settings
+from envbuild_lambda.steps import registries
+
+
+@step("CreateRegistries")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    request = CreateRegistriesInput.model_validate(event)
+    if request.namespace.id is None:
+        raise NamespaceOperationFailed(f"namespace {request.namespace.name} has no id: its creation did not succeed")
+    result = registries.create_or_adopt_registries(
+        get_clients(), request.spec, request.namespace.id, get_settings().max_workers
+    )
+    count("Registries", len(result))
+    return result

@@ -1,0 +1,51 @@
+"""pydantic models of the events the state machine sends to each handler (see the ASL's Parameters)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from envbuild_lambda.spec import EnvironmentSpec, Service
+from envbuild_lambda.state import NamespaceState, ServicesState, TaskDefinitionRef
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpecInput(_Input):
+    spec: EnvironmentSpec
+
+
+class CheckNamespaceInput(_Input):
+    namespace: NamespaceState
+
+
+class CreateRegistriesInput(_Input):
+    spec: EnvironmentSpec
+    namespace: NamespaceState
+
+
+class RegisterTaskDefinitionInput(_Input):
+    environment: str
+    executionRoleArn: str
+    taskRoleArn: str
+    service: Service
+
+
+class CreateServicesInput(_Input):
+    spec: EnvironmentSpec
+    registries: dict[str, str]
+    taskDefinitions: list[TaskDefinitionRef]
+
+    def task_definition_by_name(self) -> dict[str, str]:
+        return {ref.name: ref.taskDefinition for ref in self.taskDefinitions}
+
+
+class CheckServicesInput(_Input):
+    spec: EnvironmentSpec
+    registries: dict[str, str]
+    deployment: ServicesState
+
+
+class VerifyDnsInput(CreateServicesInput):
+    namespace: NamespaceState

@@ -1,0 +1,49 @@
+"""Powertools Logger, Tracer and Metrics shared by the handlers, and the decorator that applies them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from envbuild_lambda.errors import EnvbuildError
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+R = TypeVar("R")
+Handler = Callable[[dict[str, Any], LambdaContext], R]
+
+
+def count(name: str, value: float = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
+    """Wrap a handler: context in every log line (never the event), a trace segment, flushed metrics.
+
+    A domain error is logged once with its name and re-raised: its class name becomes the Task's
+    Error, which the state machine's Retry/Catch match.
+    """
+
+    def decorate(handler: Handler[R]) -> Handler[R]:
+        @functools.wraps(handler)
+        def run(event: dict[str, Any], context: LambdaContext) -> R:
+            metrics.add_dimension(name="Step", value=name)
+            try:
+                return handler(event, context)
+            except EnvbuildError as error:
+                logger.warning("step failed", extra={"step": name, "error": type(error).__name__, "cause": str(error)})
+                count("StepFailed")
+                raise
+
+        traced = tracer.capture_lambda_handler(run, capture_response=False)
+        with_metrics = metrics.log_metrics(traced)
+        return logger.inject_lambda_context(with_metrics, log_event=False)
+
+    return decorate

@@ -1,0 +1,359 @@
+"""The environment spec: the workflow's input and its single source of truth.
+
+One pydantic v2 model validates the workflow input (ValidateSpec), generates the committed JSON
+Schema (``python -m envbuild_lambda.spec``) and documents the fields. Unknown fields are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import sys
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from envbuild_lambda.errors import InvalidSpec
+
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
+CLUSTER = r"^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$"
+VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
+SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
+
+#: What each pattern means, for error messages a user can act on.
+PATTERN_HINTS = {
+    DNS_LABEL: "must be a lower-case DNS label: letters, digits and hyphens, 1-63 characters, e.g. web",
+    ENV_VAR_NAME: "must be an environment variable name: letters, digits and _, not starting with a digit",
+    ROLE_ARN: "must be an IAM role ARN, e.g. arn:aws:iam::111122223333:role/ecsTaskRole",
+    CLUSTER: "must be an ECS cluster name or ARN",
+    VPC_ID: "must be a VPC id, e.g. vpc-0123456789abcdef0",
+    SUBNET_ID: "must be a subnet id, e.g. subnet-0123456789abcdef0",
+    SECURITY_GROUP_ID: "must be a security group id, e.g. sg-0123456789abcdef0",
+}
+
+#: Valid Fargate task-level (cpu -> memory) pairs, in MiB, from the ECS developer guide
+#: ("Task CPU and memory", Fargate).
+FARGATE_MEMORY: dict[int, frozenset[int]] = {
+    256: frozenset({512, 1024, 2048}),
+    512: frozenset(range(1024, 4097, 1024)),
+    1024: frozenset(range(2048, 8193, 1024)),
+    2048: frozenset(range(4096, 16385, 1024)),
+    4096: frozenset(range(8192, 30721, 1024)),
+    8192: frozenset(range(16384, 61441, 4096)),
+    16384: frozenset(range(32768, 122881, 8192)),
+}
+
+#: Defaults the workshop assumes (its task definitions name these roles in the caller's account).
+DEFAULT_EXECUTION_ROLE = "ecsTaskExecutionRole"
+DEFAULT_TASK_ROLE = "ecsTaskRole"
+
+TAG_ENVIRONMENT = "envbuild:environment"
+TAG_MANAGED = "envbuild:managed"
+
+MAX_SERVICES = 500
+
+
+def managed_tags(environment: str) -> dict[str, str]:
+    """Tags on every resource envbuild creates for an environment."""
+    return {TAG_ENVIRONMENT: environment, TAG_MANAGED: "true"}
+
+_STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
+
+
+def _units(value: object, field: str) -> str:
+    """Accept "256" or 256; anything else is an error naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{field} must be a string of a whole number such as \"256\"")
+    text = str(value)
+    if not text.isdigit():
+        raise ValueError(f"{field} must be a whole number of {'CPU units' if field == 'cpu' else 'MiB'}, got {text!r}")
+    return text
+
+
+class Namespace(BaseModel):
+    """The Cloud Map private DNS namespace (and its Route 53 private hosted zone)."""
+
+    model_config = _STRICT
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=253,
+            description="Private DNS namespace name, e.g. workshop.local (lower-case DNS name).",
+            examples=["workshop.local"],
+        ),
+    ]
+    vpcId: Annotated[
+        str,
+        Field(pattern=VPC_ID, description="VPC the namespace's hosted zone is associated with."),
+    ]
+    description: Annotated[str, Field(max_length=1024, description="Namespace description.")] = ""
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        labels = value.rstrip(".").split(".")
+        if len(labels) < 1 or any(not re.match(DNS_LABEL, label) for label in labels):
+            raise ValueError(
+                f"{value!r} is not a valid DNS name: use lower-case labels of letters, digits and hyphens"
+                " separated by dots, e.g. workshop.local"
+            )
+        return value.rstrip(".")
+
+
+class Network(BaseModel):
+    """awsvpc network configuration shared by every ECS service of the environment."""
+
+    model_config = _STRICT
+
+    subnets: Annotated[
+        list[Annotated[str, Field(pattern=SUBNET_ID)]],
+        Field(min_length=1, max_length=16, description="Subnets for the tasks (private subnets in the workshop)."),
+    ]
+    securityGroups: Annotated[
+        list[Annotated[str, Field(pattern=SECURITY_GROUP_ID)]],
+        Field(min_length=1, max_length=5, description="Security groups for the tasks."),
+    ]
+    assignPublicIp: Annotated[
+        Literal["ENABLED", "DISABLED"], Field(description="Whether tasks get a public IP.")
+    ] = "DISABLED"
+
+    @field_validator("subnets", "securityGroups")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({item for item in value if value.count(item) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate entries: {', '.join(duplicates)}")
+        return value
+
+
+class Service(BaseModel):
+    """One service: a Cloud Map registry, a Fargate task definition and an ECS service."""
+
+    model_config = _STRICT
+
+    name: Annotated[
+        str,
+        Field(
+            pattern=DNS_LABEL,
+            description="DNS label of the service: answers as <name>.<namespace>; ECS service <name>-service.",
+            examples=["web"],
+        ),
+    ]
+    image: Annotated[str, Field(min_length=1, max_length=2048, description="Container image.")]
+    port: Annotated[StrictInt, Field(ge=1, le=65535, description="Container port (TCP).")]
+    desiredCount: Annotated[StrictInt, Field(ge=0, le=1000, description="Number of tasks.")] = 1
+    cpu: Annotated[str, Field(description="Fargate task CPU units, e.g. \"256\".")] = "256"
+    memory: Annotated[str, Field(description="Fargate task memory in MiB, valid for the cpu, e.g. \"512\".")] = "512"
+    environment: Annotated[
+        dict[Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)], Annotated[str, Field(max_length=32768)]],
+        Field(max_length=200, description="Container environment variables."),
+    ] = Field(default_factory=dict)
+    dnsTtl: Annotated[
+        StrictInt, Field(ge=0, le=2147483647, description="TTL of the A records in seconds.")
+    ] = 60
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: object) -> str:
+        return _units(value, "cpu")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: object) -> str:
+        return _units(value, "memory")
+
+    @model_validator(mode="after")
+    def _fargate_pair(self) -> Service:
+        cpu, memory = int(self.cpu), int(self.memory)
+        if cpu not in FARGATE_MEMORY:
+            raise ValueError(
+                f"cpu {self.cpu} is not a Fargate size; use one of {', '.join(str(c) for c in FARGATE_MEMORY)}"
+            )
+        if memory not in FARGATE_MEMORY[cpu]:
+            allowed = sorted(FARGATE_MEMORY[cpu])
+            raise ValueError(
+                f"memory {self.memory} is not valid with cpu {self.cpu} on Fargate; use {allowed[0]}..{allowed[-1]}"
+                f" ({', '.join(str(m) for m in allowed[:6])}{', ...' if len(allowed) > 6 else ''})"
+            )
+        return self
+
+    # Names derived from the spec (docs/design.md). Kept out of the state to keep payloads small.
+    def family(self, environment: str) -> str:
+        return f"{environment}-{self.name}"
+
+    def log_group(self, environment: str) -> str:
+        return f"/ecs/{self.family(environment)}"
+
+    @property
+    def ecs_service_name(self) -> str:
+        return f"{self.name}-service"
+
+    def dns_name(self, namespace: str) -> str:
+        return f"{self.name}.{namespace}"
+
+
+class EnvironmentSpec(BaseModel):
+    """An envbuild environment: the input of the build workflow."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="envbuild environment spec",
+        json_schema_extra={"$id": "https://envbuild.dev/schema/environment-spec.schema.json"},
+    )
+
+    environment: Annotated[
+        str,
+        Field(
+            pattern=DNS_LABEL,
+            max_length=40,
+            description="Lower-case DNS label naming the build (tags, execution name, outputs).",
+            examples=["workshop"],
+        ),
+    ]
+    namespace: Namespace
+    cluster: Annotated[str, Field(pattern=CLUSTER, description="ECS cluster name or ARN (must exist).")]
+    network: Network
+    executionRoleArn: Annotated[
+        str | None,
+        Field(pattern=ROLE_ARN, description="Task execution role; default: the account's ecsTaskExecutionRole."),
+    ] = None
+    taskRoleArn: Annotated[
+        str | None, Field(pattern=ROLE_ARN, description="Task role; default: the account's ecsTaskRole.")
+    ] = None
+    services: Annotated[
+        list[Service], Field(min_length=1, max_length=MAX_SERVICES, description="Services to build.")
+    ]
+
+    @field_validator("services")
+    @classmethod
+    def _unique_names(cls, value: list[Service]) -> list[Service]:
+        names = [service.name for service in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"service names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.rsplit("/", 1)[-1]
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    def tags(self) -> dict[str, str]:
+        return managed_tags(self.environment)
+
+    def request_token(self, *parts: str) -> str:
+        """Deterministic idempotency token for one resource of this environment (<= 64 chars)."""
+        digest = hashlib.sha256(":".join((self.environment, *parts)).encode()).hexdigest()[:32]
+        return f"envbuild-{digest}"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation with errors a user can act on
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(spec)"
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed at the parent of ``loc`` (for "did you mean")."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+            None,
+        )
+        if current is None:
+            return []
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        where = _location(loc)
+        if item["type"] == "extra_forbidden":
+            known = _known_fields(EnvironmentSpec, loc)
+            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else f" (allowed: {', '.join(known)})" if known else ""
+            problems.append(f"{where}: unknown field{hint}")
+        elif item["type"] == "missing":
+            problems.append(f"{where}: required field is missing")
+        elif item["type"] == "string_pattern_mismatch":
+            pattern = str((item.get("ctx") or {}).get("pattern", ""))
+            hint = PATTERN_HINTS.get(pattern, f"must match {pattern}")
+            problems.append(f"{where}: {hint} (got {json.dumps(item.get('input'))[:80]})")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            value = item.get("input")
+            shown = "" if isinstance(value, dict | list) or value is None else f" (got {json.dumps(value)[:80]})"
+            problems.append(f"{where}: {message}{shown}")
+    return problems
+
+
+def parse_spec(raw: object) -> EnvironmentSpec:
+    """Validate a raw spec; raise InvalidSpec naming every bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidSpec(f"the spec must be a JSON object, got {type(raw).__name__}")
+    try:
+        return EnvironmentSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = describe_errors(error)
+        raise InvalidSpec(f"{len(problems)} problem(s) in the spec: " + "; ".join(problems)) from None
+
+
+def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> EnvironmentSpec:
+    """Fill the defaults that depend on the account (the workshop's role names)."""
+    role = f"arn:{partition}:iam::{account_id}:role/"
+    return spec.model_copy(
+        update={
+            "executionRoleArn": spec.executionRoleArn or role + DEFAULT_EXECUTION_ROLE,
+            "taskRoleArn": spec.taskRoleArn or role + DEFAULT_TASK_ROLE,
+        }
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = EnvironmentSpec.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+if __name__ == "__main__":  # pragma: no cover - used by `make schema`
+    json.dump(json_schema(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")

@@ -1,0 +1,57 @@
+"""Shapes of the data the state machine passes between steps (kept small: N services x bytes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from envbuild_lambda.settings import PollSchedule
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Poll(_State):
+    """Where a bounded poll stands: the ASL's Choice compares attempt with maxAttempts."""
+
+    attempt: int = 0
+    waitSeconds: int
+    maxAttempts: int
+
+    @classmethod
+    def start(cls, schedule: PollSchedule) -> Poll:
+        return cls(attempt=0, waitSeconds=schedule.wait_before(0), maxAttempts=schedule.max_attempts)
+
+    def next(self, schedule: PollSchedule) -> Poll:
+        attempt = self.attempt + 1
+        return Poll(attempt=attempt, waitSeconds=schedule.wait_before(attempt), maxAttempts=self.maxAttempts)
+
+
+class NamespaceState(_State):
+    name: str
+    vpcId: str
+    id: str | None = None
+    arn: str | None = None
+    hostedZoneId: str | None = None
+    operationId: str | None = None
+    status: Literal["SUBMITTED", "PENDING", "SUCCESS"]
+    adopted: bool = False
+    poll: Poll
+    message: str = ""
+
+
+class TaskDefinitionRef(_State):
+    name: str
+    #: "family:revision" (the ARN is derived when needed)
+    taskDefinition: str
+    logGroup: str
+
+
+class ServicesState(_State):
+    ready: bool
+    poll: Poll
+    message: str = ""
+    #: ECS service name -> "created" | "adopted"
+    actions: dict[str, str] = {}
