@@ -1,0 +1,407 @@
+"""Static checks of template.yaml (and the ASL it references) against docs/design.md and the issue.
+
+These need no AWS and no emulator: they parse the SAM template with a YAML loader that understands
+CloudFormation's short tags (!Sub, !GetAtt, !Ref, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+DESIGN = ROOT / "docs" / "design.md"
+EVENTS = ROOT / "events"
+
+
+# --- loading ----------------------------------------------------------------------------------
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Tag value` into the long form `{"Fn::Tag": value}` / `{"Ref": v}`."""
+
+
+def _construct_cfn_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - YAML has no other node kinds
+        raise TypeError(node)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+
+
+def load_template() -> dict[str, Any]:
+    with TEMPLATE.open(encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def design_functions() -> dict[str, tuple[str, str]]:
+    """logical id -> (handler, DefinitionSubstitutions key), from the table in docs/design.md."""
+    rows = re.findall(
+        r"^\|\s*(\w+Function)\s*\|\s*([\w.]+)\s*\|\s*(\w+Arn)\s*\|\s*$",
+        DESIGN.read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
+    return {logical_id: (handler, key) for logical_id, handler, key in rows}
+
+
+DESIGN_FUNCTIONS = design_functions()
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def state_machine(template: dict[str, Any]) -> dict[str, Any]:
+    res = template["Resources"]["BuildEnvironmentStateMachine"]
+    assert res["Type"] == "AWS::Serverless::StateMachine"
+    props = res["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+def effective(template: dict[str, Any], fn: dict[str, Any], prop: str) -> Any:
+    """A function property after Globals (local value wins, maps merge)."""
+    glob = template.get("Globals", {}).get("Function", {}).get(prop)
+    local = fn["Properties"].get(prop)
+    if isinstance(glob, dict) and isinstance(local, dict):
+        return {**glob, **local}
+    return glob if local is None else local
+
+
+def statements(fn: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in fn["Properties"].get("Policies", []) or []:
+        if isinstance(policy, dict) and "Statement" in policy:
+            yield from policy["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- functions --------------------------------------------------------------------------------
+def test_design_table_parsed() -> None:
+    assert len(DESIGN_FUNCTIONS) == 8, DESIGN_FUNCTIONS
+
+
+def test_functions_match_design(template: dict[str, Any]) -> None:
+    fns = functions(template)
+    assert set(fns) == set(DESIGN_FUNCTIONS)
+    for logical_id, (handler, _key) in DESIGN_FUNCTIONS.items():
+        assert fns[logical_id]["Properties"]["Handler"] == handler, logical_id
+
+
+def test_every_function_is_python313_on_arm64(template: dict[str, Any]) -> None:
+    for logical_id, fn in functions(template).items():
+        assert effective(template, fn, "Runtime") == "python3.13", logical_id
+        assert effective(template, fn, "Architectures") == ["arm64"], logical_id
+        assert effective(template, fn, "CodeUri") == "functions/", logical_id
+        assert effective(template, fn, "Tracing") == "Active", logical_id
+
+
+@pytest.mark.parametrize("logical_id", sorted(DESIGN_FUNCTIONS))
+def test_handler_module_exists(template: dict[str, Any], logical_id: str) -> None:
+    fn = functions(template)[logical_id]
+    module, _, attr = fn["Properties"]["Handler"].rpartition(".")
+    code_uri = ROOT / effective(template, fn, "CodeUri")
+    path = code_uri / (module.replace(".", "/") + ".py")
+    assert path.is_file(), f"{logical_id}: handler module {path.relative_to(ROOT)} missing"
+    assert re.search(rf"^(def|async def)\s+{attr}\b|^{attr}\s*=", path.read_text(), re.MULTILINE), (
+        f"{logical_id}: {path.relative_to(ROOT)} defines no {attr}"
+    )
+
+
+@pytest.mark.parametrize("logical_id", sorted(DESIGN_FUNCTIONS))
+def test_sample_event_per_function(logical_id: str) -> None:
+    module = DESIGN_FUNCTIONS[logical_id][0].rsplit(".", 2)[-2]
+    sample = EVENTS / "functions" / f"{module}.json"
+    assert sample.is_file(), f"no sample input {sample.relative_to(ROOT)} for sam local invoke"
+    json.loads(sample.read_text(encoding="utf-8"))
+
+
+def test_every_function_logs_json_to_its_own_log_group_with_retention(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    seen: set[str] = set()
+    for logical_id, fn in functions(template).items():
+        logging_config = effective(template, fn, "LoggingConfig")
+        assert logging_config["LogFormat"] == "JSON", logical_id
+        group = logging_config["LogGroup"]["Ref"]
+        assert group not in seen, f"{logical_id} shares log group {group}"
+        seen.add(group)
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert "RetentionInDays" in resources[group]["Properties"], group
+
+
+def test_function_environment(template: dict[str, Any]) -> None:
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "envbuild"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "envbuild"
+    assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    defaults = {
+        "NAMESPACE_POLL_INITIAL_SECONDS": 5,
+        "NAMESPACE_POLL_MAX_SECONDS": 30,
+        "NAMESPACE_POLL_MAX_ATTEMPTS": 20,
+        "SERVICES_POLL_INITIAL_SECONDS": 10,
+        "SERVICES_POLL_MAX_SECONDS": 30,
+        "SERVICES_POLL_MAX_ATTEMPTS": 40,
+    }
+    params = template["Parameters"]
+    for name, default in defaults.items():
+        value = env[name]
+        if isinstance(value, dict):
+            value = params[value["Ref"]]["Default"]
+        assert int(value) == default, name
+
+
+# --- state machine ----------------------------------------------------------------------------
+def test_definition_substitutions_are_the_function_arns(template: dict[str, Any]) -> None:
+    subs = state_machine(template)["DefinitionSubstitutions"]
+    expected = {key: {"Fn::GetAtt": [lid, "Arn"]} for lid, (_h, key) in DESIGN_FUNCTIONS.items()}
+    assert subs == expected
+
+
+def asl_path(template: dict[str, Any]) -> Path:
+    return ROOT / state_machine(template)["DefinitionUri"]
+
+
+def test_definition_substitutions_match_asl_placeholders(template: dict[str, Any]) -> None:
+    path = asl_path(template)
+    if not path.is_file():
+        pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
+    text = path.read_text(encoding="utf-8")
+    json.loads(text)
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
+    assert placeholders == set(state_machine(template)["DefinitionSubstitutions"])
+
+
+def test_state_machine_logging_and_tracing(template: dict[str, Any]) -> None:
+    props = state_machine(template)
+    assert props["Type"] == "STANDARD"
+    assert props["Logging"]["IncludeExecutionData"] is False
+    assert props["Tracing"] == {"Enabled": True}
+    (destination,) = props["Logging"]["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert "RetentionInDays" in template["Resources"][group]["Properties"]
+
+
+def test_state_machine_may_invoke_only_its_functions(template: dict[str, Any]) -> None:
+    invoked = set()
+    for policy in state_machine(template)["Policies"]:
+        if "LambdaInvokePolicy" in policy:
+            invoked.add(policy["LambdaInvokePolicy"]["FunctionName"]["Ref"])
+            continue
+        for statement in policy["Statement"]:
+            actions = as_list(statement["Action"])
+            assert not any(a.startswith("lambda:") for a in actions), statement
+            assert all(a.startswith("logs:") for a in actions), statement
+    assert invoked == set(DESIGN_FUNCTIONS)
+
+
+# --- EventBridge ------------------------------------------------------------------------------
+def _matches(pattern: Any, event: Any) -> bool:
+    """EventBridge matching for the subset we use: nested objects and arrays of exact strings."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(
+            key in event and _matches(sub, event[key]) for key, sub in pattern.items()
+        )
+    assert isinstance(pattern, list), pattern
+    assert all(isinstance(p, str) for p in pattern), "only exact-string arrays are implemented"
+    values = event if isinstance(event, list) else [event]
+    return any(v in pattern for v in values)
+
+
+def event_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    ours = _matches(pattern, event)
+    try:
+        from moto.events.models import EventPattern
+    except ImportError:  # pragma: no cover - moto is in requirements-dev.txt
+        return ours
+    theirs = bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+    assert ours == theirs, "our matcher and moto's disagree"
+    return ours
+
+
+@pytest.fixture(scope="module")
+def rule(template: dict[str, Any]) -> dict[str, Any]:
+    rules = [
+        ev["Properties"]
+        for ev in state_machine(template)["Events"].values()
+        if ev["Type"] == "EventBridgeRule"
+    ]
+    assert len(rules) == 1
+    return rules[0]
+
+
+@pytest.fixture(scope="module")
+def sample_event() -> dict[str, Any]:
+    event = json.loads((EVENTS / "eventbridge-build-requested.json").read_text(encoding="utf-8"))
+    assert isinstance(event, dict)
+    return event
+
+
+def test_rule_matches_sample_event(rule: dict[str, Any], sample_event: dict[str, Any]) -> None:
+    assert rule["Pattern"] == {
+        "source": ["envbuild"],
+        "detail-type": ["Environment Build Requested"],
+    }
+    assert event_matches(rule["Pattern"], sample_event)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("detail-type", "Environment Teardown Requested"),
+        ("detail-type", "environment build requested"),
+        ("source", "aws.ecs"),
+        ("source", "envbuild.other"),
+    ],
+)
+def test_rule_ignores_other_events(
+    rule: dict[str, Any], sample_event: dict[str, Any], field: str, value: str
+) -> None:
+    other = copy.deepcopy(sample_event)
+    other[field] = value
+    assert not event_matches(rule["Pattern"], other)
+
+
+def test_rule_passes_the_spec_with_retry_and_dead_letter_queue(
+    template: dict[str, Any], rule: dict[str, Any], sample_event: dict[str, Any]
+) -> None:
+    assert rule["InputPath"] == "$.detail"
+    workshop = json.loads((EVENTS / "workshop.json").read_text(encoding="utf-8"))
+    assert sample_event["detail"] == workshop
+    assert rule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert rule["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 60
+    dlq = rule["DeadLetterConfig"]
+    if "Arn" in dlq:
+        queue = template["Resources"][dlq["Arn"]["Fn::GetAtt"][0]]
+        assert queue["Type"] == "AWS::SQS::Queue"
+        assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get(
+            "KmsMasterKeyId"
+        )
+    else:
+        assert dlq["Type"] == "SQS"
+
+
+def test_put_events_sample_matches_the_rule(rule: dict[str, Any]) -> None:
+    body = json.loads((EVENTS / "put-events-build-requested.json").read_text(encoding="utf-8"))
+    (entry,) = body["Entries"]
+    event = {"source": entry["Source"], "detail-type": entry["DetailType"]}
+    assert event_matches(rule["Pattern"], event)
+    workshop = json.loads((EVENTS / "workshop.json").read_text(encoding="utf-8"))
+    assert json.loads(entry["Detail"]) == workshop
+
+
+# --- IAM --------------------------------------------------------------------------------------
+def test_pass_role_always_restricted_to_ecs_tasks(template: dict[str, Any]) -> None:
+    found = 0
+    for logical_id, fn in functions(template).items():
+        for statement in statements(fn):
+            actions = as_list(statement["Action"])
+            assert "*" not in actions, logical_id
+            assert "iam:*" not in actions, logical_id
+            if "iam:PassRole" not in actions:
+                continue
+            found += 1
+            assert statement["Resource"] != "*", logical_id
+            condition = statement["Condition"]["StringEquals"]
+            assert condition["iam:PassedToService"] == "ecs-tasks.amazonaws.com", logical_id
+    assert found >= 1
+
+
+def test_validate_spec_makes_no_aws_calls(template: dict[str, Any]) -> None:
+    assert not functions(template)["ValidateSpecFunction"]["Properties"].get("Policies")
+
+
+# --- no literal account / region / partition --------------------------------------------------
+ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+REGION = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov)-[a-z]+-\d\b")
+PARTITION = re.compile(r"arn:aws(?:-cn|-us-gov|-iso[a-z-]*)?:")
+
+
+def literal_violations(text: str) -> list[str]:
+    found = []
+    for pattern in (ACCOUNT_ID, REGION, PARTITION):
+        found += [m.group(0) for m in pattern.finditer(text)]
+    return found
+
+
+def test_no_literal_account_region_or_partition_in_template() -> None:
+    assert literal_violations(TEMPLATE.read_text(encoding="utf-8")) == []
+
+
+def test_no_literal_account_region_or_partition_in_asl(template: dict[str, Any]) -> None:
+    path = asl_path(template)
+    if not path.is_file():
+        pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
+    assert literal_violations(path.read_text(encoding="utf-8")) == []
+
+
+def test_literal_checks_catch_violations() -> None:
+    assert literal_violations("arn:aws:iam::123456789012:role/x in eu-west-1") == [
+        "123456789012",
+        "eu-west-1",
+        "arn:aws:",
+    ]
+    assert literal_violations("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/x") == []
+
+
+# --- the workshop spec ------------------------------------------------------------------------
+def test_workshop_spec_is_the_workshop() -> None:
+    spec = json.loads((EVENTS / "workshop.json").read_text(encoding="utf-8"))
+    assert spec["environment"] == "workshop"
+    assert spec["namespace"] == {
+        "name": "workshop.local",
+        "vpcId": "${VPC_ID}",
+        "description": "Private DNS namespace for ECS workshop",
+    }
+    assert spec["cluster"] == "${CLUSTER_NAME}"
+    assert spec["network"] == {
+        "subnets": ["${PRIVATE_SUBNET_1}", "${PRIVATE_SUBNET_2}"],
+        "securityGroups": ["${ECS_SG}"],
+        "assignPublicIp": "DISABLED",
+    }
+    services = {s["name"]: s for s in spec["services"]}
+    assert list(services) == ["web", "api", "db"]
+    expected = {
+        "web": ("nginx:latest", 80, 2, {"API_ENDPOINT": "http://api.workshop.local"}),
+        "api": ("httpd:latest", 80, 2, {"DB_ENDPOINT": "db.workshop.local"}),
+        "db": ("redis:alpine", 6379, 1, {}),
+    }
+    for name, (image, port, count, env) in expected.items():
+        s = services[name]
+        assert (s["image"], s["port"], s["desiredCount"]) == (image, port, count), name
+        assert s.get("environment", {}) == env, name
+        assert (s["cpu"], s["memory"], s["dnsTtl"]) == ("256", "512", 60), name
