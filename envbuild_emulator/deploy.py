@@ -1,0 +1,79 @@
+""""Deploys" template.yaml into the emulated account, as `sam deploy` would into AWS.
+
+Functions are not uploaded: their ARNs are dispatched in-process to the handlers their CodeUri and
+Handler name. The state machine gets the ASL with its DefinitionSubstitutions resolved, and its
+EventBridge rules are created with their pattern, InputPath, retry policy and dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from envbuild_emulator.interpreter import LambdaDispatcher
+    from envbuild_emulator.template import Template
+
+STATES_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+EVENTS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@dataclass
+class Deployment:
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    rules: list[str] = field(default_factory=list)
+    dead_letter_queues: list[str] = field(default_factory=list)
+
+    @property
+    def build_state_machine_arn(self) -> str:
+        return self.state_machines["BuildEnvironmentStateMachine"]
+
+
+def deploy(template: Template, client: Callable[[str], Any], dispatcher: LambdaDispatcher) -> Deployment:
+    deployment = Deployment()
+    for function in template.functions():
+        dispatcher.register(function)
+    iam, sfn, events, sqs = client("iam"), client("stepfunctions"), client("events"), client("sqs")
+    for machine in template.state_machines():
+        role = iam.create_role(
+            RoleName=f"{machine.name}Role", AssumeRolePolicyDocument=json.dumps(STATES_TRUST)
+        )["Role"]["Arn"]
+        arn = sfn.create_state_machine(
+            name=machine.name, definition=machine.definition, roleArn=role, type="STANDARD"
+        )["stateMachineArn"]
+        deployment.state_machines[machine.logical_id] = arn
+        for index, rule in enumerate(machine.event_rules, start=1):
+            rule_name = f"{machine.name}-Rule{index}"
+            events.put_rule(
+                Name=rule_name,
+                EventPattern=json.dumps(rule["Pattern"]),
+                State="ENABLED",
+                EventBusName=rule.get("EventBusName", "default"),
+            )
+            events_role = iam.create_role(
+                RoleName=f"{rule_name}Role", AssumeRolePolicyDocument=json.dumps(EVENTS_TRUST)
+            )["Role"]["Arn"]
+            target: dict[str, Any] = {"Id": "BuildEnvironment", "Arn": arn, "RoleArn": events_role}
+            if "InputPath" in rule:
+                target["InputPath"] = rule["InputPath"]
+            if "RetryPolicy" in rule:
+                target["RetryPolicy"] = {key: int(value) for key, value in rule["RetryPolicy"].items()}
+            if "DeadLetterConfig" in rule:
+                queue = sqs.create_queue(QueueName=f"{rule_name}-dlq")["QueueUrl"]
+                queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                target["DeadLetterConfig"] = {"Arn": queue_arn}
+                deployment.dead_letter_queues.append(queue)
+            events.put_targets(Rule=rule_name, EventBusName=rule.get("EventBusName", "default"), Targets=[target])
+            deployment.rules.append(rule_name)
+    return deployment

@@ -1,0 +1,189 @@
+"""The emulated AWS account with envbuild deployed in it, in-process or served on 127.0.0.1.
+
+    with Emulator() as emu:                     # in-process (tests, `envbuild run`)
+        arn = emu.start_build(spec)
+        emu.wait(arn)
+
+    Emulator(port=5000).start()                 # server mode (`envbuild emulator`): the AWS CLI works
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from envbuild_emulator.clock import Clock
+from envbuild_emulator.deploy import Deployment, deploy
+from envbuild_emulator.events import EventBridgeToStepFunctions
+from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
+from envbuild_emulator.seed import seed
+from envbuild_emulator.template import Template, load_yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ACCOUNT = "123456789012"  # moto's default account: any access key maps to it
+SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+
+#: Environment of the emulator process: fake credentials (never real ones), quiet powertools.
+PROCESS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+    # DiscoverInstances would otherwise call data-<endpoint host> (see shared notes).
+    "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        time_scale: float = 0.0,
+        region: str = "us-east-1",
+        port: int | None = None,
+        template: Path | None = None,
+        latencies: Any = None,
+        log_level: str = "WARNING",
+        seed_prerequisites: bool = True,
+    ) -> None:
+        self.clock = Clock(time_scale)
+        self.region = region
+        self.port = port
+        self.template_path = template or REPO_ROOT / "template.yaml"
+        self.latencies = latencies
+        self.log_level = log_level
+        self.seed_prerequisites = seed_prerequisites
+        self.dispatcher = LambdaDispatcher()
+        self.endpoint_url: str | None = None
+        self.prerequisites: dict[str, str] = {}
+        self.deployment = Deployment()
+        self._stack: list[Any] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._server: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _setenv(self, key: str, value: str) -> None:
+        self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ[key] = value
+
+    def start(self) -> Emulator:
+        for key, value in PROCESS_ENVIRONMENT.items():
+            self._setenv(key, value)
+        self._setenv("AWS_DEFAULT_REGION", self.region)
+        self._setenv("POWERTOOLS_LOG_LEVEL", self.log_level)
+        self._setenv("LOG_LEVEL", self.log_level)
+        if self.port is None:
+            from moto import mock_aws
+
+            mock = mock_aws(config=SFN_CONFIG)  # type: ignore[arg-type]
+            mock.start()
+            self._stack.append(mock.stop)
+        else:
+            self._start_server(self.port)
+        from envbuild_emulator.models import World
+
+        world = World(self.clock, self.latencies) if self.latencies else World(self.clock)
+        world.install()
+        self.world = world
+        self._stack.append(world.uninstall)
+        patches = InterpreterPatches(self.dispatcher, self.clock).install()
+        self._stack.append(patches.uninstall)
+        events = EventBridgeToStepFunctions().install()
+        self._stack.append(events.uninstall)
+        account = self.client("sts").get_caller_identity()["Account"]
+        template = Template(self.template_path, load_yaml(self.template_path), account, self.region)
+        self.deployment = deploy(template, self.client, self.dispatcher)
+        # The handlers' settings were just set from the template's environment: keep the log level.
+        self._setenv("POWERTOOLS_LOG_LEVEL", self.log_level)
+        self._setenv("LOG_LEVEL", self.log_level)
+        if self.seed_prerequisites:
+            self.prerequisites = seed(self.client, self.region)
+        return self
+
+    def _start_server(self, port: int) -> None:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        if port and not port_is_free(port):
+            raise OSError(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
+        default_user_config["stepfunctions"] = dict(SFN_CONFIG["stepfunctions"])
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        host, bound = server.get_host_and_port()
+        self.port = bound
+        self.endpoint_url = f"http://{host}:{bound}"
+        self._server = server
+        self._stack.append(server.stop)
+        # The handlers (in this process) reach the served account over HTTP, as the AWS CLI does.
+        self._setenv("AWS_ENDPOINT_URL", self.endpoint_url)
+        self._setenv("MOTO_PORT", str(bound))
+
+    def stop(self) -> None:
+        while self._stack:
+            self._stack.pop()()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- use ----------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.deployment.build_state_machine_arn
+
+    def start_build(self, spec: dict[str, Any], name: str | None = None) -> str:
+        environment = str(spec.get("environment", "build"))[:40]
+        name = name or f"{environment}-{uuid.uuid4().hex[:12]}"
+        return str(
+            self.client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(spec)
+            )["executionArn"]
+        )
+
+    def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout} s (wall clock)")
+            time.sleep(0.02)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]

@@ -1,0 +1,165 @@
+"""Patches of moto's ASL interpreter: Lambda Tasks run the real handlers in-process; Wait states and
+retry back-off follow the emulator's Clock.
+
+Patch points (moto 5.2.5, see shared notes): ``lambda_eval_utils._invoke_lambda_function``,
+``WaitFunction._wait_interval`` and the ``time`` module attribute of ``retrier_decl``. Each is
+looked up through ``patch_point`` which fails loudly if moto moved it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from envbuild_emulator.clock import Clock
+from envbuild_emulator.template import Function
+
+LAMBDA_EVAL_UTILS = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+WAIT_FUNCTION = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function"
+RETRIER_DECL = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
+
+
+def patch_point(module_name: str, attribute: str) -> tuple[Any, Any]:
+    """(owner, current value) of ``module_name.attribute`` (dotted for class attributes)."""
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RuntimeError(f"moto internals moved: cannot import {module_name} (pinned moto==5.2.5?)") from error
+    *path, name = attribute.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            raise RuntimeError(f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)")
+    if not hasattr(owner, name):
+        raise RuntimeError(f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)")
+    return owner, getattr(owner, name)
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "emulated"
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaDispatcher:
+    """Dispatches a Lambda ARN to the handler its template resource names, in this process."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, Function] = {}
+        self.invocations: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def register(self, function: Function) -> None:
+        code = str(function.code_uri)
+        if code not in sys.path:
+            sys.path.insert(0, code)
+        for key, value in function.environment.items():
+            current = os.environ.get(key)
+            if current is not None and current != value and key in self._environment_keys():
+                raise ValueError(f"{function.logical_id}: environment {key}={value!r} differs from another function's")
+            os.environ[key] = value
+        self.functions[function.arn] = function
+        self.functions[function.name] = function
+
+    def _environment_keys(self) -> set[str]:
+        return {key for function in self.functions.values() for key in function.environment}
+
+    def resolve_handler(self, function: Function) -> Any:
+        module_name, _, attribute = function.handler.rpartition(".")
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+
+    def invoke(self, function_name: str, payload: Any) -> dict[str, Any]:
+        function = self.functions.get(function_name)
+        if function is None:
+            return {
+                "StatusCode": 404,
+                "FunctionError": "Unhandled",
+                "Payload": {"errorType": "ResourceNotFoundException", "errorMessage": f"Function not found: {function_name}"},
+            }
+        with self._lock:
+            self.invocations[function.logical_id] += 1
+        handler = self.resolve_handler(function)
+        context = LambdaContext(function.name, function.arn, function.memory, function.timeout)
+        event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
+        try:
+            result = handler(event, context)
+        except Exception as error:  # noqa: BLE001 - Lambda reports every handler exception this way
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "ExecutedVersion": "$LATEST",
+                "Payload": {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_exception(error)[-3:],
+                },
+            }
+        # Round-trip through JSON as Lambda does (a non-serialisable result is an error there too).
+        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": json.loads(json.dumps(result))}
+
+
+class InterpreterPatches:
+    """Installs the dispatcher and the clock into moto's interpreter; ``uninstall`` restores moto."""
+
+    def __init__(self, dispatcher: LambdaDispatcher, clock: Clock) -> None:
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _set(self, module_name: str, attribute: str, value: Any) -> None:
+        owner, original = patch_point(module_name, attribute)
+        name = attribute.rsplit(".", 1)[-1]
+        self._saved.append((owner, name, original))
+        setattr(owner, name, value)
+
+    def install(self) -> InterpreterPatches:
+        dispatcher, clock = self.dispatcher, self.clock
+
+        def invoke_lambda(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
+            return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
+
+        def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:
+            clock.sleep(wait_seconds)
+
+        class _RetryTime:
+            @staticmethod
+            def sleep(seconds: float) -> None:
+                clock.sleep(seconds)
+
+            time = staticmethod(time.time)
+            monotonic = staticmethod(time.monotonic)
+
+        self._set(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", invoke_lambda)
+        self._set(WAIT_FUNCTION, "WaitFunction._wait_interval", wait_interval)
+        self._set(RETRIER_DECL, "time", _RetryTime)
+        return self
+
+    def uninstall(self) -> None:
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            setattr(owner, name, original)
