@@ -149,6 +149,22 @@ def test_sample_event_per_function(logical_id: str) -> None:
     json.loads(sample.read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize("logical_id", sorted(DESIGN_FUNCTIONS))
+def test_sample_event_is_accepted_by_the_handler_input_model(logical_id: str) -> None:
+    """The sample is what the handler validates its event with (the spec, or an *Input model)."""
+    handler_module = DESIGN_FUNCTIONS[logical_id][0].rpartition(".")[0]
+    module = handler_module.rpartition(".")[2]
+    sample = json.loads((EVENTS / "functions" / f"{module}.json").read_text(encoding="utf-8"))
+    source = (ROOT / "functions" / (handler_module.replace(".", "/") + ".py")).read_text()
+    model_name = re.search(r"\b(\w+Input)\.model_validate\(", source)
+    if model_name is None:
+        spec = pytest.importorskip("envbuild_lambda.spec")
+        spec.parse_spec(sample)
+        return
+    inputs = pytest.importorskip("envbuild_lambda.handlers.inputs")
+    getattr(inputs, model_name.group(1)).model_validate(sample)
+
+
 def test_every_function_logs_json_to_its_own_log_group_with_retention(
     template: dict[str, Any],
 ) -> None:
