@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -82,6 +83,9 @@ class Emulator:
         os.environ[key] = value
 
     def start(self) -> Emulator:
+        # moto's interpreter logs every failed execution with a long internal repr; the execution's
+        # Error and Cause (DescribeExecution, history) are what users read.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         for key, value in PROCESS_ENVIRONMENT.items():
             self._setenv(key, value)
         self._setenv("AWS_DEFAULT_REGION", self.region)

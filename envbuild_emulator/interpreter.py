@@ -147,12 +147,11 @@ class InterpreterPatches:
             clock.sleep(wait_seconds)
 
         class _RetryTime:
+            """Stands in for the ``time`` module inside retrier_decl (which only calls sleep)."""
+
             @staticmethod
             def sleep(seconds: float) -> None:
                 clock.sleep(seconds)
-
-            time = staticmethod(time.time)
-            monotonic = staticmethod(time.monotonic)
 
         self._set(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", invoke_lambda)
         self._set(WAIT_FUNCTION, "WaitFunction._wait_interval", wait_interval)

@@ -34,7 +34,6 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
     def decorate(handler: Handler[R]) -> Handler[R]:
         @functools.wraps(handler)
         def run(event: dict[str, Any], context: LambdaContext) -> R:
-            metrics.add_dimension(name="Step", value=name)
             try:
                 return handler(event, context)
             except EnvbuildError as error:

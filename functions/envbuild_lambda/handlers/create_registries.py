@@ -15,7 +15,7 @@ from envbuild_lambda.steps import registries
 
 
 @step("CreateRegistries")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CreateRegistriesInput.model_validate(event)
     if request.namespace.id is None:
         raise NamespaceOperationFailed(f"namespace {request.namespace.name} has no id: its creation did not succeed")
@@ -23,4 +23,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         get_clients(), request.spec, request.namespace.id, get_settings().max_workers
     )
     count("Registries", len(result))
-    return result
+    # The Cloud Map part of the build, as one object (the Parallel state's first branch output).
+    return {"namespace": request.namespace.model_dump(mode="json"), "registries": result}

@@ -1,0 +1,1 @@
+"""envbuild command-line interface."""

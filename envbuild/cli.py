@@ -1,0 +1,299 @@
+"""`envbuild`: run a build on the embedded emulator or a running one, or serve the emulator.
+
+    envbuild run SPEC                      build on an embedded emulated account
+    envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
+    envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+
+STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
+VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+DEFAULT_TIME_SCALE = 0.02  # 60 emulated seconds (a Cloud Map namespace) take 1.2 s
+
+
+class CliError(Exception):
+    """An error reported in one line, exit code 2."""
+
+
+# -- spec ---------------------------------------------------------------------------------------
+def fill_variables(text: str, *sources: Mapping[str, str]) -> str:
+    """Replace ${NAME} from the first source that has it; every missing name is reported at once."""
+    missing = sorted({name for name in VARIABLE.findall(text) if not any(name in s for s in sources)})
+    if missing:
+        raise CliError(f"the spec uses {', '.join('${' + m + '}' for m in missing)}: set them in the environment")
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return next(source[name] for source in sources if name in source)
+
+    return VARIABLE.sub(value, text)
+
+
+def load_spec(path: Path, *sources: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CliError(f"cannot read spec {path}: {error.strerror}") from error
+    try:
+        spec = json.loads(fill_variables(text, *sources))
+    except json.JSONDecodeError as error:
+        raise CliError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+    if not isinstance(spec, dict):
+        raise CliError(f"{path}: the spec must be a JSON object")
+    return spec
+
+
+def execution_name(spec: Mapping[str, Any]) -> str:
+    environment = re.sub(r"[^a-z0-9-]", "-", str(spec.get("environment", "build")).lower())[:40] or "build"
+    return f"{environment}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+# -- following an execution ---------------------------------------------------------------------
+PROGRESS_TYPES = {
+    "TaskStateExited": "done",
+    "ChoiceStateExited": None,
+    "WaitStateEntered": "waiting",
+    "MapStateExited": "done",
+    "ParallelStateEntered": "started",
+    "ParallelStateExited": "done",
+}
+
+
+def follow(
+    sfn: Any, execution_arn: str, out: TextIO, clock: Callable[[], str], poll_seconds: float = 0.05
+) -> dict[str, Any]:
+    """Print each state as it ends; return DescribeExecution once the execution has stopped."""
+    seen = 0
+    in_map = 0
+    iterations = 0
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        events = _history(sfn, execution_arn)
+        for event in events[seen:]:
+            kind = event["type"]
+            if kind == "MapStateEntered":
+                in_map += 1
+            elif kind == "MapIterationSucceeded":
+                iterations += 1
+            elif kind == "MapStateExited":
+                in_map -= 1
+                name = event["stateExitedEventDetails"]["name"]
+                out.write(f"  {clock()}  ✓ {name} ({iterations} services)\n")
+                iterations = 0
+            elif kind == "WaitStateEntered":
+                name = event["stateEnteredEventDetails"]["name"]
+                out.write(f"  {clock()}  … {name}\n")
+            elif kind == "TaskStateExited" and not in_map:
+                name = event["stateExitedEventDetails"]["name"]
+                out.write(f"  {clock()}  ✓ {name}\n")
+            elif kind in ("TaskFailed", "LambdaFunctionFailed") and not in_map:
+                details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails") or {}
+                out.write(f"  {clock()}  ✗ {details.get('error', 'failed')}\n")
+            elif kind == "FailStateEntered":
+                name = event["stateEnteredEventDetails"]["name"]
+                out.write(f"  {clock()}  ✗ {name}\n")
+            out.flush()
+        seen = len(events)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(poll_seconds)
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def error_message(cause: str) -> str:
+    """A Lambda error's Cause is JSON ({errorType, errorMessage, stackTrace}); show its message."""
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, json.JSONDecodeError):
+        return cause
+    return str(parsed.get("errorMessage", cause)) if isinstance(parsed, dict) else cause
+
+
+def env_name(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def resources_env(summary: Mapping[str, Any]) -> str:
+    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, …"""
+    namespace = summary["namespace"]
+    lines = [
+        f"export NAMESPACE_ID={namespace['id']}",
+        f"export NAMESPACE_ARN={namespace['arn']}",
+        f"export NAMESPACE_NAME={namespace['name']}",
+        f"export HOSTED_ZONE_ID={namespace.get('hostedZoneId') or ''}",
+    ]
+    for service in summary["services"]:
+        prefix = env_name(service["name"])
+        lines += [
+            f"export {prefix}_SERVICE_ID={service['registryId']}",
+            f"export {prefix}_SERVICE_ARN={service['registryArn']}",
+            f"export {prefix}_ECS_SERVICE_ARN={service['serviceArn']}",
+            f"export {prefix}_TASK_DEFINITION_ARN={service['taskDefinitionArn']}",
+            f"export {prefix}_DNS_NAME={service['dnsName']}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
+    namespace = summary["namespace"]
+    adopted = " (adopted)" if namespace.get("adopted") else ""
+    out.write(f"\nEnvironment {summary['environment']} is ready.\n")
+    out.write(f"  namespace {namespace['name']}  {namespace['id']}{adopted}  hosted zone {namespace.get('hostedZoneId')}\n")
+    width = max(len(s["dnsName"]) for s in summary["services"])
+    for service in summary["services"]:
+        ips = ", ".join(service["ips"]) or "(no tasks)"
+        out.write(f"  {service['dnsName']:<{width}}  ->  {ips}\n")
+
+
+# -- commands -----------------------------------------------------------------------------------
+def find_state_machine(sfn: Any) -> str:
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == STATE_MACHINE_NAME:
+                return str(machine["stateMachineArn"])
+    raise CliError(f"no state machine {STATE_MACHINE_NAME} at the endpoint: is `envbuild emulator` running there?")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.endpoint:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(key, "testing")
+        region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        session = boto3.session.Session()
+
+        def client(service: str) -> Any:
+            return session.client(service, region_name=region, endpoint_url=args.endpoint)
+
+        from envbuild_emulator.seed import read_prerequisites
+
+        try:
+            sfn = client("stepfunctions")
+            state_machine = find_state_machine(sfn)
+            prerequisites = read_prerequisites(client)
+        except CliError:
+            raise
+        except Exception as error:
+            raise CliError(f"cannot reach the emulator at {args.endpoint}: {error}") from error
+        spec = load_spec(Path(args.spec), os.environ, prerequisites)
+        t0 = time.monotonic()
+        return build(sfn, state_machine, spec, args, out, lambda: f"{time.monotonic() - t0:6.1f}s")
+
+    from envbuild_emulator.emulator import Emulator
+
+    emulator = Emulator(time_scale=args.time_scale, region=args.region or "us-east-1")
+    out.write("Starting the embedded emulated AWS account…\n")
+    with emulator:
+        spec = load_spec(Path(args.spec), os.environ, emulator.prerequisites)
+        sfn = emulator.client("stepfunctions")
+        return build(
+            sfn, emulator.state_machine_arn, spec, args, out, lambda: f"t+{emulator.clock.now():5.0f}s"
+        )
+
+
+def build(sfn: Any, state_machine: str, spec: dict[str, Any], args: argparse.Namespace, out: TextIO,
+          clock: Callable[[], str]) -> int:
+    name = args.name or execution_name(spec)
+    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(spec))["executionArn"]
+    out.write(f"Building environment {spec.get('environment')} (execution {name})\n")
+    described = follow(sfn, arn, out, clock)
+    if described["status"] != "SUCCEEDED":
+        error = described.get("error", described["status"])
+        cause = error_message(described.get("cause", ""))
+        out.write(f"\nBuild {described['status']}: {error}: {cause}\n")
+        return 1
+    summary = json.loads(described["output"])
+    print_summary(summary, out)
+    env_file = Path(args.env_file or f"{summary['environment']}-resources.env")
+    env_file.write_text(resources_env(summary))
+    out.write(f"\nResource ids written to {env_file} (source it as the workshop's step 8 does).\n")
+    return 0
+
+
+def serve(args: argparse.Namespace, out: TextIO) -> int:
+    from envbuild_emulator.emulator import Emulator
+
+    emulator = Emulator(port=args.port, time_scale=args.time_scale, region=args.region or "us-east-1")
+    try:
+        emulator.start()
+    except OSError as error:
+        raise CliError(str(error)) from error
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        out.write(f"envbuild emulator on {emulator.endpoint_url} (region {emulator.region})\n")
+        out.write(f"State machine: {emulator.state_machine_arn}\n\nPrerequisites:\n")
+        for key, value in emulator.prerequisites.items():
+            out.write(f"export {key}={value}\n")
+        out.write(
+            "\nTry:\n"
+            f"  envbuild run events/workshop.json --endpoint {emulator.endpoint_url}\n"
+            f"  aws --endpoint-url {emulator.endpoint_url} servicediscovery list-namespaces\n"
+            f"  aws --endpoint-url {emulator.endpoint_url} events put-events"
+            " --entries file://events/put-events-build-requested.json\n"
+            "Ctrl-C stops it.\n"
+        )
+        out.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="envbuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser("run", help="build the environment a spec describes")
+    run_cmd.add_argument("spec", help="environment spec (JSON; ${VARS} filled from the environment)")
+    run_cmd.add_argument("--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)")
+    run_cmd.add_argument("--region", help="region (default us-east-1 on the emulator)")
+    run_cmd.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
+    run_cmd.add_argument("--env-file", help="where to write resource ids (default <environment>-resources.env)")
+    run_cmd.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
+                         help="real seconds per emulated second for the embedded emulator (default %(default)s)")
+    emu_cmd = commands.add_parser("emulator", help="serve the emulated AWS account with envbuild deployed")
+    emu_cmd.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default %(default)s; 0: any)")
+    emu_cmd.add_argument("--region", help="region (default us-east-1)")
+    emu_cmd.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
+                         help="real seconds per emulated second (default %(default)s)")
+    return root
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args, out) if args.command == "run" else serve(args, out)
+    except CliError as error:
+        sys.stderr.write(f"envbuild: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
