@@ -74,9 +74,9 @@ def test_scaled_sleep_never_ends_before_its_emulated_deadline() -> None:
 
 @pytest.mark.parametrize("bad", [-1.0])
 def test_rejects_negative_values(bad: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scale"):
         Clock(scale=bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative"):
         Clock().sleep(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative"):
         Clock().advance(bad)

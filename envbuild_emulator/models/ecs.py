@@ -1,0 +1,637 @@
+"""ECS services that really run tasks: Fargate tasks with awsvpc ENIs, registered in Cloud Map.
+
+moto creates services whose tasks never start (runningCount stays 0).  Here the service scheduler
+starts ``desiredCount`` tasks, moves them through their lifecycle on the World's clock, registers
+running tasks in the service's Cloud Map registries and keeps the counts in DescribeServices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ipaddress
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ._moto import MotoInternalsChanged, lookup
+from ._state import BackendState, Timers, state_of
+
+if TYPE_CHECKING:
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.subnets import Subnet
+    from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
+
+    from .world import World
+
+__all__ = ["EcsModel"]
+
+_ECS = "moto.ecs.models"
+# A running Fargate task's stop: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html
+# RUNNING -> DEACTIVATING -> STOPPING -> DEPROVISIONING -> STOPPED; the model shows DEACTIVATING
+# until ``task_stop_seconds`` later the task is STOPPED.
+_PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
+# "The service scheduler ... incrementally increase[s] the time between restart attempts" when
+# tasks keep failing to start (service throttle logic,
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-throttle-logic.html).
+# AWS gives no exact schedule: the model waits 10 s after the first failure, doubling up to 15 min.
+_RETRY_FIRST_SECONDS = 10.0
+_RETRY_MAX_SECONDS = 900.0
+
+
+@dataclass
+class _TaskRun:
+    task: Task
+    subnet_id: str
+    ip: str
+    eni_id: str
+    family: str
+    registered: list[tuple[str, str]] = field(default_factory=list)  # (sd region key, service id)
+    stopping: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return str(self.task.id)
+
+
+@dataclass
+class _ServiceRun:
+    service: Service
+    cluster_name: str
+    tasks: list[_TaskRun] = field(default_factory=list)
+    subnet_cursor: int = 0
+    failures: int = 0
+    retry_at: float | None = None
+    deleted: bool = False
+    steady_reported: bool = False
+
+
+class EcsState(BackendState):
+    def __init__(self, owner: object) -> None:
+        super().__init__(owner)
+        self.runs: list[_ServiceRun] = []
+
+    def run_of(self, service: object) -> _ServiceRun | None:
+        for run in self.runs:
+            if run.service is service:
+                return run
+        return None
+
+    def run_of_task(self, task: object) -> tuple[_ServiceRun, _TaskRun] | None:
+        for run in self.runs:
+            for task_run in run.tasks:
+                if task_run.task is task:
+                    return run, task_run
+        return None
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class EcsModel:
+    """The ECS service scheduler; its methods wrap moto's (installed by World)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def state(self, backend: EC2ContainerServiceBackend) -> EcsState:
+        return state_of(backend, self._world, EcsState)
+
+    # ------------------------------------------------------------------ wrapped backend calls
+    def after_create_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_services.html: the
+        service scheduler launches desiredCount tasks and keeps that many running."""
+        if not self._modelled(service):
+            return
+        state = self.state(backend)
+        run = _ServiceRun(service=service, cluster_name=service.cluster_name)
+        state.runs.append(run)
+        self._reconcile(backend, run, self._world.clock.now())
+
+    def after_update_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """UpdateService changes desiredCount: the scheduler starts or stops tasks.  (moto sets
+        runningCount = desiredCount at once; the model puts the real counts back.)"""
+        state = self.state(backend)
+        run = state.run_of(service)
+        if run is None:
+            if not self._modelled(service):
+                return
+            run = _ServiceRun(service=service, cluster_name=service.cluster_name)
+            state.runs.append(run)
+        if service.deployments:
+            service.deployments[0]["desiredCount"] = service.desired_count
+        run.steady_reported = False
+        run.failures, run.retry_at = 0, None
+        self._reconcile(backend, run, self._world.clock.now())
+
+    def after_delete_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """DeleteService (desiredCount 0 or force): the service's tasks are stopped and
+        deregistered.  moto already removed the service's counts from the cluster."""
+        run = self.state(backend).run_of(service)
+        if run is None:
+            return
+        now = self._world.clock.now()
+        run.deleted = True
+        service.running_count = 0
+        service.pending_count = 0
+        for task_run in list(run.tasks):
+            if task_run.task.desired_status == "RUNNING":
+                self._stop(
+                    backend,
+                    run,
+                    task_run,
+                    now,
+                    "ServiceSchedulerInitiated",
+                    self._scaling_reason(service),
+                )
+
+    def stop_task(
+        self, backend: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str
+    ) -> Task | None:
+        """StopTask on a service's task: deregistered, stopped, then replaced by the scheduler.
+        Returns None when the task is not one of the model's (moto handles it)."""
+        task_id = task_str.split("/")[-1]
+        cluster = cluster_str.split("/")[-1]
+        for run in self.state(backend).runs:
+            for task_run in run.tasks:
+                if task_run.task_id == task_id and run.cluster_name == cluster:
+                    now = self._world.clock.now()
+                    if task_run.task.desired_status == "RUNNING":
+                        self._stop(
+                            backend,
+                            run,
+                            task_run,
+                            now,
+                            "UserInitiated",
+                            reason or "Task stopped by user",
+                        )
+                        self._reconcile(backend, run, now)
+                    return task_run.task
+        return None
+
+    def filter_list_tasks(
+        self,
+        backend: EC2ContainerServiceBackend,
+        tasks: list[Task],
+        service_name: str | None,
+        desired_status: str | None,
+    ) -> list[Task]:
+        """ListTasks: ``serviceName`` keeps the tasks of that service; "The default status
+        filter is RUNNING" (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html)."""
+        if service_name:
+            name = service_name.split("/")[-1]
+            wanted = {
+                id(task_run.task)
+                for run in self.state(backend).runs
+                if run.service.name == name
+                for task_run in run.tasks
+            }
+            tasks = [task for task in tasks if id(task) in wanted]
+        status = desired_status or "RUNNING"
+        return [task for task in tasks if task.desired_status == status]
+
+    # ------------------------------------------------------------------ scheduler
+    @staticmethod
+    def _modelled(service: Service) -> bool:
+        awsvpc = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
+        return (
+            service.launch_type == "FARGATE"
+            and bool(awsvpc.get("subnets"))
+            and service.task_definition is not None
+            and service.status == "ACTIVE"
+        )
+
+    def _reconcile(self, backend: EC2ContainerServiceBackend, run: _ServiceRun, now: float) -> None:
+        """Start or stop tasks until the service has desiredCount of them."""
+        service = run.service
+        if run.deleted:
+            self._refresh_counts(backend, run)
+            return
+        active = [t for t in run.tasks if t.task.desired_status == "RUNNING"]
+        missing = int(service.desired_count) - len(active)
+        if missing > 0:
+            if run.retry_at is not None and now < run.retry_at:
+                pass  # a retry is scheduled
+            else:
+                run.retry_at = None
+                started = [self._launch(backend, run, now) for _ in range(missing)]
+                self._event(
+                    service,
+                    now,
+                    f"(service {service.name}) has started {len(started)} tasks: "
+                    + " ".join(f"(task {t.task_id})" for t in started)
+                    + ".",
+                )
+        elif missing < 0:
+            # Stop tasks that are not running yet first, then the newest running ones.
+            order = sorted(
+                active,
+                key=lambda t: (t.task.last_status == "RUNNING", t.task.created_at),
+            )
+            stopped = order[:-missing]
+            for task_run in stopped:
+                self._stop(
+                    backend,
+                    run,
+                    task_run,
+                    now,
+                    "ServiceSchedulerInitiated",
+                    self._scaling_reason(service),
+                )
+            self._event(
+                service,
+                now,
+                f"(service {service.name}) has stopped {len(stopped)} running tasks: "
+                + " ".join(f"(task {t.task_id})" for t in stopped)
+                + ".",
+            )
+        self._refresh_counts(backend, run)
+
+    def _launch(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, now: float
+    ) -> _TaskRun:
+        world = self._world
+        service = run.service
+        task_definition: TaskDefinition = backend.describe_task_definition(
+            str(service.task_definition)
+        )
+        awsvpc: dict[str, Any] = dict(service.network_configuration["awsvpcConfiguration"])
+        subnets: list[str] = list(awsvpc["subnets"])
+        subnet_id = subnets[run.subnet_cursor % len(subnets)]
+        run.subnet_cursor += 1
+        security_groups: list[str] = list(awsvpc.get("securityGroups") or [])
+
+        task_cls = lookup(_ECS, "Task")
+        cluster = backend.clusters[run.cluster_name]
+        deployment_id = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        # moto's Task makes its own awsvpc ENI (random IP outside the subnet, and it crashes
+        # when the VPC has DNS hostnames disabled): hand it a view of the task definition
+        # without network mode and attach the ENI here.
+        definition_view = copy.copy(task_definition)
+        definition_view.network_mode = None
+        task: Task = task_cls(
+            cluster=cluster,
+            task_definition=definition_view,
+            container_instance_arn=None,
+            resource_requirements=None,  # only EC2 placement uses them
+            backend=backend,
+            group=f"service:{service.name}",
+            launch_type="FARGATE",
+            started_by=deployment_id,
+            tags=list(service.tags or []) if service.propagate_tags == "SERVICE" else [],
+            networking_configuration=None,
+            platform_version=service.platform_version or "1.4.0",
+        )
+        if not hasattr(task, "_transitions"):
+            raise MotoInternalsChanged(
+                "envbuild emulator: moto.ecs.models.Task no longer has ManagedState._transitions"
+            )
+        # The model drives the lifecycle itself: no moto-managed transitions for these tasks.
+        task._transitions = []
+        task.last_status = "PROVISIONING"
+        task.desired_status = "RUNNING"
+        task.stop_code = None
+        task.network_configuration = {
+            "awsvpcConfiguration": {
+                **awsvpc,
+                "subnets": [subnet_id],
+                "securityGroups": security_groups,
+            }
+        }
+
+        ec2 = self._ec2(backend)
+        subnet = ec2.get_subnet(subnet_id)
+        eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
+        stamp = _utc(world.timestamp(now))
+        task.created_at = stamp
+        task.availability_zone = subnet.availability_zone
+        task.connectivity = "CONNECTED"
+        task.connectivity_at = stamp
+        task.cpu = task_definition.cpu
+        task.memory = task_definition.memory
+        task.health_status = "UNKNOWN"
+        task.platform_family = "Linux"
+        task.version = 1
+        task.stopped_reason = None
+        for container in task.containers:
+            container.last_status = "PENDING"
+            container.task_arn = task.task_arn
+            container.exitCode = None
+            container.network_interfaces = [
+                {"attachmentId": task.attachments[0]["id"], "privateIpv4Address": ip}
+            ]
+        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+
+        task_run = _TaskRun(task, subnet_id, ip, eni_id, task_definition.family)
+        run.tasks.append(task_run)
+        timers = self.state(backend).timers
+        start = world.latencies.task_start_seconds
+        timers.add(now + start / 2, lambda at: self._to_pending(backend, run, task_run, at))
+        timers.add(now + start, lambda at: self._to_running(backend, run, task_run, at))
+        return task_run
+
+    def _to_pending(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, task_run: _TaskRun, at: float
+    ) -> None:
+        task = task_run.task
+        if task.desired_status != "RUNNING" or task.last_status != "PROVISIONING":
+            return
+        task.last_status = "PENDING"
+        task.pull_started_at = _utc(self._world.timestamp(at))
+        task.attachments[0]["status"] = "ATTACHED"
+
+    def _to_running(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, task_run: _TaskRun, at: float
+    ) -> None:
+        task = task_run.task
+        if task.desired_status != "RUNNING" or task.last_status not in _PENDING_STATES:
+            return
+        world = self._world
+        service = run.service
+        stamp = _utc(world.timestamp(at))
+        reason = world.faults.task_start_failure(service.name, task_run.family)
+        if reason is not None:
+            # The task never reaches RUNNING: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-errors.html
+            task.pull_stopped_at = stamp
+            self._stop(backend, run, task_run, at, "TaskFailedToStart", reason, immediately=True)
+            for container in task.containers:
+                container.reason = reason
+            run.failures += 1
+            delay = min(_RETRY_FIRST_SECONDS * 2 ** (run.failures - 1), _RETRY_MAX_SECONDS)
+            run.retry_at = at + delay
+            self._event(
+                service,
+                at,
+                f"(service {service.name}) failed to launch a task with (error {reason}).",
+            )
+            if run.failures >= 3:
+                self._event(
+                    service,
+                    at,
+                    f"(service {service.name}) is unable to consistently start tasks "
+                    "successfully. For more information, see the Troubleshooting section of "
+                    "the Amazon ECS Developer Guide.",
+                )
+            self._state_timers(backend).add(
+                run.retry_at, lambda t: self._reconcile(backend, run, t)
+            )
+            self._refresh_counts(backend, run)
+            return
+        task.last_status = "RUNNING"
+        task.pull_stopped_at = stamp
+        task.started_at = stamp
+        task.health_status = "UNKNOWN"
+        for container in task.containers:
+            container.last_status = "RUNNING"
+        run.failures, run.retry_at = 0, None
+        self._refresh_counts(backend, run)
+        if service.service_registries:
+            self._state_timers(backend).add(
+                at + world.latencies.registration_seconds,
+                lambda t: self._register(backend, run, task_run, t),
+            )
+
+    def _register(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, task_run: _TaskRun, at: float
+    ) -> None:
+        """ECS registers a running task of a service with serviceRegistries in Cloud Map
+        (instance id = task id) and reports it healthy through the custom health check.
+        https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-discovery.html"""
+        task = task_run.task
+        if task.desired_status != "RUNNING" or task.last_status != "RUNNING":
+            return
+        sd_backend = self._servicediscovery(backend)
+        for registry in run.service.service_registries:
+            service_id = str(registry.get("registryArn", "")).rsplit("/", 1)[-1]
+            sd_service = sd_backend.services.get(service_id)
+            if sd_service is None:
+                continue
+            attributes = {
+                "AWS_INSTANCE_IPV4": task_run.ip,
+                "AVAILABILITY_ZONE": str(task.availability_zone),
+                "AWS_INIT_HEALTH_STATUS": "HEALTHY",
+                "ECS_CLUSTER_NAME": run.cluster_name,
+                "ECS_SERVICE_NAME": run.service.name,
+                "ECS_TASK_DEFINITION_FAMILY": task_run.family,
+                "REGION": backend.region_name,
+            }
+            port = registry.get("port") or registry.get("containerPort")
+            if port:
+                attributes["AWS_INSTANCE_PORT"] = str(port)
+            self._world.cloudmap.put_instance(
+                sd_backend, sd_service, task_run.task_id, attributes, health_status="HEALTHY"
+            )
+            self._world.cloudmap.record_operation(
+                sd_backend,
+                "REGISTER_INSTANCE",
+                {"INSTANCE": task_run.task_id, "SERVICE": service_id},
+            )
+            task_run.registered.append((backend.region_name, service_id))
+        task.health_status = "HEALTHY" if task_run.registered else task.health_status
+        self._refresh_counts(backend, run)
+
+    def _deregister(self, backend: EC2ContainerServiceBackend, task_run: _TaskRun) -> None:
+        if not task_run.registered:
+            return
+        sd_backend = self._servicediscovery(backend)
+        for _region, service_id in task_run.registered:
+            sd_service = sd_backend.services.get(service_id)
+            if sd_service is not None and self._world.cloudmap.remove_instance(
+                sd_backend, sd_service, task_run.task_id
+            ):
+                self._world.cloudmap.record_operation(
+                    sd_backend,
+                    "DEREGISTER_INSTANCE",
+                    {"INSTANCE": task_run.task_id, "SERVICE": service_id},
+                )
+        task_run.registered.clear()
+
+    def _stop(
+        self,
+        backend: EC2ContainerServiceBackend,
+        run: _ServiceRun,
+        task_run: _TaskRun,
+        now: float,
+        stop_code: str,
+        reason: str,
+        *,
+        immediately: bool = False,
+    ) -> None:
+        """Deregister first, then stop: RUNNING tasks show DEACTIVATING for task_stop_seconds."""
+        task = task_run.task
+        world = self._world
+        self._deregister(backend, task_run)
+        task.desired_status = "STOPPED"
+        task.stop_code = stop_code
+        task.stopped_reason = reason
+        task.stopping_at = _utc(world.timestamp(now))
+        was_running = task.last_status == "RUNNING"
+        if was_running and not immediately:
+            task.last_status = "DEACTIVATING"
+            self._state_timers(backend).add(
+                now + world.latencies.task_stop_seconds,
+                lambda at: self._stopped(backend, run, task_run, at),
+            )
+        else:
+            self._stopped(backend, run, task_run, now)
+        self._refresh_counts(backend, run)
+
+    def _stopped(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, task_run: _TaskRun, at: float
+    ) -> None:
+        task = task_run.task
+        stamp = _utc(self._world.timestamp(at))
+        task.last_status = "STOPPED"
+        task.stopped_at = stamp
+        task.execution_stopped_at = stamp
+        for container in task.containers:
+            container.last_status = "STOPPED"
+        for attachment in task.attachments:
+            attachment["status"] = "DELETED"
+        ec2 = self._ec2(backend)
+        # The ENI may already be gone (deleted by the user), the subnet too.
+        with contextlib.suppress(Exception):
+            ec2.delete_network_interface(task_run.eni_id)
+        with contextlib.suppress(Exception):
+            ec2.get_subnet(task_run.subnet_id).del_subnet_ip(task_run.ip)
+        self._refresh_counts(backend, run)
+
+    # ------------------------------------------------------------------ counts and events
+    def _refresh_counts(self, backend: EC2ContainerServiceBackend, run: _ServiceRun) -> None:
+        """runningCount / pendingCount of the service (and of its cluster) follow the tasks."""
+        service = run.service
+        if run.deleted:
+            return
+        live = [t.task for t in run.tasks if t.task.desired_status == "RUNNING"]
+        running = sum(1 for task in live if task.last_status == "RUNNING")
+        pending = sum(1 for task in live if task.last_status in _PENDING_STATES)
+        failed = sum(1 for t in run.tasks if t.task.stop_code == "TaskFailedToStart")
+        cluster = backend.clusters.get(run.cluster_name)
+        if cluster is not None:
+            cluster.running_tasks_count += running - int(service.running_count)
+            cluster.pending_tasks_count += pending - int(service.pending_count)
+        service.running_count = running
+        service.pending_count = pending
+        if service.deployments:
+            deployment = service.deployments[0]
+            done = running == service.desired_count and pending == 0
+            deployment.update(
+                {
+                    "desiredCount": service.desired_count,
+                    "runningCount": running,
+                    "pendingCount": pending,
+                    "failedTasks": failed,
+                    "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
+                    "rolloutStateReason": (
+                        f"ECS deployment {deployment['id']} completed."
+                        if done
+                        else f"ECS deployment {deployment['id']} in progress."
+                    ),
+                }
+            )
+        registered_all = all(
+            t.registered or not service.service_registries
+            for t in run.tasks
+            if t.task.desired_status == "RUNNING"
+        )
+        steady = (
+            running == service.desired_count
+            and pending == 0
+            and registered_all
+            and not any(t.task.last_status == "DEACTIVATING" for t in run.tasks)
+        )
+        if steady and not run.steady_reported:
+            run.steady_reported = True
+            self._event(
+                service,
+                self._world.clock.now(),
+                f"(service {service.name}) has reached a steady state.",
+            )
+        elif not steady:
+            run.steady_reported = False
+
+    def _event(self, service: Service, at: float, message: str) -> None:
+        # DescribeServices lists the newest events first.
+        service.events.insert(
+            0,
+            {
+                "id": str(uuid.uuid4()),
+                "createdAt": _utc(self._world.timestamp(at)),
+                "message": message,
+            },
+        )
+        del service.events[100:]
+
+    @staticmethod
+    def _scaling_reason(service: Service) -> str:
+        deployment = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+        return f"Scaling activity initiated by (deployment {deployment})"
+
+    # ------------------------------------------------------------------ networking
+    def _attach_eni(
+        self, ec2: EC2Backend, task: Task, subnet: Subnet, security_groups: list[str]
+    ) -> tuple[str, str]:
+        """The task's ENI, with the next free address of the subnet (AWS reserves the first
+        four and the last address of every subnet:
+        https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html)."""
+        ip = self._free_ip(ec2, subnet)
+        attachment_id = str(uuid.uuid4())
+        eni = ec2.create_network_interface(
+            subnet=subnet,
+            private_ip_address=ip,
+            group_ids=security_groups,
+            description=f"arn:aws:ecs:{task.region_name}:attachment/{attachment_id}",
+        )
+        eni.status = "in-use"
+        eni.device_index = 0
+        subnet.request_ip(ip, eni)
+        region = str(task.region_name)
+        domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+        dns_name = getattr(eni, "private_dns_name", None) or f"ip-{ip.replace('.', '-')}.{domain}"
+        task.attachments = [
+            {
+                "id": attachment_id,
+                "type": "ElasticNetworkInterface",
+                "status": "PRECREATED",
+                "details": [
+                    {"name": "subnetId", "value": subnet.id},
+                    {"name": "networkInterfaceId", "value": eni.id},
+                    {"name": "macAddress", "value": eni.mac_address},
+                    {"name": "privateDnsName", "value": dns_name},
+                    {"name": "privateIPv4Address", "value": ip},
+                ],
+            }
+        ]
+        return str(eni.id), ip
+
+    @staticmethod
+    def _free_ip(ec2: EC2Backend, subnet: Subnet) -> str:
+        network = ipaddress.ip_network(subnet.cidr_block)
+        used = set(subnet._subnet_ips)
+        for eni in ec2.enis.values():
+            if eni.subnet is not None and eni.subnet.id == subnet.id:
+                used.add(str(eni.private_ip_address))
+                used.update(str(a.get("PrivateIpAddress")) for a in eni.private_ip_addresses)
+        # hosts() skips the network and broadcast addresses; AWS also reserves +1, +2 and +3
+        for address in itertools.islice(network.hosts(), 3, None):
+            if str(address) not in used:
+                return str(address)
+        raise RuntimeError(f"subnet {subnet.id} ({subnet.cidr_block}) has no free address")
+
+    # ------------------------------------------------------------------ helpers
+    def _state_timers(self, backend: EC2ContainerServiceBackend) -> Timers:
+        return self.state(backend).timers
+
+    @staticmethod
+    def _ec2(backend: EC2ContainerServiceBackend) -> EC2Backend:
+        backends = lookup("moto.ec2.models", "ec2_backends")
+        ec2: EC2Backend = backends[backend.account_id][backend.region_name]
+        return ec2
+
+    @staticmethod
+    def _servicediscovery(backend: EC2ContainerServiceBackend) -> Any:
+        backends = lookup("moto.servicediscovery.models", "servicediscovery_backends")
+        return backends[backend.account_id][backend.region_name]

@@ -1,0 +1,414 @@
+"""``World``: the AWS behaviour models, installed onto moto.
+
+``World.install()`` replaces a few moto attributes (plain assignments on classes, so they hold on
+every thread, in-process under ``mock_aws`` and in ``ThreadedMotoServer``).  The models are lazy:
+before moto handles any request for servicediscovery, ecs or route53 the world runs ``tick()``,
+which applies everything whose time has come on the ``Clock``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..clock import Clock
+from ._moto import Patcher, lookup
+from ._state import BackendState, existing_state
+from .cloudmap import CloudMapModel
+from .ecs import EcsModel
+from .faults import Faults
+
+if TYPE_CHECKING:
+    from moto.core.common_types import TYPE_RESPONSE
+    from moto.core.responses import BaseResponse
+    from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
+    from moto.servicediscovery.models import Service as CloudMapService
+    from moto.servicediscovery.models import ServiceDiscoveryBackend
+    from moto.servicediscovery.responses import ServiceDiscoveryResponse
+
+__all__ = ["Latencies", "World"]
+
+#: Services whose requests first bring the models up to date.
+MODELLED_SERVICES = frozenset({"servicediscovery", "ecs", "route53"})
+
+_SD = "moto.servicediscovery.models"
+_SD_RESPONSES = "moto.servicediscovery.responses"
+_ECS = "moto.ecs.models"
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """How long AWS takes, in emulated seconds (the World's Clock)."""
+
+    # Cloud Map namespace creation: "it can take a minute or two" / about a minute for the
+    # CREATE_NAMESPACE operation (and its Route 53 hosted zone) to reach SUCCESS.
+    # https://docs.aws.amazon.com/cloud-map/latest/dg/creating-namespaces.html
+    namespace_operation_seconds: float = 60.0
+    # Fargate task PROVISIONING -> RUNNING (ENI attach, image pull, container start); typically
+    # tens of seconds. https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html
+    task_start_seconds: float = 30.0
+    # ECS registering a RUNNING task's IP in the Cloud Map service after it started.
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-discovery.html
+    registration_seconds: float = 5.0
+    # Every other Cloud Map operation (RegisterInstance, DeregisterInstance, DeleteNamespace,
+    # UpdateService ...): asynchronous, usually done within seconds.
+    # https://docs.aws.amazon.com/cloud-map/latest/api/API_GetOperation.html
+    service_operation_seconds: float = 2.0
+    # A RUNNING task asked to stop: DEACTIVATING .. STOPPED.  ECS waits up to the container
+    # stopTimeout (default 30 s) after SIGTERM. https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
+    task_stop_seconds: float = 30.0
+
+
+class World:
+    """The emulated AWS behaviour moto lacks, driven by one Clock.
+
+    Usage::
+
+        world = World(Clock())
+        with mock_aws(), world:          # or world.install() ... world.uninstall()
+            ...boto3 calls...
+            world.clock.advance(60)      # the next request sees the namespace created
+
+    State lives on moto's backends, so moto's resets (``mock_aws`` stop, ``/moto-api/reset``)
+    clear the modelled state with the data; the patches (and armed faults) stay installed.
+    """
+
+    _installed: ClassVar[World | None] = None
+    _install_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, clock: Clock, latencies: Latencies | None = None) -> None:
+        self.clock = clock
+        self.latencies = latencies or Latencies()
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.cloudmap = CloudMapModel(self)
+        self.ecs = EcsModel(self)
+        self._epoch0 = time.time()
+        self._patcher = Patcher()
+
+    # ------------------------------------------------------------------ time
+    def timestamp(self, at: float) -> float:
+        """Epoch seconds (what the APIs show) of emulated time ``at``."""
+        return self._epoch0 + at
+
+    def tick(self) -> None:
+        """Apply, in time order, every modelled change due at ``clock.now()``."""
+        with self.lock:
+            now = self.clock.now()
+            while True:
+                best: BackendState | None = None
+                best_key: tuple[float, int] | None = None
+                for state in self._live_states():
+                    key = state.timers.next_due()
+                    if key is not None and (best_key is None or key < best_key):
+                        best, best_key = state, key
+                if best is None or best_key is None or best_key[0] > now:
+                    return
+                due, action = best.timers.pop()
+                action(due)
+
+    def _live_states(self) -> Iterator[BackendState]:
+        for backend_dict in (
+            lookup(_SD, "servicediscovery_backends"),
+            lookup(_ECS, "ecs_backends"),
+        ):
+            for account_backends in list(backend_dict.values()):
+                for backend in list(account_backends.values()):
+                    state = existing_state(backend, self)
+                    if state is not None:
+                        yield state
+
+    # ------------------------------------------------------------------ install
+    @property
+    def installed(self) -> bool:
+        return self._patcher.active
+
+    def install(self) -> World:
+        """Patch moto (idempotent for this world; refuses while another World is installed)."""
+        with World._install_lock:
+            if World._installed is self:
+                return self
+            if World._installed is not None:
+                raise RuntimeError("another envbuild World is installed; uninstall it first")
+            try:
+                self._apply_patches()
+            except BaseException:
+                self._patcher.restore()
+                raise
+            World._installed = self
+        return self
+
+    def uninstall(self) -> None:
+        """Restore every patched moto attribute."""
+        with World._install_lock:
+            if World._installed is not self:
+                return
+            self._patcher.restore()
+            World._installed = None
+
+    def __enter__(self) -> World:
+        return self.install()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.uninstall()
+
+    def _apply_patches(self) -> None:
+        world = self
+        cloudmap = self.cloudmap
+        ecs = self.ecs
+        replace = self._patcher.replace
+
+        # -- the choke point: bring the models up to date before the request is handled
+        def wrap_call_action(original: Callable[[BaseResponse], TYPE_RESPONSE]) -> object:
+            def call_action(response: BaseResponse) -> TYPE_RESPONSE:
+                if getattr(response, "service_name", None) in MODELLED_SERVICES:
+                    with world.lock:
+                        world.tick()
+                        return original(response)
+                return original(response)
+
+            return call_action
+
+        replace("moto.core.responses", "BaseResponse.call_action", wrap_call_action)
+
+        # -- Cloud Map
+        def create_private_dns_namespace(
+            backend: ServiceDiscoveryBackend,
+            name: str,
+            creator_request_id: str | None,
+            description: str | None,
+            vpc: str,
+            tags: list[dict[str, str]] | None,
+            properties: dict[str, Any] | None,
+        ) -> str:
+            with world.lock:
+                return cloudmap.create_namespace(
+                    backend,
+                    ns_type="DNS_PRIVATE",
+                    name=name,
+                    creator_request_id=creator_request_id,
+                    description=description,
+                    vpc=vpc,
+                    tags=tags,
+                    properties=properties,
+                )
+
+        def create_public_dns_namespace(
+            backend: ServiceDiscoveryBackend,
+            name: str,
+            creator_request_id: str | None,
+            description: str | None,
+            tags: list[dict[str, str]] | None,
+            properties: dict[str, Any] | None,
+        ) -> str:
+            with world.lock:
+                return cloudmap.create_namespace(
+                    backend,
+                    ns_type="DNS_PUBLIC",
+                    name=name,
+                    creator_request_id=creator_request_id,
+                    description=description,
+                    vpc=None,
+                    tags=tags,
+                    properties=properties,
+                )
+
+        def create_http_namespace(
+            backend: ServiceDiscoveryBackend,
+            name: str,
+            creator_request_id: str | None,
+            description: str | None,
+            tags: list[dict[str, str]] | None,
+        ) -> str:
+            with world.lock:
+                return cloudmap.create_namespace(
+                    backend,
+                    ns_type="HTTP",
+                    name=name,
+                    creator_request_id=creator_request_id,
+                    description=description,
+                    vpc=None,
+                    tags=tags,
+                    properties=None,
+                )
+
+        def delete_namespace(backend: ServiceDiscoveryBackend, namespace_id: str) -> str:
+            with world.lock:
+                return cloudmap.delete_namespace(backend, namespace_id)
+
+        def wrap_create_service(original: Callable[..., CloudMapService]) -> object:
+            def create_service(
+                backend: ServiceDiscoveryBackend,
+                name: str,
+                namespace_id: str | None,
+                creator_request_id: str | None,
+                description: str | None,
+                dns_config: dict[str, Any] | None,
+                health_check_config: dict[str, Any] | None,
+                health_check_custom_config: dict[str, Any] | None,
+                tags: list[dict[str, str]] | None,
+                service_type: str | None,
+            ) -> CloudMapService:
+                with world.lock:
+                    return cloudmap.create_service(
+                        backend,
+                        original,
+                        name=name,
+                        namespace_id=namespace_id,
+                        creator_request_id=creator_request_id,
+                        description=description,
+                        dns_config=dns_config,
+                        health_check_config=health_check_config,
+                        health_check_custom_config=health_check_custom_config,
+                        tags=tags,
+                        service_type=service_type,
+                    )
+
+            return create_service
+
+        def delete_service(backend: ServiceDiscoveryBackend, service_id: str) -> None:
+            with world.lock:
+                cloudmap.delete_service(backend, service_id)
+
+        def register_instance(
+            backend: ServiceDiscoveryBackend,
+            service_id: str,
+            instance_id: str,
+            creator_request_id: str | None,
+            attributes: dict[str, str] | None,
+        ) -> str:
+            with world.lock:
+                return cloudmap.register_instance(
+                    backend, service_id, instance_id, creator_request_id, attributes
+                )
+
+        def deregister_instance(
+            backend: ServiceDiscoveryBackend, service_id: str, instance_id: str
+        ) -> str:
+            with world.lock:
+                return cloudmap.deregister_instance(backend, service_id, instance_id)
+
+        def create_operation(
+            backend: ServiceDiscoveryBackend, op_type: str, targets: dict[str, str]
+        ) -> str:
+            with world.lock:
+                return cloudmap.create_operation(backend, op_type, targets)
+
+        def list_operations(backend: ServiceDiscoveryBackend) -> list[Any]:
+            with world.lock:
+                return cloudmap.all_operations(backend)
+
+        sd_backend = "ServiceDiscoveryBackend"
+        replace(
+            _SD,
+            f"{sd_backend}.create_private_dns_namespace",
+            lambda _: create_private_dns_namespace,
+        )
+        replace(
+            _SD, f"{sd_backend}.create_public_dns_namespace", lambda _: create_public_dns_namespace
+        )
+        replace(_SD, f"{sd_backend}.create_http_namespace", lambda _: create_http_namespace)
+        replace(_SD, f"{sd_backend}.delete_namespace", lambda _: delete_namespace)
+        replace(_SD, f"{sd_backend}.create_service", wrap_create_service)
+        replace(_SD, f"{sd_backend}.delete_service", lambda _: delete_service)
+        replace(_SD, f"{sd_backend}.register_instance", lambda _: register_instance)
+        replace(_SD, f"{sd_backend}.deregister_instance", lambda _: deregister_instance)
+        replace(_SD, f"{sd_backend}._create_operation", lambda _: create_operation)
+        replace(_SD, f"{sd_backend}.list_operations", lambda _: list_operations)
+
+        def list_namespaces_response(response: ServiceDiscoveryResponse) -> str:
+            return cloudmap.list_namespaces(response)
+
+        def list_services_response(response: ServiceDiscoveryResponse) -> str:
+            return cloudmap.list_services(response)
+
+        def list_operations_response(response: ServiceDiscoveryResponse) -> str:
+            return cloudmap.list_operations(response)
+
+        sd_response = "ServiceDiscoveryResponse"
+        replace(_SD_RESPONSES, f"{sd_response}.list_namespaces", lambda _: list_namespaces_response)
+        replace(_SD_RESPONSES, f"{sd_response}.list_services", lambda _: list_services_response)
+        replace(_SD_RESPONSES, f"{sd_response}.list_operations", lambda _: list_operations_response)
+
+        # -- ECS
+        def wrap_ecs_create_service(original: Callable[..., Service]) -> object:
+            def create_service(
+                backend: EC2ContainerServiceBackend, *args: Any, **kwargs: Any
+            ) -> Service:
+                with world.lock:
+                    service = original(backend, *args, **kwargs)
+                    ecs.after_create_service(backend, service)
+                    return service
+
+            return create_service
+
+        def wrap_ecs_update_service(original: Callable[..., Service]) -> object:
+            def update_service(
+                backend: EC2ContainerServiceBackend, service_properties: dict[str, Any]
+            ) -> Service:
+                with world.lock:
+                    service = original(backend, service_properties)
+                    ecs.after_update_service(backend, service)
+                    return service
+
+            return update_service
+
+        def wrap_ecs_delete_service(original: Callable[..., Service]) -> object:
+            def delete_service(
+                backend: EC2ContainerServiceBackend,
+                cluster_name: str,
+                service_name: str,
+                force: bool,
+            ) -> Service:
+                with world.lock:
+                    service = original(backend, cluster_name, service_name, force)
+                    ecs.after_delete_service(backend, service)
+                    return service
+
+            return delete_service
+
+        def wrap_ecs_stop_task(original: Callable[..., Task]) -> object:
+            def stop_task(
+                backend: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str
+            ) -> Task:
+                with world.lock:
+                    task = ecs.stop_task(backend, cluster_str, task_str, reason)
+                    if task is not None:
+                        return task
+                    return original(backend, cluster_str, task_str, reason)
+
+            return stop_task
+
+        def wrap_ecs_list_tasks(original: Callable[..., list[Task]]) -> object:
+            def list_tasks(
+                backend: EC2ContainerServiceBackend,
+                cluster_str: str | None = None,
+                container_instance: str | None = None,
+                family: str | None = None,
+                started_by: str | None = None,
+                service_name: str | None = None,
+                desiredStatus: str | None = None,  # moto's parameter name
+            ) -> list[Task]:
+                with world.lock:
+                    tasks = original(
+                        backend, cluster_str, container_instance, family, started_by, None, None
+                    )
+                    return ecs.filter_list_tasks(backend, tasks, service_name, desiredStatus)
+
+            return list_tasks
+
+        ecs_backend = "EC2ContainerServiceBackend"
+        replace(_ECS, f"{ecs_backend}.create_service", wrap_ecs_create_service)
+        replace(_ECS, f"{ecs_backend}.update_service", wrap_ecs_update_service)
+        replace(_ECS, f"{ecs_backend}.delete_service", wrap_ecs_delete_service)
+        replace(_ECS, f"{ecs_backend}.stop_task", wrap_ecs_stop_task)
+        replace(_ECS, f"{ecs_backend}.list_tasks", wrap_ecs_list_tasks)
