@@ -1,0 +1,86 @@
+# envbuild - developer entry points. `make run` and `make test` work on a fresh clone: the first
+# target that needs the venv creates it with Python 3.13 and the pinned requirements-dev.txt.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON_VERSION := $(shell cat .python-version 2>/dev/null || echo 3.13.0)
+PORT ?= 5000
+SPEC ?= events/workshop.json
+
+# SAM needs a region even for validate/build (nothing is deployed) and python3.13 on PATH for
+# `sam build` (the venv's python comes first). Telemetry off.
+SAM_REGION ?= us-east-1
+SAM := env AWS_DEFAULT_REGION=$(SAM_REGION) SAM_CLI_TELEMETRY=0 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam
+
+.PHONY: help venv run emulator test lint validate build pytest schema clean distclean
+
+help:
+	@echo "make run        build the workshop environment on the embedded emulator ($(SPEC))"
+	@echo "make emulator   serve the emulated account on 127.0.0.1:$(PORT)"
+	@echo "make test       lint + sam validate --lint + sam build + pytest (what CI runs)"
+	@echo "make lint       ruff check, ruff format --check, mypy --strict (functions/), cfn-lint"
+	@echo "make validate   sam validate --lint"
+	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
+	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
+	@echo "make clean      remove build output and caches (distclean: the venv too)"
+
+# --- virtualenv -----------------------------------------------------------------------------
+# Python 3.13: pyenv's $(PYTHON_VERSION) if pyenv has it, else python3.13 on PATH.
+$(STAMP): requirements-dev.txt pyproject.toml
+	@py="$$(PYENV_VERSION=$(PYTHON_VERSION) pyenv which python3.13 2>/dev/null || command -v python3.13 || true)"; \
+	if [[ -z "$$py" ]]; then \
+	  echo "error: Python 3.13 not found. Install it (e.g. 'pyenv install $(PYTHON_VERSION)') or put python3.13 on PATH." >&2; \
+	  exit 1; \
+	fi; \
+	if [[ -x "$(BIN)/python" ]] && ! "$(BIN)/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+	  echo "$(VENV) is not a Python 3.13 venv: recreating it"; rm -rf "$(VENV)"; \
+	fi; \
+	if [[ ! -x "$(BIN)/python" ]]; then echo "creating $(VENV) with $$py"; "$$py" -m venv "$(VENV)"; fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(STAMP)
+
+# --- run ------------------------------------------------------------------------------------
+run: $(STAMP)
+	$(BIN)/envbuild run $(SPEC)
+
+emulator: $(STAMP)
+	$(BIN)/envbuild emulator --port $(PORT)
+
+# --- checks ---------------------------------------------------------------------------------
+test: lint validate build pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+validate: $(STAMP)
+	$(SAM) validate --lint --template-file template.yaml
+
+build: $(STAMP)
+	$(SAM) build --template-file template.yaml
+
+# pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+schema: $(STAMP)
+	@mkdir -p schema
+	PYTHONPATH=functions $(BIN)/python -m envbuild_lambda.spec > schema/environment-spec.schema.json.tmp
+	mv schema/environment-spec.schema.json.tmp schema/environment-spec.schema.json
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
