@@ -1,0 +1,79 @@
+"""Settings read from the environment and the bounded poll schedule (functions/envbuild_lambda/settings.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from envbuild_lambda.settings import PollSchedule, Settings, get_settings
+
+
+def test_wait_before_doubles_from_the_initial_wait_and_is_capped() -> None:
+    schedule = PollSchedule(initial_seconds=5, max_seconds=30, max_attempts=20)
+    assert [schedule.wait_before(a) for a in range(6)] == [5, 10, 20, 30, 30, 30]
+
+
+def test_wait_before_stays_capped_for_huge_attempt_numbers() -> None:
+    schedule = PollSchedule(initial_seconds=1, max_seconds=45, max_attempts=1000)
+    assert schedule.wait_before(10_000) == 45
+    assert isinstance(schedule.wait_before(10_000), int)
+
+
+def test_budget_seconds_is_the_sum_of_every_wait() -> None:
+    assert PollSchedule(5, 30, 20).budget_seconds() == 5 + 10 + 20 + 30 * 17
+    assert PollSchedule(10, 30, 40).budget_seconds() == 10 + 20 + 30 * 38
+    assert PollSchedule(3, 3, 1).budget_seconds() == 3
+
+
+def test_from_env_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.namespace_poll == PollSchedule(5, 30, 20)
+    assert settings.services_poll == PollSchedule(10, 30, 40)
+    assert settings.max_workers == 4
+
+
+def test_from_env_overrides_every_value() -> None:
+    settings = Settings.from_env(
+        {
+            "NAMESPACE_POLL_INITIAL_SECONDS": "1",
+            "NAMESPACE_POLL_MAX_SECONDS": "2",
+            "NAMESPACE_POLL_MAX_ATTEMPTS": "3",
+            "SERVICES_POLL_INITIAL_SECONDS": "4",
+            "SERVICES_POLL_MAX_SECONDS": "5",
+            "SERVICES_POLL_MAX_ATTEMPTS": "6",
+            "ENVBUILD_MAX_WORKERS": "7",
+        }
+    )
+    assert settings == Settings(PollSchedule(1, 2, 3), PollSchedule(4, 5, 6), 7)
+
+
+def test_an_empty_variable_means_the_default() -> None:
+    assert Settings.from_env({"ENVBUILD_MAX_WORKERS": ""}).max_workers == 4
+
+
+@pytest.mark.parametrize("raw", ["abc", "1.5", "ten"])
+def test_a_non_number_raises_naming_the_variable_and_value(raw: str) -> None:
+    with pytest.raises(ValueError, match=f"environment variable SERVICES_POLL_MAX_ATTEMPTS must be a whole number, got '{raw}'"):
+        Settings.from_env({"SERVICES_POLL_MAX_ATTEMPTS": raw})
+
+
+@pytest.mark.parametrize("raw", ["0", "-3"])
+def test_a_number_below_one_raises_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ValueError, match=f"environment variable ENVBUILD_MAX_WORKERS must be >= 1, got {raw}"):
+        Settings.from_env({"ENVBUILD_MAX_WORKERS": raw})
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings.from_env({}).max_workers = 9  # type: ignore[misc]
+
+
+def test_get_settings_reads_the_process_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAMESPACE_POLL_MAX_ATTEMPTS", "9")
+    first = get_settings()
+    assert first.namespace_poll.max_attempts == 9
+    monkeypatch.setenv("NAMESPACE_POLL_MAX_ATTEMPTS", "11")
+    assert get_settings() is first
+    assert os.environ["NAMESPACE_POLL_MAX_ATTEMPTS"] == "11"
