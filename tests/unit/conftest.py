@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -38,6 +39,14 @@ STATIC_VARS = {
     "PRIVATE_SUBNET_2": "subnet-0a1b2c3d4e5f60002",
     "ECS_SG": "sg-0a1b2c3d4e5f60003",
 }
+
+
+#: One botocore session for the whole run: it caches the service models (a new one per test is slow).
+BOTOCORE = botocore.session.Session()
+
+
+def session() -> boto3.session.Session:
+    return boto3.session.Session(botocore_session=BOTOCORE, region_name=REGION)
 
 
 def fill(template: str, variables: dict[str, str]) -> str:
@@ -85,7 +94,12 @@ class FakeContext:
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake credentials and region, no endpoint or profile leaking in; fresh settings and clients."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
         if name.startswith(("NAMESPACE_POLL_", "SERVICES_POLL_", "ENVBUILD_", "MOTO_ECS_")):
@@ -117,7 +131,7 @@ def mocked_aws() -> Iterator[None]:
 
 @pytest.fixture
 def clients(mocked_aws: None) -> Clients:
-    return Clients(boto3.session.Session())
+    return Clients(session())
 
 
 @pytest.fixture
@@ -156,23 +170,48 @@ class Prerequisites:
 
 @pytest.fixture
 def prerequisites(mocked_aws: None) -> Prerequisites:
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = session().client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = tuple(
-        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
-            "SubnetId"
-        ]
+        ec2.create_subnet(
+            VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}"
+        )["Subnet"]["SubnetId"]
         for i, az in ((1, "a"), (2, "b"))
     )
-    sg = ec2.create_security_group(GroupName="ecs-sg", Description="ecs tasks", VpcId=vpc_id)["GroupId"]
-    boto3.client("ecs", region_name=REGION).create_cluster(clusterName="workshop-cluster")
-    return Prerequisites(vpc_id=vpc_id, subnets=(subnets[0], subnets[1]), security_group=sg, cluster="workshop-cluster")
+    sg = ec2.create_security_group(GroupName="ecs-sg", Description="ecs tasks", VpcId=vpc_id)[
+        "GroupId"
+    ]
+    session().client("ecs").create_cluster(clusterName="workshop-cluster")
+    return Prerequisites(
+        vpc_id=vpc_id,
+        subnets=(subnets[0], subnets[1]),
+        security_group=sg,
+        cluster="workshop-cluster",
+    )
 
 
 @pytest.fixture
-def spec(prerequisites: Prerequisites) -> EnvironmentSpec:
-    """The workshop spec on the mocked prerequisites, normalised as ValidateSpec returns it."""
-    return normalize(parse_spec(workshop_spec(prerequisites.variables())), partition="aws", account_id=ACCOUNT)
+def cluster(mocked_aws: None) -> str:
+    session().client("ecs").create_cluster(clusterName=STATIC_VARS["CLUSTER_NAME"])
+    return STATIC_VARS["CLUSTER_NAME"]
+
+
+@pytest.fixture
+def spec(cluster: str) -> EnvironmentSpec:
+    """The workshop spec (static network ids, the cluster made), normalised as ValidateSpec returns it.
+
+    moto's Cloud Map and Route 53 do not look the VPC up, so no EC2 resources are needed (they are
+    slow to make); the ECS service tests use ``network_spec``.
+    """
+    return normalize(parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT)
+
+
+@pytest.fixture
+def network_spec(prerequisites: Prerequisites) -> EnvironmentSpec:
+    """The workshop spec on real mocked VPC, subnets, security group and cluster."""
+    return normalize(
+        parse_spec(workshop_spec(prerequisites.variables())), partition="aws", account_id=ACCOUNT
+    )
 
 
 @pytest.fixture

@@ -33,38 +33,53 @@ def test_throttling_codes_map_to_aws_throttled(code: str) -> None:
 @pytest.mark.parametrize("code", sorted(ACCESS_DENIED_CODES))
 def test_access_denied_codes_map_to_access_denied_pointing_at_the_policy(code: str) -> None:
     error = map_client_error(
-        client_error(code, "User is not authorized to perform: ecs:CreateService"), "CreateService web"
+        client_error(code, "User is not authorized to perform: ecs:CreateService"),
+        "CreateService web",
     )
     assert type(error) is AccessDenied
-    assert str(error).startswith(f"CreateService web: {code}: User is not authorized to perform: ecs:CreateService")
+    assert str(error).startswith(
+        f"CreateService web: {code}: User is not authorized to perform: ecs:CreateService"
+    )
     assert "policy" in str(error)
     assert "template.yaml" in str(error)
 
 
 @pytest.mark.parametrize("code", sorted(NOT_FOUND_CODES))
 def test_not_found_codes_map_to_resource_not_found(code: str) -> None:
-    error = map_client_error(client_error(code, "Cluster not found."), "DescribeServices in cluster c")
+    error = map_client_error(
+        client_error(code, "Cluster not found."), "DescribeServices in cluster c"
+    )
     assert type(error) is ResourceNotFound
     assert str(error) == f"DescribeServices in cluster c: {code}: Cluster not found."
 
 
 def test_conflicting_domain_exists_maps_to_namespace_conflict() -> None:
     error = map_client_error(
-        client_error("ConflictingDomainExists", "A conflicting domain exists"), "CreatePrivateDnsNamespace a.local"
+        client_error("ConflictingDomainExists", "A conflicting domain exists"),
+        "CreatePrivateDnsNamespace a.local",
     )
     assert type(error) is NamespaceConflict
-    assert str(error) == "CreatePrivateDnsNamespace a.local: ConflictingDomainExists: A conflicting domain exists"
+    assert (
+        str(error)
+        == "CreatePrivateDnsNamespace a.local: ConflictingDomainExists: A conflicting domain exists"
+    )
 
 
-@pytest.mark.parametrize("code", ["InvalidParameterException", "InvalidInput", "ResourceLimitExceeded", "Unknown"])
+@pytest.mark.parametrize(
+    "code", ["InvalidParameterException", "InvalidInput", "ResourceLimitExceeded", "Unknown"]
+)
 def test_other_codes_map_to_aws_request_failed(code: str) -> None:
-    error = map_client_error(client_error(code, "something is wrong"), "RegisterTaskDefinition w-web")
+    error = map_client_error(
+        client_error(code, "something is wrong"), "RegisterTaskDefinition w-web"
+    )
     assert type(error) is AwsRequestFailed
     assert str(error) == f"RegisterTaskDefinition w-web: {code}: something is wrong"
 
 
 def test_an_answer_without_a_message_names_action_and_code() -> None:
-    error = map_client_error(ClientError({"Error": {"Code": "InternalFailure"}}, "Op"), "GetOperation op-1")
+    error = map_client_error(
+        ClientError({"Error": {"Code": "InternalFailure"}}, "Op"), "GetOperation op-1"
+    )
     assert str(error) == "GetOperation op-1: InternalFailure"
 
 
@@ -75,7 +90,13 @@ def test_an_answer_without_an_error_block_is_unknown() -> None:
 
 
 def test_every_mapped_error_is_an_envbuild_error() -> None:
-    for code in ("Throttling", "AccessDenied", "ServiceNotFound", "ConflictingDomainExists", "Other"):
+    for code in (
+        "Throttling",
+        "AccessDenied",
+        "ServiceNotFound",
+        "ConflictingDomainExists",
+        "Other",
+    ):
         assert isinstance(map_client_error(client_error(code), "x"), EnvbuildError)
 
 

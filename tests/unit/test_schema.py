@@ -60,12 +60,14 @@ def _objects(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]
 def test_every_object_definition_forbids_additional_properties(committed: dict[str, Any]) -> None:
     objects = dict(_objects(committed))
     assert set(objects) == {"#", "#/$defs/Namespace", "#/$defs/Network", "#/$defs/Service"}
-    assert {where: obj.get("additionalProperties") for where, obj in objects.items()} == dict.fromkeys(
-        objects, False
-    )
+    assert {
+        where: obj.get("additionalProperties") for where, obj in objects.items()
+    } == dict.fromkeys(objects, False)
 
 
-def test_workshop_spec_is_valid_against_the_schema(validator: jsonschema.protocols.Validator) -> None:
+def test_workshop_spec_is_valid_against_the_schema(
+    validator: jsonschema.protocols.Validator,
+) -> None:
     assert list(validator.iter_errors(workshop_spec())) == []
 
 
@@ -93,7 +95,13 @@ def test_schema_rejects_an_unknown_field_at_each_level(
 
 
 def test_schema_requires_the_documented_fields(committed: dict[str, Any]) -> None:
-    assert set(committed["required"]) == {"environment", "namespace", "cluster", "network", "services"}
+    assert set(committed["required"]) == {
+        "environment",
+        "namespace",
+        "cluster",
+        "network",
+        "services",
+    }
     assert set(committed["$defs"]["Service"]["required"]) == {"name", "image", "port"}
     assert set(committed["$defs"]["Namespace"]["required"]) == {"name", "vpcId"}
     assert set(committed["$defs"]["Network"]["required"]) == {"subnets", "securityGroups"}

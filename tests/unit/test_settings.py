@@ -55,13 +55,18 @@ def test_an_empty_variable_means_the_default() -> None:
 
 @pytest.mark.parametrize("raw", ["abc", "1.5", "ten"])
 def test_a_non_number_raises_naming_the_variable_and_value(raw: str) -> None:
-    with pytest.raises(ValueError, match=f"environment variable SERVICES_POLL_MAX_ATTEMPTS must be a whole number, got '{raw}'"):
+    with pytest.raises(
+        ValueError,
+        match=f"environment variable SERVICES_POLL_MAX_ATTEMPTS must be a whole number, got '{raw}'",
+    ):
         Settings.from_env({"SERVICES_POLL_MAX_ATTEMPTS": raw})
 
 
 @pytest.mark.parametrize("raw", ["0", "-3"])
 def test_a_number_below_one_raises_naming_the_variable(raw: str) -> None:
-    with pytest.raises(ValueError, match=f"environment variable ENVBUILD_MAX_WORKERS must be >= 1, got {raw}"):
+    with pytest.raises(
+        ValueError, match=f"environment variable ENVBUILD_MAX_WORKERS must be >= 1, got {raw}"
+    ):
         Settings.from_env({"ENVBUILD_MAX_WORKERS": raw})
 
 
