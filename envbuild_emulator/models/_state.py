@@ -57,7 +57,7 @@ def state_of[S: BackendState](backend: object, owner: object, factory: Callable[
     if state is None or state.owner is not owner:
         state = factory(owner)
         vars(backend)[_ATTRIBUTE] = state
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 def existing_state(backend: object, owner: object) -> BackendState | None:

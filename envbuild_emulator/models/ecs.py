@@ -41,6 +41,13 @@ _RETRY_FIRST_SECONDS = 10.0
 _RETRY_MAX_SECONDS = 900.0
 
 
+def _show(target: object, **fields: object) -> None:
+    """Set response fields moto's models do not declare (its serializer reads attributes by
+    their snake_case names, e.g. ``stop_code`` -> ``stopCode``)."""
+    for name, value in fields.items():
+        setattr(target, name, value)
+
+
 @dataclass
 class _TaskRun:
     task: Task
@@ -48,6 +55,9 @@ class _TaskRun:
     ip: str
     eni_id: str
     family: str
+    availability_zone: str
+    created: float
+    stop_code: str | None = None
     registered: list[tuple[str, str]] = field(default_factory=list)  # (sd region key, service id)
     stopping: bool = False
 
@@ -229,7 +239,7 @@ class EcsModel:
             # Stop tasks that are not running yet first, then the newest running ones.
             order = sorted(
                 active,
-                key=lambda t: (t.task.last_status == "RUNNING", t.task.created_at),
+                key=lambda t: (t.task.last_status == "RUNNING", t.created),
             )
             stopped = order[:-missing]
             for task_run in stopped:
@@ -293,7 +303,6 @@ class EcsModel:
         task._transitions = []
         task.last_status = "PROVISIONING"
         task.desired_status = "RUNNING"
-        task.stop_code = None
         task.network_configuration = {
             "awsvpcConfiguration": {
                 **awsvpc,
@@ -306,26 +315,32 @@ class EcsModel:
         subnet = ec2.get_subnet(subnet_id)
         eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
         stamp = _utc(world.timestamp(now))
-        task.created_at = stamp
-        task.availability_zone = subnet.availability_zone
-        task.connectivity = "CONNECTED"
-        task.connectivity_at = stamp
-        task.cpu = task_definition.cpu
-        task.memory = task_definition.memory
-        task.health_status = "UNKNOWN"
-        task.platform_family = "Linux"
-        task.version = 1
-        task.stopped_reason = None
+        _show(
+            task,
+            created_at=stamp,
+            availability_zone=subnet.availability_zone,
+            connectivity="CONNECTED",
+            connectivity_at=stamp,
+            cpu=task_definition.cpu,
+            memory=task_definition.memory,
+            health_status="UNKNOWN",
+            platform_family="Linux",
+            version=1,
+            stopped_reason=None,
+            stop_code=None,
+        )
         for container in task.containers:
             container.last_status = "PENDING"
             container.task_arn = task.task_arn
-            container.exitCode = None
+            _show(container, exitCode=None)
             container.network_interfaces = [
                 {"attachmentId": task.attachments[0]["id"], "privateIpv4Address": ip}
             ]
         backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
 
-        task_run = _TaskRun(task, subnet_id, ip, eni_id, task_definition.family)
+        task_run = _TaskRun(
+            task, subnet_id, ip, eni_id, task_definition.family, subnet.availability_zone, now
+        )
         run.tasks.append(task_run)
         timers = self.state(backend).timers
         start = world.latencies.task_start_seconds
@@ -340,7 +355,7 @@ class EcsModel:
         if task.desired_status != "RUNNING" or task.last_status != "PROVISIONING":
             return
         task.last_status = "PENDING"
-        task.pull_started_at = _utc(self._world.timestamp(at))
+        _show(task, pull_started_at=_utc(self._world.timestamp(at)))
         task.attachments[0]["status"] = "ATTACHED"
 
     def _to_running(
@@ -355,10 +370,10 @@ class EcsModel:
         reason = world.faults.task_start_failure(service.name, task_run.family)
         if reason is not None:
             # The task never reaches RUNNING: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-errors.html
-            task.pull_stopped_at = stamp
+            _show(task, pull_stopped_at=stamp)
             self._stop(backend, run, task_run, at, "TaskFailedToStart", reason, immediately=True)
             for container in task.containers:
-                container.reason = reason
+                _show(container, reason=reason)
             run.failures += 1
             delay = min(_RETRY_FIRST_SECONDS * 2 ** (run.failures - 1), _RETRY_MAX_SECONDS)
             run.retry_at = at + delay
@@ -381,9 +396,7 @@ class EcsModel:
             self._refresh_counts(backend, run)
             return
         task.last_status = "RUNNING"
-        task.pull_stopped_at = stamp
-        task.started_at = stamp
-        task.health_status = "UNKNOWN"
+        _show(task, pull_stopped_at=stamp, started_at=stamp)
         for container in task.containers:
             container.last_status = "RUNNING"
         run.failures, run.retry_at = 0, None
@@ -411,7 +424,7 @@ class EcsModel:
                 continue
             attributes = {
                 "AWS_INSTANCE_IPV4": task_run.ip,
-                "AVAILABILITY_ZONE": str(task.availability_zone),
+                "AVAILABILITY_ZONE": task_run.availability_zone,
                 "AWS_INIT_HEALTH_STATUS": "HEALTHY",
                 "ECS_CLUSTER_NAME": run.cluster_name,
                 "ECS_SERVICE_NAME": run.service.name,
@@ -430,7 +443,8 @@ class EcsModel:
                 {"INSTANCE": task_run.task_id, "SERVICE": service_id},
             )
             task_run.registered.append((backend.region_name, service_id))
-        task.health_status = "HEALTHY" if task_run.registered else task.health_status
+        if task_run.registered:
+            _show(task, health_status="HEALTHY")
         self._refresh_counts(backend, run)
 
     def _deregister(self, backend: EC2ContainerServiceBackend, task_run: _TaskRun) -> None:
@@ -465,9 +479,10 @@ class EcsModel:
         world = self._world
         self._deregister(backend, task_run)
         task.desired_status = "STOPPED"
-        task.stop_code = stop_code
-        task.stopped_reason = reason
-        task.stopping_at = _utc(world.timestamp(now))
+        task_run.stop_code = stop_code
+        _show(
+            task, stop_code=stop_code, stopped_reason=reason, stopping_at=_utc(world.timestamp(now))
+        )
         was_running = task.last_status == "RUNNING"
         if was_running and not immediately:
             task.last_status = "DEACTIVATING"
@@ -485,8 +500,7 @@ class EcsModel:
         task = task_run.task
         stamp = _utc(self._world.timestamp(at))
         task.last_status = "STOPPED"
-        task.stopped_at = stamp
-        task.execution_stopped_at = stamp
+        _show(task, stopped_at=stamp, execution_stopped_at=stamp)
         for container in task.containers:
             container.last_status = "STOPPED"
         for attachment in task.attachments:
@@ -508,7 +522,7 @@ class EcsModel:
         live = [t.task for t in run.tasks if t.task.desired_status == "RUNNING"]
         running = sum(1 for task in live if task.last_status == "RUNNING")
         pending = sum(1 for task in live if task.last_status in _PENDING_STATES)
-        failed = sum(1 for t in run.tasks if t.task.stop_code == "TaskFailedToStart")
+        failed = sum(1 for t in run.tasks if t.stop_code == "TaskFailedToStart")
         cluster = backend.clusters.get(run.cluster_name)
         if cluster is not None:
             cluster.running_tasks_count += running - int(service.running_count)
@@ -587,7 +601,7 @@ class EcsModel:
         )
         eni.status = "in-use"
         eni.device_index = 0
-        subnet.request_ip(ip, eni)
+        subnet.request_ip(ip, eni)  # type: ignore[arg-type]  # moto keeps ENIs there too (EFS)
         region = str(task.region_name)
         domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
         dns_name = getattr(eni, "private_dns_name", None) or f"ip-{ip.replace('.', '-')}.{domain}"

@@ -1,0 +1,249 @@
+"""ECS services that run tasks, register them in Cloud Map and publish A records."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from envbuild_emulator.models import World
+
+from .conftest import Clients, Network
+
+CLUSTER = "envbuild"
+
+
+@pytest.fixture
+def registry(world: World, aws: Clients, network: Network, make_namespace: Any) -> dict[str, Any]:
+    namespace_id = make_namespace("workshop.local", network.vpc_id)
+    service = aws.sd.create_service(
+        Name="web",
+        NamespaceId=namespace_id,
+        DnsConfig={"NamespaceId": namespace_id, "DnsRecords": [{"Type": "A", "TTL": 60}]},
+        HealthCheckCustomConfig={"FailureThreshold": 1},
+    )["Service"]
+    namespace = aws.sd.get_namespace(Id=namespace_id)["Namespace"]
+    aws.ecs.create_cluster(clusterName=CLUSTER)
+    aws.ecs.register_task_definition(
+        family="dev-web",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "web", "image": "nginx:latest", "essential": True}],
+    )
+    return {
+        "service": service,
+        "zone_id": namespace["Properties"]["DnsProperties"]["HostedZoneId"],
+    }
+
+
+def _create_service(aws: Clients, network: Network, registry: dict[str, Any], count: int) -> None:
+    aws.ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="web-service",
+        taskDefinition="dev-web",
+        desiredCount=count,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(network.subnets),
+                "securityGroups": [network.security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        serviceRegistries=[{"registryArn": registry["service"]["Arn"]}],
+    )
+
+
+def _service(aws: Clients) -> dict[str, Any]:
+    return dict(aws.ecs.describe_services(cluster=CLUSTER, services=["web-service"])["services"][0])
+
+
+def _tasks(aws: Clients, **filters: str) -> list[dict[str, Any]]:
+    arns = aws.ecs.list_tasks(cluster=CLUSTER, serviceName="web-service", **filters)["taskArns"]
+    if not arns:
+        return []
+    return list(aws.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"])
+
+
+def _ip(task: dict[str, Any]) -> str:
+    details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+    return str(details["privateIPv4Address"])
+
+
+def _a_records(aws: Clients, zone_id: str) -> dict[str, str]:
+    sets = aws.route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return {
+        s["SetIdentifier"]: s["ResourceRecords"][0]["Value"]
+        for s in sets
+        if s["Type"] == "A" and s["Name"] == "web.workshop.local."
+    }
+
+
+def test_service_tasks_start_register_and_publish_records(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=3)
+    service = _service(aws)
+    assert (service["runningCount"], service["pendingCount"]) == (0, 3)
+
+    tasks = _tasks(aws, desiredStatus="RUNNING")
+    assert len(tasks) == 3
+    assert {t["lastStatus"] for t in tasks} == {"PROVISIONING"}
+    for task in tasks:
+        assert task["group"] == "service:web-service"
+        assert task["startedBy"].startswith("ecs-svc/")
+        assert task["launchType"] == "FARGATE"
+        subnet_id = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}["subnetId"]
+        cidr, zone = network.subnets[subnet_id]
+        assert ipaddress.ip_address(_ip(task)) in ipaddress.ip_network(cidr)
+        assert task["availabilityZone"] == zone
+    # round-robin over the subnets, unique addresses
+    assert len({_ip(t) for t in tasks}) == 3
+    subnets_used = {
+        d["value"] for t in tasks for d in t["attachments"][0]["details"] if d["name"] == "subnetId"
+    }
+    assert subnets_used == set(network.subnets)
+
+    world.clock.advance(world.latencies.task_start_seconds)
+    assert {t["lastStatus"] for t in _tasks(aws)} == {"RUNNING"}
+    service = _service(aws)
+    assert (service["runningCount"], service["pendingCount"]) == (3, 0)
+    assert aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"] == []
+
+    world.clock.advance(world.latencies.registration_seconds)
+    instances = aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"]
+    by_task = {t["taskArn"].rsplit("/", 1)[-1]: t for t in _tasks(aws)}
+    assert {i["Id"] for i in instances} == set(by_task)
+    for instance in instances:
+        task = by_task[instance["Id"]]
+        attributes = instance["Attributes"]
+        assert attributes["AWS_INSTANCE_IPV4"] == _ip(task)
+        assert attributes["AVAILABILITY_ZONE"] == task["availabilityZone"]
+        assert attributes["ECS_SERVICE_NAME"] == "web-service"
+        assert attributes["ECS_CLUSTER_NAME"] == CLUSTER
+        assert attributes["ECS_TASK_DEFINITION_FAMILY"] == "dev-web"
+    health = aws.sd.get_instances_health_status(ServiceId=registry["service"]["Id"])["Status"]
+    assert health == dict.fromkeys(by_task, "HEALTHY")
+    discovered = aws.sd.discover_instances(
+        NamespaceName="workshop.local", ServiceName="web", HealthStatus="HEALTHY"
+    )["Instances"]
+    assert {i["InstanceId"] for i in discovered} == set(by_task)
+    assert _a_records(aws, registry["zone_id"]) == {k: _ip(t) for k, t in by_task.items()}
+    assert any("steady state" in e["message"] for e in _service(aws)["events"])
+
+
+def test_scaling_down_deregisters_and_stops_tasks(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=2)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    assert len(_a_records(aws, registry["zone_id"])) == 2
+
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", desiredCount=1)
+    service = _service(aws)
+    assert (service["desiredCount"], service["runningCount"]) == (1, 1)
+    remaining = _tasks(aws)
+    assert len(remaining) == 1
+    remaining_id = remaining[0]["taskArn"].rsplit("/", 1)[-1]
+    instances = aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"]
+    assert [i["Id"] for i in instances] == [remaining_id]
+    assert list(_a_records(aws, registry["zone_id"])) == [remaining_id]
+
+    stopping = _tasks(aws, desiredStatus="STOPPED")
+    assert len(stopping) == 1
+    assert stopping[0]["lastStatus"] == "DEACTIVATING"
+    assert stopping[0]["stopCode"] == "ServiceSchedulerInitiated"
+    world.clock.advance(world.latencies.task_stop_seconds)
+    assert _tasks(aws, desiredStatus="STOPPED")[0]["lastStatus"] == "STOPPED"
+
+    # scale up again: a new task is started and registered
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", desiredCount=2)
+    assert _service(aws)["pendingCount"] == 1
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    assert len(_a_records(aws, registry["zone_id"])) == 2
+
+
+def test_delete_service_stops_and_deregisters_everything(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=2)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    aws.ecs.delete_service(cluster=CLUSTER, service="web-service", force=True)
+    assert aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"] == []
+    assert _a_records(aws, registry["zone_id"]) == {}
+    assert aws.ecs.list_tasks(cluster=CLUSTER)["taskArns"] == []
+    # the registry can now be deleted
+    aws.sd.delete_service(Id=registry["service"]["Id"])
+
+
+def test_stopped_task_is_replaced(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=1)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    [task] = _tasks(aws)
+    aws.ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="testing")
+    assert _a_records(aws, registry["zone_id"]) == {}
+    [replacement] = _tasks(aws)
+    assert replacement["taskArn"] != task["taskArn"]
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    assert list(_a_records(aws, registry["zone_id"])) == [replacement["taskArn"].rsplit("/", 1)[-1]]
+
+
+def test_tasks_that_fail_to_start_are_never_registered(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    reason = "CannotPullContainerError: pull access denied for nginx:nope"
+    world.faults.tasks_fail_to_start("web-service", reason=reason)
+    _create_service(aws, network, registry, count=2)
+    world.clock.advance(world.latencies.task_start_seconds)
+
+    stopped = _tasks(aws, desiredStatus="STOPPED")
+    assert len(stopped) == 2
+    for task in stopped:
+        assert task["lastStatus"] == "STOPPED"
+        assert task["stoppedReason"] == reason
+        assert task["stopCode"] == "TaskFailedToStart"
+    service = _service(aws)
+    assert service["runningCount"] == 0
+    assert any(reason in event["message"] for event in service["events"])
+
+    world.clock.advance(600)  # the scheduler keeps retrying, the tasks keep failing
+    service = _service(aws)
+    assert service["runningCount"] < service["desiredCount"]
+    assert aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"] == []
+    assert _a_records(aws, registry["zone_id"]) == {}
+
+    # once the image is fixed the next attempt succeeds
+    world.faults.clear_tasks_fail_to_start("web-service")
+    world.clock.advance(900 + world.latencies.task_start_seconds)
+    world.clock.advance(world.latencies.registration_seconds)
+    assert _service(aws)["runningCount"] == 2
+    assert len(_a_records(aws, registry["zone_id"])) == 2
+
+
+def test_fault_by_task_definition_family(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    world.faults.tasks_fail_to_start("dev-web")
+    _create_service(aws, network, registry, count=1)
+    world.clock.advance(world.latencies.task_start_seconds)
+    [task] = _tasks(aws, desiredStatus="STOPPED")
+    assert task["stoppedReason"].startswith("CannotPullContainerError")
+
+
+def test_services_without_fargate_awsvpc_are_left_to_moto(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    aws.ecs.register_task_definition(
+        family="ec2-app", containerDefinitions=[{"name": "a", "image": "x", "memory": 128}]
+    )
+    aws.ecs.create_service(
+        cluster=CLUSTER, serviceName="ec2-service", taskDefinition="ec2-app", desiredCount=1
+    )
+    world.clock.advance(120)
+    service = aws.ecs.describe_services(cluster=CLUSTER, services=["ec2-service"])["services"][0]
+    assert service["runningCount"] == 0

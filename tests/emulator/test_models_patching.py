@@ -1,0 +1,74 @@
+"""The patch points: they must exist (fail loudly if moto moves them) and be undone cleanly."""
+
+from __future__ import annotations
+
+import pytest
+from moto.core.responses import BaseResponse
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.servicediscovery.models import ServiceDiscoveryBackend
+
+from envbuild_emulator.clock import Clock
+from envbuild_emulator.models import (
+    INTERNALS,
+    PATCH_POINTS,
+    MotoInternalsChanged,
+    Ref,
+    World,
+    lookup,
+)
+from envbuild_emulator.models._moto import Patcher
+
+from .conftest import Clients, Network
+
+
+@pytest.mark.parametrize("ref", PATCH_POINTS + INTERNALS, ids=str)
+def test_every_moto_internal_the_models_use_exists(ref: Ref) -> None:
+    assert lookup(ref.module, ref.attr) is not None
+
+
+def test_a_moved_internal_fails_loudly_and_names_it() -> None:
+    with pytest.raises(MotoInternalsChanged, match=r"moto\.ecs\.models\.Task\.no_such_method"):
+        lookup("moto.ecs.models", "Task.no_such_method")
+    with pytest.raises(MotoInternalsChanged, match=r"moto\.no_such_module"):
+        lookup("moto.no_such_module", "Anything")
+    with pytest.raises(MotoInternalsChanged, match="NoSuchClass"):
+        Patcher().replace("moto.ecs.models", "NoSuchClass.method", lambda original: original)
+
+
+def test_install_patches_and_uninstall_restores_everything() -> None:
+    before = {str(ref): lookup(ref.module, ref.attr) for ref in PATCH_POINTS}
+    world = World(Clock())
+    with world:
+        assert world.installed
+        changed = [
+            str(ref) for ref in PATCH_POINTS if lookup(ref.module, ref.attr) is not before[str(ref)]
+        ]
+        assert changed == [str(ref) for ref in PATCH_POINTS]
+        with pytest.raises(RuntimeError, match="another envbuild World"):
+            World(Clock()).install()
+    assert [world.installed] == [False]
+    after = {str(ref): lookup(ref.module, ref.attr) for ref in PATCH_POINTS}
+    assert after == before
+    assert (
+        vars(BaseResponse)["call_action"] is before["moto.core.responses.BaseResponse.call_action"]
+    )
+    assert (
+        vars(EC2ContainerServiceBackend)["create_service"]
+        is before["moto.ecs.models.EC2ContainerServiceBackend.create_service"]
+    )
+    assert (
+        vars(ServiceDiscoveryBackend)["register_instance"]
+        is before["moto.servicediscovery.models.ServiceDiscoveryBackend.register_instance"]
+    )
+
+
+def test_moto_reset_clears_the_model_state(world: World, aws: Clients, network: Network) -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    aws.sd.create_private_dns_namespace(Name="app.local", Vpc=network.vpc_id)
+    moto_api_backend.reset()  # what POST /moto-api/reset does
+    world.clock.advance(120)
+    # the pending operation went with the data: nothing appears later
+    assert aws.sd.list_namespaces()["Namespaces"] == []
+    assert aws.sd.list_operations()["Operations"] == []
+    assert aws.route53.list_hosted_zones()["HostedZones"] == []
