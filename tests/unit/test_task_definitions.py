@@ -1,0 +1,160 @@
+"""Fargate task definitions and their /ecs/<family> log groups (functions/envbuild_lambda/steps/task_definitions.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from envbuild_lambda.aws import Caller, Clients
+from envbuild_lambda.errors import AccessDenied
+from envbuild_lambda.spec import EnvironmentSpec
+from envbuild_lambda.steps import task_definitions
+
+from .conftest import ACCOUNT, Override, client_error
+
+EXEC_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
+TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskRole"
+MANAGED = {"envbuild:environment": "workshop", "envbuild:managed": "true"}
+
+
+def log_groups(clients: Clients, prefix: str) -> list[dict[str, Any]]:
+    return clients.logs.describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
+
+
+def test_register_creates_the_log_group_and_the_fargate_task_definition(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    ref = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    assert ref.model_dump() == {
+        "name": "web",
+        "taskDefinition": "workshop-web:1",
+        "logGroup": "/ecs/workshop-web",
+    }
+
+    (group,) = log_groups(clients, "/ecs/workshop-web")
+    assert group["logGroupName"] == "/ecs/workshop-web"
+    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop-web")["tags"] == MANAGED
+
+    described = clients.ecs.describe_task_definition(
+        taskDefinition="workshop-web:1", include=["TAGS"]
+    )
+    definition = described["taskDefinition"]
+    assert definition["family"] == "workshop-web"
+    assert definition["networkMode"] == "awsvpc"
+    assert definition["requiresCompatibilities"] == ["FARGATE"]
+    assert (definition["cpu"], definition["memory"]) == ("256", "512")
+    assert definition["executionRoleArn"] == EXEC_ROLE
+    assert definition["taskRoleArn"] == TASK_ROLE
+    (container,) = definition["containerDefinitions"]
+    assert container["name"] == "web"
+    assert container["image"] == "nginx:latest"
+    assert container["essential"] is True
+    assert [(p["containerPort"], p["protocol"]) for p in container["portMappings"]] == [(80, "tcp")]
+    assert container["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": "/ecs/workshop-web",
+            "awslogs-region": "us-east-1",
+            "awslogs-stream-prefix": "ecs",
+        },
+    }
+    assert container["environment"] == [
+        {"name": "API_ENDPOINT", "value": "http://api.workshop.local"}
+    ]
+    assert {t["key"]: t["value"] for t in described["tags"]} == MANAGED
+
+
+def test_environment_variables_are_sorted_by_name(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    service = spec.service("api").model_copy(
+        update={"environment": {"ZED": "z", "ALPHA": "a", "MID": "m"}}
+    )
+    task_definitions.register(clients, caller, "workshop", service, EXEC_ROLE, TASK_ROLE)
+    (container,) = clients.ecs.describe_task_definition(taskDefinition="workshop-api")[
+        "taskDefinition"
+    ]["containerDefinitions"]
+    assert [e["name"] for e in container["environment"]] == ["ALPHA", "MID", "ZED"]
+
+
+def test_a_service_without_environment_gets_an_empty_environment(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    task_definitions.register(clients, caller, "workshop", spec.service("db"), EXEC_ROLE, TASK_ROLE)
+    definition = clients.ecs.describe_task_definition(taskDefinition="workshop-db")[
+        "taskDefinition"
+    ]
+    (container,) = definition["containerDefinitions"]
+    assert container.get("environment", []) == []
+    assert [p["containerPort"] for p in container["portMappings"]] == [6379]
+
+
+def test_cpu_and_memory_of_the_spec_are_the_task_size(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    service = spec.service("web").model_copy(update={"cpu": "1024", "memory": "8192"})
+    task_definitions.register(clients, caller, "workshop", service, EXEC_ROLE, TASK_ROLE)
+    definition = clients.ecs.describe_task_definition(taskDefinition="workshop-web")[
+        "taskDefinition"
+    ]
+    assert (definition["cpu"], definition["memory"]) == ("1024", "8192")
+
+
+def test_an_existing_log_group_is_kept_as_it_is(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    clients.logs.create_log_group(logGroupName="/ecs/workshop-web", tags={"owner": "someone"})
+    clients.logs.put_retention_policy(logGroupName="/ecs/workshop-web", retentionInDays=7)
+    ref = task_definitions.register(
+        clients, caller, "workshop", spec.service("web"), EXEC_ROLE, TASK_ROLE
+    )
+    assert ref.logGroup == "/ecs/workshop-web"
+    (group,) = log_groups(clients, "/ecs/workshop-web")
+    assert group["retentionInDays"] == 7
+    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop-web")["tags"] == {
+        "owner": "someone"
+    }
+
+
+def test_ensure_log_group_says_whether_it_created_the_group(clients: Clients) -> None:
+    assert task_definitions.ensure_log_group(clients, "/ecs/x", MANAGED) is True
+    assert task_definitions.ensure_log_group(clients, "/ecs/x", MANAGED) is False
+    assert len(log_groups(clients, "/ecs/x")) == 1
+
+
+def test_registering_again_makes_the_next_revision(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    again = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    assert again.taskDefinition == "workshop-web:2"
+
+
+def test_log_group_error_other_than_exists_is_mapped(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    def denied(**kwargs: Any) -> None:
+        raise client_error(
+            "AccessDeniedException",
+            "not authorized to perform logs:CreateLogGroup",
+            "CreateLogGroup",
+        )
+
+    clients.logs = Override(clients.logs, create_log_group=denied)  # type: ignore[misc]
+    with pytest.raises(
+        AccessDenied, match=r"CreateLogGroup /ecs/workshop-web: AccessDeniedException"
+    ):
+        task_definitions.register(
+            clients, caller, "workshop", spec.service("web"), EXEC_ROLE, TASK_ROLE
+        )
+    assert clients.ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_container_definition_uses_the_callers_region_for_awslogs(spec: EnvironmentSpec) -> None:
+    container = task_definitions.container_definition(
+        spec.service("web"), "/ecs/workshop-web", "eu-west-1"
+    )
+    assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
