@@ -1,8 +1,8 @@
 """`envbuild`: run a build on the embedded emulator or a running one, or serve the emulator.
 
-    envbuild run SPEC                      build on an embedded emulated account
-    envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
-    envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
+envbuild run SPEC                      build on an embedded emulated account
+envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
+envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
 """
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ class CliError(Exception):
 # -- spec ---------------------------------------------------------------------------------------
 def fill_variables(text: str, *sources: Mapping[str, str]) -> str:
     """Replace ${NAME} from the first source that has it; every missing name is reported at once."""
-    missing = sorted({name for name in VARIABLE.findall(text) if not any(name in s for s in sources)})
+    missing = sorted(
+        {name for name in VARIABLE.findall(text) if not any(name in s for s in sources)}
+    )
     if missing:
-        raise CliError(f"the spec uses {', '.join('${' + m + '}' for m in missing)}: set them in the environment")
+        raise CliError(
+            f"the spec uses {', '.join('${' + m + '}' for m in missing)}: set them in the environment"
+        )
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -53,14 +57,18 @@ def load_spec(path: Path, *sources: Mapping[str, str]) -> dict[str, Any]:
     try:
         spec = json.loads(fill_variables(text, *sources))
     except json.JSONDecodeError as error:
-        raise CliError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+        raise CliError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from error
     if not isinstance(spec, dict):
         raise CliError(f"{path}: the spec must be a JSON object")
     return spec
 
 
 def execution_name(spec: Mapping[str, Any]) -> str:
-    environment = re.sub(r"[^a-z0-9-]", "-", str(spec.get("environment", "build")).lower())[:40] or "build"
+    environment = (
+        re.sub(r"[^a-z0-9-]", "-", str(spec.get("environment", "build")).lower())[:40] or "build"
+    )
     return f"{environment}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
@@ -103,7 +111,11 @@ def follow(
                 name = event["stateExitedEventDetails"]["name"]
                 out.write(f"  {clock()}  ✓ {name}\n")
             elif kind in ("TaskFailed", "LambdaFunctionFailed") and not in_map:
-                details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails") or {}
+                details = (
+                    event.get("lambdaFunctionFailedEventDetails")
+                    or event.get("taskFailedEventDetails")
+                    or {}
+                )
                 out.write(f"  {clock()}  ✗ {details.get('error', 'failed')}\n")
             elif kind == "FailStateEntered":
                 name = event["stateEnteredEventDetails"]["name"]
@@ -164,7 +176,9 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
     namespace = summary["namespace"]
     adopted = " (adopted)" if namespace.get("adopted") else ""
     out.write(f"\nEnvironment {summary['environment']} is ready.\n")
-    out.write(f"  namespace {namespace['name']}  {namespace['id']}{adopted}  hosted zone {namespace.get('hostedZoneId')}\n")
+    out.write(
+        f"  namespace {namespace['name']}  {namespace['id']}{adopted}  hosted zone {namespace.get('hostedZoneId')}\n"
+    )
     width = max(len(s["dnsName"]) for s in summary["services"])
     for service in summary["services"]:
         ips = ", ".join(service["ips"]) or "(no tasks)"
@@ -177,7 +191,9 @@ def find_state_machine(sfn: Any) -> str:
         for machine in page["stateMachines"]:
             if machine["name"] == STATE_MACHINE_NAME:
                 return str(machine["stateMachineArn"])
-    raise CliError(f"no state machine {STATE_MACHINE_NAME} at the endpoint: is `envbuild emulator` running there?")
+    raise CliError(
+        f"no state machine {STATE_MACHINE_NAME} at the endpoint: is `envbuild emulator` running there?"
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -212,14 +228,27 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         spec = load_spec(Path(args.spec), os.environ, emulator.prerequisites)
         sfn = emulator.client("stepfunctions")
         return build(
-            sfn, emulator.state_machine_arn, spec, args, out, lambda: f"t+{emulator.clock.now():5.0f}s"
+            sfn,
+            emulator.state_machine_arn,
+            spec,
+            args,
+            out,
+            lambda: f"t+{emulator.clock.now():5.0f}s",
         )
 
 
-def build(sfn: Any, state_machine: str, spec: dict[str, Any], args: argparse.Namespace, out: TextIO,
-          clock: Callable[[], str]) -> int:
+def build(
+    sfn: Any,
+    state_machine: str,
+    spec: dict[str, Any],
+    args: argparse.Namespace,
+    out: TextIO,
+    clock: Callable[[], str],
+) -> int:
     name = args.name or execution_name(spec)
-    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(spec))["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(spec))[
+        "executionArn"
+    ]
     out.write(f"Building environment {spec.get('environment')} (execution {name})\n")
     described = follow(sfn, arn, out, clock)
     if described["status"] != "SUCCEEDED":
@@ -238,7 +267,9 @@ def build(sfn: Any, state_machine: str, spec: dict[str, Any], args: argparse.Nam
 def serve(args: argparse.Namespace, out: TextIO) -> int:
     from envbuild_emulator.emulator import Emulator
 
-    emulator = Emulator(port=args.port, time_scale=args.time_scale, region=args.region or "us-east-1")
+    emulator = Emulator(
+        port=args.port, time_scale=args.time_scale, region=args.region or "us-east-1"
+    )
     try:
         emulator.start()
     except OSError as error:
@@ -268,21 +299,41 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="envbuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(
+        prog="envbuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = root.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="build the environment a spec describes")
-    run_cmd.add_argument("spec", help="environment spec (JSON; ${VARS} filled from the environment)")
-    run_cmd.add_argument("--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)")
+    run_cmd.add_argument(
+        "spec", help="environment spec (JSON; ${VARS} filled from the environment)"
+    )
+    run_cmd.add_argument(
+        "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
+    )
     run_cmd.add_argument("--region", help="region (default us-east-1 on the emulator)")
     run_cmd.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
-    run_cmd.add_argument("--env-file", help="where to write resource ids (default <environment>-resources.env)")
-    run_cmd.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
-                         help="real seconds per emulated second for the embedded emulator (default %(default)s)")
-    emu_cmd = commands.add_parser("emulator", help="serve the emulated AWS account with envbuild deployed")
-    emu_cmd.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default %(default)s; 0: any)")
+    run_cmd.add_argument(
+        "--env-file", help="where to write resource ids (default <environment>-resources.env)"
+    )
+    run_cmd.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help="real seconds per emulated second for the embedded emulator (default %(default)s)",
+    )
+    emu_cmd = commands.add_parser(
+        "emulator", help="serve the emulated AWS account with envbuild deployed"
+    )
+    emu_cmd.add_argument(
+        "--port", type=int, default=5000, help="port on 127.0.0.1 (default %(default)s; 0: any)"
+    )
     emu_cmd.add_argument("--region", help="region (default us-east-1)")
-    emu_cmd.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
-                         help="real seconds per emulated second (default %(default)s)")
+    emu_cmd.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help="real seconds per emulated second (default %(default)s)",
+    )
     return root
 
 

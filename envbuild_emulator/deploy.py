@@ -1,4 +1,4 @@
-""""Deploys" template.yaml into the emulated account, as `sam deploy` would into AWS.
+""" "Deploys" template.yaml into the emulated account, as `sam deploy` would into AWS.
 
 Functions are not uploaded: their ARNs are dispatched in-process to the handlers their CodeUri and
 Handler name. The state machine gets the ASL with its DefinitionSubstitutions resolved, and its
@@ -19,11 +19,23 @@ if TYPE_CHECKING:
 
 STATES_TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
 }
 EVENTS_TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
 }
 
 
@@ -38,7 +50,9 @@ class Deployment:
         return self.state_machines["BuildEnvironmentStateMachine"]
 
 
-def deploy(template: Template, client: Callable[[str], Any], dispatcher: LambdaDispatcher) -> Deployment:
+def deploy(
+    template: Template, client: Callable[[str], Any], dispatcher: LambdaDispatcher
+) -> Deployment:
     deployment = Deployment()
     for function in template.functions():
         dispatcher.register(function)
@@ -66,14 +80,18 @@ def deploy(template: Template, client: Callable[[str], Any], dispatcher: LambdaD
             if "InputPath" in rule:
                 target["InputPath"] = rule["InputPath"]
             if "RetryPolicy" in rule:
-                target["RetryPolicy"] = {key: int(value) for key, value in rule["RetryPolicy"].items()}
+                target["RetryPolicy"] = {
+                    key: int(value) for key, value in rule["RetryPolicy"].items()
+                }
             if "DeadLetterConfig" in rule:
                 queue = sqs.create_queue(QueueName=f"{rule_name}-dlq")["QueueUrl"]
-                queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
+                queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
                 target["DeadLetterConfig"] = {"Arn": queue_arn}
                 deployment.dead_letter_queues.append(queue)
-            events.put_targets(Rule=rule_name, EventBusName=rule.get("EventBusName", "default"), Targets=[target])
+            events.put_targets(
+                Rule=rule_name, EventBusName=rule.get("EventBusName", "default"), Targets=[target]
+            )
             deployment.rules.append(rule_name)
     return deployment

@@ -1,10 +1,10 @@
 """The emulated AWS account with envbuild deployed in it, in-process or served on 127.0.0.1.
 
-    with Emulator() as emu:                     # in-process (tests, `envbuild run`)
-        arn = emu.start_build(spec)
-        emu.wait(arn)
+with Emulator() as emu:                     # in-process (tests, `envbuild run`)
+    arn = emu.start_build(spec)
+    emu.wait(arn)
 
-    Emulator(port=5000).start()                 # server mode (`envbuild emulator`): the AWS CLI works
+Emulator(port=5000).start()                 # server mode (`envbuild emulator`): the AWS CLI works
 """
 
 from __future__ import annotations
@@ -155,7 +155,9 @@ class Emulator:
 
     # -- use ----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        return boto3.session.Session().client(
+            service, region_name=self.region, endpoint_url=self.endpoint_url
+        )
 
     @property
     def state_machine_arn(self) -> str:
@@ -178,7 +180,9 @@ class Emulator:
             if described["status"] != "RUNNING":
                 return described
             if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout} s (wall clock)")
+                raise TimeoutError(
+                    f"execution {execution_arn} still RUNNING after {timeout} s (wall clock)"
+                )
             time.sleep(0.02)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:

@@ -23,7 +23,9 @@ from typing import Any
 from envbuild_emulator.clock import Clock
 from envbuild_emulator.template import Function
 
-LAMBDA_EVAL_UTILS = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+LAMBDA_EVAL_UTILS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+)
 WAIT_FUNCTION = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function"
 RETRIER_DECL = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
 
@@ -33,14 +35,20 @@ def patch_point(module_name: str, attribute: str) -> tuple[Any, Any]:
     try:
         owner: Any = importlib.import_module(module_name)
     except ImportError as error:
-        raise RuntimeError(f"moto internals moved: cannot import {module_name} (pinned moto==5.2.5?)") from error
+        raise RuntimeError(
+            f"moto internals moved: cannot import {module_name} (pinned moto==5.2.5?)"
+        ) from error
     *path, name = attribute.split(".")
     for part in path:
         owner = getattr(owner, part, None)
         if owner is None:
-            raise RuntimeError(f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)")
+            raise RuntimeError(
+                f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)"
+            )
     if not hasattr(owner, name):
-        raise RuntimeError(f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)")
+        raise RuntimeError(
+            f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)"
+        )
     return owner, getattr(owner, name)
 
 
@@ -80,7 +88,9 @@ class LambdaDispatcher:
         for key, value in function.environment.items():
             current = os.environ.get(key)
             if current is not None and current != value and key in self._environment_keys():
-                raise ValueError(f"{function.logical_id}: environment {key}={value!r} differs from another function's")
+                raise ValueError(
+                    f"{function.logical_id}: environment {key}={value!r} differs from another function's"
+                )
             os.environ[key] = value
         self.functions[function.arn] = function
         self.functions[function.name] = function
@@ -99,7 +109,10 @@ class LambdaDispatcher:
             return {
                 "StatusCode": 404,
                 "FunctionError": "Unhandled",
-                "Payload": {"errorType": "ResourceNotFoundException", "errorMessage": f"Function not found: {function_name}"},
+                "Payload": {
+                    "errorType": "ResourceNotFoundException",
+                    "errorMessage": f"Function not found: {function_name}",
+                },
             }
         with self._lock:
             self.invocations[function.logical_id] += 1
@@ -108,7 +121,7 @@ class LambdaDispatcher:
         event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
         try:
             result = handler(event, context)
-        except Exception as error:  # noqa: BLE001 - Lambda reports every handler exception this way
+        except Exception as error:
             return {
                 "StatusCode": 200,
                 "FunctionError": "Unhandled",
@@ -120,7 +133,11 @@ class LambdaDispatcher:
                 },
             }
         # Round-trip through JSON as Lambda does (a non-serialisable result is an error there too).
-        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": json.loads(json.dumps(result))}
+        return {
+            "StatusCode": 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": json.loads(json.dumps(result)),
+        }
 
 
 class InterpreterPatches:
@@ -140,7 +157,9 @@ class InterpreterPatches:
     def install(self) -> InterpreterPatches:
         dispatcher, clock = self.dispatcher, self.clock
 
-        def invoke_lambda(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
+        def invoke_lambda(
+            parameters: dict[str, Any], region: str, state_credentials: Any
+        ) -> dict[str, Any]:
             return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
 
         def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:

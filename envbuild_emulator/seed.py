@@ -16,17 +16,25 @@ PARAMETER = "/envbuild-emulator/prerequisites"
 ECS_TASKS_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
     ],
 }
 TAGS = [{"Key": "envbuild:emulator", "Value": "prerequisites"}]
 
 
-def seed(client: Callable[[str], Any], region: str, cluster_name: str = "workshop-cluster") -> dict[str, str]:
+def seed(
+    client: Callable[[str], Any], region: str, cluster_name: str = "workshop-cluster"
+) -> dict[str, str]:
     ec2 = client("ec2")
     vpc = ec2.create_vpc(
         CidrBlock="10.0.0.0/16",
-        TagSpecifications=[{"ResourceType": "vpc", "Tags": [*TAGS, {"Key": "Name", "Value": "workshop-vpc"}]}],
+        TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [*TAGS, {"Key": "Name", "Value": "workshop-vpc"}]}
+        ],
     )["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
@@ -38,7 +46,10 @@ def seed(client: Callable[[str], Any], region: str, cluster_name: str = "worksho
                 CidrBlock=f"10.0.{index + 2}.0/24",
                 AvailabilityZone=f"{region}{zone}",
                 TagSpecifications=[
-                    {"ResourceType": "subnet", "Tags": [*TAGS, {"Key": "Name", "Value": f"workshop-private-{index}"}]}
+                    {
+                        "ResourceType": "subnet",
+                        "Tags": [*TAGS, {"Key": "Name", "Value": f"workshop-private-{index}"}],
+                    }
                 ],
             )["Subnet"]["SubnetId"]
         )
@@ -49,7 +60,9 @@ def seed(client: Callable[[str], Any], region: str, cluster_name: str = "worksho
     iam = client("iam")
     roles = {}
     for name in ("ecsTaskExecutionRole", "ecsTaskRole"):
-        roles[name] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST))["Role"]["Arn"]
+        roles[name] = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST)
+        )["Role"]["Arn"]
     prerequisites = {
         "VPC_ID": vpc,
         "CLUSTER_NAME": cluster_name,
@@ -60,7 +73,9 @@ def seed(client: Callable[[str], Any], region: str, cluster_name: str = "worksho
         "TASK_ROLE_ARN": roles["ecsTaskRole"],
         "AWS_REGION": region,
     }
-    client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps(prerequisites), Overwrite=True)
+    client("ssm").put_parameter(
+        Name=PARAMETER, Type="String", Value=json.dumps(prerequisites), Overwrite=True
+    )
     return prerequisites
 
 

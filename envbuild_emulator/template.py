@@ -15,8 +15,24 @@ from typing import Any
 
 import yaml
 
-SHORT_TAGS = ("Ref", "Sub", "GetAtt", "Join", "If", "Equals", "Not", "And", "Or", "Select", "Split", "FindInMap",
-              "ImportValue", "GetAZs", "Base64", "Condition")
+SHORT_TAGS = (
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "Join",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "Select",
+    "Split",
+    "FindInMap",
+    "ImportValue",
+    "GetAZs",
+    "Base64",
+    "Condition",
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -85,7 +101,8 @@ class Template:
     def __post_init__(self) -> None:
         self.root = self.path.parent
         self.parameters = {
-            name: str(spec.get("Default", "")) for name, spec in (self.raw.get("Parameters") or {}).items()
+            name: str(spec.get("Default", ""))
+            for name, spec in (self.raw.get("Parameters") or {}).items()
         }
         self.resources: dict[str, Any] = self.raw.get("Resources") or {}
         self.globals: dict[str, Any] = (self.raw.get("Globals") or {}).get("Function", {})
@@ -114,11 +131,13 @@ class Template:
             param = (self.raw.get("Parameters") or {})[name]
             if param.get("Type") == "CommaDelimitedList":
                 value = self.parameters[name]
-                return [item for item in value.split(",")] if value else [""]
+                return list(value.split(",")) if value else [""]
             return self.parameters[name]
         if name in self.resources:
             return self.physical_name(name)
-        raise KeyError(f"!Ref {name}: not a parameter, pseudo parameter or resource of {self.path.name}")
+        raise KeyError(
+            f"!Ref {name}: not a parameter, pseudo parameter or resource of {self.path.name}"
+        )
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         resource = self.resources.get(logical_id)
@@ -134,7 +153,7 @@ class Template:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -151,7 +170,9 @@ class Template:
                 left, right = self.resolve(arg)
                 return left == right
             if key.startswith("Fn::"):
-                raise NotImplementedError(f"the emulator does not resolve {key} (in {self.path.name})")
+                raise NotImplementedError(
+                    f"the emulator does not resolve {key} (in {self.path.name})"
+                )
         return {key: self.resolve(item) for key, item in value.items()}
 
     def condition(self, name: str) -> bool:
@@ -211,12 +232,16 @@ class Template:
                 definition = definition.replace("${" + key + "}", str(value))
             leftover = re.findall(r"\$\{[^}]+\}", definition)
             if leftover:
-                raise ValueError(f"{props['DefinitionUri']}: unresolved substitutions {sorted(set(leftover))}")
+                raise ValueError(
+                    f"{props['DefinitionUri']}: unresolved substitutions {sorted(set(leftover))}"
+                )
             json.loads(definition)  # a broken definition fails here, not in the middle of a build
             rules = [
                 self.resolve(event.get("Properties", {}))
                 for event in (props.get("Events") or {}).values()
                 if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent")
             ]
-            found.append(StateMachine(logical_id, self.physical_name(logical_id), definition, rules))
+            found.append(
+                StateMachine(logical_id, self.physical_name(logical_id), definition, rules)
+            )
         return found

@@ -29,4 +29,6 @@ def fill(text: str, variables: dict[str, str]) -> str:
 @pytest.fixture
 def workshop_spec(emulator: Any) -> dict[str, Any]:
     """events/workshop.json with the emulator's prerequisites filled in."""
-    return dict(json.loads(fill((REPO / "events" / "workshop.json").read_text(), emulator.prerequisites)))
+    return dict(
+        json.loads(fill((REPO / "events" / "workshop.json").read_text(), emulator.prerequisites))
+    )

@@ -37,7 +37,10 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
             try:
                 return handler(event, context)
             except EnvbuildError as error:
-                logger.warning("step failed", extra={"step": name, "error": type(error).__name__, "cause": str(error)})
+                logger.warning(
+                    "step failed",
+                    extra={"step": name, "error": type(error).__name__, "cause": str(error)},
+                )
                 count("StepFailed")
                 raise
 

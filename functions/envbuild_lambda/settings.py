@@ -38,7 +38,9 @@ class Settings:
             try:
                 value = int(raw) if raw else default
             except ValueError as error:
-                raise ValueError(f"environment variable {name} must be a whole number, got {raw!r}") from error
+                raise ValueError(
+                    f"environment variable {name} must be a whole number, got {raw!r}"
+                ) from error
             if value < minimum:
                 raise ValueError(f"environment variable {name} must be >= {minimum}, got {value}")
             return value

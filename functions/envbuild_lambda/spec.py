@@ -28,7 +28,9 @@ from envbuild_lambda.errors import InvalidSpec
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
-CLUSTER = r"^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$"
+CLUSTER = (
+    r"^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$"
+)
 VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
 SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
 SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
@@ -70,16 +72,19 @@ def managed_tags(environment: str) -> dict[str, str]:
     """Tags on every resource envbuild creates for an environment."""
     return {TAG_ENVIRONMENT: environment, TAG_MANAGED: "true"}
 
+
 _STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
 
 
 def _units(value: object, field: str) -> str:
     """Accept "256" or 256; anything else is an error naming the field."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{field} must be a string of a whole number such as \"256\"")
+        raise ValueError(f'{field} must be a string of a whole number such as "256"')
     text = str(value)
     if not text.isdigit():
-        raise ValueError(f"{field} must be a whole number of {'CPU units' if field == 'cpu' else 'MiB'}, got {text!r}")
+        raise ValueError(
+            f"{field} must be a whole number of {'CPU units' if field == 'cpu' else 'MiB'}, got {text!r}"
+        )
     return text
 
 
@@ -122,7 +127,11 @@ class Network(BaseModel):
 
     subnets: Annotated[
         list[Annotated[str, Field(pattern=SUBNET_ID)]],
-        Field(min_length=1, max_length=16, description="Subnets for the tasks (private subnets in the workshop)."),
+        Field(
+            min_length=1,
+            max_length=16,
+            description="Subnets for the tasks (private subnets in the workshop).",
+        ),
     ]
     securityGroups: Annotated[
         list[Annotated[str, Field(pattern=SECURITY_GROUP_ID)]],
@@ -157,10 +166,15 @@ class Service(BaseModel):
     image: Annotated[str, Field(min_length=1, max_length=2048, description="Container image.")]
     port: Annotated[StrictInt, Field(ge=1, le=65535, description="Container port (TCP).")]
     desiredCount: Annotated[StrictInt, Field(ge=0, le=1000, description="Number of tasks.")] = 1
-    cpu: Annotated[str, Field(description="Fargate task CPU units, e.g. \"256\".")] = "256"
-    memory: Annotated[str, Field(description="Fargate task memory in MiB, valid for the cpu, e.g. \"512\".")] = "512"
+    cpu: Annotated[str, Field(description='Fargate task CPU units, e.g. "256".')] = "256"
+    memory: Annotated[
+        str, Field(description='Fargate task memory in MiB, valid for the cpu, e.g. "512".')
+    ] = "512"
     environment: Annotated[
-        dict[Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)], Annotated[str, Field(max_length=32768)]],
+        dict[
+            Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)],
+            Annotated[str, Field(max_length=32768)],
+        ],
         Field(max_length=200, description="Container environment variables."),
     ] = Field(default_factory=dict)
     dnsTtl: Annotated[
@@ -226,17 +240,24 @@ class EnvironmentSpec(BaseModel):
         ),
     ]
     namespace: Namespace
-    cluster: Annotated[str, Field(pattern=CLUSTER, description="ECS cluster name or ARN (must exist).")]
+    cluster: Annotated[
+        str, Field(pattern=CLUSTER, description="ECS cluster name or ARN (must exist).")
+    ]
     network: Network
     executionRoleArn: Annotated[
         str | None,
-        Field(pattern=ROLE_ARN, description="Task execution role; default: the account's ecsTaskExecutionRole."),
+        Field(
+            pattern=ROLE_ARN,
+            description="Task execution role; default: the account's ecsTaskExecutionRole.",
+        ),
     ] = None
     taskRoleArn: Annotated[
-        str | None, Field(pattern=ROLE_ARN, description="Task role; default: the account's ecsTaskRole.")
+        str | None,
+        Field(pattern=ROLE_ARN, description="Task role; default: the account's ecsTaskRole."),
     ] = None
     services: Annotated[
-        list[Service], Field(min_length=1, max_length=MAX_SERVICES, description="Services to build.")
+        list[Service],
+        Field(min_length=1, max_length=MAX_SERVICES, description="Services to build."),
     ]
 
     @field_validator("services")
@@ -287,7 +308,11 @@ def _known_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        field = (
+            current.model_fields.get(part)
+            if isinstance(current, type) and issubclass(current, BaseModel)
+            else None
+        )
         if field is None:
             return []
         annotation = field.annotation
@@ -299,7 +324,11 @@ def _known_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
         )
         if current is None:
             return []
-    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+    return (
+        list(current.model_fields)
+        if isinstance(current, type) and issubclass(current, BaseModel)
+        else []
+    )
 
 
 def describe_errors(error: ValidationError) -> list[str]:
@@ -310,7 +339,13 @@ def describe_errors(error: ValidationError) -> list[str]:
         if item["type"] == "extra_forbidden":
             known = _known_fields(EnvironmentSpec, loc)
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f" (did you mean '{guess[0]}'?)" if guess else f" (allowed: {', '.join(known)})" if known else ""
+            hint = (
+                f" (did you mean '{guess[0]}'?)"
+                if guess
+                else f" (allowed: {', '.join(known)})"
+                if known
+                else ""
+            )
             problems.append(f"{where}: unknown field{hint}")
         elif item["type"] == "missing":
             problems.append(f"{where}: required field is missing")
@@ -321,7 +356,11 @@ def describe_errors(error: ValidationError) -> list[str]:
         else:
             message = item["msg"].removeprefix("Value error, ")
             value = item.get("input")
-            shown = "" if isinstance(value, dict | list) or value is None else f" (got {json.dumps(value)[:80]})"
+            shown = (
+                ""
+                if isinstance(value, dict | list) or value is None
+                else f" (got {json.dumps(value)[:80]})"
+            )
             problems.append(f"{where}: {message}{shown}")
     return problems
 
@@ -334,7 +373,9 @@ def parse_spec(raw: object) -> EnvironmentSpec:
         return EnvironmentSpec.model_validate(raw)
     except ValidationError as error:
         problems = describe_errors(error)
-        raise InvalidSpec(f"{len(problems)} problem(s) in the spec: " + "; ".join(problems)) from None
+        raise InvalidSpec(
+            f"{len(problems)} problem(s) in the spec: " + "; ".join(problems)
+        ) from None
 
 
 def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> EnvironmentSpec:

@@ -22,11 +22,15 @@ class Poll(_State):
 
     @classmethod
     def start(cls, schedule: PollSchedule) -> Poll:
-        return cls(attempt=0, waitSeconds=schedule.wait_before(0), maxAttempts=schedule.max_attempts)
+        return cls(
+            attempt=0, waitSeconds=schedule.wait_before(0), maxAttempts=schedule.max_attempts
+        )
 
     def next(self, schedule: PollSchedule) -> Poll:
         attempt = self.attempt + 1
-        return Poll(attempt=attempt, waitSeconds=schedule.wait_before(attempt), maxAttempts=self.maxAttempts)
+        return Poll(
+            attempt=attempt, waitSeconds=schedule.wait_before(attempt), maxAttempts=self.maxAttempts
+        )
 
 
 class NamespaceState(_State):

@@ -15,17 +15,22 @@ def entered(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
     return [
         event
         for event in history
-        if event["type"].endswith("StateEntered") and event["stateEnteredEventDetails"]["name"] == state
+        if event["type"].endswith("StateEntered")
+        and event["stateEnteredEventDetails"]["name"] == state
     ]
 
 
 def states_entered(history: list[dict[str, Any]]) -> list[str]:
-    return [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")
+    ]
 
 
 def account_snapshot(emulator: Any) -> dict[str, Any]:
     """Everything a build can create, listed through the AWS APIs."""
-    sd, ecs, logs, r53 = (emulator.client(s) for s in ("servicediscovery", "ecs", "logs", "route53"))
+    sd, ecs, logs, r53 = (
+        emulator.client(s) for s in ("servicediscovery", "ecs", "logs", "route53")
+    )
     cluster = emulator.prerequisites["CLUSTER_NAME"]
     return {
         "namespaces": sorted(n["Name"] for n in sd.list_namespaces()["Namespaces"]),
@@ -40,7 +45,9 @@ def account_snapshot(emulator: Any) -> dict[str, Any]:
 
 def task_ips(emulator: Any, cluster: str, ecs_service: str) -> set[str]:
     ecs = emulator.client("ecs")
-    arns = ecs.list_tasks(cluster=cluster, serviceName=ecs_service, desiredStatus="RUNNING")["taskArns"]
+    arns = ecs.list_tasks(cluster=cluster, serviceName=ecs_service, desiredStatus="RUNNING")[
+        "taskArns"
+    ]
     if not arns:
         return set()
     ips = set()

@@ -15,14 +15,18 @@ import pytest
 from tests.workflow.helpers import account_snapshot, entered, run_build, states_entered, task_ips
 
 
-def test_happy_path_builds_the_workshop_environment(emulator: Any, workshop_spec: dict[str, Any]) -> None:
-    described, history = run_build(emulator, workshop_spec)
+def test_happy_path_builds_the_workshop_environment(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    described, _history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     summary = json.loads(described["output"])
     answers = {s["dnsName"]: s["ips"] for s in summary["services"]}
     assert sorted(answers) == ["api.workshop.local", "db.workshop.local", "web.workshop.local"]
-    assert [len(answers[n]) for n in ("web.workshop.local", "api.workshop.local", "db.workshop.local")] == [2, 2, 1]
+    assert [
+        len(answers[n]) for n in ("web.workshop.local", "api.workshop.local", "db.workshop.local")
+    ] == [2, 2, 1]
 
     cluster = emulator.prerequisites["CLUSTER_NAME"]
     for service in summary["services"]:  # each name answers with exactly its running tasks' IPs
@@ -32,7 +36,10 @@ def test_happy_path_builds_the_workshop_environment(emulator: Any, workshop_spec
     namespace = sd.get_namespace(Id=summary["namespace"]["id"])["Namespace"]
     assert namespace["Name"] == "workshop.local"
     assert namespace["Type"] == "DNS_PRIVATE"
-    tags = {t["Key"]: t["Value"] for t in sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
+    }
     assert tags == {"envbuild:environment": "workshop", "envbuild:managed": "true"}
     zone = emulator.client("route53").get_hosted_zone(Id=summary["namespace"]["hostedZoneId"])
     assert emulator.prerequisites["VPC_ID"] in [v["VPCId"] for v in zone["VPCs"]]
@@ -41,7 +48,10 @@ def test_happy_path_builds_the_workshop_environment(emulator: Any, workshop_spec
     described_services = ecs.describe_services(
         cluster=cluster, services=["web-service", "api-service", "db-service"]
     )["services"]
-    assert {s["serviceName"]: (s["status"], s["desiredCount"], s["runningCount"]) for s in described_services} == {
+    assert {
+        s["serviceName"]: (s["status"], s["desiredCount"], s["runningCount"])
+        for s in described_services
+    } == {
         "web-service": ("ACTIVE", 2, 2),
         "api-service": ("ACTIVE", 2, 2),
         "db-service": ("ACTIVE", 1, 1),
@@ -59,7 +69,9 @@ def test_happy_path_builds_the_workshop_environment(emulator: Any, workshop_spec
     web = ecs.describe_task_definition(taskDefinition="workshop-web")["taskDefinition"]
     container = web["containerDefinitions"][0]
     assert container["image"] == "nginx:latest"
-    assert container["environment"] == [{"name": "API_ENDPOINT", "value": "http://api.workshop.local"}]
+    assert container["environment"] == [
+        {"name": "API_ENDPOINT", "value": "http://api.workshop.local"}
+    ]
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/workshop-web"
     assert (web["cpu"], web["memory"], web["networkMode"]) == ("256", "512", "awsvpc")
     assert web["executionRoleArn"].endswith(":role/ecsTaskExecutionRole")
@@ -73,21 +85,30 @@ def test_happy_path_builds_the_workshop_environment(emulator: Any, workshop_spec
         assert {i["Attributes"]["ECS_SERVICE_NAME"] for i in instances} == {f"{name}-service"}
 
 
-def test_namespace_poll_loop_iterates_with_growing_waits(emulator: Any, workshop_spec: dict[str, Any]) -> None:
+def test_namespace_poll_loop_iterates_with_growing_waits(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
     described, history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     checks = entered(history, "Check Namespace Operation")
-    waits = [json.loads(e["stateEnteredEventDetails"]["input"])["namespace"]["poll"]["waitSeconds"]
-             for e in entered(history, "Wait For Namespace")]
+    waits = [
+        json.loads(e["stateEnteredEventDetails"]["input"])["namespace"]["poll"]["waitSeconds"]
+        for e in entered(history, "Wait For Namespace")
+    ]
     assert len(checks) >= 3  # a one-minute operation takes several checks
-    assert waits == sorted(waits) and waits[0] < waits[-1]  # growing, capped waits
+    assert waits == sorted(waits)
+    assert waits[0] < waits[-1]
     assert sum(waits) >= 60  # it did not finish before the modelled minute had passed
 
 
-def test_namespace_operation_fail_ends_with_cloud_map_error(emulator: Any, workshop_spec: dict[str, Any]) -> None:
+def test_namespace_operation_fail_ends_with_cloud_map_error(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
     emulator.world.faults.fail_namespace_operation(
-        "workshop.local", error_code="CANNOT_CREATE_HOSTED_ZONE", message="The hosted zone could not be created"
+        "workshop.local",
+        error_code="CANNOT_CREATE_HOSTED_ZONE",
+        message="The hosted zone could not be created",
     )
     before = account_snapshot(emulator)
 
@@ -96,10 +117,12 @@ def test_namespace_operation_fail_ends_with_cloud_map_error(emulator: Any, works
     assert described["status"] == "FAILED"
     assert described["error"] == "NamespaceOperationFailed"
     cause = json.loads(described["cause"])["errorMessage"]
-    assert "CANNOT_CREATE_HOSTED_ZONE" in cause and "The hosted zone could not be created" in cause
+    assert "CANNOT_CREATE_HOSTED_ZONE" in cause
+    assert "The hosted zone could not be created" in cause
     assert "Create Services" not in states_entered(history)
     after = account_snapshot(emulator)
-    assert after["namespaces"] == before["namespaces"] and after["ecs_services"] == []
+    assert after["namespaces"] == before["namespaces"]
+    assert after["ecs_services"] == []
     assert after["registries"] == []
 
 
@@ -114,13 +137,15 @@ def test_throttling_is_retried_then_succeeds(
     original = EC2ContainerServiceBackend.register_task_definition
     lock, calls = threading.Lock(), {"n": 0}
 
-    def throttled(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def throttled(self: Any, family: str, *args: Any, **kwargs: Any) -> Any:
+        # The web family's first 6 calls are throttled: more than the SDK's own 5 attempts, so
+        # the first invocation fails with AwsThrottled and the state machine's Retry runs it again.
         with lock:
-            calls["n"] += 1
-            throttle = calls["n"] <= 6  # more than the SDK's own 5 attempts: the state machine retries
+            calls["n"] += family == "workshop-web"
+            throttle = family == "workshop-web" and calls["n"] <= 6
         if throttle:
             raise JsonRESTError("ThrottlingException", "Rate exceeded")
-        return original(self, *args, **kwargs)
+        return original(self, family, *args, **kwargs)
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", throttled)
 
@@ -128,7 +153,9 @@ def test_throttling_is_retried_then_succeeds(
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     failures = [
-        e["lambdaFunctionFailedEventDetails"]["error"] for e in history if e["type"] == "LambdaFunctionFailed"
+        e["lambdaFunctionFailedEventDetails"]["error"]
+        for e in history
+        if e["type"] == "LambdaFunctionFailed"
     ]
     assert "AwsThrottled" in failures
     families = emulator.client("ecs").list_task_definition_families()["families"]
@@ -151,8 +178,13 @@ def test_invalid_spec_is_rejected_before_anything_is_created(
     assert described["status"] == "FAILED"
     assert described["error"] == "InvalidSpec"
     cause = json.loads(described["cause"])["errorMessage"]
-    for field in ("services[0].desiredcount", "did you mean 'desiredCount'", "services[1].port", "namespace.name",
-                  "services[2]"):
+    for field in (
+        "services[0].desiredcount",
+        "did you mean 'desiredCount'",
+        "services[1].port",
+        "namespace.name",
+        "services[2]",
+    ):
         assert field in cause
     assert states_entered(history) == ["Validate Spec", "Build Failed"]
     assert account_snapshot(emulator) == before
@@ -161,7 +193,9 @@ def test_invalid_spec_is_rejected_before_anything_is_created(
 def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
-    emulator.world.faults.tasks_fail_to_start("web-service", reason="CannotPullContainerError: pull access denied")
+    emulator.world.faults.tasks_fail_to_start(
+        "web-service", reason="CannotPullContainerError: pull access denied"
+    )
 
     described, history = run_build(emulator, workshop_spec)
 
@@ -170,9 +204,9 @@ def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
     assert "web-service: 0/2 tasks running" in described["cause"]
     assert "api-service" not in described["cause"]  # only the service that is not ready is named
     checks = entered(history, "Check Services")
-    max_attempts = json.loads(entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"])[
-        "deployment"
-    ]["poll"]["maxAttempts"]
+    max_attempts = json.loads(
+        entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"]
+    )["deployment"]["poll"]["maxAttempts"]
     assert len(checks) == max_attempts
     assert "Verify DNS" not in states_entered(history)
 
@@ -181,8 +215,16 @@ def test_an_eventbridge_event_starts_a_build(emulator: Any, workshop_spec: dict[
     events = emulator.client("events")
     response = events.put_events(
         Entries=[
-            {"Source": "envbuild", "DetailType": "Environment Build Requested", "Detail": json.dumps(workshop_spec)},
-            {"Source": "envbuild", "DetailType": "Something Else", "Detail": json.dumps(workshop_spec)},
+            {
+                "Source": "envbuild",
+                "DetailType": "Environment Build Requested",
+                "Detail": json.dumps(workshop_spec),
+            },
+            {
+                "Source": "envbuild",
+                "DetailType": "Something Else",
+                "Detail": json.dumps(workshop_spec),
+            },
         ]
     )
     assert response["FailedEntryCount"] == 0
@@ -194,17 +236,24 @@ def test_an_eventbridge_event_starts_a_build(emulator: Any, workshop_spec: dict[
     assert json.loads(described["input"]) == workshop_spec  # InputPath $.detail: the spec itself
 
 
-def test_existing_namespace_in_the_vpc_is_adopted(emulator: Any, workshop_spec: dict[str, Any]) -> None:
+def test_existing_namespace_in_the_vpc_is_adopted(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
     sd = emulator.client("servicediscovery")
-    operation = sd.create_private_dns_namespace(Name="workshop.local", Vpc=workshop_spec["namespace"]["vpcId"])
+    operation = sd.create_private_dns_namespace(
+        Name="workshop.local", Vpc=workshop_spec["namespace"]["vpcId"]
+    )
     emulator.clock.advance(120)
-    existing = sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"]["NAMESPACE"]
+    existing = sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"][
+        "NAMESPACE"
+    ]
 
     described, history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     summary = json.loads(described["output"])
-    assert summary["namespace"]["id"] == existing and summary["namespace"]["adopted"] is True
+    assert summary["namespace"]["id"] == existing
+    assert summary["namespace"]["adopted"] is True
     assert [n["Id"] for n in sd.list_namespaces()["Namespaces"]] == [existing]
     assert entered(history, "Check Namespace Operation") == []
 
@@ -218,10 +267,27 @@ def test_any_namespace_names_counts_and_ports(emulator: Any) -> None:
         "network": {"subnets": [p["PRIVATE_SUBNET_2"]], "securityGroups": [p["ECS_SG"]]},
         "services": [
             {"name": "cart", "image": "shop/cart:1.2", "port": 8080, "desiredCount": 3},
-            {"name": "checkout", "image": "shop/checkout:4", "port": 9000, "cpu": "512", "memory": "1024"},
-            {"name": "payments-v2", "image": "shop/pay:7", "port": 443, "desiredCount": 2, "dnsTtl": 10},
-            {"name": "search", "image": "shop/search:1", "port": 9200, "desiredCount": 4,
-             "environment": {"CART_URL": "http://cart.shop.internal:8080"}},
+            {
+                "name": "checkout",
+                "image": "shop/checkout:4",
+                "port": 9000,
+                "cpu": "512",
+                "memory": "1024",
+            },
+            {
+                "name": "payments-v2",
+                "image": "shop/pay:7",
+                "port": 443,
+                "desiredCount": 2,
+                "dnsTtl": 10,
+            },
+            {
+                "name": "search",
+                "image": "shop/search:1",
+                "port": 9200,
+                "desiredCount": 4,
+                "environment": {"CART_URL": "http://cart.shop.internal:8080"},
+            },
         ],
     }
 
@@ -229,8 +295,14 @@ def test_any_namespace_names_counts_and_ports(emulator: Any) -> None:
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     answers = {s["dnsName"]: len(s["ips"]) for s in json.loads(described["output"])["services"]}
-    assert answers == {"cart.shop.internal": 3, "checkout.shop.internal": 1, "payments-v2.shop.internal": 2,
-                       "search.shop.internal": 4}
+    assert answers == {
+        "cart.shop.internal": 3,
+        "checkout.shop.internal": 1,
+        "payments-v2.shop.internal": 2,
+        "search.shop.internal": 4,
+    }
     sd = emulator.client("servicediscovery")
     payments = next(s for s in sd.list_services()["Services"] if s["Name"] == "payments-v2")
-    assert sd.get_service(Id=payments["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
+    assert sd.get_service(Id=payments["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [
+        {"Type": "A", "TTL": 10}
+    ]

@@ -16,6 +16,8 @@ from envbuild_lambda.steps import namespace
 @step("CheckNamespaceOperation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CheckNamespaceInput.model_validate(event)
-    state = namespace.check_operation(get_clients(), request.namespace, get_settings().namespace_poll)
+    state = namespace.check_operation(
+        get_clients(), request.namespace, get_settings().namespace_poll
+    )
     count("NamespaceOperationChecks")
     return state.model_dump(mode="json")

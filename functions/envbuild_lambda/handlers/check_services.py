@@ -18,7 +18,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CheckServicesInput.model_validate(event)
     settings = get_settings()
     state = services.check_services(
-        get_clients(), request.spec, request.registries, request.deployment, settings.services_poll, settings.max_workers
+        get_clients(),
+        request.spec,
+        request.registries,
+        request.deployment,
+        settings.services_poll,
+        settings.max_workers,
     )
     count("ServiceReadinessChecks")
     return state.model_dump(mode="json")

@@ -18,7 +18,9 @@ from envbuild_lambda.steps import registries
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CreateRegistriesInput.model_validate(event)
     if request.namespace.id is None:
-        raise NamespaceOperationFailed(f"namespace {request.namespace.name} has no id: its creation did not succeed")
+        raise NamespaceOperationFailed(
+            f"namespace {request.namespace.name} has no id: its creation did not succeed"
+        )
     result = registries.create_or_adopt_registries(
         get_clients(), request.spec, request.namespace.id, get_settings().max_workers
     )

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from envbuild_lambda.errors import NamespaceOperationFailed, aws_errors, error_code, map_client_error
+from envbuild_lambda.errors import (
+    NamespaceOperationFailed,
+    aws_errors,
+    error_code,
+    map_client_error,
+)
 from envbuild_lambda.state import NamespaceState, Poll
 
 if TYPE_CHECKING:
@@ -30,7 +35,9 @@ def find_namespace(clients: Clients, name: str, vpc_id: str) -> NamespaceState |
     return None
 
 
-def describe_namespace(clients: Clients, namespace_id: str, name: str, vpc_id: str) -> NamespaceState:
+def describe_namespace(
+    clients: Clients, namespace_id: str, name: str, vpc_id: str
+) -> NamespaceState:
     with aws_errors(f"GetNamespace {namespace_id}"):
         namespace = clients.servicediscovery.get_namespace(Id=namespace_id)["Namespace"]
     zone = namespace.get("Properties", {}).get("DnsProperties", {}).get("HostedZoneId")
@@ -51,7 +58,9 @@ def _zone_vpcs(clients: Clients, zone_id: str) -> set[str]:
     return {vpc["VPCId"] for vpc in zone.get("VPCs", []) if "VPCId" in vpc}
 
 
-def create_or_adopt(clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule) -> NamespaceState:
+def create_or_adopt(
+    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
+) -> NamespaceState:
     """Adopt the namespace if it already exists in the VPC; otherwise start creating it."""
     ns = spec.namespace
     existing = find_namespace(clients, ns.name, ns.vpcId)
@@ -84,7 +93,9 @@ def create_or_adopt(clients: Clients, spec: EnvironmentSpec, schedule: PollSched
             else:
                 raise map_client_error(error, f"CreatePrivateDnsNamespace {ns.name}") from error
         else:
-            raise map_client_error(error, f"CreatePrivateDnsNamespace {ns.name} in {ns.vpcId}") from error
+            raise map_client_error(
+                error, f"CreatePrivateDnsNamespace {ns.name} in {ns.vpcId}"
+            ) from error
     return NamespaceState(
         name=ns.name,
         vpcId=ns.vpcId,
@@ -95,12 +106,16 @@ def create_or_adopt(clients: Clients, spec: EnvironmentSpec, schedule: PollSched
     )
 
 
-def check_operation(clients: Clients, state: NamespaceState, schedule: PollSchedule) -> NamespaceState:
+def check_operation(
+    clients: Clients, state: NamespaceState, schedule: PollSchedule
+) -> NamespaceState:
     """One check of the namespace operation: SUCCESS -> namespace details; FAIL -> error; else next poll."""
     if state.status == "SUCCESS" or state.operationId is None:
         return state
     with aws_errors(f"GetOperation {state.operationId}"):
-        operation = clients.servicediscovery.get_operation(OperationId=state.operationId)["Operation"]
+        operation = clients.servicediscovery.get_operation(OperationId=state.operationId)[
+            "Operation"
+        ]
     status = operation["Status"]
     if status == "SUCCESS":
         namespace_id = operation.get("Targets", {}).get("NAMESPACE")
@@ -119,7 +134,9 @@ def check_operation(clients: Clients, state: NamespaceState, schedule: PollSched
     if status == "FAIL":
         raise NamespaceOperationFailed(
             f"Cloud Map operation {state.operationId} creating namespace {state.name} in {state.vpcId}"
-            f" FAILED: {operation.get('ErrorCode', 'UNKNOWN')}: {operation.get('ErrorMessage', '')}".rstrip(": ")
+            f" FAILED: {operation.get('ErrorCode', 'UNKNOWN')}: {operation.get('ErrorMessage', '')}".rstrip(
+                ": "
+            )
         )
     poll = state.poll.next(schedule)
     return state.model_copy(

@@ -23,14 +23,19 @@ def existing_registries(clients: Clients, namespace_id: str) -> dict[str, str]:
         return {summary["Name"]: summary["Id"] for page in pages for summary in page["Services"]}
 
 
-def create_registry(clients: Clients, spec: EnvironmentSpec, service: Service, namespace_id: str) -> str:
+def create_registry(
+    clients: Clients, spec: EnvironmentSpec, service: Service, namespace_id: str
+) -> str:
     try:
         response = clients.servicediscovery.create_service(
             Name=service.name,
             NamespaceId=namespace_id,
             CreatorRequestId=spec.request_token("registry", namespace_id, service.name),
             Description=f"{service.name} service registry (envbuild {spec.environment})",
-            DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": service.dnsTtl}]},
+            DnsConfig={
+                "RoutingPolicy": "MULTIVALUE",
+                "DnsRecords": [{"Type": "A", "TTL": service.dnsTtl}],
+            },
             HealthCheckCustomConfig={"FailureThreshold": 1},
             Tags=[{"Key": key, "Value": value} for key, value in spec.tags().items()],
         )
@@ -60,4 +65,7 @@ def create_or_adopt_registries(
                 strict=True,
             )
         )
-    return {service.name: existing.get(service.name) or created[service.name] for service in spec.services}
+    return {
+        service.name: existing.get(service.name) or created[service.name]
+        for service in spec.services
+    }

@@ -22,7 +22,7 @@ T = TypeVar("T")
 DESCRIBE_BATCH = 10
 
 
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+def chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -31,7 +31,9 @@ def registry_arn(caller: Caller, registry_id: str) -> str:
     return caller.arn("servicediscovery", f"service/{registry_id}")
 
 
-def describe_services(clients: Clients, cluster: str, names: Iterable[str]) -> dict[str, ServiceTypeDef]:
+def describe_services(
+    clients: Clients, cluster: str, names: Iterable[str]
+) -> dict[str, ServiceTypeDef]:
     """ECS service name -> description, for the services that exist (any status)."""
     found: dict[str, ServiceTypeDef] = {}
     for batch in chunks(list(names), DESCRIBE_BATCH):
@@ -43,9 +45,16 @@ def describe_services(clients: Clients, cluster: str, names: Iterable[str]) -> d
 
 
 def create_service(
-    clients: Clients, caller: Caller, spec: EnvironmentSpec, service: Service, registry_id: str, task_definition: str
+    clients: Clients,
+    caller: Caller,
+    spec: EnvironmentSpec,
+    service: Service,
+    registry_id: str,
+    task_definition: str,
 ) -> None:
-    with aws_errors(f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"):
+    with aws_errors(
+        f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
+    ):
         clients.ecs.create_service(
             cluster=spec.cluster,
             serviceName=service.ecs_service_name,
@@ -106,7 +115,9 @@ def create_or_adopt_services(
 
 def registered_count(clients: Clients, registry_id: str) -> int:
     with aws_errors(f"ListInstances {registry_id}"):
-        pages = clients.servicediscovery.get_paginator("list_instances").paginate(ServiceId=registry_id)
+        pages = clients.servicediscovery.get_paginator("list_instances").paginate(
+            ServiceId=registry_id
+        )
         return sum(len(page["Instances"]) for page in pages)
 
 
@@ -135,7 +146,9 @@ def check_services(
     max_workers: int,
 ) -> ServicesState:
     """Ready when every service runs desiredCount tasks and all of them are registered in Cloud Map."""
-    descriptions = describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
+    descriptions = describe_services(
+        clients, spec.cluster, (s.ecs_service_name for s in spec.services)
+    )
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         counts = dict(
             zip(
@@ -147,11 +160,17 @@ def check_services(
     reasons = [
         reason
         for service in spec.services
-        if (reason := _not_ready_reason(service, descriptions.get(service.ecs_service_name), counts[service.name]))
+        if (
+            reason := _not_ready_reason(
+                service, descriptions.get(service.ecs_service_name), counts[service.name]
+            )
+        )
     ]
     poll = state.poll.next(schedule)
     if not reasons:
-        return state.model_copy(update={"ready": True, "poll": poll, "message": "all services ready"})
+        return state.model_copy(
+            update={"ready": True, "poll": poll, "message": "all services ready"}
+        )
     message = (
         f"{len(reasons)} of {len(spec.services)} services not ready after {poll.attempt} checks"
         f" (about {schedule.budget_seconds()} s allowed): " + "; ".join(reasons[:20])

@@ -28,7 +28,9 @@ def ensure_log_group(clients: Clients, name: str, tags: dict[str, str]) -> bool:
     return True
 
 
-def container_definition(service: Service, log_group: str, region: str) -> ContainerDefinitionTypeDef:
+def container_definition(
+    service: Service, log_group: str, region: str
+) -> ContainerDefinitionTypeDef:
     return {
         "name": service.name,
         "image": service.image,
@@ -36,9 +38,15 @@ def container_definition(service: Service, log_group: str, region: str) -> Conta
         "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
         "logConfiguration": {
             "logDriver": "awslogs",
-            "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": "ecs"},
+            "options": {
+                "awslogs-group": log_group,
+                "awslogs-region": region,
+                "awslogs-stream-prefix": "ecs",
+            },
         },
-        "environment": [{"name": key, "value": value} for key, value in sorted(service.environment.items())],
+        "environment": [
+            {"name": key, "value": value} for key, value in sorted(service.environment.items())
+        ],
     }
 
 

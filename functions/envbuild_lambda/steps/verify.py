@@ -41,12 +41,18 @@ def discovered_ips(clients: Clients, namespace: str, service: str) -> set[str]:
     """What Cloud Map's DNS answers for <service>.<namespace>: its healthy instances' IPv4 addresses."""
     with aws_errors(f"DiscoverInstances {service}.{namespace}"):
         instances = clients.servicediscovery.discover_instances(
-            NamespaceName=namespace, ServiceName=service, HealthStatus="HEALTHY", MaxItems=1000
+            NamespaceName=namespace, ServiceName=service, HealthStatus="HEALTHY", MaxResults=1000
         )["Instances"]
-    return {ip for instance in instances if (ip := instance.get("Attributes", {}).get("AWS_INSTANCE_IPV4"))}
+    return {
+        ip
+        for instance in instances
+        if (ip := instance.get("Attributes", {}).get("AWS_INSTANCE_IPV4"))
+    }
 
 
-def _check_one(clients: Clients, spec: EnvironmentSpec, service: Service) -> tuple[list[str], str | None]:
+def _check_one(
+    clients: Clients, spec: EnvironmentSpec, service: Service
+) -> tuple[list[str], str | None]:
     tasks = running_task_ips(clients, spec.cluster, service.ecs_service_name)
     answers = discovered_ips(clients, spec.namespace.name, service.name)
     problem = None
@@ -97,8 +103,12 @@ def verify(
                 "ips": ips,
                 "registryId": registries[service.name],
                 "registryArn": registry_arn(caller, registries[service.name]),
-                "taskDefinitionArn": caller.arn("ecs", f"task-definition/{task_definitions[service.name]}"),
-                "serviceArn": caller.arn("ecs", f"service/{spec.cluster_name}/{service.ecs_service_name}"),
+                "taskDefinitionArn": caller.arn(
+                    "ecs", f"task-definition/{task_definitions[service.name]}"
+                ),
+                "serviceArn": caller.arn(
+                    "ecs", f"service/{spec.cluster_name}/{service.ecs_service_name}"
+                ),
             }
             for service, (ips, _) in zip(spec.services, results, strict=True)
         ],

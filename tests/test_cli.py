@@ -1,0 +1,139 @@
+"""The CLI as a user runs it: embedded emulator, a served emulator (--endpoint), and its errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envbuild.cli import CliError, error_message, fill_variables, main, resources_env
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_variables_are_filled_from_the_first_source_and_all_missing_ones_named() -> None:
+    assert fill_variables("${A}-${B}", {"A": "env"}, {"A": "emu", "B": "b"}) == "env-b"
+    with pytest.raises(CliError, match=r"\$\{X\}, \$\{Y\}"):
+        fill_variables("${X} ${Y} ${A}", {"A": "1"})
+
+
+def test_a_lambda_cause_shows_its_error_message() -> None:
+    assert error_message('{"errorType": "InvalidSpec", "errorMessage": "port: bad"}') == "port: bad"
+    assert error_message("plain cause") == "plain cause"
+
+
+def test_resources_env_uses_the_workshop_step_8_names() -> None:
+    summary = {
+        "namespace": {
+            "id": "ns-1",
+            "arn": "arn:ns",
+            "name": "workshop.local",
+            "hostedZoneId": "Z1",
+        },
+        "services": [
+            {
+                "name": "payments-v2",
+                "registryId": "srv-1",
+                "registryArn": "arn:srv",
+                "serviceArn": "arn:ecs",
+                "taskDefinitionArn": "arn:td",
+                "dnsName": "payments-v2.workshop.local",
+                "ips": [],
+            }
+        ],
+    }
+    text = resources_env(summary)
+    assert "export NAMESPACE_ID=ns-1\n" in text
+    assert "export PAYMENTS_V2_SERVICE_ID=srv-1\n" in text
+
+
+def test_run_builds_the_workshop_on_the_embedded_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+
+    code = main(["run", str(REPO / "events" / "workshop.json"), "--time-scale", "0"], out=out)
+
+    text = out.getvalue()
+    assert code == 0, text
+    for name, count in (("web", 2), ("api", 2), ("db", 1)):
+        line = next(
+            line for line in text.splitlines() if f"{name}.workshop.local" in line and "->" in line
+        )
+        assert len(line.split("->")[1].split(",")) == count
+    assert "✓ Verify DNS" in text and "✓ Create Namespace" in text
+    env = (tmp_path / "workshop-resources.env").read_text()
+    for key in ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID"):
+        assert f"export {key}=" in env
+
+
+def test_run_exits_non_zero_with_error_and_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = json.loads((REPO / "events" / "workshop.json").read_text())
+    spec["services"][0]["desiredcount"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(spec))
+    out = io.StringIO()
+
+    code = main(["run", "bad.json", "--time-scale", "0"], out=out)
+
+    assert code == 1
+    assert "Build FAILED: InvalidSpec:" in out.getvalue()
+    assert "did you mean 'desiredCount'" in out.getvalue()
+    assert not (tmp_path / "workshop-resources.env").exists()
+
+
+def test_run_against_a_served_emulator_builds_any_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envbuild_emulator.emulator import Emulator
+
+    monkeypatch.chdir(tmp_path)
+    spec = {
+        "environment": "demo",
+        "namespace": {"name": "corp.example", "vpcId": "${VPC_ID}"},
+        "cluster": "${CLUSTER_NAME}",
+        "network": {"subnets": ["${PRIVATE_SUBNET_1}"], "securityGroups": ["${ECS_SG}"]},
+        "services": [
+            {"name": "frontend", "image": "nginx:1.27", "port": 8080, "desiredCount": 3},
+            {"name": "orders", "image": "orders:2", "port": 5000},
+        ],
+    }
+    (tmp_path / "demo.json").write_text(json.dumps(spec))
+    with Emulator(port=0, time_scale=0.0) as emulator:
+        assert emulator.endpoint_url
+        out = io.StringIO()
+        code = main(["run", "demo.json", "--endpoint", emulator.endpoint_url], out=out)
+        assert code == 0, out.getvalue()
+        # what the workshop's step 6 shows, asked over HTTP as the AWS CLI does
+        sd = emulator.client("servicediscovery")
+        namespaces = sd.list_namespaces()["Namespaces"]
+        assert [n["Name"] for n in namespaces] == ["corp.example"]
+        registries = {s["Name"]: s["Id"] for s in sd.list_services()["Services"]}
+        assert sorted(registries) == ["frontend", "orders"]
+        instances = sd.list_instances(ServiceId=registries["frontend"])["Instances"]
+        assert len(instances) == 3
+        health = sd.get_instances_health_status(ServiceId=registries["frontend"])["Status"]
+        assert set(health.values()) == {"HEALTHY"}
+        ecs = emulator.client("ecs")
+        services = ecs.describe_services(
+            cluster=emulator.prerequisites["CLUSTER_NAME"],
+            services=["frontend-service", "orders-service"],
+        )["services"]
+        assert [(s["runningCount"], s["desiredCount"]) for s in services] == [(3, 3), (1, 1)]
+    assert (
+        "AWS_ENDPOINT_URL" not in os.environ
+        or os.environ["AWS_ENDPOINT_URL"] != emulator.endpoint_url
+    )
+
+
+def test_run_against_nothing_says_so_in_one_line(tmp_path: Path, capsys: Any) -> None:
+    code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err
