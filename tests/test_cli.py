@@ -66,7 +66,8 @@ def test_run_builds_the_workshop_on_the_embedded_emulator(
             line for line in text.splitlines() if f"{name}.workshop.local" in line and "->" in line
         )
         assert len(line.split("->")[1].split(",")) == count
-    assert "✓ Verify DNS" in text and "✓ Create Namespace" in text
+    assert "✓ Verify DNS" in text
+    assert "✓ Create Namespace" in text
     env = (tmp_path / "workshop-resources.env").read_text()
     for key in ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID"):
         assert f"export {key}=" in env
