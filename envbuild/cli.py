@@ -73,53 +73,54 @@ def execution_name(spec: Mapping[str, Any]) -> str:
 
 
 # -- following an execution ---------------------------------------------------------------------
-PROGRESS_TYPES = {
-    "TaskStateExited": "done",
-    "ChoiceStateExited": None,
-    "WaitStateEntered": "waiting",
-    "MapStateExited": "done",
-    "ParallelStateEntered": "started",
-    "ParallelStateExited": "done",
-}
+def iteration_states(definition: Mapping[str, Any]) -> set[str]:
+    """Names of the states that run once per item of a Map (shown as one line per Map)."""
+    names: set[str] = set()
+    for state in definition.get("States", {}).values():
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            names |= set(processor.get("States", {}))
+            names |= iteration_states(processor)
+        for branch in state.get("Branches", []):
+            names |= iteration_states(branch)
+    return names
 
 
 def follow(
     sfn: Any, execution_arn: str, out: TextIO, clock: Callable[[], str], poll_seconds: float = 0.05
 ) -> dict[str, Any]:
     """Print each state as it ends; return DescribeExecution once the execution has stopped."""
+    machine = sfn.describe_state_machine_for_execution(executionArn=execution_arn)
+    per_item = iteration_states(json.loads(machine["definition"]))
     seen = 0
-    in_map = 0
     iterations = 0
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         events = _history(sfn, execution_arn)
         for event in events[seen:]:
             kind = event["type"]
-            if kind == "MapStateEntered":
-                in_map += 1
-            elif kind == "MapIterationSucceeded":
+            entered = (event.get("stateEnteredEventDetails") or {}).get("name", "")
+            exited = (event.get("stateExitedEventDetails") or {}).get("name", "")
+            if kind == "MapIterationSucceeded":
                 iterations += 1
             elif kind == "MapStateExited":
-                in_map -= 1
-                name = event["stateExitedEventDetails"]["name"]
-                out.write(f"  {clock()}  ✓ {name} ({iterations} services)\n")
+                out.write(f"  {clock()}  ✓ {exited} ({iterations} services)\n")
                 iterations = 0
             elif kind == "WaitStateEntered":
-                name = event["stateEnteredEventDetails"]["name"]
-                out.write(f"  {clock()}  … {name}\n")
-            elif kind == "TaskStateExited" and not in_map:
-                name = event["stateExitedEventDetails"]["name"]
-                out.write(f"  {clock()}  ✓ {name}\n")
-            elif kind in ("TaskFailed", "LambdaFunctionFailed") and not in_map:
+                out.write(f"  {clock()}  … {entered}\n")
+            elif kind == "TaskStateExited" and exited not in per_item:
+                out.write(f"  {clock()}  ✓ {exited}\n")
+            elif kind in ("TaskFailed", "LambdaFunctionFailed"):
                 details = (
                     event.get("lambdaFunctionFailedEventDetails")
                     or event.get("taskFailedEventDetails")
                     or {}
                 )
-                out.write(f"  {clock()}  ✗ {details.get('error', 'failed')}\n")
+                out.write(
+                    f"  {clock()}  ✗ {details.get('error', 'failed')} (retried if retryable)\n"
+                )
             elif kind == "FailStateEntered":
-                name = event["stateEnteredEventDetails"]["name"]
-                out.write(f"  {clock()}  ✗ {name}\n")
+                out.write(f"  {clock()}  ✗ {entered}\n")
             out.flush()
         seen = len(events)
         if described["status"] != "RUNNING":
