@@ -1,0 +1,372 @@
+"""The Lambda handlers (functions/envbuild_lambda/handlers/*.py), called as the state machine calls
+them: a LambdaContext and events shaped by the ASL's Parameters / ItemSelector / ResultSelector,
+under moto. Every output must survive a JSON round trip (it is the next state's input)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import socket
+import sys
+from typing import Any
+
+import boto3
+import botocore.client
+import botocore.session
+import pytest
+from pydantic import ValidationError
+
+from envbuild_lambda.errors import DiscoveryMismatch, InvalidSpec, NamespaceOperationFailed
+from envbuild_lambda.handlers import (
+    check_namespace_operation,
+    check_services,
+    create_namespace,
+    create_registries,
+    create_services,
+    register_task_definition,
+    validate_spec,
+    verify_dns,
+)
+
+from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
+
+HANDLER_MODULES = [
+    "envbuild_lambda.handlers.validate_spec",
+    "envbuild_lambda.handlers.create_namespace",
+    "envbuild_lambda.handlers.check_namespace_operation",
+    "envbuild_lambda.handlers.create_registries",
+    "envbuild_lambda.handlers.register_task_definition",
+    "envbuild_lambda.handlers.create_services",
+    "envbuild_lambda.handlers.check_services",
+    "envbuild_lambda.handlers.verify_dns",
+]
+
+
+def call(handler: Any, event: dict[str, Any], context: FakeContext) -> Any:
+    """Invoke like Lambda: the event is JSON, the result must be JSON."""
+    result = handler(json.loads(json.dumps(event)), context)
+    return json.loads(json.dumps(result))
+
+
+def spec_event(prerequisites: Prerequisites, desired: int | None = None) -> dict[str, Any]:
+    raw = workshop_spec(prerequisites.variables())
+    if desired is not None:
+        for service in raw["services"]:
+            service["desiredCount"] = desired
+    return raw
+
+
+# --- ValidateSpec ---------------------------------------------------------------------------------
+
+
+def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_aws: None) -> None:
+    out = call(validate_spec.handler, workshop_spec(), context)
+    assert list(out) == ["spec"]
+    spec = out["spec"]
+    assert spec["executionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
+    assert spec["taskRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/ecsTaskRole"
+    assert [s["name"] for s in spec["services"]] == ["web", "api", "db"]
+    assert spec["services"][2] == {
+        "name": "db",
+        "image": "redis:alpine",
+        "port": 6379,
+        "desiredCount": 1,
+        "cpu": "256",
+        "memory": "512",
+        "environment": {},
+        "dnsTtl": 60,
+    }
+
+
+def test_validate_spec_uses_the_partition_and_account_of_the_function_arn(mocked_aws: None) -> None:
+    context = FakeContext(
+        invoked_function_arn="arn:aws-cn:lambda:cn-north-1:210987654321:function:x"
+    )
+    spec = call(validate_spec.handler, workshop_spec(), context)["spec"]
+    assert spec["taskRoleArn"] == "arn:aws-cn:iam::210987654321:role/ecsTaskRole"
+
+
+def test_validate_spec_makes_no_aws_call(
+    context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("ValidateSpec called AWS")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    assert "spec" in call(validate_spec.handler, workshop_spec(), context)
+
+
+def test_validate_spec_raises_invalid_spec_naming_every_bad_field(
+    context: FakeContext, mocked_aws: None
+) -> None:
+    raw = workshop_spec()
+    raw["services"][0]["desiredcount"] = 2
+    raw["services"][1]["memory"] = "4096"
+    with pytest.raises(InvalidSpec) as caught:
+        validate_spec.handler(raw, context)
+    message = str(caught.value)
+    assert message.startswith("2 problem(s) in the spec")
+    assert "services[0].desiredcount: unknown field (did you mean 'desiredCount'?)" in message
+    assert "services[1]: memory 4096 is not valid with cpu 256 on Fargate" in message
+    assert type(caught.value).__name__ == "InvalidSpec"  # the Task's Error the ASL catches
+
+
+def test_validate_spec_rejects_a_non_object_input(context: FakeContext) -> None:
+    with pytest.raises(InvalidSpec, match="the spec must be a JSON object, got list"):
+        validate_spec.handler([], context)  # type: ignore[arg-type]
+
+
+# --- the whole chain, as the ASL passes data ------------------------------------------------------
+
+
+def test_handlers_chained_as_the_state_machine_passes_their_outputs(
+    prerequisites: Prerequisites, context: FakeContext
+) -> None:
+    """desiredCount 0 everywhere: moto starts no task, so 0 running = 0 desired is a ready build."""
+    state = call(validate_spec.handler, spec_event(prerequisites, desired=0), context)
+    spec = state["spec"]
+
+    # Parallel branch 1: Create Namespace -> (Wait) -> Check Namespace Operation -> Create Registries
+    branch: dict[str, Any] = {"spec": spec}
+    branch["namespace"] = call(create_namespace.handler, {"spec": branch["spec"]}, context)
+    assert branch["namespace"]["status"] == "SUBMITTED"
+    assert set(branch["namespace"]) == {
+        "name",
+        "vpcId",
+        "id",
+        "arn",
+        "hostedZoneId",
+        "operationId",
+        "status",
+        "adopted",
+        "poll",
+        "message",
+    }
+    assert branch["namespace"]["poll"] == {"attempt": 0, "waitSeconds": 5, "maxAttempts": 20}
+    branch["namespace"] = call(
+        check_namespace_operation.handler, {"namespace": branch["namespace"]}, context
+    )
+    assert branch["namespace"]["status"] == "SUCCESS"
+    assert branch["namespace"]["id"].startswith("ns-")
+    cloud_map = call(
+        create_registries.handler, {"spec": spec, "namespace": branch["namespace"]}, context
+    )
+    assert set(cloud_map) == {"namespace", "registries"}
+    assert cloud_map["namespace"] == branch["namespace"]
+    assert list(cloud_map["registries"]) == ["web", "api", "db"]
+
+    # Parallel branch 2: Map over services with the ItemSelector
+    task_definitions = [
+        call(
+            register_task_definition.handler,
+            {
+                "environment": spec["environment"],
+                "executionRoleArn": spec["executionRoleArn"],
+                "taskRoleArn": spec["taskRoleArn"],
+                "service": service,
+            },
+            context,
+        )
+        for service in spec["services"]
+    ]
+    assert task_definitions[0] == {
+        "name": "web",
+        "taskDefinition": "workshop-web:1",
+        "logGroup": "/ecs/workshop-web",
+    }
+
+    build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
+    deployment = call(
+        create_services.handler,
+        {
+            "spec": spec,
+            "registries": build["cloudMap"]["registries"],
+            "taskDefinitions": build["taskDefinitions"],
+        },
+        context,
+    )
+    assert deployment == {
+        "ready": False,
+        "poll": {"attempt": 0, "waitSeconds": 10, "maxAttempts": 40},
+        "message": "",
+        "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
+    }
+    deployment = call(
+        check_services.handler,
+        {"spec": spec, "registries": build["cloudMap"]["registries"], "deployment": deployment},
+        context,
+    )
+    assert (deployment["ready"], deployment["message"], deployment["poll"]["attempt"]) == (
+        True,
+        "all services ready",
+        1,
+    )
+
+    summary = call(
+        verify_dns.handler,
+        {
+            "spec": spec,
+            "namespace": build["cloudMap"]["namespace"],
+            "registries": build["cloudMap"]["registries"],
+            "taskDefinitions": build["taskDefinitions"],
+        },
+        context,
+    )
+    assert summary["environment"] == "workshop"
+    assert summary["namespace"]["id"] == branch["namespace"]["id"]
+    assert summary["cluster"] == "workshop-cluster"
+    assert [(s["name"], s["dnsName"], s["ips"]) for s in summary["services"]] == [
+        ("web", "web.workshop.local", []),
+        ("api", "api.workshop.local", []),
+        ("db", "db.workshop.local", []),
+    ]
+    web = summary["services"][0]
+    assert (
+        web["registryArn"]
+        == f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{cloud_map['registries']['web']}"
+    )
+    assert (
+        web["taskDefinitionArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/workshop-web:1"
+    )
+    assert (
+        web["serviceArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/web-service"
+    )
+    # the ECS services exist in the mocked account, attached to their registries
+    ecs = boto3.client("ecs", region_name=REGION)
+    described = ecs.describe_services(cluster="workshop-cluster", services=["web-service"])[
+        "services"
+    ][0]
+    assert described["serviceRegistries"] == [{"registryArn": web["registryArn"]}]
+
+
+def test_check_services_handler_reports_services_not_ready(
+    prerequisites: Prerequisites, context: FakeContext
+) -> None:
+    spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
+    namespace = call(
+        check_namespace_operation.handler,
+        {"namespace": call(create_namespace.handler, {"spec": spec}, context)},
+        context,
+    )
+    registries = call(create_registries.handler, {"spec": spec, "namespace": namespace}, context)[
+        "registries"
+    ]
+    refs = [
+        call(
+            register_task_definition.handler,
+            {
+                "environment": "workshop",
+                "executionRoleArn": spec["executionRoleArn"],
+                "taskRoleArn": spec["taskRoleArn"],
+                "service": s,
+            },
+            context,
+        )
+        for s in spec["services"]
+    ]
+    deployment = call(
+        create_services.handler,
+        {"spec": spec, "registries": registries, "taskDefinitions": refs},
+        context,
+    )
+    deployment = call(
+        check_services.handler,
+        {"spec": spec, "registries": registries, "deployment": deployment},
+        context,
+    )
+    assert deployment["ready"] is False
+    assert deployment["poll"] == {"attempt": 1, "waitSeconds": 20, "maxAttempts": 40}
+    assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
+    assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
+    with pytest.raises(DiscoveryMismatch, match=r"3 DNS name\(s\) do not answer"):
+        verify_dns.handler(
+            {
+                "spec": spec,
+                "namespace": namespace,
+                "registries": registries,
+                "taskDefinitions": refs,
+            },
+            context,
+        )
+
+
+def test_settings_from_the_function_environment_shape_the_poll(
+    prerequisites: Prerequisites, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACE_POLL_INITIAL_SECONDS", "2")
+    monkeypatch.setenv("NAMESPACE_POLL_MAX_ATTEMPTS", "7")
+    spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
+    assert call(create_namespace.handler, {"spec": spec}, context)["poll"] == {
+        "attempt": 0,
+        "waitSeconds": 2,
+        "maxAttempts": 7,
+    }
+
+
+def test_create_registries_refuses_a_namespace_without_id(
+    prerequisites: Prerequisites, context: FakeContext
+) -> None:
+    spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
+    namespace = {
+        "name": "workshop.local",
+        "vpcId": prerequisites.vpc_id,
+        "status": "SUBMITTED",
+        "operationId": "op-1",
+        "poll": {"attempt": 20, "waitSeconds": 30, "maxAttempts": 20},
+    }
+    with pytest.raises(NamespaceOperationFailed, match=r"namespace workshop\.local has no id"):
+        create_registries.handler({"spec": spec, "namespace": namespace}, context)
+
+
+def test_a_malformed_event_is_rejected_before_any_aws_call(
+    context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("called AWS")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    with pytest.raises(ValidationError):
+        create_namespace.handler({"spec": workshop_spec(), "extra": 1}, context)
+
+
+# --- import time ------------------------------------------------------------------------------------
+
+
+def test_importing_the_handlers_makes_no_aws_client_and_no_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    made: list[str] = []
+
+    def refuse(self: Any, service_name: str = "", *args: Any, **kwargs: Any) -> None:
+        made.append(service_name)
+        raise AssertionError(f"AWS client {service_name!r} made at import time")
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("network connection at import time")
+
+    monkeypatch.setattr(boto3.session.Session, "client", refuse)
+    monkeypatch.setattr(boto3.session.Session, "resource", refuse)
+    monkeypatch.setattr(botocore.session.Session, "create_client", refuse)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    # import every envbuild_lambda module afresh (monkeypatch puts the originals back afterwards)
+    originals = {
+        n: m
+        for n, m in sys.modules.items()
+        if n == "envbuild_lambda" or n.startswith("envbuild_lambda.")
+    }
+    for name in originals:
+        monkeypatch.delitem(sys.modules, name)
+    for name in HANDLER_MODULES:
+        module = importlib.import_module(name)
+        assert module is not originals.get(name)  # really imported again, under the patches
+        assert callable(module.handler)
+    assert made == []
