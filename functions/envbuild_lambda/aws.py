@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -29,22 +29,28 @@ class Clients:
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self._session = session or boto3.session.Session()
+        # Batch steps first use a client from their worker threads; a session is not thread-safe.
+        self._lock = threading.Lock()
+
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            return self._session.client(service, config=BOTO_CONFIG)  # type: ignore[call-overload]
 
     @cached_property
     def servicediscovery(self) -> ServiceDiscoveryClient:
-        return self._session.client("servicediscovery", config=BOTO_CONFIG)
+        return self._client("servicediscovery")  # type: ignore[no-any-return]
 
     @cached_property
     def ecs(self) -> ECSClient:
-        return self._session.client("ecs", config=BOTO_CONFIG)
+        return self._client("ecs")  # type: ignore[no-any-return]
 
     @cached_property
     def logs(self) -> CloudWatchLogsClient:
-        return self._session.client("logs", config=BOTO_CONFIG)
+        return self._client("logs")  # type: ignore[no-any-return]
 
     @cached_property
     def route53(self) -> Route53Client:
-        return self._session.client("route53", config=BOTO_CONFIG)
+        return self._client("route53")  # type: ignore[no-any-return]
 
 
 _local = threading.local()

@@ -77,15 +77,14 @@ _STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespac
 
 
 def _units(value: object, field: str) -> str:
-    """Accept "256" or 256; anything else is an error naming the field."""
+    """Accept "256" or 256 (ASCII digits only); anything else is an error naming the field."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f'{field} must be a string of a whole number such as "256"')
     text = str(value)
-    if not text.isdigit():
-        raise ValueError(
-            f"{field} must be a whole number of {'CPU units' if field == 'cpu' else 'MiB'}, got {text!r}"
-        )
-    return text
+    if not (text.isascii() and text.isdigit()):
+        unit = "CPU units" if field == "cpu" else "MiB"
+        raise ValueError(f"{field} must be a whole number of {unit}, got {text!r}")
+    return str(int(text))
 
 
 class Namespace(BaseModel):
@@ -112,7 +111,7 @@ class Namespace(BaseModel):
     @classmethod
     def _dns_name(cls, value: str) -> str:
         labels = value.rstrip(".").split(".")
-        if len(labels) < 1 or any(not re.match(DNS_LABEL, label) for label in labels):
+        if len(labels) < 1 or any(not re.fullmatch(DNS_LABEL, label) for label in labels):
             raise ValueError(
                 f"{value!r} is not a valid DNS name: use lower-case labels of letters, digits and hyphens"
                 " separated by dots, e.g. workshop.local"
@@ -176,7 +175,7 @@ class Service(BaseModel):
             Annotated[str, Field(max_length=32768)],
         ],
         Field(max_length=200, description="Container environment variables."),
-    ] = Field(default_factory=dict)
+    ] = {}
     dnsTtl: Annotated[
         StrictInt, Field(ge=0, le=2147483647, description="TTL of the A records in seconds.")
     ] = 60
@@ -282,10 +281,13 @@ class EnvironmentSpec(BaseModel):
     def tags(self) -> dict[str, str]:
         return managed_tags(self.environment)
 
-    def request_token(self, *parts: str) -> str:
-        """Deterministic idempotency token for one resource of this environment (<= 64 chars)."""
-        digest = hashlib.sha256(":".join((self.environment, *parts)).encode()).hexdigest()[:32]
-        return f"envbuild-{digest}"
+    def request_token(self, *parts: str, max_length: int = 64) -> str:
+        """Deterministic idempotency token for one resource of this environment.
+
+        Cloud Map's CreatorRequestId takes up to 64 characters, ECS's clientToken up to 36.
+        """
+        digest = hashlib.sha256(":".join((self.environment, *parts)).encode()).hexdigest()
+        return f"envbuild-{digest}"[:max_length]
 
 
 # --------------------------------------------------------------------------------------------

@@ -152,11 +152,6 @@ class CloudMap:
         return {"Instances": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_services first touches clients.servicediscovery inside its thread pool:"
-    " several threads call Session.client() on one boto3 session at once",
-)
 def test_check_services_never_uses_the_session_from_two_threads_at_once() -> None:
     fake = OverlapSession({"ecs": Ecs(), "servicediscovery": CloudMap()})
     spec = parse_spec(workshop_spec())
@@ -168,11 +163,6 @@ def test_check_services_never_uses_the_session_from_two_threads_at_once() -> Non
     assert fake.overlapped is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify first touches clients.ecs and clients.servicediscovery inside its thread pool:"
-    " several threads call Session.client() on one boto3 session at once",
-)
 def test_verify_never_uses_the_session_from_two_threads_at_once(caller: Caller) -> None:
     fake = OverlapSession({"ecs": Ecs(), "servicediscovery": CloudMap()})
     raw = workshop_spec()

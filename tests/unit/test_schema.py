@@ -119,9 +119,5 @@ def test_schema_documents_the_workshop_defaults(committed: dict[str, Any]) -> No
     assert committed["$defs"]["Namespace"]["properties"]["description"]["default"] == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Service.environment uses Field(default_factory=dict), which pydantic leaves out of the JSON Schema",
-)
 def test_schema_documents_the_default_of_service_environment(committed: dict[str, Any]) -> None:
     assert committed["$defs"]["Service"]["properties"]["environment"].get("default") == {}

@@ -275,10 +275,6 @@ def test_services_are_described_in_batches_of_ten(
     assert checked.message.startswith("23 of 23 services not ready")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ECS clientToken allows at most 36 characters; spec.request_token() returns 41 ('envbuild-' + 32 hex)",
-)
 def test_create_service_sends_a_client_token_ecs_accepts(
     clients: Clients, caller: Caller, network_spec: EnvironmentSpec
 ) -> None:

@@ -228,10 +228,6 @@ def test_valid_namespace_name_is_accepted_without_a_trailing_dot(
     assert parse_spec(static_spec).namespace.name == stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Namespace._dns_name uses re.match with '$', which matches before a trailing newline",
-)
 def test_namespace_name_with_a_trailing_newline_is_rejected(static_spec: dict[str, Any]) -> None:
     static_spec["namespace"]["name"] = "workshop.local\n"
     assert "namespace.name:" in problems(static_spec)
@@ -396,10 +392,6 @@ def test_cpu_and_memory_given_as_integers_are_accepted_and_normalised_to_strings
     assert service.model_dump(mode="json")["cpu"] == "256"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_units checks str.isdigit(), which accepts non-ASCII digits; the value is passed to ECS verbatim",
-)
 def test_cpu_with_non_ascii_digits_is_rejected_or_normalised(static_spec: dict[str, Any]) -> None:
     try:
         service = parse_spec(with_service(static_spec, cpu="\uff12\uff15\uff16")).services[0]

@@ -69,7 +69,9 @@ def create_service(
                 }
             },
             serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
-            clientToken=spec.request_token("ecs-service", spec.cluster_name, service.name),
+            clientToken=spec.request_token(
+                "ecs-service", spec.cluster_name, service.name, max_length=36
+            ),
             tags=[{"key": key, "value": value} for key, value in spec.tags().items()],
             propagateTags="SERVICE",
             enableECSManagedTags=True,
