@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from envbuild_emulator.interpreter import patch_point
+from envbuild_emulator.moto_internals import Patcher, lookup
 
 EVENTS_MODELS = "moto.events.models"
 SFN_RESPONSES = "moto.stepfunctions.responses"
@@ -31,38 +31,38 @@ def _json_path(document: Any, path: str) -> Any:
 
 class EventBridgeToStepFunctions:
     def __init__(self) -> None:
-        self._saved: tuple[Any, Any] | None = None
+        self._patcher = Patcher()
         self.started: list[str] = []
 
     def install(self) -> EventBridgeToStepFunctions:
-        rule_class, original = patch_point(EVENTS_MODELS, "Rule.send_to_targets")
-        _, get_backend = patch_point(SFN_RESPONSES, "get_backend")
+        get_backend = lookup(SFN_RESPONSES, "get_backend")
         started = self.started
 
-        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
-            states = [t for t in rule.targets if t["Arn"].split(":")[2] == "states"]
-            others = [t for t in rule.targets if t not in states]
-            if others:
-                shallow = copy.copy(rule)
-                shallow.targets = others
-                original(shallow, original_event, transform_input)
-            if not states or not rule.event_pattern.matches_event(original_event):
-                return
-            for target in states:
-                document = _json_path(original_event, target.get("InputPath", "$"))
-                arn = target["Arn"]
-                account, region = arn.split(":")[4], arn.split(":")[3]
-                execution = get_backend(account, region).start_execution(
-                    arn, f"event-{uuid.uuid4()}", json.dumps(document)
-                )
-                started.append(execution.execution_arn)
+        def deliver(original: Any) -> Any:
+            def send_to_targets(
+                rule: Any, original_event: Any, transform_input: bool = True
+            ) -> None:
+                states = [t for t in rule.targets if t["Arn"].split(":")[2] == "states"]
+                others = [t for t in rule.targets if t not in states]
+                if others:
+                    shallow = copy.copy(rule)
+                    shallow.targets = others
+                    original(shallow, original_event, transform_input)
+                if not states or not rule.event_pattern.matches_event(original_event):
+                    return
+                for target in states:
+                    document = _json_path(original_event, target.get("InputPath", "$"))
+                    arn = target["Arn"]
+                    account, region = arn.split(":")[4], arn.split(":")[3]
+                    execution = get_backend(account, region).start_execution(
+                        arn, f"event-{uuid.uuid4()}", json.dumps(document)
+                    )
+                    started.append(execution.execution_arn)
 
-        rule_class.send_to_targets = send_to_targets
-        self._saved = (rule_class, original)
+            return send_to_targets
+
+        self._patcher.replace(EVENTS_MODELS, "Rule.send_to_targets", deliver)
         return self
 
     def uninstall(self) -> None:
-        if self._saved:
-            owner, original = self._saved
-            owner.send_to_targets = original
-            self._saved = None
+        self._patcher.restore()

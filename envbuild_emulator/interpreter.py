@@ -1,9 +1,8 @@
 """Patches of moto's ASL interpreter: Lambda Tasks run the real handlers in-process; Wait states and
 retry back-off follow the emulator's Clock.
 
-Patch points (moto 5.2.5, see shared notes): ``lambda_eval_utils._invoke_lambda_function``,
-``WaitFunction._wait_interval`` and the ``time`` module attribute of ``retrier_decl``. Each is
-looked up through ``patch_point`` which fails loudly if moto moved it.
+Patch points (moto 5.2.5, see shared notes): ``INTERPRETER_PATCH_POINTS`` in moto_internals, each
+replaced through ``Patcher``, which fails loudly if moto moved it.
 """
 
 from __future__ import annotations
@@ -21,35 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from envbuild_emulator.clock import Clock
+from envbuild_emulator.moto_internals import INTERPRETER_PATCH_POINTS, Patcher
 from envbuild_emulator.template import Function
 
-LAMBDA_EVAL_UTILS = (
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+LAMBDA_EVAL_UTILS, WAIT_FUNCTION, RETRIER_DECL = (
+    ref.module for ref in INTERPRETER_PATCH_POINTS[:3]
 )
-WAIT_FUNCTION = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function"
-RETRIER_DECL = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
-
-
-def patch_point(module_name: str, attribute: str) -> tuple[Any, Any]:
-    """(owner, current value) of ``module_name.attribute`` (dotted for class attributes)."""
-    try:
-        owner: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise RuntimeError(
-            f"moto internals moved: cannot import {module_name} (pinned moto==5.2.5?)"
-        ) from error
-    *path, name = attribute.split(".")
-    for part in path:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            raise RuntimeError(
-                f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)"
-            )
-    if not hasattr(owner, name):
-        raise RuntimeError(
-            f"moto internals moved: {module_name}.{attribute} not found (pinned moto==5.2.5?)"
-        )
-    return owner, getattr(owner, name)
 
 
 @dataclass
@@ -146,13 +122,7 @@ class InterpreterPatches:
     def __init__(self, dispatcher: LambdaDispatcher, clock: Clock) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
-        self._saved: list[tuple[Any, str, Any]] = []
-
-    def _set(self, module_name: str, attribute: str, value: Any) -> None:
-        owner, original = patch_point(module_name, attribute)
-        name = attribute.rsplit(".", 1)[-1]
-        self._saved.append((owner, name, original))
-        setattr(owner, name, value)
+        self._patcher = Patcher()
 
     def install(self) -> InterpreterPatches:
         dispatcher, clock = self.dispatcher, self.clock
@@ -172,12 +142,10 @@ class InterpreterPatches:
             def sleep(seconds: float) -> None:
                 clock.sleep(seconds)
 
-        self._set(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", invoke_lambda)
-        self._set(WAIT_FUNCTION, "WaitFunction._wait_interval", wait_interval)
-        self._set(RETRIER_DECL, "time", _RetryTime)
+        self._patcher.replace(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", lambda _: invoke_lambda)
+        self._patcher.replace(WAIT_FUNCTION, "WaitFunction._wait_interval", lambda _: wait_interval)
+        self._patcher.replace(RETRIER_DECL, "time", lambda _: _RetryTime)
         return self
 
     def uninstall(self) -> None:
-        while self._saved:
-            owner, name, original = self._saved.pop()
-            setattr(owner, name, original)
+        self._patcher.restore()

@@ -13,7 +13,14 @@ Public API::
     world.uninstall()
 """
 
-from ._moto import INTERNALS, PATCH_POINTS, MotoInternalsChanged, Ref, lookup
+from envbuild_emulator.moto_internals import (
+    INTERNALS,
+    PATCH_POINTS,
+    MotoInternalsChanged,
+    Ref,
+    lookup,
+)
+
 from .faults import Faults, OperationFailure
 from .world import Latencies, World
 

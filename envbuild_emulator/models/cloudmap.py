@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._moto import lookup
+from envbuild_emulator.moto_internals import lookup
+
 from ._state import BackendState, state_of
 from .dns import InstanceRecord, Route53
 from .errors import (

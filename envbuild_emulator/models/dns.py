@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._moto import lookup
+from envbuild_emulator.moto_internals import lookup
 
 if TYPE_CHECKING:
     from moto.route53.models import FakeZone, Route53Backend

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._moto import MotoInternalsChanged, lookup
+from envbuild_emulator.moto_internals import MotoInternalsChanged, lookup
+
 from ._state import BackendState, Timers, state_of
 
 if TYPE_CHECKING:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from envbuild_emulator.moto_internals import Patcher, lookup
+
 from ..clock import Clock
-from ._moto import Patcher, lookup
 from ._state import BackendState, existing_state
 from .cloudmap import CloudMapModel
 from .ecs import EcsModel

@@ -16,12 +16,12 @@ from envbuild_emulator.models import (
     World,
     lookup,
 )
-from envbuild_emulator.models._moto import Patcher
+from envbuild_emulator.moto_internals import INTERPRETER_PATCH_POINTS, Patcher
 
 from .conftest import Clients, Network
 
 
-@pytest.mark.parametrize("ref", PATCH_POINTS + INTERNALS, ids=str)
+@pytest.mark.parametrize("ref", PATCH_POINTS + INTERPRETER_PATCH_POINTS + INTERNALS, ids=str)
 def test_every_moto_internal_the_models_use_exists(ref: Ref) -> None:
     assert lookup(ref.module, ref.attr) is not None
 

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "INTERNALS",
+    "INTERPRETER_PATCH_POINTS",
     "PATCH_POINTS",
     "MotoInternalsChanged",
     "Patcher",
@@ -134,6 +135,22 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.list_tasks"),
 )
 
+#: What the emulator core replaces: Lambda Tasks dispatched in-process, Wait states and retry
+#: back-off on the emulator's Clock (envbuild_emulator.interpreter), and EventBridge targets that
+#: are state machines (envbuild_emulator.events).
+INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+        "_invoke_lambda_function",
+    ),
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function",
+        "WaitFunction._wait_interval",
+    ),
+    Ref("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl", "time"),
+    Ref("moto.events.models", "Rule.send_to_targets"),
+)
+
 #: Other moto internals the models read or call (not replaced).
 INTERNALS: tuple[Ref, ...] = (
     Ref(_SD, "servicediscovery_backends"),
@@ -160,4 +177,5 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.moto_api._internal.managed_state_model", "ManagedState.status"),
     Ref("moto.core.base_backend", "BaseBackend.reset"),
     Ref("moto.core.exceptions", "JsonRESTError"),
+    Ref("moto.stepfunctions.responses", "get_backend"),
 )
