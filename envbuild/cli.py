@@ -288,7 +288,8 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
             f"  envbuild run events/workshop.json --endpoint {emulator.endpoint_url}\n"
             f"  aws --endpoint-url {emulator.endpoint_url} servicediscovery list-namespaces\n"
             f"  aws --endpoint-url {emulator.endpoint_url} events put-events"
-            " --entries file://events/put-events-build-requested.json\n"
+            " --cli-input-json file://events/put-events-build-requested.json"
+            " (after filling its ${VARS})\n"
             "Ctrl-C stops it.\n"
         )
         out.flush()

@@ -86,6 +86,7 @@ class Emulator:
         # moto's interpreter logs every failed execution with a long internal repr; the execution's
         # Error and Cause (DescribeExecution, history) are what users read.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per HTTP request
         for key, value in PROCESS_ENVIRONMENT.items():
             self._setenv(key, value)
         self._setenv("AWS_DEFAULT_REGION", self.region)

@@ -306,3 +306,28 @@ def test_any_namespace_names_counts_and_ports(emulator: Any) -> None:
     assert sd.get_service(Id=payments["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [
         {"Type": "A", "TTL": 10}
     ]
+
+
+def test_an_ecs_service_of_the_same_name_elsewhere_is_left_alone(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    first, _ = run_build(emulator, workshop_spec)
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    ecs = emulator.client("ecs")
+    names = ["web-service", "api-service", "db-service"]
+    before = ecs.describe_services(cluster=cluster, services=names)["services"]
+    other = json.loads(json.dumps(workshop_spec))
+    other["environment"] = "other"
+    other["namespace"]["name"] = "other.local"
+
+    described, history = run_build(emulator, other)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "ServiceConflict"
+    assert "web-service already exists in cluster" in described["cause"]
+    assert "Check Services" not in states_entered(history)
+    after = ecs.describe_services(cluster=cluster, services=names)["services"]
+    assert [(s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in after] == [
+        (s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in before
+    ]

@@ -78,6 +78,20 @@ def create_service(
         )
 
 
+def _check_adoptable(
+    current: ServiceTypeDef, service: Service, spec: EnvironmentSpec, wanted: str
+) -> None:
+    """An existing ECS service is used as it is only if it already answers for this registry."""
+    attached = [r.get("registryArn", "") for r in current.get("serviceRegistries", [])]
+    if wanted not in attached:
+        raise ServiceConflict(
+            f"ECS service {service.ecs_service_name} already exists in cluster {spec.cluster_name}"
+            f" attached to {', '.join(attached) or 'no Cloud Map registry'}, not to {wanted};"
+            " envbuild does not modify services it did not create: use other service names or"
+            " another cluster, or delete that service"
+        )
+
+
 def create_or_adopt_services(
     clients: Clients,
     caller: Caller,
@@ -93,7 +107,8 @@ def create_or_adopt_services(
     for service in spec.services:
         current = existing.get(service.ecs_service_name)
         status = current["status"] if current else "INACTIVE"
-        if status == "ACTIVE":
+        if current and status == "ACTIVE":
+            _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
             actions[service.ecs_service_name] = "adopted"
         elif status == "DRAINING":
             raise ServiceConflict(
