@@ -151,6 +151,7 @@ def test_adopts_active_services_and_leaves_them_unchanged(
         serviceName="web-service",
         taskDefinition=definitions["web"],
         desiredCount=5,
+        serviceRegistries=[{"registryArn": services.registry_arn(caller, registry_ids["web"])}],
     )
     state = services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
@@ -162,6 +163,27 @@ def test_adopts_active_services_and_leaves_them_unchanged(
     }
     assert describe(clients, spec, "web-service")["web-service"]["desiredCount"] == 5
     assert len(clients.ecs.list_services(cluster=spec.cluster)["serviceArns"]) == 3
+
+
+def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    clients.ecs.create_service(
+        cluster=spec.cluster,
+        serviceName="api-service",
+        taskDefinition=definitions["api"],
+        desiredCount=3,
+    )
+    with pytest.raises(
+        ServiceConflict, match="api-service already exists .* no Cloud Map registry"
+    ):
+        services.create_or_adopt_services(
+            clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
+        )
+    assert describe(clients, spec, "api-service")["api-service"]["desiredCount"] == 3
+    assert len(clients.ecs.list_services(cluster=spec.cluster)["serviceArns"]) == 1
 
 
 def test_an_inactive_service_is_created_again(
