@@ -177,7 +177,7 @@ def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
         desiredCount=3,
     )
     with pytest.raises(
-        ServiceConflict, match="api-service already exists .* no Cloud Map registry"
+        ServiceConflict, match=r"api-service already exists .* no Cloud Map registry"
     ):
         services.create_or_adopt_services(
             clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
