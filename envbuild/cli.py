@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 import boto3
 
+from envbuild_emulator.emulator import execution_history
+
 STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 DEFAULT_TIME_SCALE = 0.02  # 60 emulated seconds (a Cloud Map namespace) take 1.2 s
@@ -96,7 +98,7 @@ def follow(
     iterations = 0
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        events = _history(sfn, execution_arn)
+        events = execution_history(sfn, execution_arn)
         for event in events[seen:]:
             kind = event["type"]
             entered = (event.get("stateEnteredEventDetails") or {}).get("name", "")
@@ -126,17 +128,6 @@ def follow(
         if described["status"] != "RUNNING":
             return described
         time.sleep(poll_seconds)
-
-
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
 
 
 def error_message(cause: str) -> str:
