@@ -54,6 +54,14 @@ def deploy(
     template: Template, client: Callable[[str], Any], dispatcher: LambdaDispatcher
 ) -> Deployment:
     deployment = Deployment()
+    dynamodb = client("dynamodb")
+    for name, props in template.tables().items():
+        dynamodb.create_table(
+            TableName=name,
+            BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+        )
     for function in template.functions():
         dispatcher.register(function)
     iam, sfn, events, sqs = client("iam"), client("stepfunctions"), client("events"), client("sqs")

@@ -22,6 +22,7 @@ import boto3
 
 from envbuild_emulator.clock import Clock
 from envbuild_emulator.deploy import Deployment, deploy
+from envbuild_emulator.dynamodb import AtomicConditionalWrites
 from envbuild_emulator.events import EventBridgeToStepFunctions
 from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
 from envbuild_emulator.seed import seed
@@ -110,6 +111,8 @@ class Emulator:
         self._stack.append(patches.uninstall)
         events = EventBridgeToStepFunctions().install()
         self._stack.append(events.uninstall)
+        writes = AtomicConditionalWrites().install()
+        self._stack.append(writes.uninstall)
         account = self.client("sts").get_caller_identity()["Account"]
         template = Template(self.template_path, load_yaml(self.template_path), account, self.region)
         self.deployment = deploy(template, self.client, self.dispatcher)

@@ -149,6 +149,9 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl", "time"),
     Ref("moto.events.models", "Rule.send_to_targets"),
+    Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
+    Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),
+    Ref("moto.dynamodb.models", "DynamoDBBackend.delete_item"),
 )
 
 #: Other moto internals the models read or call (not replaced).

@@ -196,6 +196,14 @@ class Template:
         return re.sub(r"\$\{([^}!][^}]*)\}", replace, text)
 
     # -- resources ----------------------------------------------------------------------------
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Physical name -> resolved properties of each AWS::DynamoDB::Table."""
+        return {
+            self.physical_name(logical_id): self.resolve(resource.get("Properties", {}))
+            for logical_id, resource in self.resources.items()
+            if resource.get("Type") == "AWS::DynamoDB::Table"
+        }
+
     def functions(self) -> list[Function]:
         found = []
         global_env = self.resolve(self.globals.get("Environment", {}).get("Variables", {}))

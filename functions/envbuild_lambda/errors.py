@@ -44,8 +44,28 @@ class ServiceConflict(EnvbuildError):
     """A service with the same name exists but cannot be adopted (e.g. it is DRAINING)."""
 
 
+class PreflightFailed(EnvbuildError):
+    """Something the build needs is missing or wrong; the message names each resource and the fix."""
+
+
+class EnvironmentBusy(EnvbuildError):
+    """Another execution is building this environment; the message names it."""
+
+
 class DiscoveryMismatch(EnvbuildError):
     """A DNS name does not answer with exactly the running tasks' IPs."""
+
+
+class InvalidPlan(EnvbuildError):
+    """A teardown input (removal plan or options) is invalid; the message names every bad field."""
+
+
+class ResourceInUse(EnvbuildError):
+    """AWS refused a deletion because something still depends on the resource (deletion order)."""
+
+
+class CloudMapOperationFailed(EnvbuildError):
+    """A Cloud Map operation of a teardown (deregistration, namespace deletion) ended FAIL."""
 
 
 class AwsRequestFailed(EnvbuildError):
@@ -83,6 +103,7 @@ NOT_FOUND_CODES = frozenset(
 )
 CONFLICT_CODES = {
     "ConflictingDomainExists": NamespaceConflict,
+    "ResourceInUse": ResourceInUse,
 }
 
 

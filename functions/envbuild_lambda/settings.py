@@ -30,6 +30,10 @@ class Settings:
     services_poll: PollSchedule
     #: Concurrency of the batch steps (registries, services) inside one invocation.
     max_workers: int
+    #: DynamoDB table of the one-build-per-environment locks, and how long a lock holds at most
+    #: (the state machine's own TimeoutSeconds).
+    lock_table: str = ""
+    lock_ttl_seconds: int = 7200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -57,7 +61,16 @@ class Settings:
                 number("SERVICES_POLL_MAX_ATTEMPTS", 40),
             ),
             max_workers=number("ENVBUILD_MAX_WORKERS", 4),
+            lock_table=env.get("LOCK_TABLE_NAME", ""),
+            lock_ttl_seconds=number("LOCK_TTL_SECONDS", 7200),
         )
+
+    def require_lock_table(self) -> str:
+        if not self.lock_table:
+            raise ValueError(
+                "environment variable LOCK_TABLE_NAME is not set (template.yaml sets it)"
+            )
+        return self.lock_table
 
 
 @functools.cache

@@ -16,6 +16,11 @@ class SpecInput(_Input):
     spec: EnvironmentSpec
 
 
+class LockInput(_Input):
+    environment: str
+    executionArn: str
+
+
 class CheckNamespaceInput(_Input):
     namespace: NamespaceState
 

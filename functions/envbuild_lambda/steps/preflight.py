@@ -1,0 +1,216 @@
+"""Preflight: check, before anything is created or changed, that the build can succeed.
+
+Every problem is collected (not just the first) and reported with the resource and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from envbuild_lambda.errors import PreflightFailed, aws_errors, error_code, map_client_error
+from envbuild_lambda.steps.services import describe_services
+
+if TYPE_CHECKING:
+    from envbuild_lambda.aws import Clients
+    from envbuild_lambda.spec import EnvironmentSpec
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+def check_vpc(clients: Clients, vpc_id: str) -> list[str]:
+    try:
+        clients.ec2.describe_vpcs(VpcIds=[vpc_id])
+    except ClientError as error:
+        if error_code(error) == "InvalidVpcID.NotFound":
+            return [f"VPC {vpc_id} does not exist in this account and region: fix namespace.vpcId"]
+        raise map_client_error(error, f"DescribeVpcs {vpc_id}") from error
+    problems = []
+    for attribute, key, label in (
+        ("enableDnsSupport", "EnableDnsSupport", "DNS resolution"),
+        ("enableDnsHostnames", "EnableDnsHostnames", "DNS hostnames"),
+    ):
+        with aws_errors(f"DescribeVpcAttribute {vpc_id} {attribute}"):
+            answer: Any = clients.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)  # type: ignore[arg-type]
+        if not answer.get(key, {}).get("Value", False):
+            problems.append(
+                f"VPC {vpc_id} has {label} disabled, so Cloud Map names will not resolve: enable it"
+                f" (aws ec2 modify-vpc-attribute --vpc-id {vpc_id} --{attribute.replace('enable', 'enable-').lower()})"
+            )
+    return problems
+
+
+def check_subnets(clients: Clients, vpc_id: str, subnet_ids: list[str]) -> list[str]:
+    found: dict[str, str] = {}
+    for subnet_id in subnet_ids:  # one at a time: a missing id fails the whole call
+        try:
+            subnets = clients.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+        except ClientError as error:
+            if error_code(error) == "InvalidSubnetID.NotFound":
+                continue
+            raise map_client_error(error, f"DescribeSubnets {subnet_id}") from error
+        found.update({s["SubnetId"]: s["VpcId"] for s in subnets})
+    problems = []
+    for subnet_id in subnet_ids:
+        if subnet_id not in found:
+            problems.append(f"subnet {subnet_id} does not exist: fix network.subnets")
+        elif found[subnet_id] != vpc_id:
+            problems.append(
+                f"subnet {subnet_id} is in {found[subnet_id]}, not in the namespace's VPC {vpc_id}:"
+                " use subnets of that VPC"
+            )
+    return problems
+
+
+def check_security_groups(clients: Clients, vpc_id: str, group_ids: list[str]) -> list[str]:
+    problems = []
+    for group_id in group_ids:
+        try:
+            groups = clients.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+        except ClientError as error:
+            if error_code(error) in ("InvalidGroup.NotFound", "InvalidGroupId.Malformed"):
+                problems.append(
+                    f"security group {group_id} does not exist: fix network.securityGroups"
+                )
+                continue
+            raise map_client_error(error, f"DescribeSecurityGroups {group_id}") from error
+        for group in groups:
+            if group.get("VpcId") != vpc_id:
+                problems.append(
+                    f"security group {group_id} is in {group.get('VpcId')}, not in {vpc_id}:"
+                    " use a security group of the namespace's VPC"
+                )
+    return problems
+
+
+def check_cluster(clients: Clients, cluster: str) -> list[str]:
+    with aws_errors(f"DescribeClusters {cluster}"):
+        answer = clients.ecs.describe_clusters(clusters=[cluster])
+    active = [c for c in answer.get("clusters", []) if c.get("status") == "ACTIVE"]
+    if active:
+        return []
+    status = next((c.get("status") for c in answer.get("clusters", [])), None)
+    if status:
+        return [f"ECS cluster {cluster} is {status}, not ACTIVE: use an active cluster"]
+    return [f"ECS cluster {cluster} does not exist: create it or fix cluster"]
+
+
+def _trust_policy(document: object) -> dict[str, Any]:
+    if isinstance(document, str):  # IAM returns it URL-encoded where the SDK does not decode it
+        return dict(json.loads(unquote(document)))
+    return dict(document) if isinstance(document, dict) else {}
+
+
+def trusts_ecs_tasks(document: object) -> bool:
+    for statement in _trust_policy(document).get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        services = statement.get("Principal", {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        if ECS_TASKS in services and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+            return True
+    return False
+
+
+def check_role(clients: Clients, field: str, role_arn: str) -> list[str]:
+    name = role_arn.rsplit("/", 1)[-1]
+    try:
+        role = clients.iam.get_role(RoleName=name)["Role"]
+    except ClientError as error:
+        if error_code(error) == "NoSuchEntity":
+            return [f"IAM role {role_arn} does not exist: create it or fix {field}"]
+        raise map_client_error(error, f"GetRole {name}") from error
+    if role["Arn"] != role_arn:
+        return [f"IAM role {name} is {role['Arn']}, not {role_arn}: fix {field}"]
+    if not trusts_ecs_tasks(role.get("AssumeRolePolicyDocument")):
+        return [
+            f"IAM role {role_arn} does not trust {ECS_TASKS}: add it to the role's trust policy ({field})"
+        ]
+    return []
+
+
+def cloud_map_zones(clients: Clients, name: str) -> set[str]:
+    """Hosted zone ids of the private DNS namespaces of this name (those are adoptable)."""
+    zones = set()
+    with aws_errors("ListNamespaces"):
+        pages = clients.servicediscovery.get_paginator("list_namespaces").paginate(
+            Filters=[{"Name": "TYPE", "Values": ["DNS_PRIVATE"], "Condition": "EQ"}]
+        )
+        ids = [ns["Id"] for page in pages for ns in page["Namespaces"] if ns.get("Name") == name]
+    for namespace_id in ids:
+        with aws_errors(f"GetNamespace {namespace_id}"):
+            namespace = clients.servicediscovery.get_namespace(Id=namespace_id)["Namespace"]
+        zone = namespace.get("Properties", {}).get("DnsProperties", {}).get("HostedZoneId")
+        if zone:
+            zones.add(zone)
+    return zones
+
+
+def check_domain(clients: Clients, name: str, vpc_id: str) -> list[str]:
+    """A private hosted zone of this name on the VPC that is not a Cloud Map namespace's collides
+    (CreatePrivateDnsNamespace would end in FAIL after a minute: ConflictingDomainExists)."""
+    with aws_errors(f"ListHostedZonesByName {name}"):
+        zones = clients.route53.list_hosted_zones_by_name(DNSName=name, MaxItems="100")[
+            "HostedZones"
+        ]
+    candidates = [
+        z for z in zones if z["Name"].rstrip(".") == name and z.get("Config", {}).get("PrivateZone")
+    ]
+    if not candidates:
+        return []
+    namespaces = cloud_map_zones(clients, name)
+    problems = []
+    for zone in candidates:
+        zone_id = zone["Id"].rsplit("/", 1)[-1]
+        if zone_id in namespaces:
+            continue
+        with aws_errors(f"GetHostedZone {zone_id}"):
+            vpcs = {
+                v.get("VPCId") for v in clients.route53.get_hosted_zone(Id=zone_id).get("VPCs", [])
+            }
+        if vpc_id in vpcs:
+            problems.append(
+                f"private hosted zone {name} ({zone_id}) is already associated with {vpc_id} and is not a"
+                " Cloud Map namespace (ConflictingDomainExists): choose another namespace.name or"
+                " disassociate that zone from the VPC"
+            )
+    return problems
+
+
+def check_draining(clients: Clients, spec: EnvironmentSpec) -> list[str]:
+    existing = describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
+    return [
+        f"ECS service {name} in cluster {spec.cluster_name} is DRAINING after a delete (a new one would"
+        " fail: 'Creation of service was not idempotent'): wait until it is INACTIVE"
+        for name, service in existing.items()
+        if service.get("status") == "DRAINING"
+    ]
+
+
+def preflight(clients: Clients, spec: EnvironmentSpec) -> dict[str, Any]:
+    """Raise PreflightFailed listing every problem; return what was checked."""
+    vpc_id = spec.namespace.vpcId
+    problems = check_vpc(clients, vpc_id)
+    vpc_exists = not any("does not exist" in p for p in problems)
+    if vpc_exists:
+        problems += check_subnets(clients, vpc_id, spec.network.subnets)
+        problems += check_security_groups(clients, vpc_id, spec.network.securityGroups)
+        problems += check_domain(clients, spec.namespace.name, vpc_id)
+    cluster_problems = check_cluster(clients, spec.cluster)
+    problems += cluster_problems
+    if not cluster_problems:
+        problems += check_draining(clients, spec)
+    roles = {"executionRoleArn": spec.executionRoleArn, "taskRoleArn": spec.taskRoleArn}
+    for field, arn in roles.items():  # both filled by ValidateSpec
+        if arn and (field == "executionRoleArn" or arn != spec.executionRoleArn):
+            problems += check_role(clients, field, arn)
+    if problems:
+        raise PreflightFailed(
+            f"{len(problems)} problem(s) found before building: " + "; ".join(problems)
+        )
+    return {"vpc": vpc_id, "cluster": spec.cluster_name, "checked": True}
