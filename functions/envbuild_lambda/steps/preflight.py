@@ -29,16 +29,16 @@ def check_vpc(clients: Clients, vpc_id: str) -> list[str]:
             return [f"VPC {vpc_id} does not exist in this account and region: fix namespace.vpcId"]
         raise map_client_error(error, f"DescribeVpcs {vpc_id}") from error
     problems = []
-    for attribute, key, label in (
-        ("enableDnsSupport", "EnableDnsSupport", "DNS resolution"),
-        ("enableDnsHostnames", "EnableDnsHostnames", "DNS hostnames"),
+    for attribute, key, label, flag in (
+        ("enableDnsSupport", "EnableDnsSupport", "DNS resolution", "--enable-dns-support"),
+        ("enableDnsHostnames", "EnableDnsHostnames", "DNS hostnames", "--enable-dns-hostnames"),
     ):
         with aws_errors(f"DescribeVpcAttribute {vpc_id} {attribute}"):
             answer: Any = clients.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)  # type: ignore[arg-type]
         if not answer.get(key, {}).get("Value", False):
             problems.append(
                 f"VPC {vpc_id} has {label} disabled, so Cloud Map names will not resolve: enable it"
-                f" (aws ec2 modify-vpc-attribute --vpc-id {vpc_id} --{attribute.replace('enable', 'enable-').lower()})"
+                f" (aws ec2 modify-vpc-attribute --vpc-id {vpc_id} {flag} '{{\"Value\":true}}')"
             )
     return problems
 

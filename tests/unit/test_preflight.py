@@ -1,0 +1,111 @@
+"""Preflight checks, each problem named with its resource and fix; nothing is changed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from envbuild_lambda.aws import Clients
+from envbuild_lambda.errors import PreflightFailed
+from envbuild_lambda.spec import EnvironmentSpec, normalize, parse_spec
+from envbuild_lambda.steps import preflight
+
+from .conftest import ACCOUNT, Prerequisites, workshop_spec
+
+ECS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@pytest.fixture
+def ready(clients: Clients, prerequisites: Prerequisites) -> EnvironmentSpec:
+    ec2 = clients.ec2
+    ec2.modify_vpc_attribute(VpcId=prerequisites.vpc_id, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=prerequisites.vpc_id, EnableDnsHostnames={"Value": True})
+    for name in ("ecsTaskExecutionRole", "ecsTaskRole"):
+        clients.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ECS_TRUST))
+    return normalize(
+        parse_spec(workshop_spec(prerequisites.variables())), partition="aws", account_id=ACCOUNT
+    )
+
+
+def test_a_ready_account_passes(clients: Clients, ready: EnvironmentSpec) -> None:
+    assert preflight.preflight(clients, ready)["checked"] is True
+
+
+def test_dns_support_off_is_named_with_the_fix(clients: Clients, ready: EnvironmentSpec) -> None:
+    clients.ec2.modify_vpc_attribute(VpcId=ready.namespace.vpcId, EnableDnsSupport={"Value": False})
+    with pytest.raises(PreflightFailed, match=r"DNS resolution disabled.*--enable-dns-support"):
+        preflight.preflight(clients, ready)
+
+
+def test_a_missing_vpc_skips_the_checks_that_depend_on_it(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    spec = ready.model_copy(
+        update={"namespace": ready.namespace.model_copy(update={"vpcId": "vpc-0123456789abcdef0"})}
+    )
+    with pytest.raises(PreflightFailed) as raised:
+        preflight.preflight(clients, spec)
+    assert str(raised.value).startswith("1 problem(s)")
+    assert "VPC vpc-0123456789abcdef0 does not exist" in str(raised.value)
+
+
+def test_a_draining_service_is_named(
+    clients: Clients, ready: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def describe(**kwargs: Any) -> dict[str, Any]:
+        return {"services": [{"serviceName": "web-service", "status": "DRAINING"}], "failures": []}
+
+    monkeypatch.setattr(clients.ecs, "describe_services", describe)
+    with pytest.raises(PreflightFailed, match=r"web-service .* is DRAINING"):
+        preflight.preflight(clients, ready)
+
+
+@pytest.mark.parametrize(
+    ("document", "trusted"),
+    [
+        (ECS_TRUST, True),
+        (
+            "%7B%22Statement%22%3A%20%5B%7B%22Effect%22%3A%20%22Allow%22%2C%20%22Principal%22%3A%20%7B%22Service%22%3A"
+            "%20%5B%22ecs-tasks.amazonaws.com%22%5D%7D%2C%20%22Action%22%3A%20%22sts%3AAssumeRole%22%7D%5D%7D",
+            True,
+        ),
+        (
+            {
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            },
+            False,
+        ),
+        (
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            },
+            False,
+        ),
+        (None, False),
+    ],
+)
+def test_trust_policy_reading(document: object, trusted: bool) -> None:
+    assert preflight.trusts_ecs_tasks(document) is trusted
