@@ -64,13 +64,18 @@ DEFAULT_TASK_ROLE = "ecsTaskRole"
 
 TAG_ENVIRONMENT = "envbuild:environment"
 TAG_MANAGED = "envbuild:managed"
+#: The build execution that created a resource: the ledger a rollback removes exactly.
+TAG_BUILD = "envbuild:build"
 
 MAX_SERVICES = 500
 
 
-def managed_tags(environment: str) -> dict[str, str]:
-    """Tags on every resource envbuild creates for an environment."""
-    return {TAG_ENVIRONMENT: environment, TAG_MANAGED: "true"}
+def managed_tags(environment: str, build: str | None = None) -> dict[str, str]:
+    """Tags on every resource envbuild creates for an environment (and the creating execution)."""
+    tags = {TAG_ENVIRONMENT: environment, TAG_MANAGED: "true"}
+    if build:
+        tags[TAG_BUILD] = build
+    return tags
 
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
@@ -278,8 +283,8 @@ class EnvironmentSpec(BaseModel):
                 return service
         raise KeyError(name)
 
-    def tags(self) -> dict[str, str]:
-        return managed_tags(self.environment)
+    def tags(self, build: str | None = None) -> dict[str, str]:
+        return managed_tags(self.environment, build)
 
     def request_token(self, *parts: str, max_length: int = 64) -> str:
         """Deterministic idempotency token for one resource of this environment.

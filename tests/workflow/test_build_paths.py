@@ -40,7 +40,11 @@ def test_happy_path_builds_the_workshop_environment(
         t["Key"]: t["Value"]
         for t in sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
     }
-    assert tags == {"envbuild:environment": "workshop", "envbuild:managed": "true"}
+    assert tags == {
+        "envbuild:environment": "workshop",
+        "envbuild:managed": "true",
+        "envbuild:build": described["executionArn"],  # the ledger a rollback removes exactly
+    }
     zone = emulator.client("route53").get_hosted_zone(Id=summary["namespace"]["hostedZoneId"])
     assert emulator.prerequisites["VPC_ID"] in [v["VPCId"] for v in zone["VPCs"]]
 

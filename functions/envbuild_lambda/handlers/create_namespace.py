@@ -16,6 +16,8 @@ from envbuild_lambda.steps import namespace
 @step("CreateNamespace")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
-    state = namespace.create_or_adopt(get_clients(), request.spec, get_settings().namespace_poll)
+    state = namespace.create_or_adopt(
+        get_clients(), request.spec, get_settings().namespace_poll, request.build
+    )
     count("NamespacesAdopted" if state.adopted else "NamespacesRequested")
     return state.model_dump(mode="json")

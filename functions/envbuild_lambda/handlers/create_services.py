@@ -25,6 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.task_definition_by_name(),
         settings.services_poll,
         settings.max_workers,
+        request.build,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     return state.model_dump(mode="json")

@@ -14,6 +14,8 @@ class _Input(BaseModel):
 
 class SpecInput(_Input):
     spec: EnvironmentSpec
+    #: The build execution (ARN): tagged on what it creates, the ledger of a rollback.
+    build: str | None = None
 
 
 class LockInput(_Input):
@@ -28,6 +30,7 @@ class CheckNamespaceInput(_Input):
 class CreateRegistriesInput(_Input):
     spec: EnvironmentSpec
     namespace: NamespaceState
+    build: str | None = None
 
 
 class RegisterTaskDefinitionInput(_Input):
@@ -35,12 +38,14 @@ class RegisterTaskDefinitionInput(_Input):
     executionRoleArn: str
     taskRoleArn: str
     service: Service
+    build: str | None = None
 
 
 class CreateServicesInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str]
     taskDefinitions: list[TaskDefinitionRef]
+    build: str | None = None
 
     def task_definition_by_name(self) -> dict[str, str]:
         return {ref.name: ref.taskDefinition for ref in self.taskDefinitions}

@@ -22,6 +22,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.service,
         request.executionRoleArn,
         request.taskRoleArn,
+        request.build,
     )
     count("TaskDefinitionsRegistered")
     return ref.model_dump(mode="json")

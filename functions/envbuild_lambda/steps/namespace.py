@@ -59,7 +59,7 @@ def _zone_vpcs(clients: Clients, zone_id: str) -> set[str]:
 
 
 def create_or_adopt(
-    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
+    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule, build: str | None = None
 ) -> NamespaceState:
     """Adopt the namespace if it already exists in the VPC; otherwise start creating it."""
     ns = spec.namespace
@@ -77,7 +77,7 @@ def create_or_adopt(
             Vpc=ns.vpcId,
             Description=ns.description,
             CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId),
-            Tags=[{"Key": key, "Value": value} for key, value in spec.tags().items()],
+            Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
         )
         operation_id = response["OperationId"]
     except ClientError as error:

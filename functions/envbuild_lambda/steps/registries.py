@@ -24,7 +24,11 @@ def existing_registries(clients: Clients, namespace_id: str) -> dict[str, str]:
 
 
 def create_registry(
-    clients: Clients, spec: EnvironmentSpec, service: Service, namespace_id: str
+    clients: Clients,
+    spec: EnvironmentSpec,
+    service: Service,
+    namespace_id: str,
+    build: str | None = None,
 ) -> str:
     try:
         response = clients.servicediscovery.create_service(
@@ -37,7 +41,7 @@ def create_registry(
                 "DnsRecords": [{"Type": "A", "TTL": service.dnsTtl}],
             },
             HealthCheckCustomConfig={"FailureThreshold": 1},
-            Tags=[{"Key": key, "Value": value} for key, value in spec.tags().items()],
+            Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
         )
     except ClientError as error:
         if error_code(error) == "ServiceAlreadyExists":  # created meanwhile: adopt it
@@ -52,7 +56,11 @@ def create_registry(
 
 
 def create_or_adopt_registries(
-    clients: Clients, spec: EnvironmentSpec, namespace_id: str, max_workers: int
+    clients: Clients,
+    spec: EnvironmentSpec,
+    namespace_id: str,
+    max_workers: int,
+    build: str | None = None,
 ) -> dict[str, str]:
     """Service name -> registry id, creating the registries that do not exist yet."""
     existing = existing_registries(clients, namespace_id)
@@ -61,7 +69,7 @@ def create_or_adopt_registries(
         created = dict(
             zip(
                 (service.name for service in missing),
-                pool.map(lambda s: create_registry(clients, spec, s, namespace_id), missing),
+                pool.map(lambda s: create_registry(clients, spec, s, namespace_id, build), missing),
                 strict=True,
             )
         )

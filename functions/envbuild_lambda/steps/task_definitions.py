@@ -57,8 +57,9 @@ def register(
     service: Service,
     execution_role_arn: str,
     task_role_arn: str,
+    build: str | None = None,
 ) -> TaskDefinitionRef:
-    tags = managed_tags(environment)
+    tags = managed_tags(environment, build)
     family = service.family(environment)
     log_group = service.log_group(environment)
     ensure_log_group(clients, log_group, tags)
