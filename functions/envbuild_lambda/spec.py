@@ -259,6 +259,15 @@ class EnvironmentSpec(BaseModel):
         str | None,
         Field(pattern=ROLE_ARN, description="Task role; default: the account's ecsTaskRole."),
     ] = None
+    onFailure: Annotated[
+        Literal["rollback", "keep"],
+        Field(
+            description=(
+                "On a failed build: rollback removes exactly what this build created (in dependency"
+                " order; adopted resources are never touched); keep leaves it for a re-run."
+            )
+        ),
+    ] = "rollback"
     services: Annotated[
         list[Service],
         Field(min_length=1, max_length=MAX_SERVICES, description="Services to build."),

@@ -32,13 +32,20 @@ def registry_arn(caller: Caller, registry_id: str) -> str:
 
 
 def describe_services(
-    clients: Clients, cluster: str, names: Iterable[str]
+    clients: Clients, cluster: str, names: Iterable[str], *, tags: bool = False
 ) -> dict[str, ServiceTypeDef]:
-    """ECS service name -> description, for the services that exist (any status)."""
+    """ECS service name -> description, for the services that exist (any status); with their
+    tags if ``tags``."""
     found: dict[str, ServiceTypeDef] = {}
     for batch in chunks(list(names), DESCRIBE_BATCH):
         with aws_errors(f"DescribeServices in cluster {cluster}"):
-            response = clients.ecs.describe_services(cluster=cluster, services=list(batch))
+            response = (
+                clients.ecs.describe_services(
+                    cluster=cluster, services=list(batch), include=["TAGS"]
+                )
+                if tags
+                else clients.ecs.describe_services(cluster=cluster, services=list(batch))
+            )
         for service in response["services"]:
             found[service["serviceName"]] = service
     return found
@@ -51,6 +58,7 @@ def create_service(
     service: Service,
     registry_id: str,
     task_definition: str,
+    build: str | None = None,
 ) -> None:
     with aws_errors(
         f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
@@ -72,7 +80,7 @@ def create_service(
             clientToken=spec.request_token(
                 "ecs-service", spec.cluster_name, service.name, max_length=36
             ),
-            tags=[{"key": key, "value": value} for key, value in spec.tags().items()],
+            tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
             propagateTags="SERVICE",
             enableECSManagedTags=True,
         )
@@ -100,6 +108,7 @@ def create_or_adopt_services(
     task_definitions: dict[str, str],
     schedule: PollSchedule,
     max_workers: int,
+    build: str | None = None,
 ) -> ServicesState:
     existing = describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
     actions: dict[str, str] = {}
@@ -122,7 +131,7 @@ def create_or_adopt_services(
         list(
             pool.map(
                 lambda s: create_service(
-                    clients, caller, spec, s, registries[s.name], task_definitions[s.name]
+                    clients, caller, spec, s, registries[s.name], task_definitions[s.name], build
                 ),
                 to_create,
             )
