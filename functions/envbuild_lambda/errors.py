@@ -24,6 +24,11 @@ class AwsThrottled(EnvbuildError):
     """AWS throttled a request even after the SDK's own retries; the state machine retries the step."""
 
 
+class AwsUnavailable(EnvbuildError):
+    """AWS answered 5xx or the connection failed, even after the SDK's own retries; the state
+    machine retries the step (every step is idempotent)."""
+
+
 class AccessDenied(EnvbuildError):
     """The function's role may not make a call (a template policy is missing an action)."""
 
@@ -85,6 +90,19 @@ THROTTLING_CODES = frozenset(
         "PriorRequestNotComplete",
     }
 )
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "InternalServerErrorException",
+        "ServerException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 NOT_FOUND_CODES = frozenset(
     {
@@ -114,6 +132,9 @@ def map_client_error(error: ClientError, action: str) -> EnvbuildError:
     message = f"{action}: {code}: {details.get('Message', '')}".rstrip(": ")
     if code in THROTTLING_CODES:
         return AwsThrottled(message)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in UNAVAILABLE_CODES or status >= 500:
+        return AwsUnavailable(message)
     if code in ACCESS_DENIED_CODES:
         return AccessDenied(message + " (check the function's policy in template.yaml)")
     if code in NOT_FOUND_CODES:

@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import HTTPClientError
 
-from envbuild_lambda.errors import EnvbuildError
+from envbuild_lambda.errors import AwsUnavailable, EnvbuildError
 
 logger = Logger()
 tracer = Tracer()
@@ -35,7 +37,12 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
         @functools.wraps(handler)
         def run(event: dict[str, Any], context: LambdaContext) -> R:
             try:
-                return handler(event, context)
+                try:
+                    return handler(event, context)
+                except (HTTPClientError, BotocoreConnectionError) as error:
+                    # The connection failed after the SDK's retries (a response may be lost after
+                    # the change was applied: every step adopts what exists, so a retry is safe).
+                    raise AwsUnavailable(f"{type(error).__name__}: {error}") from error
             except EnvbuildError as error:
                 logger.warning(
                     "step failed",
