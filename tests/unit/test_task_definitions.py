@@ -124,12 +124,24 @@ def test_ensure_log_group_says_whether_it_created_the_group(clients: Clients) ->
     assert len(log_groups(clients, "/ecs/x")) == 1
 
 
-def test_registering_again_makes_the_next_revision(
+def test_registering_the_same_definition_again_reuses_the_revision(
     clients: Clients, caller: Caller, spec: EnvironmentSpec
 ) -> None:
     web = spec.service("web")
     task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
     again = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    assert again.taskDefinition == "workshop-web:1"  # a retry after a lost response: no duplicate
+    families = clients.ecs.list_task_definitions(familyPrefix="workshop-web")["taskDefinitionArns"]
+    assert len(families) == 1
+
+
+def test_a_changed_definition_makes_the_next_revision(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    changed = web.model_copy(update={"image": "nginx:1.27"})
+    again = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
     assert again.taskDefinition == "workshop-web:2"
 
 

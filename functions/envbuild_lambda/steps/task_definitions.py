@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -50,6 +50,44 @@ def container_definition(
     }
 
 
+def _same(desired: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a registered revision has every field envbuild sets, with the same values (AWS
+    adds defaults such as hostPort, mountPoints or cpu 0, which do not count)."""
+    for key, value in desired.items():
+        if key == "containerDefinitions":
+            containers = current.get(key, [])
+            if len(containers) != len(value) or not all(
+                _same(dict(want), dict(have)) for want, have in zip(value, containers, strict=True)
+            ):
+                return False
+        elif key == "portMappings":
+            have = [
+                {"containerPort": m.get("containerPort"), "protocol": m.get("protocol", "tcp")}
+                for m in current.get(key, [])
+            ]
+            if have != value:
+                return False
+        elif key == "environment":
+            if sorted(current.get(key, []), key=lambda e: e.get("name", "")) != value:
+                return False
+        elif current.get(key) != value:
+            return False
+    return True
+
+
+def latest_matching_revision(clients: Clients, family: str, desired: dict[str, Any]) -> str | None:
+    """'family:revision' of the family's latest ACTIVE revision if it equals the desired one."""
+    try:
+        current = clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    except ClientError as error:
+        if error_code(error) in ("ClientException", "InvalidParameterException"):  # no such family
+            return None
+        raise map_client_error(error, f"DescribeTaskDefinition {family}") from error
+    if current.get("status") != "ACTIVE" or not _same(desired, dict(current)):
+        return None
+    return f"{current['family']}:{current['revision']}"
+
+
 def register(
     clients: Clients,
     caller: Caller,
@@ -59,21 +97,28 @@ def register(
     task_role_arn: str,
     build: str | None = None,
 ) -> TaskDefinitionRef:
+    """Register the service's task definition, unless its latest revision already is the desired
+    one (a retry after a lost response, or a re-run): no duplicate revisions."""
     tags = managed_tags(environment, build)
     family = service.family(environment)
     log_group = service.log_group(environment)
     ensure_log_group(clients, log_group, tags)
+    desired: dict[str, Any] = {
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": service.cpu,
+        "memory": service.memory,
+        "executionRoleArn": execution_role_arn,
+        "taskRoleArn": task_role_arn,
+        "containerDefinitions": [container_definition(service, log_group, caller.region)],
+    }
+    existing = latest_matching_revision(clients, family, desired)
+    if existing is not None:
+        return TaskDefinitionRef(name=service.name, taskDefinition=existing, logGroup=log_group)
     with aws_errors(f"RegisterTaskDefinition {family}"):
         registered = clients.ecs.register_task_definition(
-            family=family,
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE"],
-            cpu=service.cpu,
-            memory=service.memory,
-            executionRoleArn=execution_role_arn,
-            taskRoleArn=task_role_arn,
-            containerDefinitions=[container_definition(service, log_group, caller.region)],
-            tags=[{"key": key, "value": value} for key, value in tags.items()],
+            **desired, tags=[{"key": key, "value": value} for key, value in tags.items()]
         )["taskDefinition"]
     return TaskDefinitionRef(
         name=service.name,
