@@ -49,6 +49,10 @@ class Deployment:
     def build_state_machine_arn(self) -> str:
         return self.state_machines["BuildEnvironmentStateMachine"]
 
+    @property
+    def teardown_state_machine_arn(self) -> str:
+        return self.state_machines["TeardownEnvironmentStateMachine"]
+
 
 def deploy(
     template: Template, client: Callable[[str], Any], dispatcher: LambdaDispatcher
@@ -84,7 +88,7 @@ def deploy(
             events_role = iam.create_role(
                 RoleName=f"{rule_name}Role", AssumeRolePolicyDocument=json.dumps(EVENTS_TRUST)
             )["Role"]["Arn"]
-            target: dict[str, Any] = {"Id": "BuildEnvironment", "Arn": arn, "RoleArn": events_role}
+            target: dict[str, Any] = {"Id": machine.logical_id, "Arn": arn, "RoleArn": events_role}
             if "InputPath" in rule:
                 target["InputPath"] = rule["InputPath"]
             if "RetryPolicy" in rule:

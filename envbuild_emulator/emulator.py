@@ -167,12 +167,24 @@ class Emulator:
     def state_machine_arn(self) -> str:
         return self.deployment.build_state_machine_arn
 
+    @property
+    def teardown_state_machine_arn(self) -> str:
+        return self.deployment.teardown_state_machine_arn
+
     def start_build(self, spec: dict[str, Any], name: str | None = None) -> str:
-        environment = str(spec.get("environment", "build"))[:40]
-        name = name or f"{environment}-{uuid.uuid4().hex[:12]}"
+        return self._start(self.state_machine_arn, spec, name)
+
+    def start_teardown(self, spec_or_plan: dict[str, Any], name: str | None = None) -> str:
+        """Start the teardown workflow with a spec (+ options) or ``{"plan": RemovalPlan}``."""
+        return self._start(self.teardown_state_machine_arn, spec_or_plan, name)
+
+    def _start(self, state_machine_arn: str, document: dict[str, Any], name: str | None) -> str:
+        plan = document.get("plan")
+        label = plan.get("environment") if isinstance(plan, dict) else document.get("environment")
+        name = name or f"{str(label or 'envbuild')[:40]}-{uuid.uuid4().hex[:12]}"
         return str(
             self.client("stepfunctions").start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(spec)
+                stateMachineArn=state_machine_arn, name=name, input=json.dumps(document)
             )["executionArn"]
         )
 

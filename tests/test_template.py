@@ -61,17 +61,30 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
-def design_functions() -> dict[str, tuple[str, str]]:
-    """logical id -> (handler, DefinitionSubstitutions key), from the table in docs/design.md."""
-    rows = re.findall(
-        r"^\|\s*(\w+Function)\s*\|\s*([\w.]+)\s*\|\s*(\w+Arn)\s*\|\s*$",
-        DESIGN.read_text(encoding="utf-8"),
-        flags=re.MULTILINE,
-    )
-    return {logical_id: (handler, key) for logical_id, handler, key in rows}
+def design_functions(teardown: bool | None = None) -> dict[str, tuple[str, str]]:
+    """logical id -> (handler, DefinitionSubstitutions key), from the tables in docs/design.md.
+
+    teardown=True: the table of its "## Teardown" section; False: every other table; None: all.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for section in re.split(r"^## ", DESIGN.read_text(encoding="utf-8"), flags=re.MULTILINE):
+        if teardown is not None and section.startswith("Teardown") != teardown:
+            continue
+        rows = re.findall(
+            r"^\|\s*(\w+Function)\s*\|\s*([\w.]+)\s*\|\s*(\w+Arn)\s*\|\s*$",
+            section,
+            flags=re.MULTILINE,
+        )
+        found.update({logical_id: (handler, key) for logical_id, handler, key in rows})
+    return found
 
 
 DESIGN_FUNCTIONS = design_functions()
+#: The functions of each state machine (logical id -> its design.md rows).
+MACHINE_FUNCTIONS = {
+    "BuildEnvironmentStateMachine": design_functions(teardown=False),
+    "TeardownEnvironmentStateMachine": design_functions(teardown=True),
+}
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,8 +95,10 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def state_machine(template: dict[str, Any]) -> dict[str, Any]:
-    res = template["Resources"]["BuildEnvironmentStateMachine"]
+def state_machine(
+    template: dict[str, Any], logical_id: str = "BuildEnvironmentStateMachine"
+) -> dict[str, Any]:
+    res = template["Resources"][logical_id]
     assert res["Type"] == "AWS::Serverless::StateMachine"
     props = res["Properties"]
     assert isinstance(props, dict)
@@ -112,6 +127,10 @@ def as_list(value: Any) -> list[Any]:
 # --- functions --------------------------------------------------------------------------------
 def test_design_table_parsed() -> None:
     assert len(DESIGN_FUNCTIONS) >= 8, DESIGN_FUNCTIONS
+    assert len(MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]) == 10
+    assert set(MACHINE_FUNCTIONS["BuildEnvironmentStateMachine"]).isdisjoint(
+        MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]
+    )
 
 
 def test_functions_match_design(template: dict[str, Any]) -> None:
@@ -161,7 +180,10 @@ def test_sample_event_is_accepted_by_the_handler_input_model(logical_id: str) ->
         spec = pytest.importorskip("envbuild_lambda.spec")
         spec.parse_spec(sample)
         return
-    inputs = pytest.importorskip("envbuild_lambda.handlers.inputs")
+    origin = re.search(
+        rf"^from ([\w.]+) import [^\n]*\b{model_name.group(1)}\b", source, re.MULTILINE
+    )
+    inputs = pytest.importorskip(origin.group(1) if origin else "envbuild_lambda.handlers.inputs")
     getattr(inputs, model_name.group(1)).model_validate(sample)
 
 
@@ -202,28 +224,40 @@ def test_function_environment(template: dict[str, Any]) -> None:
 
 
 # --- state machine ----------------------------------------------------------------------------
-def test_definition_substitutions_are_the_function_arns(template: dict[str, Any]) -> None:
-    subs = state_machine(template)["DefinitionSubstitutions"]
-    expected = {key: {"Fn::GetAtt": [lid, "Arn"]} for lid, (_h, key) in DESIGN_FUNCTIONS.items()}
+MACHINES = sorted(MACHINE_FUNCTIONS)
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_definition_substitutions_are_the_function_arns(
+    template: dict[str, Any], machine: str
+) -> None:
+    subs = state_machine(template, machine)["DefinitionSubstitutions"]
+    expected = {
+        key: {"Fn::GetAtt": [lid, "Arn"]} for lid, (_h, key) in MACHINE_FUNCTIONS[machine].items()
+    }
     assert subs == expected
 
 
-def asl_path(template: dict[str, Any]) -> Path:
-    return ROOT / state_machine(template)["DefinitionUri"]
+def asl_path(template: dict[str, Any], machine: str = "BuildEnvironmentStateMachine") -> Path:
+    return ROOT / state_machine(template, machine)["DefinitionUri"]
 
 
-def test_definition_substitutions_match_asl_placeholders(template: dict[str, Any]) -> None:
-    path = asl_path(template)
+@pytest.mark.parametrize("machine", MACHINES)
+def test_definition_substitutions_match_asl_placeholders(
+    template: dict[str, Any], machine: str
+) -> None:
+    path = asl_path(template, machine)
     if not path.is_file():
         pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
     text = path.read_text(encoding="utf-8")
     json.loads(text)
     placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
-    assert placeholders == set(state_machine(template)["DefinitionSubstitutions"])
+    assert placeholders == set(state_machine(template, machine)["DefinitionSubstitutions"])
 
 
-def test_state_machine_logging_and_tracing(template: dict[str, Any]) -> None:
-    props = state_machine(template)
+@pytest.mark.parametrize("machine", MACHINES)
+def test_state_machine_logging_and_tracing(template: dict[str, Any], machine: str) -> None:
+    props = state_machine(template, machine)
     assert props["Type"] == "STANDARD"
     assert props["Logging"]["IncludeExecutionData"] is False
     assert props["Tracing"] == {"Enabled": True}
@@ -232,9 +266,12 @@ def test_state_machine_logging_and_tracing(template: dict[str, Any]) -> None:
     assert "RetentionInDays" in template["Resources"][group]["Properties"]
 
 
-def test_state_machine_may_invoke_only_its_functions(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("machine", MACHINES)
+def test_state_machine_may_invoke_only_its_functions(
+    template: dict[str, Any], machine: str
+) -> None:
     invoked = set()
-    for policy in state_machine(template)["Policies"]:
+    for policy in state_machine(template, machine)["Policies"]:
         if "LambdaInvokePolicy" in policy:
             invoked.add(policy["LambdaInvokePolicy"]["FunctionName"]["Ref"])
             continue
@@ -242,7 +279,7 @@ def test_state_machine_may_invoke_only_its_functions(template: dict[str, Any]) -
             actions = as_list(statement["Action"])
             assert not any(a.startswith("lambda:") for a in actions), statement
             assert all(a.startswith("logs:") for a in actions), statement
-    assert invoked == set(DESIGN_FUNCTIONS)
+    assert invoked == set(MACHINE_FUNCTIONS[machine])
 
 
 # --- EventBridge ------------------------------------------------------------------------------
@@ -378,8 +415,11 @@ def test_no_literal_account_region_or_partition_in_template() -> None:
     assert literal_violations(TEMPLATE.read_text(encoding="utf-8")) == []
 
 
-def test_no_literal_account_region_or_partition_in_asl(template: dict[str, Any]) -> None:
-    path = asl_path(template)
+@pytest.mark.parametrize("machine", MACHINES)
+def test_no_literal_account_region_or_partition_in_asl(
+    template: dict[str, Any], machine: str
+) -> None:
+    path = asl_path(template, machine)
     if not path.is_file():
         pytest.skip(f"{path.relative_to(ROOT)} does not exist yet")
     assert literal_violations(path.read_text(encoding="utf-8")) == []
@@ -421,3 +461,119 @@ def test_workshop_spec_is_the_workshop() -> None:
         assert (s["image"], s["port"], s["desiredCount"]) == (image, port, count), name
         assert s.get("environment", {}) == env, name
         assert (s["cpu"], s["memory"], s["dnsTtl"]) == ("256", "512", 60), name
+
+
+# --- teardown ---------------------------------------------------------------------------------
+TEARDOWN = "TeardownEnvironmentStateMachine"
+
+
+@pytest.fixture(scope="module")
+def teardown_asl(template: dict[str, Any]) -> dict[str, Any]:
+    asl = json.loads(asl_path(template, TEARDOWN).read_text(encoding="utf-8"))
+    assert isinstance(asl, dict)
+    return asl
+
+
+def test_teardown_tasks_have_timeouts_retries_with_jitter_and_a_catch(
+    teardown_asl: dict[str, Any],
+) -> None:
+    states = teardown_asl["States"]
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert len(tasks) >= 10
+    for name, task in tasks.items():
+        assert task["TimeoutSeconds"] > 0, name
+        retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
+        assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "AwsThrottled"} <= (
+            retried
+        ), name
+        for retry in task["Retry"]:
+            assert retry["JitterStrategy"] == "FULL", name
+            assert retry["MaxDelaySeconds"] > 0, name
+        (catch,) = task["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"], name
+        failed = states[catch["Next"]]
+        assert (failed["Type"], failed["ErrorPath"], failed["CausePath"]) == (
+            "Fail",
+            "$.error.Error",
+            "$.error.Cause",
+        ), name
+
+
+def test_teardown_choices_and_bounded_loops(teardown_asl: dict[str, Any]) -> None:
+    states = teardown_asl["States"]
+    for name, state in states.items():
+        if state["Type"] == "Choice":
+            assert name.endswith("?"), name
+            assert state["Default"] in states, name
+        if state["Type"] == "Wait":
+            assert state["SecondsPath"].endswith(".poll.waitSeconds"), name
+    loops = [s for s in states.values() if s["Type"] == "Wait"]
+    assert len(loops) == 4
+    for wait in loops:  # Wait -> Check -> Choice with a bound that ends in a named Fail
+        choice = states[states[wait["Next"]]["Next"]]
+        bounds = [c for c in choice["Choices"] if "NumericGreaterThanEqualsPath" in c]
+        assert len(bounds) == 1
+        fail = states[bounds[0]["Next"]]
+        assert fail["Type"] == "Fail"
+        assert fail["Error"]
+        assert fail["CausePath"].endswith(".message")
+
+
+def test_teardown_skips_discovery_when_a_plan_is_given(teardown_asl: dict[str, Any]) -> None:
+    first = teardown_asl["States"][teardown_asl["StartAt"]]
+    assert first["Type"] == "Choice"
+    (given,) = first["Choices"]
+    assert given == {"Variable": "$.plan", "IsPresent": True, "Next": "Scale ECS Services To Zero"}
+    assert first["Default"] == "Plan Teardown"
+    assert teardown_asl["States"]["Plan Teardown"]["Next"] == "Scale ECS Services To Zero"
+
+
+def teardown_rule(template: dict[str, Any]) -> dict[str, Any]:
+    (rule_props,) = [
+        ev["Properties"]
+        for ev in state_machine(template, TEARDOWN)["Events"].values()
+        if ev["Type"] == "EventBridgeRule"
+    ]
+    assert isinstance(rule_props, dict)
+    return rule_props
+
+
+def test_teardown_rule_matches_its_samples_only(template: dict[str, Any]) -> None:
+    rule_props = teardown_rule(template)
+    assert rule_props["Pattern"] == {
+        "source": ["envbuild"],
+        "detail-type": ["Environment Teardown Requested"],
+    }
+    assert rule_props["InputPath"] == "$.detail"
+    assert rule_props["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    queue = template["Resources"][rule_props["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    sample = json.loads((EVENTS / "teardown-requested.json").read_text(encoding="utf-8"))
+    assert event_matches(rule_props["Pattern"], sample)
+    build_sample = json.loads(
+        (EVENTS / "eventbridge-build-requested.json").read_text(encoding="utf-8")
+    )
+    assert not event_matches(rule_props["Pattern"], build_sample)
+    body = json.loads((EVENTS / "put-events-teardown-requested.json").read_text("utf-8"))
+    (entry,) = body["Entries"]
+    assert event_matches(
+        rule_props["Pattern"], {"source": entry["Source"], "detail-type": entry["DetailType"]}
+    )
+    workshop = json.loads((EVENTS / "workshop.json").read_text(encoding="utf-8"))
+    for detail in (sample["detail"], json.loads(entry["Detail"])):
+        assert {k: v for k, v in detail.items() if k in workshop} == workshop
+
+
+def test_teardown_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["TeardownEnvironmentStateMachineArn"]["Value"] == {"Ref": TEARDOWN}
+
+
+def test_every_unscoped_teardown_statement_says_why(template: dict[str, Any]) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    block = text[text.index("  # ---- Teardown ----") :]
+    lines = block.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip() == 'Resource: "*"':
+            statement_start = max(i for i in range(index) if lines[i].lstrip().startswith("- Sid:"))
+            assert lines[statement_start - 1].lstrip().startswith("#"), lines[statement_start]

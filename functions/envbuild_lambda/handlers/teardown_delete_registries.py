@@ -1,0 +1,24 @@
+"""DeleteRegistries: DeleteService (Cloud Map) for the plan's registries, once they are empty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from envbuild_lambda.aws import get_clients
+from envbuild_lambda.observability import count, step
+from envbuild_lambda.removal import StepInput
+from envbuild_lambda.settings import get_settings
+from envbuild_lambda.steps import teardown
+
+
+@step("DeleteRegistries")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = StepInput.model_validate(event)
+    settings = get_settings()
+    progress = teardown.delete_registries(
+        get_clients(), request.removal_plan(), settings.namespace_poll, settings.max_workers
+    )
+    count("RegistriesDeleted", len(progress.removed))
+    return progress.model_dump(mode="json")

@@ -1,0 +1,25 @@
+"""FinishTeardown: the plan's log groups and task definition revisions, then the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from envbuild_lambda.aws import get_clients
+from envbuild_lambda.observability import count, step
+from envbuild_lambda.removal import FinishInput
+from envbuild_lambda.settings import get_settings
+from envbuild_lambda.steps import teardown
+
+
+@step("FinishTeardown")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = FinishInput.model_validate(event)
+    plan = request.removal_plan()
+    clients, workers = get_clients(), get_settings().max_workers
+    log_groups = teardown.delete_log_groups(clients, plan.logGroups, workers)
+    revisions = teardown.deregister_task_definitions(clients, plan.taskDefinitions, workers)
+    count("LogGroupsDeleted", len(log_groups))
+    count("TaskDefinitionsDeregistered", len(revisions))
+    return teardown.summarize(plan, request.removed, log_groups, revisions)

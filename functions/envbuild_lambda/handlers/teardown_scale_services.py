@@ -1,0 +1,23 @@
+"""ScaleServicesToZero: desiredCount 0 for the plan's ECS services, then a first check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from envbuild_lambda.aws import get_clients
+from envbuild_lambda.observability import step
+from envbuild_lambda.removal import StepInput
+from envbuild_lambda.settings import get_settings
+from envbuild_lambda.steps import teardown
+
+
+@step("ScaleServicesToZero")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = StepInput.model_validate(event)
+    settings = get_settings()
+    progress = teardown.scale_to_zero(
+        get_clients(), request.removal_plan(), settings.services_poll, settings.max_workers
+    )
+    return progress.model_dump(mode="json")

@@ -1,0 +1,701 @@
+"""Teardown: plan what envbuild manages for an environment, then remove it in dependency order.
+
+AWS refuses deletions out of order: a Cloud Map service with registered instances and a namespace
+with services fail with ResourceInUse (API_DeleteService, API_DeleteNamespace); ECS deletes a
+service only once it is scaled to 0 (API_DeleteService). So the order is: ECS services scaled to
+0 and their tasks stopped (ECS deregisters them from Cloud Map) -> ECS services deleted and
+INACTIVE -> remaining instances deregistered (operations) -> Cloud Map services deleted ->
+namespace deleted (operation, which also deletes its hosted zone) -> optionally log groups and
+task definition revisions.
+
+Every function removes only what the plan names and skips what is already gone, so each step is
+safe to retry and a plan can be run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from envbuild_lambda.errors import (
+    CloudMapOperationFailed,
+    aws_errors,
+    error_code,
+    map_client_error,
+)
+from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
+from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED
+from envbuild_lambda.state import Poll
+from envbuild_lambda.steps.namespace import find_namespace
+from envbuild_lambda.steps.registries import existing_registries
+from envbuild_lambda.steps.services import chunks, describe_services, registry_arn
+from envbuild_lambda.steps.verify import DESCRIBE_TASKS_BATCH
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+
+    from envbuild_lambda.aws import Caller, Clients
+    from envbuild_lambda.settings import PollSchedule
+    from envbuild_lambda.spec import EnvironmentSpec
+
+
+#: Error codes that mean "already gone": the step skips the resource.
+GONE_CODES = frozenset(
+    {
+        "ServiceNotFound",  # Cloud Map service
+        "InstanceNotFound",
+        "NamespaceNotFound",
+        "ServiceNotFoundException",  # ECS
+        "ServiceNotActiveException",  # ECS: DRAINING or INACTIVE already
+        "ResourceNotFoundException",  # CloudWatch Logs
+    }
+)
+
+
+def _gone(error: ClientError) -> bool:
+    return error_code(error) in GONE_CODES
+
+
+def is_managed(tags: dict[str, str], environment: str) -> bool:
+    return tags.get(TAG_ENVIRONMENT) == environment and tags.get(TAG_MANAGED) == "true"
+
+
+def _pmap[T, R](function: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(function, items))
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan: discover by tags
+
+
+def _cloudmap_tags(clients: Clients, arn: str) -> dict[str, str]:
+    with aws_errors(f"ListTagsForResource {arn}"):
+        tags = clients.servicediscovery.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def _ecs_services_in_cluster(clients: Clients, cluster: str) -> dict[str, ServiceTypeDef] | None:
+    """Every service of the cluster with its tags; None if the cluster does not exist."""
+    try:
+        pages = clients.ecs.get_paginator("list_services").paginate(cluster=cluster)
+        arns = [arn for page in pages for arn in page["serviceArns"]]
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFoundException":
+            return None
+        raise map_client_error(error, f"ListServices in cluster {cluster}") from error
+    names = [arn.rsplit("/", 1)[-1] for arn in arns]
+    return describe_services(clients, cluster, names, tags=True)
+
+
+def _ecs_tags(service: ServiceTypeDef) -> dict[str, str]:
+    return {tag.get("key", ""): tag.get("value", "") for tag in service.get("tags", [])}
+
+
+def _plan_log_groups(
+    clients: Clients, spec: EnvironmentSpec, max_workers: int
+) -> tuple[list[str], list[KeptResource]]:
+    prefix = f"/ecs/{spec.environment}-"
+    with aws_errors(f"DescribeLogGroups {prefix}"):
+        pages = clients.logs.get_paginator("describe_log_groups").paginate(
+            logGroupNamePrefix=prefix
+        )
+        groups = [group for page in pages for group in page["logGroups"]]
+
+    def tags(group: Any) -> dict[str, str]:
+        arn = str(group.get("logGroupArn") or group["arn"]).removesuffix(":*")
+        with aws_errors(f"ListTagsForResource {group['logGroupName']}"):
+            return dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+
+    spec_names = {service.log_group(spec.environment) for service in spec.services}
+    remove: list[str] = []
+    kept: list[KeptResource] = []
+    for group, group_tags in zip(groups, _pmap(tags, groups, max_workers), strict=True):
+        name = group["logGroupName"]
+        if is_managed(group_tags, spec.environment):
+            remove.append(name)
+        elif name in spec_names:
+            kept.append(
+                KeptResource(
+                    type="logGroup", id=name, name=name, reason="existed before the build (adopted)"
+                )
+            )
+    return remove, kept
+
+
+def _plan_task_definitions(
+    clients: Clients, spec: EnvironmentSpec, max_workers: int
+) -> tuple[list[str], list[KeptResource]]:
+    prefix = f"{spec.environment}-"
+    with aws_errors(f"ListTaskDefinitionFamilies {prefix}"):
+        pages = clients.ecs.get_paginator("list_task_definition_families").paginate(
+            familyPrefix=prefix, status="ACTIVE"
+        )
+        families = [family for page in pages for family in page["families"]]
+    arns: list[str] = []
+    for family in families:
+        with aws_errors(f"ListTaskDefinitions {family}"):
+            pages_td = clients.ecs.get_paginator("list_task_definitions").paginate(
+                familyPrefix=family, status="ACTIVE"
+            )
+            arns += [
+                arn
+                for page in pages_td
+                for arn in page["taskDefinitionArns"]
+                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family
+            ]
+
+    def describe(arn: str) -> tuple[str, dict[str, str]]:
+        with aws_errors(f"DescribeTaskDefinition {arn}"):
+            answer = clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        definition = answer["taskDefinition"]
+        tags = {tag.get("key", ""): tag.get("value", "") for tag in answer.get("tags", [])}
+        return f"{definition['family']}:{definition['revision']}", tags
+
+    spec_families = {service.family(spec.environment) for service in spec.services}
+    remove: list[str] = []
+    kept: list[KeptResource] = []
+    for revision, tags in _pmap(describe, sorted(set(arns)), max_workers):
+        if is_managed(tags, spec.environment):
+            remove.append(revision)
+        elif revision.rsplit(":", 1)[0] in spec_families:
+            kept.append(
+                KeptResource(
+                    type="taskDefinition",
+                    id=revision,
+                    name=revision,
+                    reason="not tagged as managed by envbuild for this environment",
+                )
+            )
+    return remove, kept
+
+
+def plan_teardown(
+    clients: Clients,
+    caller: Caller,
+    spec: EnvironmentSpec,
+    *,
+    delete_log_groups: bool,
+    deregister_task_definitions: bool,
+    max_workers: int,
+) -> RemovalPlan:
+    """What envbuild manages for ``spec.environment`` (tags envbuild:environment and
+    envbuild:managed=true): ECS services in the cluster, registries in the namespace, the
+    namespace, and on request its log groups and task definition revisions. What was adopted, and
+    whatever an adopted resource still needs, is kept and reported."""
+    env = spec.environment
+    kept: list[KeptResource] = []
+
+    # Cloud Map: the namespace of that name in the VPC, and its registries.
+    namespace = find_namespace(clients, spec.namespace.name, spec.namespace.vpcId)
+    registries: dict[str, str] = {}  # id -> name, managed
+    foreign: dict[str, str] = {}  # id -> name, not managed by this environment
+    if namespace is not None and namespace.id and namespace.arn:
+        found = existing_registries(clients, namespace.id)
+        ids = sorted(found.values())
+        all_tags = _pmap(
+            lambda registry_id: _cloudmap_tags(clients, registry_arn(caller, registry_id)),
+            ids,
+            max_workers,
+        )
+        names = {registry_id: name for name, registry_id in found.items()}
+        for registry_id, tags in zip(ids, all_tags, strict=True):
+            target = registries if is_managed(tags, env) else foreign
+            target[registry_id] = names[registry_id]
+
+    # ECS: the cluster's services tagged for this environment.
+    in_cluster = _ecs_services_in_cluster(clients, spec.cluster) or {}
+    ecs_services: list[str] = []
+    spec_ecs_names = {service.ecs_service_name for service in spec.services}
+    managed_arns = {registry_arn(caller, registry_id) for registry_id in registries}
+    for name, service in sorted(in_cluster.items()):
+        if service.get("status") == "INACTIVE":
+            continue
+        if is_managed(_ecs_tags(service), env):
+            ecs_services.append(name)
+            continue
+        attached = {r.get("registryArn", "") for r in service.get("serviceRegistries", [])}
+        needs = sorted(attached & managed_arns)
+        if needs or name in spec_ecs_names:
+            kept.append(
+                KeptResource(
+                    type="ecsService",
+                    id=str(service.get("serviceArn", name)),
+                    name=name,
+                    reason="not tagged as managed by envbuild for this environment (adopted)",
+                )
+            )
+        for arn in needs:  # an adopted ECS service still registers its tasks there
+            registry_id = arn.rsplit("/", 1)[-1]
+            foreign[registry_id] = registries.pop(registry_id)
+            kept.append(
+                KeptResource(
+                    type="registry",
+                    id=registry_id,
+                    name=foreign[registry_id],
+                    reason=f"ECS service {name}, which envbuild does not manage, is attached to it",
+                )
+            )
+
+    spec_registry_names = {service.name for service in spec.services}
+    namespace_ref: NamespaceRef | None = None
+    if namespace is not None and namespace.id and namespace.arn:
+        namespace_managed = is_managed(_cloudmap_tags(clients, namespace.arn), env)
+        for registry_id, name in sorted(foreign.items()):
+            already = any(k.type == "registry" and k.id == registry_id for k in kept)
+            if not already and (namespace_managed or name in spec_registry_names):
+                kept.append(
+                    KeptResource(
+                        type="registry",
+                        id=registry_id,
+                        name=name,
+                        reason="not tagged as managed by envbuild for this environment (adopted)",
+                    )
+                )
+        if not namespace_managed:
+            kept.append(
+                KeptResource(
+                    type="namespace",
+                    id=namespace.id,
+                    name=namespace.name,
+                    reason="existed before the build (adopted): not tagged as managed by envbuild"
+                    f" for environment {env}",
+                )
+            )
+        elif foreign:
+            kept.append(
+                KeptResource(
+                    type="namespace",
+                    id=namespace.id,
+                    name=namespace.name,
+                    reason="still holds Cloud Map services envbuild does not manage: "
+                    + short(sorted(foreign.values())),
+                )
+            )
+        else:
+            namespace_ref = NamespaceRef(id=namespace.id, name=namespace.name)
+
+    log_groups: list[str] = []
+    if delete_log_groups:
+        log_groups, kept_groups = _plan_log_groups(clients, spec, max_workers)
+        kept += kept_groups
+    task_definitions: list[str] = []
+    if deregister_task_definitions:
+        task_definitions, kept_revisions = _plan_task_definitions(clients, spec, max_workers)
+        kept += kept_revisions
+
+    return RemovalPlan(
+        environment=env,
+        cluster=spec.cluster,
+        ecsServices=ecs_services,
+        registries=sorted(registries),
+        namespace=namespace_ref,
+        logGroups=log_groups,
+        taskDefinitions=task_definitions,
+        kept=kept,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ECS services: scale to 0, wait for the tasks to stop and leave Cloud Map
+
+
+def _ecs_instances(clients: Clients, registry_id: str, ecs_service: str) -> int:
+    """Instances ECS registered for ``ecs_service`` that are still in the registry."""
+    try:
+        pages = clients.servicediscovery.get_paginator("list_instances").paginate(
+            ServiceId=registry_id
+        )
+        return sum(
+            1
+            for page in pages
+            for instance in page["Instances"]
+            if instance.get("Attributes", {}).get("ECS_SERVICE_NAME") == ecs_service
+        )
+    except ClientError as error:
+        if _gone(error):
+            return 0
+        raise map_client_error(error, f"ListInstances {registry_id}") from error
+
+
+def _live_tasks(clients: Clients, cluster: str, ecs_service: str) -> int:
+    """Tasks of the service not yet STOPPED (desired RUNNING, or stopping)."""
+    live = 0
+    for desired in ("RUNNING", "STOPPED"):
+        with aws_errors(f"ListTasks {ecs_service}"):
+            pages = clients.ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, serviceName=ecs_service, desiredStatus=desired
+            )
+            arns = [arn for page in pages for arn in page["taskArns"]]
+        if desired == "RUNNING":
+            live += len(arns)
+            continue
+        for batch in chunks(arns, DESCRIBE_TASKS_BATCH):
+            with aws_errors(f"DescribeTasks {ecs_service}"):
+                tasks = clients.ecs.describe_tasks(cluster=cluster, tasks=list(batch))["tasks"]
+            live += sum(1 for task in tasks if task.get("lastStatus") != "STOPPED")
+    return live
+
+
+def _tasks_reason(clients: Clients, cluster: str, service: ServiceTypeDef) -> str | None:
+    name = service["serviceName"]
+    if service.get("status") == "INACTIVE":
+        return None
+    tasks = _live_tasks(clients, cluster, name)
+    registered = sum(
+        _ecs_instances(clients, str(r.get("registryArn", "")).rsplit("/", 1)[-1], name)
+        for r in service.get("serviceRegistries", [])
+    )
+    if tasks == 0 and registered == 0:
+        return None
+    return f"{name}: {tasks} task(s) not yet stopped, {registered} still registered in Cloud Map"
+
+
+def check_tasks_stopped(
+    clients: Clients,
+    plan: RemovalPlan,
+    progress: Progress,
+    schedule: PollSchedule,
+    max_workers: int,
+) -> Progress:
+    """Done when no service of ``progress.pending`` has a task left that is not STOPPED or an
+    instance left in Cloud Map."""
+    cluster = plan.cluster or ""
+    described = describe_services(clients, cluster, progress.pending)
+    current = [described[name] for name in progress.pending if name in described]
+    reasons = [
+        reason
+        for reason in _pmap(lambda s: _tasks_reason(clients, cluster, s), current, max_workers)
+        if reason
+    ]
+    pending = [reason.split(":", 1)[0] for reason in reasons]
+    poll = progress.poll.next(schedule)
+    if not reasons:
+        return progress.model_copy(
+            update={"done": True, "pending": [], "poll": poll, "message": "all tasks stopped"}
+        )
+    return progress.model_copy(
+        update={
+            "done": False,
+            "pending": pending,
+            "poll": poll,
+            "message": f"tasks of {len(reasons)} ECS service(s) had not stopped after"
+            f" {poll.attempt} checks (about {schedule.budget_seconds()} s allowed): "
+            + "; ".join(reasons[:20]),
+        }
+    )
+
+
+def scale_to_zero(
+    clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
+) -> Progress:
+    """UpdateService desiredCount=0 for each ACTIVE service of the plan, then a first check."""
+    cluster = plan.cluster or ""
+    described = describe_services(clients, cluster, plan.ecsServices)
+    live = [
+        name
+        for name in plan.ecsServices
+        if name in described and described[name].get("status") != "INACTIVE"
+    ]
+
+    def scale(name: str) -> None:
+        service = described[name]
+        if service.get("status") != "ACTIVE" or service.get("desiredCount", 0) == 0:
+            return
+        try:
+            clients.ecs.update_service(cluster=cluster, service=name, desiredCount=0)
+        except ClientError as error:
+            if not _gone(error):
+                raise map_client_error(
+                    error, f"UpdateService {name} desiredCount=0 in cluster {cluster}"
+                ) from error
+
+    _pmap(scale, live, max_workers)
+    start = Progress(done=False, poll=Poll.start(schedule), pending=live)
+    first = check_tasks_stopped(clients, plan, start, schedule, max_workers)
+    # The first check is part of this step: the poll starts after it.
+    return first.model_copy(update={"poll": Poll.start(schedule)})
+
+
+# ---------------------------------------------------------------------------------------------
+# ECS services: delete, wait until INACTIVE
+
+
+def check_services_inactive(
+    clients: Clients, plan: RemovalPlan, progress: Progress, schedule: PollSchedule
+) -> Progress:
+    cluster = plan.cluster or ""
+    described = describe_services(clients, cluster, progress.pending)
+    pending = [
+        name
+        for name in progress.pending
+        if name in described and described[name].get("status") != "INACTIVE"
+    ]
+    poll = progress.poll.next(schedule)
+    message = (
+        "all deleted ECS services are INACTIVE"
+        if not pending
+        else f"{len(pending)} ECS service(s) not INACTIVE after {poll.attempt} checks"
+        f" (about {schedule.budget_seconds()} s allowed): "
+        + "; ".join(f"{name}: {described[name].get('status')}" for name in pending[:20])
+    )
+    return progress.model_copy(
+        update={"done": not pending, "pending": pending, "poll": poll, "message": message}
+    )
+
+
+def delete_ecs_services(
+    clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
+) -> Progress:
+    cluster = plan.cluster or ""
+    described = describe_services(clients, cluster, plan.ecsServices)
+    active = [
+        name for name in plan.ecsServices if described.get(name, {}).get("status") == "ACTIVE"
+    ]
+
+    def delete(name: str) -> None:
+        try:
+            clients.ecs.delete_service(cluster=cluster, service=name)
+        except ClientError as error:
+            if not _gone(error):
+                raise map_client_error(
+                    error, f"DeleteService (ECS) {name} in cluster {cluster}"
+                ) from error
+
+    _pmap(delete, active, max_workers)
+    waiting = [
+        name
+        for name in plan.ecsServices
+        if name in described and described[name].get("status") != "INACTIVE"
+    ]
+    start = Progress(done=False, poll=Poll.start(schedule), removed=active, pending=waiting)
+    first = check_services_inactive(clients, plan, start, schedule)
+    return first.model_copy(update={"poll": Poll.start(schedule)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud Map: instances, operations, services, namespace
+
+
+def _instance_ids(clients: Clients, registry_id: str) -> list[str]:
+    try:
+        pages = clients.servicediscovery.get_paginator("list_instances").paginate(
+            ServiceId=registry_id
+        )
+        return [instance["Id"] for page in pages for instance in page["Instances"]]
+    except ClientError as error:
+        if _gone(error):
+            return []
+        raise map_client_error(error, f"ListInstances {registry_id}") from error
+
+
+def deregister_instances(
+    clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
+) -> Progress:
+    """DeregisterInstance for every instance still in the plan's registries (static ones too)."""
+    targets = [
+        (registry_id, instance_id)
+        for registry_id, ids in zip(
+            plan.registries,
+            _pmap(lambda r: _instance_ids(clients, r), plan.registries, max_workers),
+            strict=True,
+        )
+        for instance_id in ids
+    ]
+
+    def deregister(target: tuple[str, str]) -> str | None:
+        registry_id, instance_id = target
+        try:
+            return clients.servicediscovery.deregister_instance(
+                ServiceId=registry_id, InstanceId=instance_id
+            )["OperationId"]
+        except ClientError as error:
+            if _gone(error):
+                return None
+            raise map_client_error(
+                error, f"DeregisterInstance {instance_id} from {registry_id}"
+            ) from error
+
+    operations = _pmap(deregister, targets, max_workers)
+    removed = [f"{r}/{i}" for (r, i), op in zip(targets, operations, strict=True) if op]
+    pending = [op for op in operations if op]
+    return Progress(
+        done=not pending,
+        poll=Poll.start(schedule),
+        removed=removed,
+        pending=pending,
+        message=f"{len(pending)} DeregisterInstance operation(s) submitted",
+    )
+
+
+def check_operations(
+    clients: Clients, progress: Progress, schedule: PollSchedule, max_workers: int
+) -> Progress:
+    """One check of the pending Cloud Map operations: SUCCESS ones leave the list, FAIL raises."""
+
+    def status(operation_id: str) -> tuple[str, dict[str, Any]]:
+        with aws_errors(f"GetOperation {operation_id}"):
+            operation = clients.servicediscovery.get_operation(OperationId=operation_id)
+        return operation_id, dict(operation["Operation"])
+
+    answers = _pmap(status, progress.pending, max_workers)
+    failed = [(op_id, op) for op_id, op in answers if op.get("Status") == "FAIL"]
+    if failed:
+        raise CloudMapOperationFailed(
+            "; ".join(
+                f"Cloud Map operation {op_id} ({op.get('Type')} {op.get('Targets')}) FAILED:"
+                f" {op.get('ErrorCode', 'UNKNOWN')}: {op.get('ErrorMessage', '')}"
+                for op_id, op in failed[:10]
+            )
+        )
+    pending = [op_id for op_id, op in answers if op.get("Status") != "SUCCESS"]
+    poll = progress.poll.next(schedule)
+    message = (
+        "all Cloud Map operations succeeded"
+        if not pending
+        else f"{len(pending)} Cloud Map operation(s) not finished after {poll.attempt} checks"
+        f" (about {schedule.budget_seconds()} s allowed): {short(pending, 10)}"
+    )
+    return progress.model_copy(
+        update={"done": not pending, "pending": pending, "poll": poll, "message": message}
+    )
+
+
+def delete_registries(
+    clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
+) -> Progress:
+    """DeleteService (Cloud Map) for each registry of the plan; fails with ResourceInUse if one
+    still has instances."""
+
+    def delete(registry_id: str) -> bool:
+        try:
+            clients.servicediscovery.delete_service(Id=registry_id)
+        except ClientError as error:
+            if _gone(error):
+                return False
+            raise map_client_error(error, f"DeleteService (Cloud Map) {registry_id}") from error
+        return True
+
+    deleted = _pmap(delete, plan.registries, max_workers)
+    removed = [r for r, done in zip(plan.registries, deleted, strict=True) if done]
+    return Progress(
+        done=True,
+        poll=Poll.start(schedule),
+        removed=removed,
+        message=f"{len(removed)} Cloud Map service(s) deleted",
+    )
+
+
+def delete_namespace(clients: Clients, plan: RemovalPlan, schedule: PollSchedule) -> Progress:
+    """DeleteNamespace (asynchronous; fails with ResourceInUse while it holds services)."""
+    if plan.namespace is None:
+        return Progress(done=True, poll=Poll.start(schedule), message="no namespace to delete")
+    namespace = plan.namespace
+    try:
+        operation_id = clients.servicediscovery.delete_namespace(Id=namespace.id)["OperationId"]
+    except ClientError as error:
+        if _gone(error):
+            return Progress(
+                done=True,
+                poll=Poll.start(schedule),
+                message=f"namespace {namespace.name} ({namespace.id}) was already deleted",
+            )
+        raise map_client_error(
+            error, f"DeleteNamespace {namespace.name} ({namespace.id})"
+        ) from error
+    return Progress(
+        done=False,
+        poll=Poll.start(schedule),
+        removed=[namespace.id],
+        pending=[operation_id],
+        message=f"deleting namespace {namespace.name}: Cloud Map operation {operation_id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Log groups and task definition revisions; the summary
+
+
+def delete_log_groups(clients: Clients, names: Iterable[str], max_workers: int) -> list[str]:
+    def delete(name: str) -> bool:
+        try:
+            clients.logs.delete_log_group(logGroupName=name)
+        except ClientError as error:
+            if _gone(error):
+                return False
+            raise map_client_error(error, f"DeleteLogGroup {name}") from error
+        return True
+
+    groups = list(names)
+    return [g for g, done in zip(groups, _pmap(delete, groups, max_workers), strict=True) if done]
+
+
+def deregister_task_definitions(
+    clients: Clients, revisions: Iterable[str], max_workers: int
+) -> list[str]:
+    def deregister(revision: str) -> bool:
+        try:
+            status = clients.ecs.deregister_task_definition(taskDefinition=revision)[
+                "taskDefinition"
+            ].get("status")
+        except ClientError as error:
+            # ECS answers ClientException for a revision that does not exist.
+            if _gone(error) or error_code(error) == "ClientException":
+                return False
+            raise map_client_error(error, f"DeregisterTaskDefinition {revision}") from error
+        return status != "ACTIVE"
+
+    items = list(revisions)
+    return [r for r, done in zip(items, _pmap(deregister, items, max_workers), strict=True) if done]
+
+
+def summarize(
+    plan: RemovalPlan,
+    removed: dict[str, list[str]],
+    log_groups: list[str],
+    task_definitions: list[str],
+) -> dict[str, Any]:
+    namespace = (
+        plan.namespace.model_dump(mode="json")
+        if plan.namespace and plan.namespace.id in removed.get("namespace", [])
+        else None
+    )
+    summary: dict[str, Any] = {
+        "environment": plan.environment,
+        "removed": {
+            "ecsServices": removed.get("ecsServices", []),
+            "instances": removed.get("instances", []),
+            "registries": removed.get("registries", []),
+            "namespace": namespace,
+            "logGroups": log_groups,
+            "taskDefinitions": task_definitions,
+        },
+        "kept": [k.model_dump(mode="json") for k in plan.kept],
+    }
+    counts = [
+        f"{len(values)} {label}"
+        for label, values in (
+            ("ECS service(s)", summary["removed"]["ecsServices"]),
+            ("instance(s)", summary["removed"]["instances"]),
+            ("Cloud Map service(s)", summary["removed"]["registries"]),
+            ("log group(s)", log_groups),
+            ("task definition revision(s)", task_definitions),
+        )
+        if values
+    ]
+    if namespace:
+        counts.append(f"namespace {namespace['name']}")
+    found = bool(counts) or bool(plan.kept)
+    summary["found"] = found
+    summary["message"] = (
+        ("removed " + ", ".join(counts) if counts else "removed nothing")
+        + (f"; kept {len(plan.kept)}" if plan.kept else "")
+        if found
+        else f"nothing found for environment {plan.environment}: nothing to remove"
+    )
+    return summary
