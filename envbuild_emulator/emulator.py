@@ -20,11 +20,13 @@ from typing import Any
 
 import boto3
 
+from envbuild_emulator.aws_faults import AwsFaults
 from envbuild_emulator.clock import Clock
 from envbuild_emulator.deploy import Deployment, deploy
 from envbuild_emulator.dynamodb import AtomicConditionalWrites
 from envbuild_emulator.events import EventBridgeToStepFunctions
 from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
+from envbuild_emulator.models.ecs_idempotency import EcsCreateServiceIdempotency
 from envbuild_emulator.seed import seed
 from envbuild_emulator.template import Template, load_yaml
 
@@ -60,7 +62,7 @@ class Emulator:
         port: int | None = None,
         template: Path | None = None,
         latencies: Any = None,
-        log_level: str = "WARNING",
+        log_level: str = "ERROR",
         seed_prerequisites: bool = True,
     ) -> None:
         self.clock = Clock(time_scale)
@@ -113,6 +115,10 @@ class Emulator:
         self._stack.append(events.uninstall)
         writes = AtomicConditionalWrites().install()
         self._stack.append(writes.uninstall)
+        idempotency = EcsCreateServiceIdempotency().install()
+        self._stack.append(idempotency.uninstall)
+        self.aws_faults = AwsFaults().install()
+        self._stack.append(self.aws_faults.uninstall)
         account = self.client("sts").get_caller_identity()["Account"]
         template = Template(self.template_path, load_yaml(self.template_path), account, self.region)
         self.deployment = deploy(template, self.client, self.dispatcher)

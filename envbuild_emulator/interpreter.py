@@ -56,6 +56,21 @@ class LambdaDispatcher:
         self.functions: dict[str, Function] = {}
         self.invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
+        #: logical id -> [error type, remaining]: the next invocations fail as Lambda reports it
+        #: (e.g. "RuntimeError" for a crash, "Sandbox.Timedout" for a function timeout).
+        self._faults: dict[str, list[Any]] = {}
+
+    def fail_next(self, logical_id: str, error_type: str = "RuntimeError", times: int = 1) -> None:
+        with self._lock:
+            self._faults[logical_id] = [error_type, times]
+
+    def _fault(self, logical_id: str) -> str | None:
+        with self._lock:
+            fault = self._faults.get(logical_id)
+            if not fault or fault[1] <= 0:
+                return None
+            fault[1] -= 1
+            return str(fault[0])
 
     def register(self, function: Function) -> None:
         code = str(function.code_uri)
@@ -94,6 +109,19 @@ class LambdaDispatcher:
             self.invocations[function.logical_id] += 1
         handler = self.resolve_handler(function)
         context = LambdaContext(function.name, function.arn, function.memory, function.timeout)
+        injected = self._fault(function.logical_id)
+        if injected is not None:
+            message = (
+                f"Task timed out after {function.timeout}.00 seconds"
+                if injected == "Sandbox.Timedout"
+                else f"injected crash of {function.logical_id}"
+            )
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "ExecutedVersion": "$LATEST",
+                "Payload": {"errorType": injected, "errorMessage": message},
+            }
         event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
         try:
             result = handler(event, context)

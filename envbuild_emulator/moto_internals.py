@@ -152,6 +152,9 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.delete_item"),
+    Ref("moto.ecs.responses", "EC2ContainerServiceResponse.create_service"),
+    # wrapped again, outside the World's wrapper, by envbuild_emulator.aws_faults
+    Ref("moto.core.responses", "BaseResponse.call_action"),
 )
 
 #: Other moto internals the models read or call (not replaced).
@@ -181,4 +184,6 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.core.base_backend", "BaseBackend.reset"),
     Ref("moto.core.exceptions", "JsonRESTError"),
     Ref("moto.stepfunctions.responses", "get_backend"),
+    Ref("moto.core.responses", "ActionResult"),
+    Ref("moto.ecs.exceptions", "InvalidParameterException"),
 )

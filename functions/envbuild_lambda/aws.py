@@ -27,6 +27,12 @@ BOTO_CONFIG = Config(
 )
 
 
+#: For calls AWS offers no idempotency token for (RegisterTaskDefinition): no SDK retry, whose
+#: second attempt after a lost response would apply the change twice. The state machine retries
+#: the whole step instead, which first looks for what the lost attempt made.
+ONCE_CONFIG = BOTO_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+
 class Clients:
     """Lazily created clients of one boto3 session (sessions are not shared between threads)."""
 
@@ -35,9 +41,14 @@ class Clients:
         # Batch steps first use a client from their worker threads; a session is not thread-safe.
         self._lock = threading.Lock()
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, config: Config = BOTO_CONFIG) -> Any:
         with self._lock:
-            return self._session.client(service, config=BOTO_CONFIG)  # type: ignore[call-overload]
+            return self._session.client(service, config=config)  # type: ignore[call-overload]
+
+    @cached_property
+    def ecs_once(self) -> ECSClient:
+        """ECS without SDK retries, for RegisterTaskDefinition (see ONCE_CONFIG)."""
+        return self._client("ecs", ONCE_CONFIG)  # type: ignore[no-any-return]
 
     @cached_property
     def servicediscovery(self) -> ServiceDiscoveryClient:

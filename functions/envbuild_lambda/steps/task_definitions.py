@@ -117,7 +117,7 @@ def register(
     if existing is not None:
         return TaskDefinitionRef(name=service.name, taskDefinition=existing, logGroup=log_group)
     with aws_errors(f"RegisterTaskDefinition {family}"):
-        registered = clients.ecs.register_task_definition(
+        registered = clients.ecs_once.register_task_definition(
             **desired, tags=[{"key": key, "value": value} for key, value in tags.items()]
         )["taskDefinition"]
     return TaskDefinitionRef(

@@ -1,0 +1,109 @@
+"""Faults injected into the emulated AWS API, for the fault suite and for trying failure paths.
+
+    faults = emulator.aws_faults
+    faults.throttle("ecs", "RegisterTaskDefinition", times=8)   # ThrottlingException (400)
+    faults.unavailable("servicediscovery", "CreateService")     # ServiceUnavailable (503)
+    faults.lose_response("ecs", "CreateService")                 # applied, then the connection drops
+
+Each fault answers the next ``times`` matching requests. ``lose_response`` performs the request
+first: AWS applied the change but the caller never hears of it, so the SDK retries and meets what
+its first attempt created. Every request (service, action) is also counted, for assertions on the
+calls a build makes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ConnectionClosedError
+
+from envbuild_emulator.moto_internals import Patcher, lookup
+
+READ_PREFIXES = ("Describe", "List", "Get", "Discover")
+
+
+def is_mutating(action: str) -> bool:
+    return not action.startswith(READ_PREFIXES)
+
+
+@dataclass
+class _Rule:
+    service: str
+    action: str
+    kind: str
+    remaining: int
+
+
+class AwsFaults:
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    # -- arming -------------------------------------------------------------------------------
+    def throttle(self, service: str, action: str, times: int = 1) -> None:
+        self._add(service, action, "throttle", times)
+
+    def unavailable(self, service: str, action: str, times: int = 1) -> None:
+        self._add(service, action, "unavailable", times)
+
+    def lose_response(self, service: str, action: str, times: int = 1) -> None:
+        self._add(service, action, "lost", times)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def _add(self, service: str, action: str, kind: str, times: int) -> None:
+        with self._lock:
+            self._rules.append(_Rule(service, action, kind, times))
+
+    def _take(self, service: str, action: str) -> str | None:
+        with self._lock:
+            self.calls[(service, action)] += 1
+            for rule in self._rules:
+                if rule.remaining > 0 and rule.service == service and rule.action == action:
+                    rule.remaining -= 1
+                    return rule.kind
+        return None
+
+    def mutating_calls(self) -> int:
+        return sum(n for (_, action), n in self.calls.items() if is_mutating(action))
+
+    # -- installing ---------------------------------------------------------------------------
+    def install(self) -> AwsFaults:
+        error_class = lookup("moto.core.exceptions", "JsonRESTError")
+        take = self._take
+
+        def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+            def call_action(response: Any) -> Any:
+                service = str(response.service_name or "")
+                action = str(response._get_action())
+                kind = take(service, action)
+                if kind == "throttle":
+                    raise error_class("ThrottlingException", "Rate exceeded (injected)")
+                if kind == "unavailable":
+                    error = error_class(
+                        "ServiceUnavailableException", "Service unavailable (injected)"
+                    )
+                    error.code = 503
+                    raise error
+                result = original(response)
+                if kind == "lost":
+                    raise ConnectionClosedError(
+                        endpoint_url=f"https://{service}.emulated (response lost, injected)"
+                    )
+                return result
+
+            return call_action
+
+        self._patcher.replace("moto.core.responses", "BaseResponse.call_action", wrap)
+        return self
+
+    def uninstall(self) -> None:
+        self._patcher.restore()
