@@ -2,6 +2,8 @@
 
 envbuild run SPEC                      build on an embedded emulated account
 envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
+envbuild teardown SPEC [--endpoint URL] [--delete-log-groups] [--deregister-task-definitions]
+                                       remove what envbuild manages for the spec's environment
 envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
 """
 
@@ -16,7 +18,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +29,7 @@ import boto3
 from envbuild_emulator.emulator import execution_history
 
 STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
+TEARDOWN_STATE_MACHINE_NAME = "envbuild-TeardownEnvironmentStateMachine"
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 DEFAULT_TIME_SCALE = 0.02  # 60 emulated seconds (a Cloud Map namespace) take 1.2 s
 
@@ -178,17 +183,28 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------
-def find_state_machine(sfn: Any) -> str:
+def find_state_machine(sfn: Any, name: str = STATE_MACHINE_NAME) -> str:
     for page in sfn.get_paginator("list_state_machines").paginate():
         for machine in page["stateMachines"]:
-            if machine["name"] == STATE_MACHINE_NAME:
+            if machine["name"] == name:
                 return str(machine["stateMachineArn"])
     raise CliError(
-        f"no state machine {STATE_MACHINE_NAME} at the endpoint: is `envbuild emulator` running there?"
+        f"no state machine {name} at the endpoint: is `envbuild emulator` running there?"
     )
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
+@dataclass
+class Target:
+    """Where a command runs: a served emulator (--endpoint) or an embedded one."""
+
+    sfn: Any
+    state_machine: Callable[[str], str]  # state machine name -> ARN
+    prerequisites: Mapping[str, str]
+    clock: Callable[[], str]
+
+
+@contextmanager
+def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
     if args.endpoint:
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(key, "testing")
@@ -202,31 +218,110 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
         try:
             sfn = client("stepfunctions")
-            state_machine = find_state_machine(sfn)
+            find_state_machine(sfn)
             prerequisites = read_prerequisites(client)
         except CliError:
             raise
         except Exception as error:
             raise CliError(f"cannot reach the emulator at {args.endpoint}: {error}") from error
-        spec = load_spec(Path(args.spec), os.environ, prerequisites)
         t0 = time.monotonic()
-        return build(sfn, state_machine, spec, args, out, lambda: f"{time.monotonic() - t0:6.1f}s")
+        yield Target(
+            sfn,
+            lambda name: find_state_machine(sfn, name),
+            prerequisites,
+            lambda: f"{time.monotonic() - t0:6.1f}s",
+        )
+        return
 
     from envbuild_emulator.emulator import Emulator
 
     emulator = Emulator(time_scale=args.time_scale, region=args.region or "us-east-1")
     out.write("Starting the embedded emulated AWS account…\n")
     with emulator:
-        spec = load_spec(Path(args.spec), os.environ, emulator.prerequisites)
-        sfn = emulator.client("stepfunctions")
-        return build(
-            sfn,
-            emulator.state_machine_arn,
-            spec,
-            args,
-            out,
+        machines = {
+            STATE_MACHINE_NAME: emulator.state_machine_arn,
+            TEARDOWN_STATE_MACHINE_NAME: emulator.teardown_state_machine_arn,
+        }
+        yield Target(
+            emulator.client("stepfunctions"),
+            machines.__getitem__,
+            emulator.prerequisites,
             lambda: f"t+{emulator.clock.now():5.0f}s",
         )
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    with target(args, out) as where:
+        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+        return build(
+            where.sfn, where.state_machine(STATE_MACHINE_NAME), spec, args, out, where.clock
+        )
+
+
+def start_and_follow(
+    sfn: Any,
+    state_machine: str,
+    document: Mapping[str, Any],
+    args: argparse.Namespace,
+    out: TextIO,
+    clock: Callable[[], str],
+    verb: str,
+) -> dict[str, Any]:
+    name = args.name or execution_name(document)
+    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(document))[
+        "executionArn"
+    ]
+    out.write(f"{verb} environment {document.get('environment')} (execution {name})\n")
+    return follow(sfn, arn, out, clock)
+
+
+def report_failure(described: Mapping[str, Any], what: str, out: TextIO) -> int:
+    error = described.get("error", described["status"])
+    cause = error_message(described.get("cause", ""))
+    out.write(f"\n{what} {described['status']}: {error}: {cause}\n")
+    return 1
+
+
+def teardown(args: argparse.Namespace, out: TextIO) -> int:
+    with target(args, out) as where:
+        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+        document = {
+            **spec,
+            "deleteLogGroups": args.delete_log_groups,
+            "deregisterTaskDefinitions": args.deregister_task_definitions,
+        }
+        described = start_and_follow(
+            where.sfn,
+            where.state_machine(TEARDOWN_STATE_MACHINE_NAME),
+            document,
+            args,
+            out,
+            where.clock,
+            "Tearing down",
+        )
+    if described["status"] != "SUCCEEDED":
+        return report_failure(described, "Teardown", out)
+    print_teardown_summary(json.loads(described["output"]), out)
+    return 0
+
+
+def print_teardown_summary(summary: Mapping[str, Any], out: TextIO) -> None:
+    out.write(f"\nEnvironment {summary.get('environment')}: {summary['message']}.\n")
+    removed = summary["removed"]
+    namespace = removed.get("namespace")
+    rows = [
+        ("ECS services", removed.get("ecsServices", [])),
+        ("Cloud Map instances", removed.get("instances", [])),
+        ("Cloud Map services", removed.get("registries", [])),
+        ("namespace", [f"{namespace['name']} ({namespace['id']})"] if namespace else []),
+        ("log groups", removed.get("logGroups", [])),
+        ("task definitions", removed.get("taskDefinitions", [])),
+    ]
+    for label, values in rows:
+        if values:
+            out.write(f"  removed {label}: {', '.join(values)}\n")
+    for kept in summary.get("kept", []):
+        out.write(f"  kept {kept['type']} {kept['name']} ({kept['id']}): {kept['reason']}\n")
 
 
 def build(
@@ -237,17 +332,9 @@ def build(
     out: TextIO,
     clock: Callable[[], str],
 ) -> int:
-    name = args.name or execution_name(spec)
-    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(spec))[
-        "executionArn"
-    ]
-    out.write(f"Building environment {spec.get('environment')} (execution {name})\n")
-    described = follow(sfn, arn, out, clock)
+    described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building")
     if described["status"] != "SUCCEEDED":
-        error = described.get("error", described["status"])
-        cause = error_message(described.get("cause", ""))
-        out.write(f"\nBuild {described['status']}: {error}: {cause}\n")
-        return 1
+        return report_failure(described, "Build", out)
     summary = json.loads(described["output"])
     print_summary(summary, out)
     env_file = Path(args.env_file or f"{summary['environment']}-resources.env")
@@ -271,7 +358,9 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         out.write(f"envbuild emulator on {emulator.endpoint_url} (region {emulator.region})\n")
-        out.write(f"State machine: {emulator.state_machine_arn}\n\nPrerequisites:\n")
+        out.write(f"State machine: {emulator.state_machine_arn}\n")
+        out.write(f"Teardown state machine: {emulator.teardown_state_machine_arn}\n")
+        out.write("\nPrerequisites:\n")
         for key, value in emulator.prerequisites.items():
             out.write(f"export {key}={value}\n")
         out.write(
@@ -314,6 +403,29 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIME_SCALE,
         help="real seconds per emulated second for the embedded emulator (default %(default)s)",
     )
+    down_cmd = commands.add_parser(
+        "teardown", help="remove what envbuild manages for the environment a spec describes"
+    )
+    down_cmd.add_argument("spec", help="the environment spec the build used (JSON; ${VARS} filled)")
+    down_cmd.add_argument(
+        "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
+    )
+    down_cmd.add_argument("--region", help="region (default us-east-1 on the emulator)")
+    down_cmd.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
+    down_cmd.add_argument(
+        "--delete-log-groups", action="store_true", help="also delete the /ecs/<family> log groups"
+    )
+    down_cmd.add_argument(
+        "--deregister-task-definitions",
+        action="store_true",
+        help="also deregister the task definition revisions envbuild registered",
+    )
+    down_cmd.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help="real seconds per emulated second for the embedded emulator (default %(default)s)",
+    )
     emu_cmd = commands.add_parser(
         "emulator", help="serve the emulated AWS account with envbuild deployed"
     )
@@ -333,7 +445,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
-        return run(args, out) if args.command == "run" else serve(args, out)
+        commands = {"run": run, "teardown": teardown, "emulator": serve}
+        return commands[args.command](args, out)
     except CliError as error:
         sys.stderr.write(f"envbuild: {error}\n")
         return 2

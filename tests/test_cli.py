@@ -138,3 +138,74 @@ def test_run_against_nothing_says_so_in_one_line(tmp_path: Path, capsys: Any) ->
     code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
     assert code == 2
     assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_teardown_on_the_embedded_emulator_reports_nothing_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envbuild.cli import parser, target
+
+    monkeypatch.chdir(tmp_path)
+    spec = str(REPO / "events" / "workshop.json")
+    args = parser().parse_args(["run", spec, "--time-scale", "0"])
+    out = io.StringIO()
+    with target(args, out) as where:  # the lookup by name finds both state machines
+        build = where.state_machine("envbuild-BuildEnvironmentStateMachine")
+        teardown = where.state_machine("envbuild-TeardownEnvironmentStateMachine")
+        assert build != teardown
+    # a fresh embedded account: nothing was built in it
+    code = main(["teardown", spec, "--time-scale", "0", "--delete-log-groups"], out=out)
+
+    text = out.getvalue()
+    assert code == 0, text
+    assert "Tearing down environment workshop" in text
+    assert "nothing found for environment workshop" in text
+
+
+def test_teardown_against_a_served_emulator_reports_removed_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envbuild_emulator.emulator import Emulator
+
+    monkeypatch.chdir(tmp_path)
+    spec = str(REPO / "events" / "workshop.json")
+    with Emulator(port=0, time_scale=0.0) as emulator:
+        assert emulator.endpoint_url
+        out = io.StringIO()
+        assert main(["run", spec, "--endpoint", emulator.endpoint_url], out=out) == 0
+
+        code = main(
+            [
+                "teardown",
+                spec,
+                "--endpoint",
+                emulator.endpoint_url,
+                "--delete-log-groups",
+                "--deregister-task-definitions",
+            ],
+            out=out,
+        )
+
+        text = out.getvalue()
+        assert code == 0, text
+        assert "✓ Delete Namespace" in text
+        assert "removed ECS services: api-service, db-service, web-service" in text
+        assert "removed namespace: workshop.local" in text
+        assert "removed task definitions: workshop-api:1, workshop-db:1, workshop-web:1" in text
+        assert emulator.client("servicediscovery").list_namespaces()["Namespaces"] == []
+
+
+def test_teardown_exits_non_zero_with_error_and_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = json.loads((REPO / "events" / "workshop.json").read_text())
+    spec["namespace"]["nmae"] = "x"
+    (tmp_path / "bad.json").write_text(json.dumps(spec))
+    out = io.StringIO()
+
+    code = main(["teardown", "bad.json", "--time-scale", "0"], out=out)
+
+    assert code == 1
+    assert "Teardown FAILED: InvalidSpec:" in out.getvalue()
+    assert "namespace.nmae" in out.getvalue()
