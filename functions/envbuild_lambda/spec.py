@@ -19,21 +19,23 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from envbuild_lambda.errors import InvalidSpec
 
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
+ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
 CLUSTER = (
     r"^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$"
 )
-VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
-SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
-SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
+VPC_ID = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
+SUBNET_ID = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
+SECURITY_GROUP_ID = r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"
 
 #: What each pattern means, for error messages a user can act on.
 PATTERN_HINTS = {
@@ -56,6 +58,11 @@ FARGATE_MEMORY: dict[int, frozenset[int]] = {
     4096: frozenset(range(8192, 30721, 1024)),
     8192: frozenset(range(16384, 61441, 4096)),
     16384: frozenset(range(32768, 122881, 8192)),
+}
+
+#: cpu/memory: "256" as the workshop writes it, or 256.
+UNITS_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]
 }
 
 #: Defaults the workshop assumes (its task definitions name these roles in the caller's account).
@@ -115,13 +122,13 @@ class Namespace(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str) -> str:
-        labels = value.rstrip(".").split(".")
+        labels = value.removesuffix(".").split(".")
         if len(labels) < 1 or any(not re.fullmatch(DNS_LABEL, label) for label in labels):
             raise ValueError(
                 f"{value!r} is not a valid DNS name: use lower-case labels of letters, digits and hyphens"
                 " separated by dots, e.g. workshop.local"
             )
-        return value.rstrip(".")
+        return value.removesuffix(".")
 
 
 class Network(BaseModel):
@@ -170,9 +177,17 @@ class Service(BaseModel):
     image: Annotated[str, Field(min_length=1, max_length=2048, description="Container image.")]
     port: Annotated[StrictInt, Field(ge=1, le=65535, description="Container port (TCP).")]
     desiredCount: Annotated[StrictInt, Field(ge=0, le=1000, description="Number of tasks.")] = 1
-    cpu: Annotated[str, Field(description='Fargate task CPU units, e.g. "256".')] = "256"
+    cpu: Annotated[
+        str,
+        Field(description='Fargate task CPU units, e.g. "256".'),
+        WithJsonSchema(UNITS_SCHEMA | {"description": 'Fargate task CPU units, e.g. "256".'}),
+    ] = "256"
     memory: Annotated[
-        str, Field(description='Fargate task memory in MiB, valid for the cpu, e.g. "512".')
+        str,
+        Field(description='Fargate task memory in MiB, valid for the cpu, e.g. "512".'),
+        WithJsonSchema(
+            UNITS_SCHEMA | {"description": "Fargate task memory in MiB, valid for the cpu."}
+        ),
     ] = "512"
     environment: Annotated[
         dict[
@@ -200,7 +215,7 @@ class Service(BaseModel):
         cpu, memory = int(self.cpu), int(self.memory)
         if cpu not in FARGATE_MEMORY:
             raise ValueError(
-                f"cpu {self.cpu} is not a Fargate size; use one of {', '.join(str(c) for c in FARGATE_MEMORY)}"
+                f"cpu {self.cpu} is not a Fargate size, use one of {', '.join(str(c) for c in FARGATE_MEMORY)}"
             )
         if memory not in FARGATE_MEMORY[cpu]:
             allowed = sorted(FARGATE_MEMORY[cpu])
@@ -279,8 +294,29 @@ class EnvironmentSpec(BaseModel):
         names = [service.name for service in value]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"service names must be unique; repeated: {', '.join(duplicates)}")
+            raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
         return value
+
+    @model_validator(mode="after")
+    def _dns_names_fit(self) -> EnvironmentSpec:
+        """<service>.<namespace> must be a DNS name (<= 253 characters), reported per service."""
+        too_long = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "dns_name_too_long",
+                    "{dns_name} would have {length} characters, more than the 253 of a DNS name:"
+                    " use a shorter service or namespace name",
+                    {"dns_name": f"{service.name}.{self.namespace.name[:20]}…", "length": length},
+                ),
+                loc=("services", index, "name"),
+                input=service.name,
+            )
+            for index, service in enumerate(self.services)
+            if (length := len(service.dns_name(self.namespace.name))) > 253
+        ]
+        if too_long:
+            raise ValidationError.from_exception_data(type(self).__name__, too_long)
+        return self
 
     @property
     def cluster_name(self) -> str:

@@ -239,7 +239,7 @@ def test_duplicate_service_names_are_rejected_naming_the_repeated_names(
     static_spec["services"].append(dict(static_spec["services"][0]))
     static_spec["services"].append(dict(static_spec["services"][2]))
     message = problems(static_spec)
-    assert "services: service names must be unique; repeated: db, web" in message
+    assert "services: service names must be unique, repeated: db, web" in message
 
 
 @pytest.mark.parametrize("field", ["subnets", "securityGroups"])
@@ -359,7 +359,7 @@ def test_memory_4096_with_cpu_256_names_the_allowed_memory() -> None:
 def test_cpu_that_is_not_a_fargate_size_is_rejected(static_spec: dict[str, Any], cpu: str) -> None:
     message = problems(with_service(static_spec, cpu=cpu))
     assert (
-        f"cpu {cpu} is not a Fargate size; use one of 256, 512, 1024, 2048, 4096, 8192, 16384"
+        f"cpu {cpu} is not a Fargate size, use one of 256, 512, 1024, 2048, 4096, 8192, 16384"
         in message
     )
 
