@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.exceptions import HTTPClientError
@@ -50,6 +51,12 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
                 )
                 count("StepFailed")
                 raise
+            finally:
+                # With metrics disabled (POWERTOOLS_METRICS_DISABLED, as on the emulator) the
+                # flush publishes nothing and keeps the set: drop it, or a warm process reaches
+                # 100 values of one metric and powertools publishes them mid-invocation.
+                if is_metrics_disabled():
+                    metrics.clear_metrics()
 
         traced = tracer.capture_lambda_handler(run, capture_response=False)
         with_metrics = metrics.log_metrics(traced)
