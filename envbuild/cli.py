@@ -275,6 +275,19 @@ def start_and_follow(
     return follow(sfn, arn, out, clock)
 
 
+#: The states of a failed build that record what happened to what it had created.
+ROLLBACK_STATES = ("Roll Back", "Rollback Failed", "Keep What Was Built", "Nothing Was Created")
+
+
+def rollback_outcome(history: list[dict[str, Any]]) -> str | None:
+    for event in reversed(history):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") in ROLLBACK_STATES:
+            rollback = json.loads(details.get("output") or "{}").get("rollback") or {}
+            return str(rollback.get("outcome")) if rollback.get("outcome") else None
+    return None
+
+
 def report_failure(described: Mapping[str, Any], what: str, out: TextIO) -> int:
     error = described.get("error", described["status"])
     cause = error_message(described.get("cause", ""))
@@ -334,7 +347,11 @@ def build(
 ) -> int:
     described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building")
     if described["status"] != "SUCCEEDED":
-        return report_failure(described, "Build", out)
+        code = report_failure(described, "Build", out)
+        outcome = rollback_outcome(execution_history(sfn, described["executionArn"]))
+        if outcome:
+            out.write(f"Rollback: {outcome}\n")
+        return code
     summary = json.loads(described["output"])
     print_summary(summary, out)
     env_file = Path(args.env_file or f"{summary['environment']}-resources.env")

@@ -26,6 +26,7 @@ from envbuild_emulator.template import Function
 LAMBDA_EVAL_UTILS, WAIT_FUNCTION, RETRIER_DECL = (
     ref.module for ref in INTERPRETER_PATCH_POINTS[:3]
 )
+SFN_SERVICE = INTERPRETER_PATCH_POINTS[3].module
 
 
 @dataclass
@@ -170,6 +171,45 @@ class InterpreterPatches:
             def sleep(seconds: float) -> None:
                 clock.sleep(seconds)
 
+        # moto's port of the Step Functions service integration (states:startExecution[.sync]) has
+        # no parameter/response normalisation (LocalStack's base class has it): it passes the
+        # ASL's PascalCase names to boto3 and reads boto3's camelCase answers with PascalCase
+        # keys. Step Functions' own contract (the service integration docs) is PascalCase on the
+        # ASL side, so the emulator translates at that boundary.
+        def to_boto(_original: Any) -> Any:
+            def normalise_parameters(
+                _self: Any,
+                parameters: dict[str, Any],
+                boto_service_name: Any = None,
+                service_action_name: Any = None,
+            ) -> None:
+                document = parameters.get("Input")
+                if (
+                    service_action_name is None
+                    and document is not None
+                    and not isinstance(document, str)
+                ):
+                    parameters["Input"] = json.dumps(document, separators=(",", ":"))
+                for key in list(parameters):
+                    parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+            return normalise_parameters
+
+        def to_asl(_original: Any) -> Any:
+            def normalise_response(
+                _self: Any,
+                response: Any,
+                boto_service_name: Any = None,
+                service_action_name: Any = None,
+            ) -> None:
+                if isinstance(response, dict):
+                    for key in list(response):
+                        response[key[0].upper() + key[1:]] = response.pop(key)
+
+            return normalise_response
+
+        self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_parameters", to_boto)
+        self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_response", to_asl)
         self._patcher.replace(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", lambda _: invoke_lambda)
         self._patcher.replace(WAIT_FUNCTION, "WaitFunction._wait_interval", lambda _: wait_interval)
         self._patcher.replace(RETRIER_DECL, "time", lambda _: _RetryTime)

@@ -148,6 +148,14 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
         "WaitFunction._wait_interval",
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl", "time"),
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+        "StateTaskServiceSfn._normalise_parameters",
+    ),
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+        "StateTaskServiceSfn._normalise_response",
+    ),
     Ref("moto.events.models", "Rule.send_to_targets"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),

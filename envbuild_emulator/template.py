@@ -124,6 +124,12 @@ class Template:
     def function_arn(self, logical_id: str) -> str:
         return f"arn:{self.partition}:lambda:{self.region}:{self.account_id}:function:{self.physical_name(logical_id)}"
 
+    def state_machine_arn(self, logical_id: str) -> str:
+        return (
+            f"arn:{self.partition}:states:{self.region}:{self.account_id}"
+            f":stateMachine:{self.physical_name(logical_id)}"
+        )
+
     def ref(self, name: str) -> Any:
         if name in self.pseudo():
             return self.pseudo()[name]
@@ -134,6 +140,8 @@ class Template:
                 return list(value.split(",")) if value else [""]
             return self.parameters[name]
         if name in self.resources:
+            if self.resources[name].get("Type") == "AWS::Serverless::StateMachine":
+                return self.state_machine_arn(name)  # Ref of a state machine is its ARN
             return self.physical_name(name)
         raise KeyError(
             f"!Ref {name}: not a parameter, pseudo parameter or resource of {self.path.name}"

@@ -235,6 +235,11 @@ def test_definition_substitutions_are_the_function_arns(
     expected = {
         key: {"Fn::GetAtt": [lid, "Arn"]} for lid, (_h, key) in MACHINE_FUNCTIONS[machine].items()
     }
+    if machine == "BuildEnvironmentStateMachine":  # the rollback runs the teardown workflow
+        expected["TeardownEnvironmentStateMachineArn"] = {"Ref": "TeardownEnvironmentStateMachine"}
+        expected["StatesStartExecutionSync"] = {
+            "Fn::Sub": "arn:${AWS::Partition}:states:::states:startExecution.sync:2"
+        }
     assert subs == expected
 
 
@@ -271,15 +276,27 @@ def test_state_machine_may_invoke_only_its_functions(
     template: dict[str, Any], machine: str
 ) -> None:
     invoked = set()
+    started = set()
     for policy in state_machine(template, machine)["Policies"]:
         if "LambdaInvokePolicy" in policy:
             invoked.add(policy["LambdaInvokePolicy"]["FunctionName"]["Ref"])
             continue
+        if "StepFunctionsExecutionPolicy" in policy:
+            started.add(policy["StepFunctionsExecutionPolicy"]["StateMachineName"]["Fn::GetAtt"][0])
+            continue
         for statement in policy["Statement"]:
             actions = as_list(statement["Action"])
             assert not any(a.startswith("lambda:") for a in actions), statement
+            if statement.get("Sid", "").startswith("Rollback"):
+                assert all(a.startswith(("states:", "events:")) for a in actions), statement
+                continue
             assert all(a.startswith("logs:") for a in actions), statement
     assert invoked == set(MACHINE_FUNCTIONS[machine])
+    # Only the build may start another workflow: the teardown, for its rollback.
+    expected = (
+        {"TeardownEnvironmentStateMachine"} if machine == "BuildEnvironmentStateMachine" else set()
+    )
+    assert started == expected
 
 
 # --- EventBridge ------------------------------------------------------------------------------

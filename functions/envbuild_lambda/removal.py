@@ -105,15 +105,26 @@ def _describe(item: Any) -> str:
     return f"{where}: {str(item['msg']).removeprefix('Value error, ')}"
 
 
-def split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
-    """A teardown input = the build's spec + optional booleans; returns (spec, options)."""
-    spec = {key: value for key, value in raw.items() if key not in OPTIONS}
-    options: dict[str, bool] = {}
+def split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A teardown input = the build's spec + optional booleans, and ``createdBy`` (a build
+    execution ARN: remove only what that build created, as its rollback does); returns
+    (spec, options)."""
+    # AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: set by a parent execution (the build's rollback)
+    # to link the two in the console; not part of the spec.
+    ignored = (*OPTIONS, "createdBy", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
+    spec = {key: value for key, value in raw.items() if key not in ignored}
+    options: dict[str, Any] = {}
     for key in OPTIONS:
         value = raw.get(key, False)
         if not isinstance(value, bool):
             raise InvalidPlan(f"{key} must be true or false, got {value!r}")
         options[key] = value
+    created_by = raw.get("createdBy")
+    if created_by is not None and not (
+        isinstance(created_by, str) and created_by.startswith("arn:")
+    ):
+        raise InvalidPlan(f"createdBy must be a build execution ARN, got {created_by!r}")
+    options["createdBy"] = created_by
     return spec, options
 
 

@@ -69,9 +69,17 @@ def test_a_plan_with_ecs_services_needs_the_cluster() -> None:
 def test_teardown_options_are_split_from_the_spec_and_must_be_booleans() -> None:
     spec, options = split_options({"environment": "x", "deleteLogGroups": True})
     assert spec == {"environment": "x"}
-    assert options == {"deleteLogGroups": True, "deregisterTaskDefinitions": False}
+    assert options == {
+        "deleteLogGroups": True,
+        "deregisterTaskDefinitions": False,
+        "createdBy": None,
+    }
     with pytest.raises(InvalidPlan, match="deregisterTaskDefinitions must be true or false"):
         split_options({"deregisterTaskDefinitions": "yes"})
+    build = "arn:aws:states:us-east-1:123456789012:execution:sm:b1"
+    assert split_options({"environment": "x", "createdBy": build})[1]["createdBy"] == build
+    with pytest.raises(InvalidPlan, match="createdBy must be a build execution ARN"):
+        split_options({"createdBy": 7})
 
 
 def test_plan_of_a_never_built_environment_is_empty(

@@ -26,6 +26,19 @@ def states_entered(history: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def live_ecs_services(ecs: Any, cluster: str) -> list[str]:
+    """ECS services that are not INACTIVE (moto's ListServices also returns deleted ones)."""
+    arns = ecs.list_services(cluster=cluster)["serviceArns"]
+    live = []
+    for start in range(0, len(arns), 10):
+        for service in ecs.describe_services(cluster=cluster, services=arns[start : start + 10])[
+            "services"
+        ]:
+            if service["status"] != "INACTIVE":
+                live.append(service["serviceArn"])
+    return sorted(live)
+
+
 def account_snapshot(emulator: Any) -> dict[str, Any]:
     """Everything a build can create, listed through the AWS APIs."""
     sd, ecs, logs, r53 = (
@@ -35,9 +48,8 @@ def account_snapshot(emulator: Any) -> dict[str, Any]:
     return {
         "namespaces": sorted(n["Name"] for n in sd.list_namespaces()["Namespaces"]),
         "registries": sorted(s["Name"] for s in sd.list_services()["Services"]),
-        "operations": len(sd.list_operations()["Operations"]),
         "task_definitions": sorted(ecs.list_task_definitions()["taskDefinitionArns"]),
-        "ecs_services": sorted(ecs.list_services(cluster=cluster)["serviceArns"]),
+        "ecs_services": live_ecs_services(ecs, cluster),
         "log_groups": sorted(g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]),
         "hosted_zones": sorted(z["Name"] for z in r53.list_hosted_zones()["HostedZones"]),
     }

@@ -25,6 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         delete_log_groups=options["deleteLogGroups"],
         deregister_task_definitions=options["deregisterTaskDefinitions"],
         max_workers=get_settings().max_workers,
+        created_by=options["createdBy"],
     )
     count("TeardownsPlanned")
     count("ResourcesKept", len(plan.kept))

@@ -27,7 +27,7 @@ from envbuild_lambda.errors import (
     map_client_error,
 )
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
-from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED
+from envbuild_lambda.spec import TAG_BUILD, TAG_ENVIRONMENT, TAG_MANAGED
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps.namespace import find_namespace
 from envbuild_lambda.steps.registries import existing_registries
@@ -59,8 +59,13 @@ def _gone(error: ClientError) -> bool:
     return error_code(error) in GONE_CODES
 
 
-def is_managed(tags: dict[str, str], environment: str) -> bool:
-    return tags.get(TAG_ENVIRONMENT) == environment and tags.get(TAG_MANAGED) == "true"
+def is_managed(tags: dict[str, str], environment: str, created_by: str | None = None) -> bool:
+    """Managed by envbuild for this environment (and, for a rollback, created by that build)."""
+    return (
+        tags.get(TAG_ENVIRONMENT) == environment
+        and tags.get(TAG_MANAGED) == "true"
+        and (created_by is None or tags.get(TAG_BUILD) == created_by)
+    )
 
 
 def _pmap[T, R](function: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
@@ -98,7 +103,7 @@ def _ecs_tags(service: ServiceTypeDef) -> dict[str, str]:
 
 
 def _plan_log_groups(
-    clients: Clients, spec: EnvironmentSpec, max_workers: int
+    clients: Clients, spec: EnvironmentSpec, max_workers: int, created_by: str | None = None
 ) -> tuple[list[str], list[KeptResource]]:
     prefix = f"/ecs/{spec.environment}-"
     with aws_errors(f"DescribeLogGroups {prefix}"):
@@ -117,7 +122,7 @@ def _plan_log_groups(
     kept: list[KeptResource] = []
     for group, group_tags in zip(groups, _pmap(tags, groups, max_workers), strict=True):
         name = group["logGroupName"]
-        if is_managed(group_tags, spec.environment):
+        if is_managed(group_tags, spec.environment, created_by):
             remove.append(name)
         elif name in spec_names:
             kept.append(
@@ -129,7 +134,7 @@ def _plan_log_groups(
 
 
 def _plan_task_definitions(
-    clients: Clients, spec: EnvironmentSpec, max_workers: int
+    clients: Clients, spec: EnvironmentSpec, max_workers: int, created_by: str | None = None
 ) -> tuple[list[str], list[KeptResource]]:
     prefix = f"{spec.environment}-"
     with aws_errors(f"ListTaskDefinitionFamilies {prefix}"):
@@ -161,7 +166,7 @@ def _plan_task_definitions(
     remove: list[str] = []
     kept: list[KeptResource] = []
     for revision, tags in _pmap(describe, sorted(set(arns)), max_workers):
-        if is_managed(tags, spec.environment):
+        if is_managed(tags, spec.environment, created_by):
             remove.append(revision)
         elif revision.rsplit(":", 1)[0] in spec_families:
             kept.append(
@@ -183,6 +188,7 @@ def plan_teardown(
     delete_log_groups: bool,
     deregister_task_definitions: bool,
     max_workers: int,
+    created_by: str | None = None,
 ) -> RemovalPlan:
     """What envbuild manages for ``spec.environment`` (tags envbuild:environment and
     envbuild:managed=true): ECS services in the cluster, registries in the namespace, the
@@ -205,7 +211,7 @@ def plan_teardown(
         )
         names = {registry_id: name for name, registry_id in found.items()}
         for registry_id, tags in zip(ids, all_tags, strict=True):
-            target = registries if is_managed(tags, env) else foreign
+            target = registries if is_managed(tags, env, created_by) else foreign
             target[registry_id] = names[registry_id]
 
     # ECS: the cluster's services tagged for this environment.
@@ -216,7 +222,7 @@ def plan_teardown(
     for name, service in sorted(in_cluster.items()):
         if service.get("status") == "INACTIVE":
             continue
-        if is_managed(_ecs_tags(service), env):
+        if is_managed(_ecs_tags(service), env, created_by):
             ecs_services.append(name)
             continue
         attached = {r.get("registryArn", "") for r in service.get("serviceRegistries", [])}
@@ -245,7 +251,7 @@ def plan_teardown(
     spec_registry_names = {service.name for service in spec.services}
     namespace_ref: NamespaceRef | None = None
     if namespace is not None and namespace.id and namespace.arn:
-        namespace_managed = is_managed(_cloudmap_tags(clients, namespace.arn), env)
+        namespace_managed = is_managed(_cloudmap_tags(clients, namespace.arn), env, created_by)
         for registry_id, name in sorted(foreign.items()):
             already = any(k.type == "registry" and k.id == registry_id for k in kept)
             if not already and (namespace_managed or name in spec_registry_names):
@@ -282,11 +288,13 @@ def plan_teardown(
 
     log_groups: list[str] = []
     if delete_log_groups:
-        log_groups, kept_groups = _plan_log_groups(clients, spec, max_workers)
+        log_groups, kept_groups = _plan_log_groups(clients, spec, max_workers, created_by)
         kept += kept_groups
     task_definitions: list[str] = []
     if deregister_task_definitions:
-        task_definitions, kept_revisions = _plan_task_definitions(clients, spec, max_workers)
+        task_definitions, kept_revisions = _plan_task_definitions(
+            clients, spec, max_workers, created_by
+        )
         kept += kept_revisions
 
     return RemovalPlan(
