@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -79,6 +80,9 @@ class Emulator:
         self._stack: list[Any] = []
         self._saved_env: dict[str, str | None] = {}
         self._server: Any = None
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _setenv(self, key: str, value: str) -> None:
@@ -148,6 +152,7 @@ class Emulator:
         self._setenv("MOTO_PORT", str(bound))
 
     def stop(self) -> None:
+        self._clients.clear()
         while self._stack:
             self._stack.pop()()
         for key, value in self._saved_env.items():
@@ -165,9 +170,13 @@ class Emulator:
 
     # -- use ----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.session.Session().client(
-            service, region_name=self.region, endpoint_url=self.endpoint_url
-        )
+        """A client of the emulated account (one per service, made once: clients are thread-safe)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, region_name=self.region, endpoint_url=self.endpoint_url
+                )
+            return self._clients[service]
 
     @property
     def state_machine_arn(self) -> str:

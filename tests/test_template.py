@@ -83,7 +83,13 @@ DESIGN_FUNCTIONS = design_functions()
 #: The functions of each state machine (logical id -> its design.md rows).
 MACHINE_FUNCTIONS = {
     "BuildEnvironmentStateMachine": design_functions(teardown=False),
-    "TeardownEnvironmentStateMachine": design_functions(teardown=True),
+    # the teardown takes the build's lock too (one build or teardown per environment)
+    "TeardownEnvironmentStateMachine": design_functions(teardown=True)
+    | {
+        k: v
+        for k, v in design_functions(teardown=False).items()
+        if k in ("AcquireLockFunction", "ReleaseLockFunction")
+    },
 }
 
 
@@ -127,10 +133,10 @@ def as_list(value: Any) -> list[Any]:
 # --- functions --------------------------------------------------------------------------------
 def test_design_table_parsed() -> None:
     assert len(DESIGN_FUNCTIONS) >= 8, DESIGN_FUNCTIONS
-    assert len(MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]) == 10
-    assert set(MACHINE_FUNCTIONS["BuildEnvironmentStateMachine"]).isdisjoint(
-        MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]
-    )
+    assert len(design_functions(teardown=True)) == 10
+    assert set(design_functions(teardown=False)).isdisjoint(design_functions(teardown=True))
+    # the lock functions are shared: the teardown takes the build's lock
+    assert len(MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]) == 12
 
 
 def test_functions_match_design(template: dict[str, Any]) -> None:
@@ -508,12 +514,25 @@ def test_teardown_tasks_have_timeouts_retries_with_jitter_and_a_catch(
             assert retry["MaxDelaySeconds"] > 0, name
         (catch,) = task["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
-        failed = states[catch["Next"]]
+        if name == "Release Lock":  # a lock not released expires; the teardown itself succeeded
+            assert catch["Next"] == "Teardown Succeeded"
+            continue
+        failed = ends_in_fail(states, catch["Next"])  # after releasing the lock, if held
         assert (failed["Type"], failed["ErrorPath"], failed["CausePath"]) == (
             "Fail",
             "$.error.Error",
             "$.error.Cause",
         ), name
+
+
+def ends_in_fail(states: dict[str, Any], name: str) -> dict[str, Any]:
+    """Follow a failure path (lock release Choice/Task, Pass) to the Fail state it ends in."""
+    for _ in range(5):
+        state = states[name]
+        if state["Type"] == "Fail":
+            return dict(state)
+        name = state["Default"] if state["Type"] == "Choice" else state["Next"]
+    raise AssertionError(f"{name}: no Fail state within 5 steps")
 
 
 def test_teardown_choices_and_bounded_loops(teardown_asl: dict[str, Any]) -> None:
@@ -530,14 +549,15 @@ def test_teardown_choices_and_bounded_loops(teardown_asl: dict[str, Any]) -> Non
         choice = states[states[wait["Next"]]["Next"]]
         bounds = [c for c in choice["Choices"] if "NumericGreaterThanEqualsPath" in c]
         assert len(bounds) == 1
-        fail = states[bounds[0]["Next"]]
-        assert fail["Type"] == "Fail"
-        assert fail["Error"]
-        assert fail["CausePath"].endswith(".message")
+        timed_out = states[bounds[0]["Next"]]  # names the error, then releases the lock and fails
+        assert timed_out["Type"] == "Pass"
+        assert timed_out["Parameters"]["Error"]
+        assert timed_out["Parameters"]["Cause.$"].endswith(".message")
+        assert ends_in_fail(states, timed_out["Next"])["ErrorPath"] == "$.error.Error"
 
 
 def test_teardown_skips_discovery_when_a_plan_is_given(teardown_asl: dict[str, Any]) -> None:
-    first = teardown_asl["States"][teardown_asl["StartAt"]]
+    first = teardown_asl["States"]["Removal Plan Given?"]
     assert first["Type"] == "Choice"
     (given,) = first["Choices"]
     assert given == {"Variable": "$.plan", "IsPresent": True, "Next": "Scale ECS Services To Zero"}

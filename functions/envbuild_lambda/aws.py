@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,7 +35,8 @@ ONCE_CONFIG = BOTO_CONFIG.merge(Config(retries={"mode": "standard", "total_max_a
 
 
 class Clients:
-    """Lazily created clients of one boto3 session (sessions are not shared between threads)."""
+    """Lazily created clients of one boto3 session (created one at a time: a session is not
+    thread-safe; the clients are)."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self._session = session or boto3.session.Session()
@@ -79,16 +81,26 @@ class Clients:
         return self._client("dynamodb")  # type: ignore[no-any-return]
 
 
-_local = threading.local()
+_shared: dict[tuple[str, str], Clients] = {}
+_shared_lock = threading.Lock()
 
 
 def get_clients() -> Clients:
-    """This thread's clients, made on first use and reused by later invocations (warm starts)."""
-    clients: Clients | None = getattr(_local, "clients", None)
-    if clients is None:
-        clients = Clients()
-        _local.clients = clients
-    return clients
+    """The process's clients, made on first use and reused by later invocations (warm starts).
+
+    One set for every thread: boto3 clients are thread-safe, and ``Clients`` serialises their
+    creation on its one session (the emulator runs Map iterations on many threads). Keyed by the
+    endpoint and region the SDK reads from the environment, which are fixed in Lambda.
+    """
+    key = (
+        os.environ.get("AWS_ENDPOINT_URL", ""),
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", ""),
+    )
+    with _shared_lock:
+        clients = _shared.get(key)
+        if clients is None:
+            clients = _shared[key] = Clients()
+        return clients
 
 
 @dataclass(frozen=True)

@@ -110,8 +110,8 @@ def split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     execution ARN: remove only what that build created, as its rollback does); returns
     (spec, options)."""
     # AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: set by a parent execution (the build's rollback)
-    # to link the two in the console; not part of the spec.
-    ignored = (*OPTIONS, "createdBy", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
+    # to link the two in the console; lock: added by the teardown's own Acquire Lock state.
+    ignored = (*OPTIONS, "createdBy", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID", "lock")
     spec = {key: value for key, value in raw.items() if key not in ignored}
     options: dict[str, Any] = {}
     for key in OPTIONS:

@@ -116,12 +116,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "envbuild")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "envbuild")
     get_settings.cache_clear()
-    if hasattr(aws_module._local, "clients"):
-        del aws_module._local.clients
+    aws_module._shared.clear()
     yield
     get_settings.cache_clear()
-    if hasattr(aws_module._local, "clients"):
-        del aws_module._local.clients
+    aws_module._shared.clear()
 
 
 @pytest.fixture

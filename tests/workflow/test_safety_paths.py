@@ -138,3 +138,32 @@ def test_a_build_event_delivered_twice_starts_at_most_one_build_that_changes_any
     assert sorted(d["status"] for d in outcomes) == ["FAILED", "SUCCEEDED"]
     assert next(d for d in outcomes if d["status"] == "FAILED")["error"] == "EnvironmentBusy"
     assert len(emulator.client("ecs").list_task_definitions()["taskDefinitionArns"]) == 3
+
+
+def test_a_teardown_waits_for_no_one_while_a_build_holds_the_environment(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built, _ = run_build(emulator, workshop_spec)
+    assert built["status"] == "SUCCEEDED", built.get("cause")
+    dynamodb = emulator.client("dynamodb")
+    table = dynamodb.list_tables()["TableNames"][0]
+    running = "arn:aws:states:us-east-1:123456789012:execution:envbuild-BuildEnvironmentStateMachine:other"
+    dynamodb.put_item(
+        TableName=table,
+        Item={
+            "environment": {"S": "workshop"},
+            "executionArn": {"S": running},
+            "acquiredAt": {"N": "1"},
+            "expiresAt": {"N": "99999999999"},
+        },
+    )
+    before = account_snapshot(emulator)
+
+    arn = emulator.start_teardown({**workshop_spec, "deleteLogGroups": True})
+    described = emulator.wait(arn)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "EnvironmentBusy"
+    assert running in described["cause"]
+    assert account_snapshot(emulator) == before
+    assert [i["executionArn"]["S"] for i in lock_items(emulator)] == [running]  # not released by it

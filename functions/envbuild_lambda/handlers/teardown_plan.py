@@ -29,4 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     count("TeardownsPlanned")
     count("ResourcesKept", len(plan.kept))
-    return {"plan": plan.model_dump(mode="json")}
+    planned: dict[str, Any] = {"plan": plan.model_dump(mode="json")}
+    if "lock" in request.input:  # this step replaces the state: carry the lock it runs under
+        planned["lock"] = request.input["lock"]
+    return planned
