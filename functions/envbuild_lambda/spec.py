@@ -332,7 +332,9 @@ class EnvironmentSpec(BaseModel):
         return managed_tags(self.environment, build)
 
     def request_token(self, *parts: str, max_length: int = 64) -> str:
-        """Deterministic idempotency token for one resource of this environment.
+        """Deterministic idempotency token for one resource of this environment (and build: a
+        step retried within a build repeats its request; a new build of a resource that is gone
+        starts a new one, also after an operation that FAILED).
 
         Cloud Map's CreatorRequestId takes up to 64 characters, ECS's clientToken up to 36.
         """

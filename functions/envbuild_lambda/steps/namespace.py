@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import (
     NamespaceOperationFailed,
+    ResourceNotFound,
     aws_errors,
     error_code,
     map_client_error,
@@ -29,7 +30,10 @@ def find_namespace(clients: Clients, name: str, vpc_id: str) -> NamespaceState |
         )
         candidates = [ns for page in pages for ns in page["Namespaces"] if ns.get("Name") == name]
     for candidate in candidates:
-        state = describe_namespace(clients, candidate["Id"], name, vpc_id)
+        try:
+            state = describe_namespace(clients, candidate["Id"], name, vpc_id)
+        except ResourceNotFound:  # listed, but deleted meanwhile (being deleted): not adoptable
+            continue
         if state.hostedZoneId and vpc_id in _zone_vpcs(clients, state.hostedZoneId):
             return state.model_copy(update={"adopted": True})
     return None
@@ -76,7 +80,7 @@ def create_or_adopt(
             Name=ns.name,
             Vpc=ns.vpcId,
             Description=ns.description,
-            CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId),
+            CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId, build or ""),
             Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
         )
         operation_id = response["OperationId"]

@@ -11,7 +11,13 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from envbuild_lambda.errors import PreflightFailed, aws_errors, error_code, map_client_error
+from envbuild_lambda.errors import (
+    PreflightFailed,
+    ResourceNotFound,
+    aws_errors,
+    error_code,
+    map_client_error,
+)
 from envbuild_lambda.steps.services import describe_services
 
 if TYPE_CHECKING:
@@ -143,8 +149,11 @@ def cloud_map_zones(clients: Clients, name: str) -> set[str]:
         )
         ids = [ns["Id"] for page in pages for ns in page["Namespaces"] if ns.get("Name") == name]
     for namespace_id in ids:
-        with aws_errors(f"GetNamespace {namespace_id}"):
-            namespace = clients.servicediscovery.get_namespace(Id=namespace_id)["Namespace"]
+        try:
+            with aws_errors(f"GetNamespace {namespace_id}"):
+                namespace = clients.servicediscovery.get_namespace(Id=namespace_id)["Namespace"]
+        except ResourceNotFound:  # listed, but deleted meanwhile
+            continue
         zone = namespace.get("Properties", {}).get("DnsProperties", {}).get("HostedZoneId")
         if zone:
             zones.add(zone)

@@ -34,7 +34,9 @@ def create_registry(
         response = clients.servicediscovery.create_service(
             Name=service.name,
             NamespaceId=namespace_id,
-            CreatorRequestId=spec.request_token("registry", namespace_id, service.name),
+            CreatorRequestId=spec.request_token(
+                "registry", namespace_id, service.name, build or ""
+            ),
             Description=f"{service.name} service registry (envbuild {spec.environment})",
             DnsConfig={
                 "RoutingPolicy": "MULTIVALUE",

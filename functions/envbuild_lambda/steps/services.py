@@ -78,7 +78,7 @@ def create_service(
             },
             serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
             clientToken=spec.request_token(
-                "ecs-service", spec.cluster_name, service.name, max_length=36
+                "ecs-service", spec.cluster_name, service.name, build or "", max_length=36
             ),
             tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
             propagateTags="SERVICE",
