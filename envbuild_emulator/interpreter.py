@@ -27,6 +27,7 @@ LAMBDA_EVAL_UTILS, WAIT_FUNCTION, RETRIER_DECL = (
     ref.module for ref in INTERPRETER_PATCH_POINTS[:3]
 )
 SFN_SERVICE = INTERPRETER_PATCH_POINTS[3].module
+TIMEOUTS = "moto.stepfunctions.parser.asl.component.common.timeouts.timeout"
 
 
 @dataclass
@@ -208,6 +209,17 @@ class InterpreterPatches:
 
             return normalise_response
 
+        # moto's Task state pops the TimeoutSeconds it just evaluated, but evaluation is skipped
+        # once the execution is stopping (a sibling Parallel branch failed): the pop then takes
+        # the Task's payload, the history event gets it as timeoutInSeconds and
+        # GetExecutionHistory fails to serialise. A literal timeout is always pushed.
+        def literal_timeout(_original: Any) -> Any:
+            def evaluate(timeout: Any, env: Any) -> None:
+                timeout._eval_body(env)
+
+            return evaluate
+
+        self._patcher.replace(TIMEOUTS, "TimeoutSeconds.eval", literal_timeout)
         self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_parameters", to_boto)
         self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_response", to_asl)
         self._patcher.replace(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", lambda _: invoke_lambda)

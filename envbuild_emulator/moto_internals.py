@@ -156,6 +156,7 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
         "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
         "StateTaskServiceSfn._normalise_response",
     ),
+    Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
     Ref("moto.events.models", "Rule.send_to_targets"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),

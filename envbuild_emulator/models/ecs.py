@@ -148,8 +148,10 @@ class EcsModel:
         run.deleted = True
         service.running_count = 0
         service.pending_count = 0
+        draining = False
         for task_run in list(run.tasks):
             if task_run.task.desired_status == "RUNNING":
+                draining = draining or task_run.task.last_status == "RUNNING"
                 self._stop(
                     backend,
                     run,
@@ -158,6 +160,17 @@ class EcsModel:
                     "ServiceSchedulerInitiated",
                     self._scaling_reason(service),
                 )
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteService.html: with
+        # tasks still to clean up the service is DRAINING; once they have all stopped it becomes
+        # INACTIVE (moto marks it INACTIVE at once).
+        if draining:
+            service.status = "DRAINING"
+
+            def inactive(at: float) -> None:
+                if service.status == "DRAINING":
+                    service.status = "INACTIVE"
+
+            self._state_timers(backend).add(now + self._world.latencies.task_stop_seconds, inactive)
 
     def stop_task(
         self, backend: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str

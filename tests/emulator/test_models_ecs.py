@@ -179,6 +179,17 @@ def test_delete_service_stops_and_deregisters_everything(
     aws.sd.delete_service(Id=registry["service"]["Id"])
 
 
+def test_a_deleted_service_is_draining_until_its_tasks_have_stopped(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=2)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    aws.ecs.delete_service(cluster=CLUSTER, service="web-service", force=True)
+    assert _service(aws)["status"] == "DRAINING"
+    world.clock.advance(world.latencies.task_stop_seconds)
+    assert _service(aws)["status"] == "INACTIVE"
+
+
 def test_stopped_task_is_replaced(
     world: World, aws: Clients, network: Network, registry: dict[str, Any]
 ) -> None:

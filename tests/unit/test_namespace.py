@@ -94,14 +94,16 @@ def test_creates_the_namespace_when_none_exists(
 def test_creation_uses_a_deterministic_creator_request_id(
     clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
 ) -> None:
-    state = namespace.create_or_adopt(clients, spec, schedule)
+    build = "arn:aws:states:us-east-1:123456789012:execution:sm:b1"
+    state = namespace.create_or_adopt(clients, spec, schedule, build)
     sd = clients.servicediscovery
     namespace_id = sd.get_operation(OperationId=state.operationId)["Operation"]["Targets"][
         "NAMESPACE"
     ]
-    assert sd.get_namespace(Id=namespace_id)["Namespace"]["CreatorRequestId"] == spec.request_token(
-        "namespace", "workshop.local", spec.namespace.vpcId
-    )
+    token = sd.get_namespace(Id=namespace_id)["Namespace"]["CreatorRequestId"]
+    # the same for a retry within the build, another for the next build
+    assert token == spec.request_token("namespace", "workshop.local", spec.namespace.vpcId, build)
+    assert token != spec.request_token("namespace", "workshop.local", spec.namespace.vpcId, "b2")
 
 
 def test_adopts_an_existing_namespace_whose_zone_is_associated_with_the_vpc(
