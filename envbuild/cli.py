@@ -397,38 +397,36 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def add_execution_arguments(command: argparse.ArgumentParser, spec_help: str) -> None:
+    """What `run` and `teardown` share: the spec, where to run it, and the execution's name."""
+    command.add_argument("spec", help=spec_help)
+    command.add_argument(
+        "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
+    )
+    command.add_argument("--region", help="region (default us-east-1 on the emulator)")
+    command.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
+    command.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_TIME_SCALE,
+        help="real seconds per emulated second for the embedded emulator (default %(default)s)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="envbuild", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = root.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="build the environment a spec describes")
-    run_cmd.add_argument(
-        "spec", help="environment spec (JSON; ${VARS} filled from the environment)"
-    )
-    run_cmd.add_argument(
-        "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
-    )
-    run_cmd.add_argument("--region", help="region (default us-east-1 on the emulator)")
-    run_cmd.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
+    add_execution_arguments(run_cmd, "environment spec (JSON; ${VARS} filled from the environment)")
     run_cmd.add_argument(
         "--env-file", help="where to write resource ids (default <environment>-resources.env)"
-    )
-    run_cmd.add_argument(
-        "--time-scale",
-        type=float,
-        default=DEFAULT_TIME_SCALE,
-        help="real seconds per emulated second for the embedded emulator (default %(default)s)",
     )
     down_cmd = commands.add_parser(
         "teardown", help="remove what envbuild manages for the environment a spec describes"
     )
-    down_cmd.add_argument("spec", help="the environment spec the build used (JSON; ${VARS} filled)")
-    down_cmd.add_argument(
-        "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
-    )
-    down_cmd.add_argument("--region", help="region (default us-east-1 on the emulator)")
-    down_cmd.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
+    add_execution_arguments(down_cmd, "the environment spec the build used (JSON; ${VARS} filled)")
     down_cmd.add_argument(
         "--delete-log-groups", action="store_true", help="also delete the /ecs/<family> log groups"
     )
@@ -436,12 +434,6 @@ def parser() -> argparse.ArgumentParser:
         "--deregister-task-definitions",
         action="store_true",
         help="also deregister the task definition revisions envbuild registered",
-    )
-    down_cmd.add_argument(
-        "--time-scale",
-        type=float,
-        default=DEFAULT_TIME_SCALE,
-        help="real seconds per emulated second for the embedded emulator (default %(default)s)",
     )
     emu_cmd = commands.add_parser(
         "emulator", help="serve the emulated AWS account with envbuild deployed"

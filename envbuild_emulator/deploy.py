@@ -11,32 +11,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from envbuild_emulator.seed import trust_policy
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from envbuild_emulator.interpreter import LambdaDispatcher
     from envbuild_emulator.template import Template
-
-STATES_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-EVENTS_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 
 @dataclass
@@ -71,7 +52,8 @@ def deploy(
     iam, sfn, events, sqs = client("iam"), client("stepfunctions"), client("events"), client("sqs")
     for machine in template.state_machines():
         role = iam.create_role(
-            RoleName=f"{machine.name}Role", AssumeRolePolicyDocument=json.dumps(STATES_TRUST)
+            RoleName=f"{machine.name}Role",
+            AssumeRolePolicyDocument=trust_policy("states.amazonaws.com"),
         )["Role"]["Arn"]
         arn = sfn.create_state_machine(
             name=machine.name, definition=machine.definition, roleArn=role, type="STANDARD"
@@ -86,7 +68,8 @@ def deploy(
                 EventBusName=rule.get("EventBusName", "default"),
             )
             events_role = iam.create_role(
-                RoleName=f"{rule_name}Role", AssumeRolePolicyDocument=json.dumps(EVENTS_TRUST)
+                RoleName=f"{rule_name}Role",
+                AssumeRolePolicyDocument=trust_policy("events.amazonaws.com"),
             )["Role"]["Arn"]
             target: dict[str, Any] = {"Id": machine.logical_id, "Arn": arn, "RoleArn": events_role}
             if "InputPath" in rule:

@@ -13,16 +13,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 PARAMETER = "/envbuild-emulator/prerequisites"
-ECS_TASKS_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
+
+
+def trust_policy(service: str) -> str:
+    """An IAM role trust policy letting ``service`` (e.g. ecs-tasks.amazonaws.com) assume it."""
+    return json.dumps(
         {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
         }
-    ],
-}
+    )
+
+
 TAGS = [{"Key": "envbuild:emulator", "Value": "prerequisites"}]
 
 
@@ -61,7 +65,7 @@ def seed(
     roles = {}
     for name in ("ecsTaskExecutionRole", "ecsTaskRole"):
         roles[name] = iam.create_role(
-            RoleName=name, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST)
+            RoleName=name, AssumeRolePolicyDocument=trust_policy("ecs-tasks.amazonaws.com")
         )["Role"]["Arn"]
     prerequisites = {
         "VPC_ID": vpc,

@@ -69,3 +69,13 @@ def task_ips(emulator: Any, cluster: str, ecs_service: str) -> set[str]:
                 if detail["name"] == "privateIPv4Address":
                     ips.add(detail["value"])
     return ips
+
+
+def existing_namespace(emulator: Any, name: str, vpc_id: str) -> str:
+    """A namespace made before any build (not by envbuild, so not tagged): its id."""
+    sd = emulator.client("servicediscovery")
+    operation = sd.create_private_dns_namespace(Name=name, Vpc=vpc_id)
+    emulator.clock.advance(120)  # the Cloud Map operation completes
+    return str(
+        sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"]["NAMESPACE"]
+    )

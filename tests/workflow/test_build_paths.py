@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.workflow.helpers import account_snapshot, entered, run_build, states_entered, task_ips
+from tests.workflow.helpers import (
+    account_snapshot,
+    entered,
+    existing_namespace,
+    run_build,
+    states_entered,
+    task_ips,
+)
 
 
 def test_happy_path_builds_the_workshop_environment(
@@ -244,13 +251,7 @@ def test_existing_namespace_in_the_vpc_is_adopted(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     sd = emulator.client("servicediscovery")
-    operation = sd.create_private_dns_namespace(
-        Name="workshop.local", Vpc=workshop_spec["namespace"]["vpcId"]
-    )
-    emulator.clock.advance(120)
-    existing = sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"][
-        "NAMESPACE"
-    ]
+    existing = existing_namespace(emulator, "workshop.local", workshop_spec["namespace"]["vpcId"])
 
     described, history = run_build(emulator, workshop_spec)
 

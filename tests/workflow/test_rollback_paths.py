@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from envbuild.cli import rollback_outcome as cli_rollback_outcome
-from tests.workflow.helpers import account_snapshot, run_build, states_entered
+from tests.workflow.helpers import account_snapshot, existing_namespace, run_build, states_entered
 
 
 def rollback_outcome(history: list[dict[str, Any]]) -> str:
@@ -57,13 +57,7 @@ def test_an_adopted_namespace_survives_the_rollback(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     sd = emulator.client("servicediscovery")
-    operation = sd.create_private_dns_namespace(
-        Name="workshop.local", Vpc=workshop_spec["namespace"]["vpcId"]
-    )
-    emulator.clock.advance(120)
-    existing = sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"][
-        "NAMESPACE"
-    ]
+    existing = existing_namespace(emulator, "workshop.local", workshop_spec["namespace"]["vpcId"])
     before = account_snapshot(emulator)
     emulator.dispatcher.fail_next("VerifyDnsFunction", "RuntimeError", times=1)
 
