@@ -17,7 +17,7 @@ SPEC ?= events/workshop.json
 SAM_REGION ?= us-east-1
 SAM := env AWS_DEFAULT_REGION=$(SAM_REGION) SAM_CLI_TELEMETRY=0 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam
 
-.PHONY: help venv run emulator test lint validate build pytest schema clean distclean
+.PHONY: help venv run emulator test lint validate build pytest schema clean distclean bench
 
 help:
 	@echo "make run        build the workshop environment on the embedded emulator ($(SPEC))"
@@ -28,6 +28,7 @@ help:
 	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
 	@echo "make clean      remove build output and caches (distclean: the venv too)"
+	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200) into docs/benchmark.md"
 
 # --- virtualenv -----------------------------------------------------------------------------
 # Python 3.13: pyenv's $(PYTHON_VERSION) if pyenv has it, else python3.13 on PATH.
@@ -84,3 +85,7 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# --- benchmark (issue 8; not part of `make test`) -------------------------------------------
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --out docs/benchmark.md
