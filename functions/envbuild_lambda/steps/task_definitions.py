@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
 
 def ensure_log_group(clients: Clients, name: str, tags: dict[str, str]) -> bool:
-    """Create the log group; an existing one is used as it is. True if created."""
+    """Create the log group; an existing one is used as it is. True if created.
+
+    Looked up first, so that a re-run makes no mutating call; "already exists" is still handled
+    (a concurrent or retried creation)."""
+    with aws_errors(f"DescribeLogGroups {name}"):
+        found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
+    if found and found[0]["logGroupName"] == name:
+        return False
     try:
         clients.logs.create_log_group(logGroupName=name, tags=tags)
     except ClientError as error:
