@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
+from envbuild_lambda.parallel import pmap
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -67,14 +67,10 @@ def create_or_adopt_registries(
     """Service name -> registry id, creating the registries that do not exist yet."""
     existing = existing_registries(clients, namespace_id)
     missing = [service for service in spec.services if service.name not in existing]
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        created = dict(
-            zip(
-                (service.name for service in missing),
-                pool.map(lambda s: create_registry(clients, spec, s, namespace_id, build), missing),
-                strict=True,
-            )
-        )
+    ids = pmap(
+        lambda s: create_registry(clients, spec, s, namespace_id, build), missing, max_workers
+    )
+    created = dict(zip((service.name for service in missing), ids, strict=True))
     return {
         service.name: existing.get(service.name) or created[service.name]
         for service in spec.services

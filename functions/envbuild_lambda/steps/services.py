@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from envbuild_lambda.errors import ServiceConflict, aws_errors
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.state import Poll, ServicesState
 
 if TYPE_CHECKING:
@@ -127,15 +127,13 @@ def create_or_adopt_services(
         else:
             to_create.append(service)
             actions[service.ecs_service_name] = "created"
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        list(
-            pool.map(
-                lambda s: create_service(
-                    clients, caller, spec, s, registries[s.name], task_definitions[s.name], build
-                ),
-                to_create,
-            )
-        )
+    pmap(
+        lambda s: create_service(
+            clients, caller, spec, s, registries[s.name], task_definitions[s.name], build
+        ),
+        to_create,
+        max_workers,
+    )
     return ServicesState(ready=False, poll=Poll.start(schedule), actions=actions)
 
 
@@ -175,14 +173,10 @@ def check_services(
     descriptions = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services)
     )
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        counts = dict(
-            zip(
-                (s.name for s in spec.services),
-                pool.map(lambda s: registered_count(clients, registries[s.name]), spec.services),
-                strict=True,
-            )
-        )
+    registered = pmap(
+        lambda s: registered_count(clients, registries[s.name]), spec.services, max_workers
+    )
+    counts = dict(zip((s.name for s in spec.services), registered, strict=True))
     reasons = [
         reason
         for service in spec.services

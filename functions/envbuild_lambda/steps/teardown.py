@@ -14,8 +14,7 @@ safe to retry and a plan can be run twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +25,7 @@ from envbuild_lambda.errors import (
     error_code,
     map_client_error,
 )
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
 from envbuild_lambda.spec import TAG_BUILD, TAG_ENVIRONMENT, TAG_MANAGED
 from envbuild_lambda.state import Poll
@@ -66,13 +66,6 @@ def is_managed(tags: dict[str, str], environment: str, created_by: str | None = 
         and tags.get(TAG_MANAGED) == "true"
         and (created_by is None or tags.get(TAG_BUILD) == created_by)
     )
-
-
-def _pmap[T, R](function: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return list(pool.map(function, items))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +113,7 @@ def _plan_log_groups(
     spec_names = {service.log_group(spec.environment) for service in spec.services}
     remove: list[str] = []
     kept: list[KeptResource] = []
-    for group, group_tags in zip(groups, _pmap(tags, groups, max_workers), strict=True):
+    for group, group_tags in zip(groups, pmap(tags, groups, max_workers), strict=True):
         name = group["logGroupName"]
         if is_managed(group_tags, spec.environment, created_by):
             remove.append(name)
@@ -165,7 +158,7 @@ def _plan_task_definitions(
     spec_families = {service.family(spec.environment) for service in spec.services}
     remove: list[str] = []
     kept: list[KeptResource] = []
-    for revision, tags in _pmap(describe, sorted(set(arns)), max_workers):
+    for revision, tags in pmap(describe, sorted(set(arns)), max_workers):
         if is_managed(tags, spec.environment, created_by):
             remove.append(revision)
         elif revision.rsplit(":", 1)[0] in spec_families:
@@ -204,7 +197,7 @@ def plan_teardown(
     if namespace is not None and namespace.id and namespace.arn:
         found = existing_registries(clients, namespace.id)
         ids = sorted(found.values())
-        all_tags = _pmap(
+        all_tags = pmap(
             lambda registry_id: _cloudmap_tags(clients, registry_arn(caller, registry_id)),
             ids,
             max_workers,
@@ -378,7 +371,7 @@ def check_tasks_stopped(
     current = [described[name] for name in progress.pending if name in described]
     reasons = [
         reason
-        for reason in _pmap(lambda s: _tasks_reason(clients, cluster, s), current, max_workers)
+        for reason in pmap(lambda s: _tasks_reason(clients, cluster, s), current, max_workers)
         if reason
     ]
     pending = [reason.split(":", 1)[0] for reason in reasons]
@@ -423,7 +416,7 @@ def scale_to_zero(
                     error, f"UpdateService {name} desiredCount=0 in cluster {cluster}"
                 ) from error
 
-    _pmap(scale, live, max_workers)
+    pmap(scale, live, max_workers)
     start = Progress(done=False, poll=Poll.start(schedule), pending=live)
     first = check_tasks_stopped(clients, plan, start, schedule, max_workers)
     # The first check is part of this step: the poll starts after it.
@@ -475,7 +468,7 @@ def delete_ecs_services(
                     error, f"DeleteService (ECS) {name} in cluster {cluster}"
                 ) from error
 
-    _pmap(delete, active, max_workers)
+    pmap(delete, active, max_workers)
     waiting = [
         name
         for name in plan.ecsServices
@@ -510,7 +503,7 @@ def deregister_instances(
         (registry_id, instance_id)
         for registry_id, ids in zip(
             plan.registries,
-            _pmap(lambda r: _instance_ids(clients, r), plan.registries, max_workers),
+            pmap(lambda r: _instance_ids(clients, r), plan.registries, max_workers),
             strict=True,
         )
         for instance_id in ids
@@ -529,7 +522,7 @@ def deregister_instances(
                 error, f"DeregisterInstance {instance_id} from {registry_id}"
             ) from error
 
-    operations = _pmap(deregister, targets, max_workers)
+    operations = pmap(deregister, targets, max_workers)
     removed = [f"{r}/{i}" for (r, i), op in zip(targets, operations, strict=True) if op]
     pending = [op for op in operations if op]
     return Progress(
@@ -551,7 +544,7 @@ def check_operations(
             operation = clients.servicediscovery.get_operation(OperationId=operation_id)
         return operation_id, dict(operation["Operation"])
 
-    answers = _pmap(status, progress.pending, max_workers)
+    answers = pmap(status, progress.pending, max_workers)
     failed = [(op_id, op) for op_id, op in answers if op.get("Status") == "FAIL"]
     if failed:
         raise CloudMapOperationFailed(
@@ -589,7 +582,7 @@ def delete_registries(
             raise map_client_error(error, f"DeleteService (Cloud Map) {registry_id}") from error
         return True
 
-    deleted = _pmap(delete, plan.registries, max_workers)
+    deleted = pmap(delete, plan.registries, max_workers)
     removed = [r for r, done in zip(plan.registries, deleted, strict=True) if done]
     return Progress(
         done=True,
@@ -640,7 +633,7 @@ def delete_log_groups(clients: Clients, names: Iterable[str], max_workers: int) 
         return True
 
     groups = list(names)
-    return [g for g, done in zip(groups, _pmap(delete, groups, max_workers), strict=True) if done]
+    return [g for g, done in zip(groups, pmap(delete, groups, max_workers), strict=True) if done]
 
 
 def deregister_task_definitions(
@@ -659,7 +652,7 @@ def deregister_task_definitions(
         return status != "ACTIVE"
 
     items = list(revisions)
-    return [r for r, done in zip(items, _pmap(deregister, items, max_workers), strict=True) if done]
+    return [r for r, done in zip(items, pmap(deregister, items, max_workers), strict=True) if done]
 
 
 def summarize(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.steps.services import chunks, registry_arn
 
 if TYPE_CHECKING:
@@ -78,8 +78,7 @@ def verify(
     max_workers: int,
 ) -> dict[str, Any]:
     """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly."""
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        results = list(pool.map(lambda s: _check_one(clients, spec, s), spec.services))
+    results = pmap(lambda s: _check_one(clients, spec, s), spec.services, max_workers)
     problems = [problem for _, problem in results if problem]
     if problems:
         raise DiscoveryMismatch(
