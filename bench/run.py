@@ -65,6 +65,7 @@ LATENCY_SOURCES = {
         "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html",
     ),
 }
+QUOTA_SOURCE = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html"
 #: On the critical path to DNS: namespace, then a task starts, then it is registered.
 CRITICAL_PATH = ("namespace_operation_seconds", "task_start_seconds", "registration_seconds")
 POLL_STATES = ("Check Namespace Operation", "Check Services")
@@ -370,6 +371,8 @@ def machine() -> str:
 
 
 def latencies_table(latencies: Any) -> str:
+    from envbuild_emulator.throttling import default_quotas
+
     rows = ["| modelled latency | emulated s | on the critical path | what | source |"]
     rows.append("|---|---:|:---:|---|---|")
     for item in fields(latencies):
@@ -377,6 +380,15 @@ def latencies_table(latencies: Any) -> str:
         on_path = "yes" if item.name in CRITICAL_PATH else ""
         value = getattr(latencies, item.name)
         rows.append(f"| `{item.name}` | {value:g} | {on_path} | {what} | {source} |")
+    rows += [
+        "",
+        "| modelled quota (token bucket) | per second | burst | source |",
+        "|---|---:|---:|---|",
+    ]
+    for (service, action), quota in default_quotas().items():
+        rows.append(
+            f"| {service}:{action} | {quota.per_second:g} | {quota.burst} | {QUOTA_SOURCE} |"
+        )
     return "\n".join(rows)
 
 

@@ -4,10 +4,11 @@
 seconds one emulated second takes: ``0`` (tests) means waits never sleep and only ``sleep`` /
 ``advance`` move time; ``0.01`` makes a one-minute AWS operation take 0.6 real seconds.
 
-At scale 0 each Lambda invocation also runs on its own timeline (``invocation()``): a handler
-that paces its calls (``envbuild_lambda.pacing``) moves only its own time forward, not the time
-of a Parallel branch waiting beside it; when the invocation ends the clock reads at least the
-time it reached.  Without this, two branches' waits would add up instead of overlapping.
+At scale 0 the state machine's threads keep their own time (``timeline()``): each execution,
+Parallel branch, Map iteration and Lambda invocation starts at its parent's time, its Wait states,
+retry back-off and pacing move only its own time, and when it ends its parent (and the clock as
+seen from outside) reads at least the time it reached. Parallel branches therefore overlap, as on
+AWS, instead of adding up, whatever order the threads happen to run in.
 """
 
 from __future__ import annotations
@@ -16,17 +17,35 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["Clock"]
 
 
 class _Timeline:
-    """The emulated time of one Lambda invocation (shared by the threads it fans out to)."""
+    """The emulated time of one execution, branch, iteration or invocation (shared by the threads
+    a handler fans out to, and by the thread that evaluates one of its states).
 
-    def __init__(self, start: float) -> None:
+    ``own`` is the time of the timeline's own work; ``reached`` the furthest time any timeline
+    started from it (a Parallel branch, a Map iteration) has reached so far. The timeline absorbs
+    ``reached`` into ``own`` when it next does something itself (a Wait, an invocation): a
+    Parallel state's next state starts when its last branch ended, while a branch starting beside
+    a sibling that already moved on still starts from the Parallel's own time."""
+
+    def __init__(self, start: float, parent: _Timeline | None) -> None:
         self.lock = threading.Lock()
-        self.now = start
+        self.own = start
+        self.reached = start
+        self.parent = parent
+
+    def now(self) -> float:
+        with self.lock:
+            return max(self.own, self.reached)
+
+    def absorb(self) -> float:
+        with self.lock:
+            self.own = max(self.own, self.reached)
+            return self.own
 
 
 class Clock:
@@ -49,28 +68,70 @@ class Clock:
         return self._scale
 
     def now(self) -> float:
-        """Emulated seconds since the clock was made (inside an invocation: its own time)."""
+        """Emulated seconds since the clock was made (on a timeline: its own time)."""
         timeline = self._timeline.get()
         if timeline is not None:
-            with timeline.lock:
-                return timeline.now
+            return timeline.now()
         with self._lock:
             return self._now_locked()
 
     @contextlib.contextmanager
     def invocation(self) -> Iterator[None]:
-        """Run a Lambda invocation on its own timeline (scale 0 only; real time otherwise)."""
-        if self._scale > 0 or self._timeline.get() is not None:
+        """Run a Lambda invocation on its own timeline: it starts when its state does, and the
+        state goes on when it ends (scale 0 only; at any other scale time is real and shared)."""
+        if self._scale > 0:
             yield
             return
-        timeline = _Timeline(self.now())
+        parent = self._timeline.get()
+        start = parent.absorb() if parent is not None else self.now()
+        timeline = _Timeline(start, parent)
         token = self._timeline.set(timeline)
         try:
             yield
         finally:
             self._timeline.reset(token)
-            with self._lock:
-                self._virtual = max(self._virtual, timeline.now)
+            end = timeline.now()
+            if parent is not None:
+                with parent.lock:
+                    parent.own = max(parent.own, end)
+            self._reached(end, parent)
+
+    def branch(self) -> Callable[[Callable[[], None]], None]:
+        """For a thread about to be started (a Parallel branch, a Map iteration, an execution):
+        returns ``run(body)``, which runs ``body`` on a new timeline that starts at the starting
+        thread's own time *now*, and makes its progress known to the starter as it goes."""
+        parent = self._timeline.get()
+        if parent is None:
+            start = self.now()
+        else:
+            with parent.lock:
+                start = parent.own
+
+        def run(body: Callable[[], None]) -> None:
+            if self._scale > 0:
+                body()
+                return
+            token = self._timeline.set(_Timeline(start, parent))
+            try:
+                body()
+            finally:
+                self._timeline.reset(token)
+
+        return run
+
+    def on_timeline(self) -> bool:
+        """Whether the calling thread runs on a timeline (an execution's, a branch's, ...)."""
+        return self._timeline.get() is not None
+
+    def _reached(self, moment: float, timeline: _Timeline | None) -> None:
+        """Every timeline from ``timeline`` up, and the clock seen from outside, have reached
+        ``moment``."""
+        while timeline is not None:
+            with timeline.lock:
+                timeline.reached = max(timeline.reached, moment)
+            timeline = timeline.parent
+        with self._lock:
+            self._virtual = max(self._virtual, moment)
 
     def sleep_until(self, deadline: float) -> None:
         """Wait until the clock reads ``deadline`` (at once if it already does)."""
@@ -90,12 +151,14 @@ class Clock:
         """
         if seconds < 0:
             raise ValueError(f"cannot sleep a negative time: {seconds!r}")
-        t0 = self.now()
         timeline = self._timeline.get()
         if timeline is not None:
+            t0 = timeline.absorb()
             with timeline.lock:
-                timeline.now = max(timeline.now, t0 + seconds)
+                timeline.own = max(timeline.own, t0 + seconds)
+            self._reached(t0 + seconds, timeline)
             return
+        t0 = self.now()
         if self._scale > 0 and seconds > 0:
             time.sleep(seconds * self._scale)
         with self._lock:

@@ -7,6 +7,7 @@ replaced through ``Patcher``, which fails loudly if moto moved it.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import os
@@ -29,6 +30,41 @@ LAMBDA_EVAL_UTILS, WAIT_FUNCTION, RETRIER_DECL = (
 SFN_SERVICE = INTERPRETER_PATCH_POINTS[3].module
 TIMEOUTS = "moto.stepfunctions.parser.asl.component.common.timeouts.timeout"
 BOTOCORE_ENDPOINT = "botocore.endpoint"
+#: The interpreter modules that start a thread per execution, Parallel branch and Map iteration.
+THREAD_STARTERS = tuple(ref.module for ref in INTERPRETER_PATCH_POINTS if ref.attr == "threading")
+PROGRAM = "moto.stepfunctions.parser.asl.component.program.program"
+#: Evaluates each Task state on a helper thread and waits for it.
+EXECUTE_STATE = "moto.stepfunctions.parser.asl.component.state.exec.execute_state"
+
+
+class _TimelineThreads:
+    """Stands in for the ``threading`` module (or its ``Thread``) of the interpreter modules that
+    start threads: a Thread runs its target in a copy of the starting thread's context, on a new
+    timeline of the clock (``branch``) or on the starter's own (a state evaluated on a helper
+    thread while the starter waits for it)."""
+
+    def __init__(self, clock: Clock, *, branch: bool, root_only: bool = False) -> None:
+        self._clock = clock
+        self._branch = branch
+        #: only a thread started outside any timeline gets one (an execution's program);
+        #: a program run by a branch or an iteration worker, which waits for it, shares theirs
+        self._root_only = root_only
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+    def Thread(self, *args: Any, **kwargs: Any) -> threading.Thread:
+        target = kwargs.pop("target")
+        target_args = kwargs.pop("args", ())
+        target_kwargs = kwargs.pop("kwargs", None) or {}
+        context = contextvars.copy_context()
+        new_timeline = self._branch and not (self._root_only and self._clock.on_timeline())
+        on_timeline = self._clock.branch() if new_timeline else (lambda body: body())
+
+        def run() -> None:
+            context.run(on_timeline, lambda: target(*target_args, **target_kwargs))
+
+        return threading.Thread(*args, target=run, **kwargs)
 
 
 @dataclass
@@ -154,13 +190,16 @@ class InterpreterPatches:
         self.dispatcher = dispatcher
         self.clock = clock
         self._patcher = Patcher()
+        self._pacing: tuple[Any, Any] | None = None
 
     def install(self) -> InterpreterPatches:
         dispatcher, clock = self.dispatcher, self.clock
+        use_clock_for_pacing = self.use_clock_for_pacing
 
         def invoke_lambda(
             parameters: dict[str, Any], region: str, state_credentials: Any
         ) -> dict[str, Any]:
+            use_clock_for_pacing()
             with clock.invocation():
                 return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
 
@@ -230,15 +269,31 @@ class InterpreterPatches:
         self._patcher.replace(WAIT_FUNCTION, "WaitFunction._wait_interval", lambda _: wait_interval)
         self._patcher.replace(RETRIER_DECL, "time", lambda _: _RetryTime)
         self._patcher.replace(BOTOCORE_ENDPOINT, "time", lambda _: _RetryTime)
-        # The handlers' client-side pacing (our own module, not moto) waits on the same clock.
-        from envbuild_lambda import pacing
-
-        self._saved_timer = pacing.TIMER
-        pacing.TIMER = pacing.Timer(clock.now, clock.sleep_until)
+        # Each execution, Parallel branch and Map iteration thread runs on its own timeline
+        # (envbuild_emulator.clock): the threads moto starts inherit the starter's context.
+        branches = _TimelineThreads(clock, branch=True)
+        programs = _TimelineThreads(clock, branch=True, root_only=True)
+        for module in THREAD_STARTERS:
+            shim = programs if module == PROGRAM else branches
+            self._patcher.replace(module, "threading", lambda _, shim=shim: shim)
+        same = _TimelineThreads(clock, branch=False)
+        self._patcher.replace(EXECUTE_STATE, "Thread", lambda _: same.Thread)
         return self
 
-    def uninstall(self) -> None:
+    def use_clock_for_pacing(self) -> None:
+        """The handlers' client-side pacing (envbuild_lambda.pacing, our own module) waits on the
+        emulator's clock. Done at the first invocation: the functions' code is importable once
+        the dispatcher has registered them (their CodeUri on sys.path)."""
+        if self._pacing is not None:
+            return
         from envbuild_lambda import pacing
 
-        pacing.TIMER = getattr(self, "_saved_timer", pacing.REAL_TIME)
+        self._pacing = (pacing, pacing.TIMER)
+        pacing.TIMER = pacing.Timer(self.clock.now, self.clock.sleep_until)
+
+    def uninstall(self) -> None:
+        if self._pacing is not None:
+            module, saved = self._pacing
+            module.TIMER = saved
+            self._pacing = None
         self._patcher.restore()

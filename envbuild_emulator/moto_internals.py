@@ -166,6 +166,18 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     Ref("moto.core.responses", "BaseResponse.call_action"),
     # not moto: the SDK's retry back-off (botocore.endpoint calls time.sleep) on the clock
     Ref("botocore.endpoint", "time"),
+    # the threads of an execution, a Parallel branch and a Map iteration (own timelines)
+    Ref("moto.stepfunctions.parser.asl.component.program.program", "threading"),
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branch_worker",
+        "threading",
+    ),
+    Ref(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component",
+        "threading",
+    ),
+    # a state's evaluation thread (on its state's timeline)
+    Ref("moto.stepfunctions.parser.asl.component.state.exec.execute_state", "Thread"),
 )
 
 #: Other moto internals the models read or call (not replaced).

@@ -146,3 +146,39 @@ def test_a_scaled_clock_ignores_invocation_timelines() -> None:
         before = clock.now()
         clock.sleep(5)
         assert clock.now() >= before + 5
+
+
+def test_parallel_branches_start_together_and_the_next_state_starts_after_the_last() -> None:
+    """A Parallel state: branch 1 waits 50 s before branch 2 has even started; branch 2 still
+    starts at the Parallel's time (0) and paces 20 s; the state after the Parallel starts at 50."""
+    clock = Clock()
+    seen: dict[str, float] = {}
+
+    def execution() -> None:
+        first, second = clock.branch(), clock.branch()  # both made before either runs
+
+        def one() -> None:
+            clock.sleep(50)
+            seen["one"] = clock.now()
+
+        def two() -> None:
+            seen["two started"] = clock.now()
+            with clock.invocation():
+                clock.sleep(20)
+            seen["two"] = clock.now()
+
+        t1 = threading.Thread(target=first, args=(one,))
+        t1.start()
+        t1.join()  # the worst order: branch 1 is done before branch 2 starts
+        t2 = threading.Thread(target=second, args=(two,))
+        t2.start()
+        t2.join()
+        with clock.invocation():  # the next state
+            seen["next"] = clock.now()
+
+    root = clock.branch()
+    thread = threading.Thread(target=root, args=(execution,))
+    thread.start()
+    thread.join()
+    assert seen == {"one": 50, "two started": 0, "two": 20, "next": 50}
+    assert clock.now() == 50
