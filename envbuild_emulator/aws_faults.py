@@ -8,11 +8,13 @@
 Each fault answers the next ``times`` matching requests. ``lose_response`` performs the request
 first: AWS applied the change but the caller never hears of it, so the SDK retries and meets what
 its first attempt created. Every request (service, action) is also counted, for assertions on the
-calls a build makes.
+calls a build makes, and recorded against the Lambda function that made it (``function_calls``,
+see calls.py), for the IAM proof.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError
 
+from envbuild_emulator.calls import FunctionCalls
 from envbuild_emulator.moto_internals import Patcher, lookup
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
@@ -28,6 +31,20 @@ READ_PREFIXES = ("Describe", "List", "Get", "Discover")
 
 def is_mutating(action: str) -> bool:
     return not action.startswith(READ_PREFIXES)
+
+
+def carries_tags(response: Any) -> bool:
+    """Whether a JSON request names tags (``Tags`` / ``tags``): creating with tags is also
+    authorized as TagResource. The services the functions tag with (ECS, Cloud Map, CloudWatch
+    Logs) all speak JSON."""
+    body = getattr(response, "body", None)
+    if not body:
+        return False
+    try:
+        document = json.loads(body)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(document, dict) and bool(document.get("Tags") or document.get("tags"))
 
 
 @dataclass
@@ -44,6 +61,7 @@ class AwsFaults:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.function_calls = FunctionCalls()
 
     # -- arming -------------------------------------------------------------------------------
     def throttle(self, service: str, action: str, times: int = 1) -> None:
@@ -63,7 +81,8 @@ class AwsFaults:
         with self._lock:
             self._rules.append(_Rule(service, action, kind, times))
 
-    def _take(self, service: str, action: str) -> str | None:
+    def _take(self, service: str, action: str, tagged: bool = False) -> str | None:
+        self.function_calls.record(service, action, tagged=tagged)
         with self._lock:
             self.calls[(service, action)] += 1
             for rule in self._rules:
@@ -84,7 +103,7 @@ class AwsFaults:
             def call_action(response: Any) -> Any:
                 service = str(response.service_name or "")
                 action = str(response._get_action())
-                kind = take(service, action)
+                kind = take(service, action, carries_tags(response))
                 if kind == "throttle":
                     raise error_class("ThrottlingException", "Rate exceeded (injected)")
                 if kind == "unavailable":
