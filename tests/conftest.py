@@ -27,7 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     """Note the workflow tests collected before -k/-m deselect any; then run the iam_proof tests
     last, after every test that records calls."""
     recording = config.stash[RECORDING]

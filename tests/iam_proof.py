@@ -83,7 +83,11 @@ def _resource_services(node: yaml.Node, types: dict[str, str]) -> list[str]:
         value = str(node.value)
         if node.tag == "!GetAtt":
             logical_id = value.split(".", 1)[0]
-            return [types.get(logical_id, "?").split("::")[1].lower()] if logical_id in types else ["?"]
+            return (
+                [types.get(logical_id, "?").split("::")[1].lower()]
+                if logical_id in types
+                else ["?"]
+            )
         if node.tag == "!Ref":
             return ["?"]
         if value == "*":
@@ -188,7 +192,7 @@ def missing_permissions(
             f"{function} is not allowed {', '.join(sorted(absent))}. Add to its Policies in "
             f"template.yaml:\n        - Statement:\n            - Sid: <Why>\n"
             f"              Effect: Allow\n              Action:\n{listed}\n"
-            "              Resource: <the ARN the call acts on; \"*\" only if the action has no "
+            '              Resource: <the ARN the call acts on; "*" only if the action has no '
             "resource type, with a comment saying so>"
         )
     return messages
@@ -268,4 +272,3 @@ class SessionRecording:
         if missing:
             return f"{len(missing)} workflow tests did not run (e.g. {sorted(missing)[0]})"
         return None
-

@@ -84,9 +84,9 @@ def _removable(
         for grant in grants:
             same_statement = [g for g in grants if g.sid == grant.sid]
             elsewhere = [g for g in grants if g.action == grant.action and g.sid != grant.sid]
-            if grant.action in required.get(function, {}) and len(same_statement) > 1:
-                if not elsewhere:
-                    return grant
+            exercised = grant.action in required.get(function, {})
+            if exercised and len(same_statement) > 1 and not elsewhere:
+                return grant
     return None
 
 
