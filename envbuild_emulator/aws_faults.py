@@ -33,18 +33,18 @@ def is_mutating(action: str) -> bool:
     return not action.startswith(READ_PREFIXES)
 
 
-def carries_tags(response: Any) -> bool:
-    """Whether a JSON request names tags (``Tags`` / ``tags``): creating with tags is also
-    authorized as TagResource. The services the functions tag with (ECS, Cloud Map, CloudWatch
-    Logs) all speak JSON."""
+def request_parameters(response: Any) -> dict[str, Any]:
+    """A JSON request's parameters ({} for other protocols): what the call carries decides some
+    of the IAM actions it needs (tags, roles passed; see calls.implied_by_request). The services
+    whose requests imply actions (ECS, Cloud Map, CloudWatch Logs) all speak JSON."""
     body = getattr(response, "body", None)
     if not body:
-        return False
+        return {}
     try:
         document = json.loads(body)
     except (TypeError, ValueError):
-        return False
-    return isinstance(document, dict) and bool(document.get("Tags") or document.get("tags"))
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 @dataclass
@@ -81,8 +81,10 @@ class AwsFaults:
         with self._lock:
             self._rules.append(_Rule(service, action, kind, times))
 
-    def _take(self, service: str, action: str, tagged: bool = False) -> str | None:
-        self.function_calls.record(service, action, tagged=tagged)
+    def _take(
+        self, service: str, action: str, parameters: dict[str, Any] | None = None
+    ) -> str | None:
+        self.function_calls.record(service, action, parameters)
         with self._lock:
             self.calls[(service, action)] += 1
             for rule in self._rules:
@@ -103,7 +105,7 @@ class AwsFaults:
             def call_action(response: Any) -> Any:
                 service = str(response.service_name or "")
                 action = str(response._get_action())
-                kind = take(service, action, carries_tags(response))
+                kind = take(service, action, request_parameters(response))
                 if kind == "throttle":
                     raise error_class("ThrottlingException", "Rate exceeded (injected)")
                 if kind == "unavailable":

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 _CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("envbuild_current_function", default=None)
 
@@ -55,6 +56,25 @@ ON_CALLERS_BEHALF: dict[str, tuple[str, ...]] = {
 #: calls take aws:RequestTag/aws:TagKeys, kept the same way).
 TAG_ON_CREATE = frozenset({"ecs", "logs", "servicediscovery"})
 
+#: Request fields naming IAM roles that the call passes to a service (iam:PassRole): ECS
+#: RegisterTaskDefinition's task and execution roles (ECS developer guide, "task IAM role").
+PASSED_ROLES = {("ecs", "RegisterTaskDefinition"): ("taskRoleArn", "executionRoleArn")}
+
+
+def implied_by_request(
+    service: str, operation: str, parameters: Mapping[str, Any]
+) -> dict[str, str]:
+    """IAM actions a request needs beyond its own because of what it carries: {action: why}."""
+    implied: dict[str, str] = {}
+    if service in TAG_ON_CREATE and (parameters.get("Tags") or parameters.get("tags")):
+        implied[f"{IAM_PREFIX.get(service, service)}:TagResource"] = (
+            f"{operation} with tags (tag on create)"
+        )
+    roles = [parameters.get(name) for name in PASSED_ROLES.get((service, operation), ())]
+    if any(roles):
+        implied["iam:PassRole"] = f"{operation} names roles for ECS tasks"
+    return implied
+
 
 def iam_action(service: str, operation: str) -> str:
     """The IAM action a policy must allow for ``operation`` of moto's ``service``."""
@@ -79,30 +99,36 @@ def current_function() -> str | None:
 
 
 class FunctionCalls:
-    """function logical id -> Counter of (moto service, operation) it called; the calls that
-    carried tags are counted apart as well (they need ``TagResource`` too)."""
+    """function logical id -> Counter of (moto service, operation) it called, and the actions its
+    requests implied (``implied_by_request``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: dict[str, Counter[tuple[str, str]]] = {}
-        self._tagged: dict[str, Counter[tuple[str, str]]] = {}
+        self._implied: dict[str, dict[str, str]] = {}
 
-    def record(self, service: str, operation: str, *, tagged: bool = False) -> None:
+    def record(
+        self, service: str, operation: str, parameters: Mapping[str, Any] | None = None
+    ) -> None:
         function = _CURRENT_FUNCTION.get()
         if function is None:
             return
+        implied = implied_by_request(service, operation, parameters or {})
         with self._lock:
             self._calls.setdefault(function, Counter())[(service, operation)] += 1
-            if tagged:
-                self._tagged.setdefault(function, Counter())[(service, operation)] += 1
+            for action, why in implied.items():
+                self._implied.setdefault(function, {}).setdefault(action, why)
 
     def merge(self, other: FunctionCalls) -> None:
-        for target, source in ((self._calls, other._calls), (self._tagged, other._tagged)):
-            with other._lock:
-                copied = {function: Counter(calls) for function, calls in source.items()}
-            with self._lock:
-                for function, calls in copied.items():
-                    target.setdefault(function, Counter()).update(calls)
+        with other._lock:
+            calls = {function: Counter(c) for function, c in other._calls.items()}
+            implied = {function: dict(i) for function, i in other._implied.items()}
+        with self._lock:
+            for function, counter in calls.items():
+                self._calls.setdefault(function, Counter()).update(counter)
+            for function, actions in implied.items():
+                for action, why in actions.items():
+                    self._implied.setdefault(function, {}).setdefault(action, why)
 
     def by_function(self) -> dict[str, Counter[tuple[str, str]]]:
         with self._lock:
@@ -112,17 +138,15 @@ class FunctionCalls:
         """function logical id -> {IAM action its policy must allow: why (the call behind it)}."""
         with self._lock:
             calls = {function: Counter(c) for function, c in self._calls.items()}
-            tagged = {function: Counter(c) for function, c in self._tagged.items()}
+            implied = {function: dict(i) for function, i in self._implied.items()}
         required: dict[str, dict[str, str]] = {}
         for function, counter in calls.items():
             actions = required[function] = {}
             for (service, operation), times in sorted(counter.items()):
                 action = iam_action(service, operation)
                 actions[action] = f"called {operation} x{times}"
-                for implied in ON_CALLERS_BEHALF.get(action, ()):
-                    actions.setdefault(implied, f"on the caller's behalf by {action}")
-            for service, operation in sorted(tagged.get(function, Counter())):
-                if service in TAG_ON_CREATE:
-                    tag = f"{IAM_PREFIX.get(service, service)}:TagResource"
-                    actions.setdefault(tag, f"{operation} with tags (tag on create)")
+                for on_behalf in ON_CALLERS_BEHALF.get(action, ()):
+                    actions.setdefault(on_behalf, f"on the caller's behalf by {action}")
+            for action, why in sorted(implied.get(function, {}).items()):
+                actions.setdefault(action, why)
         return required

@@ -200,7 +200,8 @@ def test_calls_are_attributed_to_the_invocation_and_imply_on_behalf_actions() ->
     calls = FunctionCalls()
     calls.record("ecs", "ListClusters")  # outside any invocation: not attributed
     with calling_as("CreateNamespaceFunction"):
-        calls.record("servicediscovery", "CreatePrivateDnsNamespace", tagged=True)
+        calls.record("servicediscovery", "CreatePrivateDnsNamespace", {"Tags": [{"Key": "k"}]})
+        calls.record("ecs", "RegisterTaskDefinition", {"family": "f", "executionRoleArn": "r"})
     with calling_as("StartFunction"):
         calls.record("stepfunctions", "StartExecution")
     required = calls.required_actions()
@@ -213,6 +214,8 @@ def test_calls_are_attributed_to_the_invocation_and_imply_on_behalf_actions() ->
         "route53:ListHostedZonesByName",
         "ec2:DescribeVpcs",
         "ec2:DescribeRegions",
+        "ecs:RegisterTaskDefinition",
+        "iam:PassRole",
     }
     assert set(required["StartFunction"]) == {"states:StartExecution"}
 
