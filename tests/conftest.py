@@ -60,6 +60,19 @@ def pytest_runtest_makereport(
     return report
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    recording = terminalreporter.config.stash[RECORDING]
+    required = recording.calls.required_actions()
+    if not required:
+        return
+    reason = recording.incomplete_reason()
+    terminalreporter.write_line(
+        f"IAM proof: {sum(len(a) for a in required.values())} (function, IAM action) pairs "
+        f"needed by the calls of {len(required)} functions; "
+        + ("complete recording" if reason is None else f"partial recording ({reason})")
+    )
+
+
 @pytest.fixture(scope="session")
 def iam_recording(request: pytest.FixtureRequest) -> SessionRecording:
     return request.config.stash[RECORDING]
