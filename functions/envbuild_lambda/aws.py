@@ -44,7 +44,9 @@ SDK_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
 def quiet_sdk_logs() -> None:
     for name in SDK_LOGGERS:
         sdk_logger = logging.getLogger(name)
-        if sdk_logger.getEffectiveLevel() < logging.INFO:
+        # The logger's own level, not the effective one: a root logger lowered to DEBUG later
+        # (LogLevel=DEBUG) must not reach it either.
+        if sdk_logger.level < logging.INFO:  # NOTSET (0) included
             sdk_logger.setLevel(logging.INFO)
 
 
