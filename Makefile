@@ -100,7 +100,7 @@ schema: $(STAMP)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
-	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./$(CHECKOV_VENV) \) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV) $(CHECKOV_VENV)

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError
 
-from envbuild_emulator.calls import FunctionCalls
+from envbuild_emulator.calls import FunctionCalls, current_function
 from envbuild_emulator.moto_internals import Patcher, lookup
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
@@ -105,7 +105,9 @@ class AwsFaults:
             def call_action(response: Any) -> Any:
                 service = str(response.service_name or "")
                 action = str(response._get_action())
-                kind = take(service, action, request_parameters(response))
+                # Only a function's request is attributed: parse its body for the IAM proof then only.
+                parameters = request_parameters(response) if current_function() else None
+                kind = take(service, action, parameters)
                 if kind == "throttle":
                     raise error_class("ThrottlingException", "Rate exceeded (injected)")
                 if kind == "unavailable":
