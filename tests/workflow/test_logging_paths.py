@@ -77,6 +77,9 @@ def leaks(lines: list[str], *extra: str) -> list[str]:
 def test_secret_looking_environment_values_appear_in_no_log_line(
     emulator: Any, workshop_spec: dict[str, Any], lambda_log_lines: list[str]
 ) -> None:
+    # Error paths are where values leak (a message quoting a request): the step that carries
+    # the environment values fails once (throttled; the state machine retries it).
+    emulator.aws_faults.throttle("ecs", "RegisterTaskDefinition", times=1)
     described, _history = run_build(emulator, with_secrets(workshop_spec))
     assert described["status"] == "SUCCEEDED", described.get("cause")
     teardown = emulator.wait(emulator.start_teardown(with_secrets(workshop_spec)))
@@ -84,14 +87,16 @@ def test_secret_looking_environment_values_appear_in_no_log_line(
 
     # The values did travel through the functions (into the task definitions), and the
     # functions' lines were captured, with powertools' Lambda context: the absence below is not
-    # for want of either. (A successful build logs little: the steps log failures.)
+    # for want of either. (The steps log their failures; a clean run logs next to nothing.)
     registered = emulator.client("ecs").describe_task_definition(taskDefinition="workshop-web")
     environment = {
         e["name"]: e["value"]
         for e in registered["taskDefinition"]["containerDefinitions"][0]["environment"]
     }
     assert {k: environment[k] for k in SECRETS} == SECRETS
-    assert any('"function_name":"envbuild-' in line for line in lambda_log_lines)
+    failed = [line for line in lambda_log_lines if '"message":"step failed"' in line]
+    assert any('"error":"AwsThrottled"' in line for line in failed), lambda_log_lines
+    assert all('"function_name":"envbuild-' in line for line in failed)
 
     assert leaks(lambda_log_lines) == []
 
