@@ -38,7 +38,9 @@ def value(node: Any, resources: dict[str, Any]) -> str:
             if attribute == "Name":
                 return str(target)
         if function == "Ref" and argument in resources:
-            return ARN_OF[resources[argument]["Type"]].format(argument)
+            pattern = ARN_OF.get(resources[argument]["Type"])
+            # Ref gives a function's or state machine's ARN, a table's (or queue's...) name.
+            return pattern.format(argument) if pattern else str(argument)
     raise ValueError(f"cannot resolve DefinitionSubstitutions value {node!r}")
 
 
