@@ -78,8 +78,15 @@ def test_secret_looking_environment_values_appear_in_no_log_line(
     emulator: Any, workshop_spec: dict[str, Any], lambda_log_lines: list[str]
 ) -> None:
     # Error paths are where values leak (a message quoting a request): the step that carries
-    # the environment values fails once (throttled; the state machine retries it).
-    emulator.aws_faults.throttle("ecs", "RegisterTaskDefinition", times=1)
+    # the environment values fails (throttled). The step retries a throttled registration up to
+    # pacing.THROTTLED_ATTEMPTS times itself, so more than N x (that - 1) throttles make it fail
+    # at least once; each failure uses up at least that many, and the state machine retries.
+    from envbuild_lambda.pacing import THROTTLED_ATTEMPTS
+
+    services = len(workshop_spec["services"])
+    emulator.aws_faults.throttle(
+        "ecs", "RegisterTaskDefinition", times=services * (THROTTLED_ATTEMPTS - 1) + 1
+    )
     described, _history = run_build(emulator, with_secrets(workshop_spec))
     assert described["status"] == "SUCCEEDED", described.get("cause")
     teardown = emulator.wait(emulator.start_teardown(with_secrets(workshop_spec)))
