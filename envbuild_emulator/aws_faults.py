@@ -8,11 +8,13 @@
 Each fault answers the next ``times`` matching requests. ``lose_response`` performs the request
 first: AWS applied the change but the caller never hears of it, so the SDK retries and meets what
 its first attempt created. Every request (service, action) is also counted, for assertions on the
-calls a build makes.
+calls a build makes, and recorded against the Lambda function that made it (``function_calls``,
+see calls.py), for the IAM proof.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError
 
+from envbuild_emulator.calls import FunctionCalls, current_function
 from envbuild_emulator.moto_internals import Patcher, lookup
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
@@ -28,6 +31,20 @@ READ_PREFIXES = ("Describe", "List", "Get", "Discover")
 
 def is_mutating(action: str) -> bool:
     return not action.startswith(READ_PREFIXES)
+
+
+def request_parameters(response: Any) -> dict[str, Any]:
+    """A JSON request's parameters ({} for other protocols): what the call carries decides some
+    of the IAM actions it needs (tags, roles passed; see calls.implied_by_request). The services
+    whose requests imply actions (ECS, Cloud Map, CloudWatch Logs) all speak JSON."""
+    body = getattr(response, "body", None)
+    if not body:
+        return {}
+    try:
+        document = json.loads(body)
+    except (TypeError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 @dataclass
@@ -44,6 +61,7 @@ class AwsFaults:
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.function_calls = FunctionCalls()
 
     # -- arming -------------------------------------------------------------------------------
     def throttle(self, service: str, action: str, times: int = 1) -> None:
@@ -63,7 +81,10 @@ class AwsFaults:
         with self._lock:
             self._rules.append(_Rule(service, action, kind, times))
 
-    def _take(self, service: str, action: str) -> str | None:
+    def _take(
+        self, service: str, action: str, parameters: dict[str, Any] | None = None
+    ) -> str | None:
+        self.function_calls.record(service, action, parameters)
         with self._lock:
             self.calls[(service, action)] += 1
             for rule in self._rules:
@@ -84,7 +105,9 @@ class AwsFaults:
             def call_action(response: Any) -> Any:
                 service = str(response.service_name or "")
                 action = str(response._get_action())
-                kind = take(service, action)
+                # Only a function's request is attributed: parse its body for the IAM proof then only.
+                parameters = request_parameters(response) if current_function() else None
+                kind = take(service, action, parameters)
                 if kind == "throttle":
                     raise error_class("ThrottlingException", "Rate exceeded (injected)")
                 if kind == "unavailable":

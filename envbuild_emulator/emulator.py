@@ -91,6 +91,13 @@ class Emulator:
         os.environ[key] = value
 
     def start(self) -> Emulator:
+        try:
+            return self._install()
+        except BaseException:
+            self.stop()  # undo what was installed (moto's mock, the World, the patches, env)
+            raise
+
+    def _install(self) -> Emulator:
         # moto's interpreter logs every failed execution with a long internal repr; the execution's
         # Error and Cause (DescribeExecution, history) are what users read.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)

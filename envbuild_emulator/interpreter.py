@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from envbuild_emulator.calls import calling_as
 from envbuild_emulator.clock import Clock
 from envbuild_emulator.moto_internals import INTERPRETER_PATCH_POINTS, Patcher
 from envbuild_emulator.template import Function
@@ -163,7 +164,8 @@ class LambdaDispatcher:
             }
         event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
         try:
-            result = handler(event, context)
+            with calling_as(function.logical_id):
+                result = handler(event, context)
         except Exception as error:
             return {
                 "StatusCode": 200,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -34,11 +35,27 @@ BOTO_CONFIG = Config(
 ONCE_CONFIG = BOTO_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 
 
+#: At DEBUG, botocore logs every request's parameters and body, which hold the spec's container
+#: environment values (RegisterTaskDefinition): the SDK's loggers stay at INFO or above whatever
+#: the function's log level (LogLevel parameter; Lambda sets the root logger from it).
+SDK_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3")
+
+
+def quiet_sdk_logs() -> None:
+    for name in SDK_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        # The logger's own level, not the effective one: a root logger lowered to DEBUG later
+        # (LogLevel=DEBUG) must not reach it either.
+        if sdk_logger.level < logging.INFO:  # NOTSET (0) included
+            sdk_logger.setLevel(logging.INFO)
+
+
 class Clients:
     """Lazily created clients of one boto3 session (created one at a time: a session is not
     thread-safe; the clients are)."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
+        quiet_sdk_logs()
         self._session = session or boto3.session.Session()
         # Batch steps first use a client from their worker threads; a session is not thread-safe.
         self._lock = threading.Lock()

@@ -349,6 +349,12 @@ class EnvironmentSpec(BaseModel):
 # Validation with errors a user can act on
 
 
+def _is_secret_value(loc: tuple[int | str, ...]) -> bool:
+    """A container environment value (may be a secret: never echoed in an error or a log).
+    Its name is shown; pydantic locates an invalid name at (..., "environment", name, "[key]")."""
+    return "environment" in loc[:-1] and loc[-1] != "[key]"
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -415,7 +421,7 @@ def describe_errors(error: ValidationError) -> list[str]:
             value = item.get("input")
             shown = (
                 ""
-                if isinstance(value, dict | list) or value is None
+                if isinstance(value, dict | list) or value is None or _is_secret_value(loc)
                 else f" (got {json.dumps(value)[:80]})"
             )
             problems.append(f"{where}: {message}{shown}")

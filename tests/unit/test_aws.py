@@ -173,3 +173,25 @@ def test_verify_never_uses_the_session_from_two_threads_at_once(caller: Caller) 
         Clients(fake), caller, spec, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, max_workers=4
     )  # type: ignore[arg-type]
     assert fake.overlapped is False
+
+
+def test_sdk_loggers_never_log_request_bodies_whatever_the_root_level() -> None:
+    """botocore logs request parameters (a task definition's environment) at DEBUG."""
+    import logging
+
+    import boto3
+
+    from envbuild_lambda.aws import SDK_LOGGERS
+
+    botocore = logging.getLogger("botocore")
+    root = logging.getLogger()
+    saved = (botocore.level, root.level)
+    try:
+        botocore.setLevel(logging.NOTSET)
+        Clients(boto3.session.Session(region_name="us-east-1"))
+        root.setLevel(logging.DEBUG)  # lowered after the clients were made, as LogLevel=DEBUG does
+        assert not botocore.isEnabledFor(logging.DEBUG)
+        assert all(logging.getLogger(name).level >= logging.INFO for name in SDK_LOGGERS)
+    finally:
+        botocore.setLevel(saved[0])
+        root.setLevel(saved[1])

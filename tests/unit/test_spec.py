@@ -536,3 +536,21 @@ def test_fifty_generated_services_with_any_valid_names_validate(
 def test_no_services_is_rejected(static_spec: dict[str, Any]) -> None:
     static_spec["services"] = []
     assert "services:" in problems(static_spec)
+
+
+@pytest.mark.parametrize(
+    "value", [846213957, True, "x" * 32769]
+)  # not a string / too long: may still be a secret
+def test_an_invalid_environment_value_is_named_but_never_echoed(
+    static_spec: dict[str, Any], value: object
+) -> None:
+    message = problems(with_service(static_spec, environment={"DB_PASSWORD": value}))
+    assert "services[0].environment.DB_PASSWORD" in message
+    assert "got" not in message
+    assert str(value)[:20] not in message
+
+
+def test_an_invalid_environment_variable_name_is_shown(static_spec: dict[str, Any]) -> None:
+    message = problems(with_service(static_spec, environment={"BAD-NAME": "s3cr3t-value"}))
+    assert "BAD-NAME" in message
+    assert "s3cr3t-value" not in message
