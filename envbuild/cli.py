@@ -203,11 +203,19 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             STATE_MACHINE_NAME: emulator.state_machine_arn,
             TEARDOWN_STATE_MACHINE_NAME: emulator.teardown_state_machine_arn,
         }
+        started: list[float] = []
+
+        def emulated(_event: Mapping[str, Any]) -> str:
+            """Emulated seconds since the execution's first event was shown."""
+            if not started:
+                started.append(emulator.clock.now())
+            return f"t+{emulator.clock.now() - started[0]:5.0f}s"
+
         yield Target(
             emulator.client("stepfunctions"),
             machines.__getitem__,
             emulator.prerequisites,
-            lambda _event: f"t+{emulator.clock.now():5.0f}s",
+            emulated,
         )
 
 
