@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ def parts() -> list[Part]:
     from envbuild.spec_reference import render as spec_reference
 
     found = [
-        Part(REPO / "README.md", f"diagram {name}", lambda path=path: mermaid_section(path))
+        Part(REPO / "README.md", f"diagram {name}", partial(mermaid_section, path))
         for name, path in STATE_MACHINES.items()
     ]
     found.append(Part(REPO / "docs" / "spec-reference.md", None, spec_reference))
