@@ -222,23 +222,33 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     with target(args, out) as where:
         spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
-        return build(where, where.state_machine(STATE_MACHINE_NAME), spec, args, out)
+        return build(
+            where.sfn,
+            where.state_machine(STATE_MACHINE_NAME),
+            spec,
+            args,
+            out,
+            where.clock,
+            polling=where.polling,
+        )
 
 
 def start_and_follow(
-    where: Target,
+    sfn: Any,
     state_machine: str,
     document: Mapping[str, Any],
     args: argparse.Namespace,
     out: TextIO,
+    clock: Clock,
     verb: str,
+    polling: Polling = EMULATOR,
 ) -> dict[str, Any]:
     name = args.name or execution_name(document)
-    arn = where.sfn.start_execution(
-        stateMachineArn=state_machine, name=name, input=json.dumps(document)
-    )["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(document))[
+        "executionArn"
+    ]
     out.write(f"{verb} environment {document.get('environment')} (execution {name})\n")
-    return follow(where.sfn, arn, out, where.clock, where.polling)
+    return follow(sfn, arn, out, clock, polling)
 
 
 #: The states of a failed build that record what happened to what it had created.
@@ -270,12 +280,14 @@ def teardown(args: argparse.Namespace, out: TextIO) -> int:
             "deregisterTaskDefinitions": args.deregister_task_definitions,
         }
         described = start_and_follow(
-            where,
+            where.sfn,
             where.state_machine(TEARDOWN_STATE_MACHINE_NAME),
             document,
             args,
             out,
+            where.clock,
             "Tearing down",
+            where.polling,
         )
     if described["status"] != "SUCCEEDED":
         return report_failure(described, "Teardown", out)
@@ -303,14 +315,16 @@ def print_teardown_summary(summary: Mapping[str, Any], out: TextIO) -> None:
 
 
 def build(
-    where: Target,
+    sfn: Any,
     state_machine: str,
     spec: dict[str, Any],
     args: argparse.Namespace,
     out: TextIO,
+    clock: Clock,
+    polling: Polling = EMULATOR,
 ) -> int:
-    described = start_and_follow(where, state_machine, spec, args, out, "Building")
-    return report_build(where.sfn, described, args, out)
+    described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building", polling)
+    return report_build(sfn, described, args, out)
 
 
 def report_build(
