@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ STATE_MACHINES = {
     "teardown": REPO / "statemachine" / "teardown_environment.asl.json",
 }
 INDENT = "    "
-GROUPED = ("Lambda.", "StepFunctions.")  # error families shown as <family>.*
 
 
 def node_id(name: str) -> str:
@@ -117,7 +117,13 @@ def retried_errors(states: Mapping[str, Any]) -> list[str]:
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
             errors |= set(retried_errors(processor["States"]))
-    grouped = {f"{e.split('.')[0]}.*" if e.startswith(GROUPED) else e for e in errors}
+    families = Counter(e.split(".")[0] for e in errors if "." in e)
+    grouped = {
+        f"{e.split('.')[0]}.*"
+        if "." in e and families[e.split(".")[0]] > 1 and not e.startswith("States.")
+        else e
+        for e in errors
+    }
     return sorted(grouped)
 
 

@@ -55,6 +55,25 @@ def iteration_states(definition: Mapping[str, Any]) -> set[str]:
     return names
 
 
+def map_units(definition: Mapping[str, Any]) -> dict[str, str]:
+    """What each Map iterates over, from its ItemsPath ("$.batches" -> "batches")."""
+    units: dict[str, str] = {}
+    for name, state in definition.get("States", {}).items():
+        if state.get("Type") == "Map":
+            units[name] = str(state.get("ItemsPath", "$.items")).rsplit(".", 1)[-1] or "items"
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        for inner in [*state.get("Branches", []), *([processor] if processor else [])]:
+            units |= map_units(inner)
+    return units
+
+
+def counted(count: int, unit: str) -> str:
+    """ "3 services", "1 batch"."""
+    if count != 1:
+        return f"{count} {unit}"
+    return f"1 {unit[:-2] if unit.endswith(('ches', 'shes', 'sses')) else unit.removesuffix('s')}"
+
+
 def since_start(started: datetime) -> Clock:
     """Label events by their own timestamp relative to the execution's start (true on replay)."""
 
@@ -71,6 +90,7 @@ class Progress:
 
     def __init__(self, definition: Mapping[str, Any], out: TextIO, clock: Clock) -> None:
         self.per_item = iteration_states(definition)
+        self.units = map_units(definition)
         self.out = out
         self.clock = clock
         self.iterations = 0
@@ -83,7 +103,8 @@ class Progress:
         if kind == "MapIterationSucceeded":
             self.iterations += 1
         elif kind == "MapStateExited":
-            self.out.write(f"  {at}  ✓ {exited} ({self.iterations} services)\n")
+            unit = self.units.get(exited, "items")
+            self.out.write(f"  {at}  ✓ {exited} ({counted(self.iterations, unit)})\n")
             self.iterations = 0
         elif kind == "WaitStateEntered":
             self.out.write(f"  {at}  … {entered}\n")

@@ -17,6 +17,7 @@ import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from envbuild_emulator.clock import Clock
@@ -50,6 +51,18 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+#: template.yaml's CodeUri of every function (LambdaDispatcher.register puts it on sys.path too).
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+
+def _pacing() -> Any:
+    """envbuild_lambda.pacing, importable before deploy registers the functions' code: the
+    `envbuild` console script runs without pytest's pythonpath."""
+    if str(FUNCTIONS_DIR) not in sys.path:
+        sys.path.insert(0, str(FUNCTIONS_DIR))
+    return importlib.import_module("envbuild_lambda.pacing")
 
 
 class LambdaDispatcher:
@@ -231,14 +244,12 @@ class InterpreterPatches:
         self._patcher.replace(RETRIER_DECL, "time", lambda _: _RetryTime)
         self._patcher.replace(BOTOCORE_ENDPOINT, "time", lambda _: _RetryTime)
         # The handlers' client-side pacing (our own module, not moto) waits on the same clock.
-        from envbuild_lambda import pacing
-
+        pacing = _pacing()
         self._saved_timer = pacing.TIMER
         pacing.TIMER = pacing.Timer(clock.now, clock.sleep_until)
         return self
 
     def uninstall(self) -> None:
-        from envbuild_lambda import pacing
-
+        pacing = _pacing()
         pacing.TIMER = getattr(self, "_saved_timer", pacing.REAL_TIME)
         self._patcher.restore()
