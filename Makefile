@@ -22,7 +22,7 @@ SPEC ?= events/workshop.json
 SAM_REGION ?= us-east-1
 SAM := env AWS_DEFAULT_REGION=$(SAM_REGION) SAM_CLI_TELEMETRY=0 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam
 
-.PHONY: help venv run emulator test lint validate build pytest schema clean distclean bench
+.PHONY: help venv run emulator test lint validate build pytest schema docs diagram clean distclean bench
 
 help:
 	@echo "make run        build the workshop environment on the embedded emulator ($(SPEC))"
@@ -34,6 +34,8 @@ help:
 	@echo "make validate   sam validate --lint"
 	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
+	@echo "make docs       regenerate the workflow diagrams in README.md (from the ASL) and"
+	@echo "                docs/spec-reference.md (from the schema); a test fails when they are stale"
 	@echo "make clean      remove build output and caches (distclean: the venv too)"
 	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200) into docs/benchmark.md"
 
@@ -97,6 +99,12 @@ schema: $(STAMP)
 	@mkdir -p schema
 	PYTHONPATH=functions $(BIN)/python -m envbuild_lambda.spec > schema/environment-spec.schema.json.tmp
 	mv schema/environment-spec.schema.json.tmp schema/environment-spec.schema.json
+
+# Generated documentation: the Mermaid diagrams in README.md and docs/spec-reference.md.
+docs: $(STAMP)
+	$(BIN)/python -m envbuild.docgen
+
+diagram: docs
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -5,6 +5,12 @@ envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
 envbuild teardown SPEC [--endpoint URL] [--delete-log-groups] [--deregister-task-definitions]
                                        remove what envbuild manages for the spec's environment
 envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
+
+On a deployed stack (AWS, or the emulator's stack "envbuild" with --endpoint):
+envbuild run SPEC --stack-name NAME [--region R] [--profile P]
+envbuild watch EXECUTION_ARN           follow an execution started anywhere (console, event)
+envbuild history ENVIRONMENT [--stack-name NAME]
+                                       recent builds and teardowns: status, start, duration
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from envbuild.follow import EMULATOR, Clock, Polling, follow
 from envbuild_emulator.emulator import execution_history
 
 STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
@@ -79,60 +86,7 @@ def execution_name(spec: Mapping[str, Any]) -> str:
     return f"{environment}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
-# -- following an execution ---------------------------------------------------------------------
-def iteration_states(definition: Mapping[str, Any]) -> set[str]:
-    """Names of the states that run once per item of a Map (shown as one line per Map)."""
-    names: set[str] = set()
-    for state in definition.get("States", {}).values():
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            names |= set(processor.get("States", {}))
-            names |= iteration_states(processor)
-        for branch in state.get("Branches", []):
-            names |= iteration_states(branch)
-    return names
-
-
-def follow(
-    sfn: Any, execution_arn: str, out: TextIO, clock: Callable[[], str], poll_seconds: float = 0.05
-) -> dict[str, Any]:
-    """Print each state as it ends; return DescribeExecution once the execution has stopped."""
-    machine = sfn.describe_state_machine_for_execution(executionArn=execution_arn)
-    per_item = iteration_states(json.loads(machine["definition"]))
-    seen = 0
-    iterations = 0
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        events = execution_history(sfn, execution_arn)
-        for event in events[seen:]:
-            kind = event["type"]
-            entered = (event.get("stateEnteredEventDetails") or {}).get("name", "")
-            exited = (event.get("stateExitedEventDetails") or {}).get("name", "")
-            if kind == "MapIterationSucceeded":
-                iterations += 1
-            elif kind == "MapStateExited":
-                out.write(f"  {clock()}  ✓ {exited} ({iterations} services)\n")
-                iterations = 0
-            elif kind == "WaitStateEntered":
-                out.write(f"  {clock()}  … {entered}\n")
-            elif kind == "TaskStateExited" and exited not in per_item:
-                out.write(f"  {clock()}  ✓ {exited}\n")
-            elif kind in ("TaskFailed", "LambdaFunctionFailed"):
-                details = (
-                    event.get("lambdaFunctionFailedEventDetails")
-                    or event.get("taskFailedEventDetails")
-                    or {}
-                )
-                out.write(
-                    f"  {clock()}  ✗ {details.get('error', 'failed')} (retried if retryable)\n"
-                )
-            elif kind == "FailStateEntered":
-                out.write(f"  {clock()}  ✗ {entered}\n")
-            out.flush()
-        seen = len(events)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(poll_seconds)
+# -- following an execution: envbuild/follow.py ------------------------------------------------
 
 
 def error_message(cause: str) -> str:
@@ -211,11 +165,18 @@ class Target:
     sfn: Any
     state_machine: Callable[[str], str]  # state machine name -> ARN
     prerequisites: Mapping[str, str]
-    clock: Callable[[], str]
+    clock: Clock
+    polling: Polling = EMULATOR
 
 
 @contextmanager
 def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
+    if getattr(args, "stack_name", None):  # a deployed stack (AWS, or the emulator's)
+        from envbuild.stack import stack_target
+
+        with stack_target(args) as where:
+            yield where
+        return
     if args.endpoint:
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(key, "testing")
@@ -240,7 +201,7 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             sfn,
             lambda name: find_state_machine(sfn, name),
             prerequisites,
-            lambda: f"{time.monotonic() - t0:6.1f}s",
+            lambda _event: f"{time.monotonic() - t0:6.1f}s",
         )
         return
 
@@ -253,11 +214,19 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             STATE_MACHINE_NAME: emulator.state_machine_arn,
             TEARDOWN_STATE_MACHINE_NAME: emulator.teardown_state_machine_arn,
         }
+        started: list[float] = []
+
+        def emulated(_event: Mapping[str, Any]) -> str:
+            """Emulated seconds since the execution's first event was shown."""
+            if not started:
+                started.append(emulator.clock.now())
+            return f"t+{emulator.clock.now() - started[0]:5.0f}s"
+
         yield Target(
             emulator.client("stepfunctions"),
             machines.__getitem__,
             emulator.prerequisites,
-            lambda: f"t+{emulator.clock.now():5.0f}s",
+            emulated,
         )
 
 
@@ -265,7 +234,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     with target(args, out) as where:
         spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
         return build(
-            where.sfn, where.state_machine(STATE_MACHINE_NAME), spec, args, out, where.clock
+            where.sfn,
+            where.state_machine(STATE_MACHINE_NAME),
+            spec,
+            args,
+            out,
+            where.clock,
+            polling=where.polling,
         )
 
 
@@ -275,15 +250,16 @@ def start_and_follow(
     document: Mapping[str, Any],
     args: argparse.Namespace,
     out: TextIO,
-    clock: Callable[[], str],
+    clock: Clock,
     verb: str,
+    polling: Polling = EMULATOR,
 ) -> dict[str, Any]:
     name = args.name or execution_name(document)
     arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(document))[
         "executionArn"
     ]
     out.write(f"{verb} environment {document.get('environment')} (execution {name})\n")
-    return follow(sfn, arn, out, clock)
+    return follow(sfn, arn, out, clock, polling)
 
 
 #: The states of a failed build that record what happened to what it had created.
@@ -322,6 +298,7 @@ def teardown(args: argparse.Namespace, out: TextIO) -> int:
             out,
             where.clock,
             "Tearing down",
+            where.polling,
         )
     if described["status"] != "SUCCEEDED":
         return report_failure(described, "Teardown", out)
@@ -354,9 +331,17 @@ def build(
     spec: dict[str, Any],
     args: argparse.Namespace,
     out: TextIO,
-    clock: Callable[[], str],
+    clock: Clock,
+    polling: Polling = EMULATOR,
 ) -> int:
-    described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building")
+    described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building", polling)
+    return report_build(sfn, described, args, out)
+
+
+def report_build(
+    sfn: Any, described: Mapping[str, Any], args: argparse.Namespace, out: TextIO
+) -> int:
+    """A finished build: the summary and env file, or the Error, Cause and rollback outcome."""
     if described["status"] != "SUCCEEDED":
         code = report_failure(described, "Build", out)
         outcome = rollback_outcome(execution_history(sfn, described["executionArn"]))
@@ -388,12 +373,15 @@ def serve(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"envbuild emulator on {emulator.endpoint_url} (region {emulator.region})\n")
         out.write(f"State machine: {emulator.state_machine_arn}\n")
         out.write(f"Teardown state machine: {emulator.teardown_state_machine_arn}\n")
+        out.write(f"Stack: {emulator.stack_name} (CloudFormation outputs name both)\n")
         out.write("\nPrerequisites:\n")
         for key, value in emulator.prerequisites.items():
             out.write(f"export {key}={value}\n")
         out.write(
             "\nTry:\n"
             f"  envbuild run events/workshop.json --endpoint {emulator.endpoint_url}\n"
+            f"  envbuild run events/workshop.json --stack-name {emulator.stack_name}"
+            f" --endpoint {emulator.endpoint_url}   (after exporting the variables above)\n"
             f"  aws --endpoint-url {emulator.endpoint_url} servicediscovery list-namespaces\n"
             f"  aws --endpoint-url {emulator.endpoint_url} events put-events"
             " --cli-input-json file://events/put-events-build-requested.json"
@@ -415,6 +403,11 @@ def add_execution_arguments(command: argparse.ArgumentParser, spec_help: str) ->
         "--endpoint", help="URL of a running `envbuild emulator` (default: embedded emulator)"
     )
     command.add_argument("--region", help="region (default us-east-1 on the emulator)")
+    command.add_argument(
+        "--stack-name",
+        help="run on this deployed envbuild stack (its outputs name the state machines)",
+    )
+    command.add_argument("--profile", help="AWS profile for --stack-name (default: AWS_PROFILE)")
     command.add_argument("--name", help="execution name (default: <environment>-<time>-<random>)")
     command.add_argument(
         "--time-scale",
@@ -459,6 +452,9 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIME_SCALE,
         help="real seconds per emulated second (default %(default)s)",
     )
+    from envbuild.stack import add_commands
+
+    add_commands(commands)
     return root
 
 
@@ -466,7 +462,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
         commands = {"run": run, "teardown": teardown, "emulator": serve}
-        return commands[args.command](args, out)
+        command = commands.get(args.command) or args.handler
+        return int(command(args, out))
     except CliError as error:
         sys.stderr.write(f"envbuild: {error}\n")
         return 2

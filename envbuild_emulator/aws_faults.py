@@ -4,6 +4,7 @@
     faults.throttle("ecs", "RegisterTaskDefinition", times=8)   # ThrottlingException (400)
     faults.unavailable("servicediscovery", "CreateService")     # ServiceUnavailable (503)
     faults.lose_response("ecs", "CreateService")                 # applied, then the connection drops
+    faults.deny("cloudformation", "DescribeStacks")              # AccessDenied (403), as IAM answers
 
 Each fault answers the next ``times`` matching requests. ``lose_response`` performs the request
 first: AWS applied the change but the caller never hears of it, so the SDK retries and meets what
@@ -20,13 +21,34 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
+import botocore.session
 from botocore.exceptions import ConnectionClosedError
 
 from envbuild_emulator.calls import FunctionCalls, current_function
 from envbuild_emulator.moto_internals import Patcher, lookup
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
+FAKE_PRINCIPAL = "arn:aws:iam::123456789012:user/emulated"
+
+
+def access_denied(service: str, action: str) -> tuple[int, dict[str, str], str]:
+    """IAM's answer to a call the principal may not make, in the service's protocol: HTTP 403 with
+    ``AccessDeniedException`` (JSON protocols) or ``AccessDenied`` (query/XML protocols), the
+    message naming the principal and the action (AWS IAM User Guide, "Troubleshoot access denied
+    error messages")."""
+    protocol = botocore.session.get_session().get_service_model(service).protocol
+    message = f"User: {FAKE_PRINCIPAL} is not authorized to perform: {service}:{action}"
+    if protocol in ("json", "rest-json"):
+        code = "AccessDeniedException"
+        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}
+        return 403, headers, json.dumps({"__type": code, "message": message})
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+        f"<Message>{escape(message)}</Message></Error><RequestId>emulated</RequestId></ErrorResponse>"
+    )
+    return 403, {"Content-Type": "text/xml"}, body
 
 
 def is_mutating(action: str) -> bool:
@@ -73,6 +95,9 @@ class AwsFaults:
     def lose_response(self, service: str, action: str, times: int = 1) -> None:
         self._add(service, action, "lost", times)
 
+    def deny(self, service: str, action: str, times: int = 1) -> None:
+        self._add(service, action, "deny", times)
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -116,6 +141,8 @@ class AwsFaults:
                     )
                     error.code = 503
                     raise error
+                if kind == "deny":
+                    return access_denied(service, action)
                 result = original(response)
                 if kind == "lost":
                     raise ConnectionClosedError(

@@ -29,6 +29,7 @@ from envbuild_emulator.events import EventBridgeToStepFunctions
 from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
 from envbuild_emulator.models.ecs_idempotency import EcsCreateServiceIdempotency
 from envbuild_emulator.seed import seed
+from envbuild_emulator.stack import create_stack
 from envbuild_emulator.template import Template, load_yaml
 from envbuild_emulator.throttling import ApiThrottling
 
@@ -78,6 +79,7 @@ class Emulator:
         self.endpoint_url: str | None = None
         self.prerequisites: dict[str, str] = {}
         self.deployment = Deployment()
+        self.stack_name = ""
         self._stack: list[Any] = []
         self._saved_env: dict[str, str | None] = {}
         self._server: Any = None
@@ -141,6 +143,8 @@ class Emulator:
         account = self.client("sts").get_caller_identity()["Account"]
         template = Template(self.template_path, load_yaml(self.template_path), account, self.region)
         self.deployment = deploy(template, self.client, self.dispatcher)
+        self.stack_name = template.stack_name
+        create_stack(self.client, template, self.deployment)  # as `sam deploy` leaves it
         # The handlers' settings were just set from the template's environment: keep the log level.
         self._setenv("POWERTOOLS_LOG_LEVEL", self.log_level)
         self._setenv("LOG_LEVEL", self.log_level)

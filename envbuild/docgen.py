@@ -1,0 +1,100 @@
+"""Documentation generated from the sources (the ASL, the JSON Schema), checked for staleness.
+
+A generated part is either a whole file or a section of a file between two markers:
+
+    <!-- generated: NAME (make docs) -->
+    ...
+    <!-- end generated: NAME -->
+
+`python -m envbuild.docgen` rewrites every generated part (`make docs`); `--check` only reports
+which are stale (the tests run it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = "make docs"  # = python -m envbuild.docgen
+
+
+@dataclass(frozen=True)
+class Part:
+    path: Path
+    section: str | None  # None: the whole file
+    render: Callable[[], str]
+
+
+def begin(name: str) -> str:
+    return f"<!-- generated: {name} ({FIX}) -->"
+
+
+def end(name: str) -> str:
+    return f"<!-- end generated: {name} -->"
+
+
+def replace_section(text: str, name: str, body: str, path: Path) -> str:
+    pattern = re.compile(re.escape(begin(name)) + r"\n.*?" + re.escape(end(name)), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{path}: no section {begin(name)} … {end(name)}")
+    return pattern.sub(lambda _: f"{begin(name)}\n{body.rstrip()}\n{end(name)}", text, count=1)
+
+
+def wanted(part: Part) -> str:
+    body = part.render()
+    if part.section is None:
+        return body
+    return replace_section(part.path.read_text(), part.section, body, part.path)
+
+
+def parts() -> list[Part]:
+    from envbuild.diagram import STATE_MACHINES, mermaid_section
+    from envbuild.spec_reference import render as spec_reference
+
+    found = [
+        Part(REPO / "README.md", f"diagram {name}", partial(mermaid_section, path))
+        for name, path in STATE_MACHINES.items()
+    ]
+    found.append(Part(REPO / "docs" / "spec-reference.md", None, spec_reference))
+    return found
+
+
+def stale() -> list[str]:
+    """The generated parts that differ from what the sources give now."""
+    out = []
+    for part in parts():
+        current = part.path.read_text() if part.path.exists() else ""
+        if current != wanted(part):
+            where = f"{part.path.relative_to(REPO)}" + (
+                f" ({part.section})" if part.section else ""
+            )
+            out.append(where)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m envbuild.docgen", description="Regenerate the generated documentation."
+    )
+    parser.add_argument("--check", action="store_true", help="only report stale parts (exit 1)")
+    if parser.parse_args(argv).check:
+        old = stale()
+        for where in old:
+            sys.stderr.write(f"stale: {where}; regenerate with `{FIX}`\n")
+        return 1 if old else 0
+    for part in parts():
+        text = wanted(part)
+        if not part.path.exists() or part.path.read_text() != text:
+            part.path.write_text(text)
+            sys.stdout.write(f"wrote {part.path.relative_to(REPO)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
