@@ -190,6 +190,9 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "poll": {"attempt": 0, "waitSeconds": 10, "maxAttempts": 40},
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
+        "operations": [],  # no registry TTL to update
+        "removed": [],  # no ECS service of the environment outside the spec
+        "prune": None,
     }
     deployment = call(
         check_services.handler,

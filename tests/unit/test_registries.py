@@ -83,7 +83,7 @@ def test_creates_one_registry_per_service_with_multivalue_a_records_and_the_spec
         assert service["NamespaceId"] == namespace_id
         assert service["DnsConfig"]["RoutingPolicy"] == "MULTIVALUE"
         assert service["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": ttl}]
-        assert service["CreatorRequestId"] == spec.request_token("registry", namespace_id, name, "")
+        assert service["CreatorRequestId"] == spec.request_token("registry", namespace_id, name)
         tags = sd.list_tags_for_resource(ResourceARN=service["Arn"])["Tags"]
         assert {t["Key"]: t["Value"] for t in tags} == {
             "envbuild:environment": "workshop",

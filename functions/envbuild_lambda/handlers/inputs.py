@@ -46,6 +46,8 @@ class CreateServicesInput(_Input):
     registries: dict[str, str]
     taskDefinitions: list[TaskDefinitionRef]
     build: str | None = None
+    #: The namespace (for the Cloud Map services the spec no longer lists).
+    namespace: NamespaceState | None = None
 
     def task_definition_by_name(self) -> dict[str, str]:
         return {ref.name: ref.taskDefinition for ref in self.taskDefinitions}
