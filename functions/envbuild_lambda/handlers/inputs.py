@@ -61,3 +61,5 @@ class CheckServicesInput(_Input):
 
 class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
+    #: ECS services of the environment the spec no longer lists (CreateServices' report).
+    removed: list[str] = []
