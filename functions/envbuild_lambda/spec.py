@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     WithJsonSchema,
@@ -299,7 +300,7 @@ class EnvironmentSpec(BaseModel):
         Field(min_length=1, max_length=MAX_SERVICES, description="Services to build."),
     ]
     prune: Annotated[
-        bool,
+        StrictBool,
         Field(
             description=(
                 "On a re-run, delete the ECS services (with their Cloud Map services, log groups"
@@ -309,7 +310,7 @@ class EnvironmentSpec(BaseModel):
         ),
     ] = False
     plan: Annotated[
-        bool,
+        StrictBool,
         Field(
             description=(
                 "Dry run: validate, run the preflight and compare the spec with the account; output"
