@@ -30,17 +30,17 @@ def test_resources_env_uses_the_workshop_step_8_names() -> None:
     summary = {
         "namespace": {
             "id": "ns-1",
-            "arn": "arn:ns",
+            "arn": "arn:aws-cn:servicediscovery:cn-north-1:111122223333:namespace/ns-1",
             "name": "workshop.local",
             "hostedZoneId": "Z1",
         },
+        "cluster": "workshop-cluster",
         "services": [
             {
                 "name": "payments-v2",
                 "registryId": "srv-1",
-                "registryArn": "arn:srv",
-                "serviceArn": "arn:ecs",
-                "taskDefinitionArn": "arn:td",
+                "ecsService": "payments-v2-service",
+                "taskDefinition": "workshop-payments-v2:3",
                 "dnsName": "payments-v2.workshop.local",
                 "ips": [],
             }
@@ -49,6 +49,19 @@ def test_resources_env_uses_the_workshop_step_8_names() -> None:
     text = resources_env(summary)
     assert "export NAMESPACE_ID=ns-1\n" in text
     assert "export PAYMENTS_V2_SERVICE_ID=srv-1\n" in text
+    # ARNs in the namespace's partition, Region and account
+    assert (
+        "export PAYMENTS_V2_SERVICE_ARN="
+        "arn:aws-cn:servicediscovery:cn-north-1:111122223333:service/srv-1\n"
+    ) in text
+    assert (
+        "export PAYMENTS_V2_ECS_SERVICE_ARN="
+        "arn:aws-cn:ecs:cn-north-1:111122223333:service/workshop-cluster/payments-v2-service\n"
+    ) in text
+    assert (
+        "export PAYMENTS_V2_TASK_DEFINITION_ARN="
+        "arn:aws-cn:ecs:cn-north-1:111122223333:task-definition/workshop-payments-v2:3\n"
+    ) in text
 
 
 def test_run_builds_the_workshop_on_the_embedded_emulator(
@@ -71,6 +84,51 @@ def test_run_builds_the_workshop_on_the_embedded_emulator(
     env = (tmp_path / "workshop-resources.env").read_text()
     for key in ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID"):
         assert f"export {key}=" in env
+
+
+def test_plan_prints_one_row_per_resource_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+
+    code = main(["plan", str(REPO / "events" / "workshop.json"), "--time-scale", "0"], out=out)
+
+    text = out.getvalue()
+    assert code == 0, text
+    lines = text.split("(nothing was changed):\n", 1)[1].splitlines()
+    assert lines[0].split() == ["RESOURCE", "NAME", "ACTION", "CHANGES"]
+    assert lines[1].split()[:3] == ["namespace", "workshop.local", "create"]
+    assert lines[2:6] == [
+        "  registry        web                create",
+        "  logGroup        /ecs/workshop-web  create",
+        "  taskDefinition  workshop-web       create",
+        "  ecsService      web-service        create",
+    ]
+    assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
+    assert "✓ Plan Changes" in text
+    assert not (tmp_path / "workshop-resources.env").exists()
+
+
+def test_plan_table_shows_changes_then_the_note() -> None:
+    from envbuild.plan import format_table
+
+    rows = [
+        {"type": "ecsService", "name": "web-service", "action": "adopt", "note": "on web:1"},
+        {
+            "type": "taskDefinition",
+            "name": "workshop-web",
+            "action": "update",
+            "changes": ["image: a -> b", "cpu: 256 -> 512"],
+            "note": "registers a new revision after workshop-web:1",
+        },
+    ]
+    assert format_table(rows) == [
+        "RESOURCE        NAME          ACTION  CHANGES",
+        "ecsService      web-service   adopt   on web:1",
+        "taskDefinition  workshop-web  update  image: a -> b; cpu: 256 -> 512"
+        " (registers a new revision after workshop-web:1)",
+    ]
 
 
 def test_run_exits_non_zero_with_error_and_cause(

@@ -97,7 +97,9 @@ def is_managed(tags: dict[str, str], environment: str, created_by: str | None = 
     )
 
 
-_STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
+_STRICT = ConfigDict(
+    extra="forbid", populate_by_name=False, str_strip_whitespace=False, defer_build=True
+)
 
 
 def _units(value: object, field: str) -> str:
@@ -257,6 +259,7 @@ class EnvironmentSpec(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        defer_build=True,
         title="envbuild environment spec",
         json_schema_extra={"$id": "https://envbuild.dev/schema/environment-spec.schema.json"},
     )

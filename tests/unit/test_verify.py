@@ -142,9 +142,8 @@ def test_matching_ips_give_the_build_summary(workshop: EnvironmentSpec, caller: 
                 "dnsName": f"{name}.workshop.local",
                 "ips": HEALTHY[name],
                 "registryId": REGISTRIES[name],
-                "registryArn": f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{REGISTRIES[name]}",
-                "taskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{TASK_DEFINITIONS[name]}",
-                "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/{name}-service",
+                "ecsService": f"{name}-service",
+                "taskDefinition": TASK_DEFINITIONS[name],
             }
             for name in ("web", "api", "db")
         ],
@@ -183,10 +182,7 @@ def test_summary_uses_the_cluster_name_when_the_spec_names_an_arn(caller: Caller
         1,
     )
     assert summary["cluster"] == "workshop-cluster"
-    assert (
-        summary["services"][2]["serviceArn"]
-        == f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/db-service"
-    )
+    assert summary["services"][2]["ecsService"] == "db-service"
 
 
 def test_mismatch_names_the_dns_name_and_the_missing_and_extra_ips(

@@ -42,6 +42,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings.services_poll,
         settings.max_workers,
         request.build,
+        settings.service_writes_per_second,
     )
     removed, prune = converge.removals(
         clients,

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from envbuild_lambda.errors import CloudMapOperationFailed, ServiceConflict, aws_errors
+from envbuild_lambda.pacing import RateLimiter
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll, ServicesState
@@ -75,19 +76,31 @@ def service_changes(
 
 
 def update_service(
-    clients: Clients, spec: EnvironmentSpec, service: Service, task_definition: str
+    clients: Clients,
+    spec: EnvironmentSpec,
+    service: Service,
+    task_definition: str,
+    pace: RateLimiter | None = None,
 ) -> None:
     """Roll the ECS service to the task definition and desired count of the spec (ECS starts a
-    new deployment; CheckServices waits for it to complete)."""
-    with aws_errors(
-        f"UpdateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
-    ):
-        clients.ecs.update_service(
-            cluster=spec.cluster,
-            service=service.ecs_service_name,
-            taskDefinition=task_definition,
-            desiredCount=service.desiredCount,
-        )
+    new deployment; CheckServices waits for it to complete). Setting the same values again is
+    harmless, so a throttled attempt may be repeated."""
+
+    def update() -> None:
+        with aws_errors(
+            f"UpdateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
+        ):
+            clients.ecs.update_service(
+                cluster=spec.cluster,
+                service=service.ecs_service_name,
+                taskDefinition=task_definition,
+                desiredCount=service.desiredCount,
+            )
+
+    if pace is not None:
+        pace.call(update)
+    else:
+        update()
 
 
 def create_service(
@@ -98,33 +111,41 @@ def create_service(
     registry_id: str,
     task_definition: str,
     build: str | None = None,
+    pace: RateLimiter | None = None,
 ) -> None:
-    with aws_errors(
-        f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
-    ):
-        clients.ecs.create_service(
-            cluster=spec.cluster,
-            serviceName=service.ecs_service_name,
-            taskDefinition=task_definition,
-            desiredCount=service.desiredCount,
-            launchType="FARGATE",
-            networkConfiguration={
-                "awsvpcConfiguration": {
-                    "subnets": spec.network.subnets,
-                    "securityGroups": spec.network.securityGroups,
-                    "assignPublicIp": spec.network.assignPublicIp,
-                }
-            },
-            serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
-            # With the registry: a service re-created after a prune or teardown (new registry)
-            # is a new request, not an answer with the deleted one.
-            clientToken=spec.request_token(
-                "ecs-service", spec.cluster_name, service.name, registry_id, max_length=36
-            ),
-            tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
-            propagateTags="SERVICE",
-            enableECSManagedTags=True,
-        )
+    def create() -> None:
+        with aws_errors(
+            f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
+        ):
+            clients.ecs.create_service(
+                cluster=spec.cluster,
+                serviceName=service.ecs_service_name,
+                taskDefinition=task_definition,
+                desiredCount=service.desiredCount,
+                launchType="FARGATE",
+                networkConfiguration={
+                    "awsvpcConfiguration": {
+                        "subnets": spec.network.subnets,
+                        "securityGroups": spec.network.securityGroups,
+                        "assignPublicIp": spec.network.assignPublicIp,
+                    }
+                },
+                serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
+                # With the registry: a service re-created after a prune or teardown (new
+                # registry) is a new request, not an answer with the deleted one.
+                clientToken=spec.request_token(
+                    "ecs-service", spec.cluster_name, service.name, registry_id, max_length=36
+                ),
+                tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
+                propagateTags="SERVICE",
+                enableECSManagedTags=True,
+            )
+
+    # CreateService is idempotent (clientToken): a throttled attempt may be repeated.
+    if pace is not None:
+        pace.call(create)
+    else:
+        create()
 
 
 def _check_adoptable(
@@ -150,10 +171,13 @@ def create_or_adopt_services(
     schedule: PollSchedule,
     max_workers: int,
     build: str | None = None,
+    writes_per_second: int = 5,
 ) -> ServicesState:
-    """Create the missing ECS services; roll those envbuild manages for this environment to the
-    spec's task definition and desired count (UpdateService) where they differ; adopt the others
-    as they are."""
+    """Create the spec's ECS services that do not exist; roll those envbuild manages for this
+    environment to the spec's task definition and desired count (UpdateService) where they
+    differ; adopt the others as they are. Create/UpdateService are paced at
+    ``writes_per_second``, the ECS service-modification quota."""
+    pace = RateLimiter(writes_per_second, burst=writes_per_second)
     existing = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services), tags=True
     )
@@ -181,17 +205,20 @@ def create_or_adopt_services(
             actions[service.ecs_service_name] = "created"
     pmap(
         lambda s: create_service(
-            clients, caller, spec, s, registries[s.name], task_definitions[s.name], build
+            clients, caller, spec, s, registries[s.name], task_definitions[s.name], build, pace
         ),
         to_create,
         max_workers,
     )
     pmap(
-        lambda s: update_service(clients, spec, s, task_definitions[s.name]),
+        lambda s: update_service(clients, spec, s, task_definitions[s.name], pace),
         to_update,
         max_workers,
     )
-    return ServicesState(ready=False, poll=Poll.start(schedule), actions=actions)
+    # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
+    # start-up time.
+    poll = Poll.start(schedule, first_wait=None if to_create or to_update else 0)
+    return ServicesState(ready=False, poll=poll, actions=actions)
 
 
 def registered_count(clients: Clients, registry_id: str) -> int:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import chunks, registry_arn
+from envbuild_lambda.steps.services import chunks
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
@@ -99,19 +99,17 @@ def verify(
             "adopted": namespace.adopted,
         },
         "cluster": spec.cluster_name,
+        # Kept small (a 200-service build stays far below Step Functions' 256 KiB per state):
+        # ids and names only; every ARN follows from them and the namespace ARN's partition,
+        # Region and account (the CLI's env file writes them out).
         "services": [
             {
                 "name": service.name,
                 "dnsName": service.dns_name(spec.namespace.name),
                 "ips": ips,
                 "registryId": registries[service.name],
-                "registryArn": registry_arn(caller, registries[service.name]),
-                "taskDefinitionArn": caller.arn(
-                    "ecs", f"task-definition/{task_definitions[service.name]}"
-                ),
-                "serviceArn": caller.arn(
-                    "ecs", f"service/{spec.cluster_name}/{service.ecs_service_name}"
-                ),
+                "ecsService": service.ecs_service_name,
+                "taskDefinition": task_definitions[service.name],
             }
             for service, (ips, _) in zip(spec.services, results, strict=True)
         ],
