@@ -147,6 +147,30 @@ def test_the_plan_of_a_new_environment_lists_every_create_and_creates_nothing(
     assert states_entered(history)[-2:] == ["Plan Changes", "Plan Made"]
 
 
+def test_a_plan_that_fails_its_preflight_names_every_problem_and_takes_no_lock(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    emulator.aws_faults.calls.clear()
+
+    described, history = run_build(
+        emulator, {**workshop_spec, "cluster": "missing-cluster", "plan": True}
+    )
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    assert (
+        "ECS cluster missing-cluster does not exist"
+        in json.loads(described["cause"])["errorMessage"]
+    )
+    assert states_entered(history) == [
+        "Validate Spec",
+        "Plan Only?",
+        "Plan Changes",
+        "Build Failed",
+    ]
+    assert environment_calls(mutating(emulator)) == Counter()
+    assert lock_calls(mutating(emulator)) == Counter()
+
+
 def test_one_image_change_is_planned_then_makes_one_revision_and_one_update_service(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
