@@ -2,6 +2,7 @@
 
 envbuild run SPEC                      build on an embedded emulated account
 envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
+envbuild plan SPEC [--endpoint URL]    what a build would create / adopt / update / delete
 envbuild teardown SPEC [--endpoint URL] [--delete-log-groups] [--deregister-task-definitions]
                                        remove what envbuild manages for the spec's environment
 envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
@@ -427,6 +428,10 @@ def parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "--env-file", help="where to write resource ids (default <environment>-resources.env)"
     )
+    plan_cmd = commands.add_parser("plan", help="show what a build would change (changes nothing)")
+    add_execution_arguments(
+        plan_cmd, "environment spec (JSON; ${VARS} filled from the environment)"
+    )
     down_cmd = commands.add_parser(
         "teardown", help="remove what envbuild manages for the environment a spec describes"
     )
@@ -461,7 +466,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
-        commands = {"run": run, "teardown": teardown, "emulator": serve}
+        from envbuild.plan import plan  # envbuild.plan builds on this module
+
+        commands = {"run": run, "plan": plan, "teardown": teardown, "emulator": serve}
         command = commands.get(args.command) or args.handler
         return int(command(args, out))
     except CliError as error:

@@ -86,6 +86,51 @@ def test_run_builds_the_workshop_on_the_embedded_emulator(
         assert f"export {key}=" in env
 
 
+def test_plan_prints_one_row_per_resource_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+
+    code = main(["plan", str(REPO / "events" / "workshop.json"), "--time-scale", "0"], out=out)
+
+    text = out.getvalue()
+    assert code == 0, text
+    lines = text.split("(nothing was changed):\n", 1)[1].splitlines()
+    assert lines[0].split() == ["RESOURCE", "NAME", "ACTION", "CHANGES"]
+    assert lines[1].split()[:3] == ["namespace", "workshop.local", "create"]
+    assert lines[2:6] == [
+        "  registry        web                create",
+        "  logGroup        /ecs/workshop-web  create",
+        "  taskDefinition  workshop-web       create",
+        "  ecsService      web-service        create",
+    ]
+    assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
+    assert "✓ Plan Changes" in text
+    assert not (tmp_path / "workshop-resources.env").exists()
+
+
+def test_plan_table_shows_changes_then_the_note() -> None:
+    from envbuild.plan import format_table
+
+    rows = [
+        {"type": "ecsService", "name": "web-service", "action": "adopt", "note": "on web:1"},
+        {
+            "type": "taskDefinition",
+            "name": "workshop-web",
+            "action": "update",
+            "changes": ["image: a -> b", "cpu: 256 -> 512"],
+            "note": "registers a new revision after workshop-web:1",
+        },
+    ]
+    assert format_table(rows) == [
+        "RESOURCE        NAME          ACTION  CHANGES",
+        "ecsService      web-service   adopt   on web:1",
+        "taskDefinition  workshop-web  update  image: a -> b; cpu: 256 -> 512"
+        " (registers a new revision after workshop-web:1)",
+    ]
+
+
 def test_run_exits_non_zero_with_error_and_cause(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,7 @@ class _TaskRun:
     stop_code: str | None = None
     registered: list[tuple[str, str]] = field(default_factory=list)  # (sd region key, service id)
     stopping: bool = False
+    deployment: str = ""  # the id of the deployment that started the task
 
     @property
     def task_id(self) -> str:
@@ -124,7 +125,8 @@ class EcsModel:
 
     def after_update_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
         """UpdateService changes desiredCount: the scheduler starts or stops tasks.  (moto sets
-        runningCount = desiredCount at once; the model puts the real counts back.)"""
+        runningCount = desiredCount at once; the model puts the real counts back.)  A new task
+        definition starts a new deployment (rolling update): see ``_new_deployment``."""
         state = self.state(backend)
         run = state.run_of(service)
         if run is None:
@@ -132,11 +134,47 @@ class EcsModel:
                 return
             run = _ServiceRun(service=service, cluster_name=service.cluster_name)
             state.runs.append(run)
+        self._new_deployment(backend, service)
         if service.deployments:
             service.deployments[0]["desiredCount"] = service.desired_count
         run.steady_reported = False
         run.failures, run.retry_at = 0, None
         self._reconcile(backend, run, self._world.clock.now())
+
+    def _new_deployment(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+        """UpdateService with another task definition: "a new deployment is triggered"; the
+        rolling update (minimumHealthyPercent 100, maximumPercent 200 by default) starts the new
+        tasks, and stops the old deployment's tasks once the new ones are running and healthy
+        (registered in Cloud Map); the old deployment (status ACTIVE) then disappears and the
+        PRIMARY one is COMPLETED.
+        https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html and
+        API_Deployment.html.  (moto keeps one deployment and only swaps the task definition.)"""
+        if not service.deployments or service.task_definition is None:
+            return
+        # moto stores UpdateService's taskDefinition as given ("family:3"); AWS reports the ARN.
+        definition = backend.describe_task_definition(str(service.task_definition))
+        service.task_definition = definition.arn
+        primary = service.deployments[0]
+        if primary.get("taskDefinition") == definition.arn:
+            return
+        stamp = _utc(self._world.timestamp(self._world.clock.now()))
+        primary["status"] = "ACTIVE"
+        primary["updatedAt"] = stamp
+        deployment = {
+            **primary,
+            "id": f"ecs-svc/{uuid.uuid4().int % 10**19:019d}",
+            "status": "PRIMARY",
+            "taskDefinition": definition.arn,
+            "desiredCount": service.desired_count,
+            "runningCount": 0,
+            "pendingCount": 0,
+            "failedTasks": 0,
+            "rolloutState": "IN_PROGRESS",
+            "createdAt": stamp,
+            "updatedAt": stamp,
+        }
+        deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} in progress."
+        service.deployments.insert(0, deployment)
 
     def after_delete_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
         """DeleteService (desiredCount 0 or force): the service's tasks are stopped and
@@ -234,7 +272,9 @@ class EcsModel:
         if run.deleted:
             self._refresh_counts(backend, run)
             return
-        active = [t for t in run.tasks if t.task.desired_status == "RUNNING"]
+        primary = service.deployments[0]["id"] if service.deployments else ""
+        live = [t for t in run.tasks if t.task.desired_status == "RUNNING"]
+        active = [t for t in live if not primary or t.deployment in ("", primary)]
         missing = int(service.desired_count) - len(active)
         if missing > 0:
             if run.retry_at is not None and now < run.retry_at:
@@ -270,6 +310,28 @@ class EcsModel:
                 now,
                 f"(service {service.name}) has stopped {len(stopped)} running tasks: "
                 + " ".join(f"(task {t.task_id})" for t in stopped)
+                + ".",
+            )
+        old = [t for t in live if t not in active]
+        healthy = all(
+            t.task.last_status == "RUNNING" and (t.registered or not service.service_registries)
+            for t in active
+        )
+        if old and missing == 0 and healthy:  # the new deployment is up: stop the old one
+            for task_run in old:
+                self._stop(
+                    backend,
+                    run,
+                    task_run,
+                    now,
+                    "ServiceSchedulerInitiated",
+                    f"Scaling activity initiated by (deployment {task_run.deployment})",
+                )
+            self._event(
+                service,
+                now,
+                f"(service {service.name}) has stopped {len(old)} running tasks: "
+                + " ".join(f"(task {t.task_id})" for t in old)
                 + ".",
             )
         self._refresh_counts(backend, run)
@@ -353,7 +415,14 @@ class EcsModel:
         backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
 
         task_run = _TaskRun(
-            task, subnet_id, ip, eni_id, task_definition.family, subnet.availability_zone, now
+            task,
+            subnet_id,
+            ip,
+            eni_id,
+            task_definition.family,
+            subnet.availability_zone,
+            now,
+            deployment=deployment_id,
         )
         run.tasks.append(task_run)
         timers = self.state(backend).timers
@@ -415,6 +484,8 @@ class EcsModel:
             container.last_status = "RUNNING"
         run.failures, run.retry_at = 0, None
         self._refresh_counts(backend, run)
+        if not service.service_registries:
+            self._reconcile(backend, run, at)
         if service.service_registries:
             self._state_timers(backend).add(
                 at + world.latencies.registration_seconds,
@@ -459,7 +530,7 @@ class EcsModel:
             task_run.registered.append((backend.region_name, service_id))
         if task_run.registered:
             _show(task, health_status="HEALTHY")
-        self._refresh_counts(backend, run)
+        self._reconcile(backend, run, at)  # a rolling update may now stop the old tasks
 
     def _deregister(self, backend: EC2ContainerServiceBackend, task_run: _TaskRun) -> None:
         if not task_run.registered:
@@ -544,13 +615,23 @@ class EcsModel:
         service.running_count = running
         service.pending_count = pending
         if service.deployments:
+            self._refresh_deployments(run)
             deployment = service.deployments[0]
-            done = running == service.desired_count and pending == 0
+            primary_live = [t for t in run.tasks if t.task.desired_status == "RUNNING"]
+            if len(service.deployments) > 1:
+                primary_live = [t for t in primary_live if t.deployment == deployment["id"]]
+            primary_running = sum(1 for t in primary_live if t.task.last_status == "RUNNING")
+            primary_pending = sum(1 for t in primary_live if t.task.last_status in _PENDING_STATES)
+            done = (
+                primary_running == service.desired_count
+                and primary_pending == 0
+                and len(service.deployments) == 1
+            )
             deployment.update(
                 {
                     "desiredCount": service.desired_count,
-                    "runningCount": running,
-                    "pendingCount": pending,
+                    "runningCount": primary_running,
+                    "pendingCount": primary_pending,
                     "failedTasks": failed,
                     "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
                     "rolloutStateReason": (
@@ -580,6 +661,27 @@ class EcsModel:
             )
         elif not steady:
             run.steady_reported = False
+
+    @staticmethod
+    def _refresh_deployments(run: _ServiceRun) -> None:
+        """Old (ACTIVE) deployments show their tasks' counts and disappear once all their tasks
+        have stopped."""
+        service = run.service
+        kept = [service.deployments[0]]
+        for deployment in service.deployments[1:]:
+            tasks = [t for t in run.tasks if t.deployment == deployment["id"]]
+            if all(t.task.last_status == "STOPPED" for t in tasks):
+                continue
+            live = [t for t in tasks if t.task.desired_status == "RUNNING"]
+            deployment.update(
+                {
+                    "desiredCount": len(live),
+                    "runningCount": sum(1 for t in live if t.task.last_status == "RUNNING"),
+                    "pendingCount": sum(1 for t in live if t.task.last_status in _PENDING_STATES),
+                }
+            )
+            kept.append(deployment)
+        service.deployments[:] = kept
 
     def _event(self, service: Service, at: float, message: str) -> None:
         # DescribeServices lists the newest events first.

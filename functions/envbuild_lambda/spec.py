@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     WithJsonSchema,
@@ -83,6 +84,17 @@ def managed_tags(environment: str, build: str | None = None) -> dict[str, str]:
     if build:
         tags[TAG_BUILD] = build
     return tags
+
+
+def is_managed(tags: dict[str, str], environment: str, created_by: str | None = None) -> bool:
+    """Managed by envbuild for this environment (and, for a rollback, created by that build).
+
+    Only such a resource is ever changed by a re-run or deleted; anything else is adopted as is."""
+    return (
+        tags.get(TAG_ENVIRONMENT) == environment
+        and tags.get(TAG_MANAGED) == "true"
+        and (created_by is None or tags.get(TAG_BUILD) == created_by)
+    )
 
 
 _STRICT = ConfigDict(
@@ -290,6 +302,25 @@ class EnvironmentSpec(BaseModel):
         list[Service],
         Field(min_length=1, max_length=MAX_SERVICES, description="Services to build."),
     ]
+    prune: Annotated[
+        StrictBool,
+        Field(
+            description=(
+                "On a re-run, delete the ECS services (with their Cloud Map services, log groups"
+                " and task definitions) that envbuild created for this environment and that the"
+                " spec no longer lists; false (default): report them and leave them running."
+            )
+        ),
+    ] = False
+    plan: Annotated[
+        StrictBool,
+        Field(
+            description=(
+                "Dry run: validate, run the preflight and compare the spec with the account; output"
+                " per resource create / adopt / update / delete and change nothing (no lock taken)."
+            )
+        ),
+    ] = False
 
     @field_validator("services")
     @classmethod
@@ -335,10 +366,13 @@ class EnvironmentSpec(BaseModel):
         return managed_tags(self.environment, build)
 
     def request_token(self, *parts: str, max_length: int = 64) -> str:
-        """Deterministic idempotency token for one resource of this environment (and build: a
-        step retried within a build repeats its request; a new build of a resource that is gone
-        starts a new one, also after an operation that FAILED).
+        """Deterministic idempotency token for one resource of this environment: the same in
+        every build and retry, so a repeated request (a retried step, a duplicate build event, a
+        re-run after a lost response) is answered with what the first one did.
 
+        A caller whose resource is gone although AWS still answers the token with the old
+        request (a Cloud Map operation that FAILED, a namespace deleted since) adds that old
+        request's id as a further part: docs/convergence.md, "Idempotency tokens".
         Cloud Map's CreatorRequestId takes up to 64 characters, ECS's clientToken up to 36.
         """
         digest = hashlib.sha256(":".join((self.environment, *parts)).encode()).hexdigest()

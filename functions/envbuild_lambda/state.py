@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,5 +57,11 @@ class ServicesState(_State):
     ready: bool
     poll: Poll
     message: str = ""
-    #: ECS service name -> "created" | "adopted"
+    #: ECS service name -> "created" | "updated" | "adopted"
     actions: dict[str, str] = {}
+    #: Cloud Map operations started by the build (registry TTL updates) still to succeed.
+    operations: list[str] = []
+    #: ECS services envbuild created for the environment that the spec no longer lists.
+    removed: list[str] = []
+    #: With prune: the teardown's RemovalPlan for the removed services (None: nothing to prune).
+    prune: dict[str, Any] | None = None

@@ -258,3 +258,68 @@ def test_services_without_fargate_awsvpc_are_left_to_moto(
     world.clock.advance(120)
     service = aws.ecs.describe_services(cluster=CLUSTER, services=["ec2-service"])["services"][0]
     assert service["runningCount"] == 0
+
+
+def test_a_new_task_definition_rolls_out_as_a_new_deployment(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    """UpdateService to another revision: new tasks start next to the old ones; once they run
+    and are registered the old ones are deregistered and stopped; then one COMPLETED deployment."""
+    _create_service(aws, network, registry, count=2)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    old_tasks = {t["taskArn"] for t in _tasks(aws)}
+    first = _service(aws)["deployments"]
+    assert [(d["status"], d["rolloutState"]) for d in first] == [("PRIMARY", "COMPLETED")]
+    aws.ecs.register_task_definition(
+        family="dev-web",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "web", "image": "nginx:1.27", "essential": True}],
+    )
+
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", taskDefinition="dev-web:2")
+
+    service = _service(aws)
+    assert service["taskDefinition"].endswith("task-definition/dev-web:2")  # the ARN, as AWS
+    assert [
+        (d["status"], d["taskDefinition"].rsplit("/", 1)[-1]) for d in service["deployments"]
+    ] == [
+        ("PRIMARY", "dev-web:2"),
+        ("ACTIVE", "dev-web:1"),
+    ]
+    assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert len(_tasks(aws, desiredStatus="RUNNING")) == 4  # maximumPercent 200
+
+    world.clock.advance(world.latencies.task_start_seconds)
+    assert len(_tasks(aws, desiredStatus="RUNNING")) == 4  # new ones not yet registered
+    world.clock.advance(world.latencies.registration_seconds)
+    running = _tasks(aws, desiredStatus="RUNNING")
+    assert {t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in running} == {"dev-web:2"}
+    assert not {t["taskArn"] for t in running} & old_tasks
+    instances = aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"]
+    assert {i["Id"] for i in instances} == {t["taskArn"].rsplit("/", 1)[-1] for t in running}
+    assert len(_service(aws)["deployments"]) == 2  # old tasks still stopping
+
+    world.clock.advance(world.latencies.task_stop_seconds)
+    service = _service(aws)
+    assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [
+        ("PRIMARY", "COMPLETED")
+    ]
+    assert (service["runningCount"], service["desiredCount"]) == (2, 2)
+
+
+def test_an_update_of_the_desired_count_only_keeps_the_deployment(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_service(aws, network, registry, count=1)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    deployment = _service(aws)["deployments"][0]["id"]
+
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", desiredCount=3)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+
+    service = _service(aws)
+    assert [d["id"] for d in service["deployments"]] == [deployment]
+    assert (service["runningCount"], service["deployments"][0]["rolloutState"]) == (3, "COMPLETED")

@@ -191,6 +191,9 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
+        "operations": [],  # no registry TTL to update
+        "removed": [],  # no ECS service of the environment outside the spec
+        "prune": None,
     }
     deployment = call(
         check_services.handler,

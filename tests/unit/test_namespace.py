@@ -91,7 +91,7 @@ def test_creates_the_namespace_when_none_exists(
     }
 
 
-def test_creation_uses_a_deterministic_creator_request_id(
+def test_creation_uses_a_creator_request_id_derived_from_environment_and_namespace(
     clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
 ) -> None:
     build = "arn:aws:states:us-east-1:123456789012:execution:sm:b1"
@@ -101,9 +101,75 @@ def test_creation_uses_a_deterministic_creator_request_id(
         "NAMESPACE"
     ]
     token = sd.get_namespace(Id=namespace_id)["Namespace"]["CreatorRequestId"]
-    # the same for a retry within the build, another for the next build
-    assert token == spec.request_token("namespace", "workshop.local", spec.namespace.vpcId, build)
-    assert token != spec.request_token("namespace", "workshop.local", spec.namespace.vpcId, "b2")
+    # the same in every build and retry: a duplicate build event repeats the first's request
+    assert token == spec.request_token("namespace", "workshop.local", spec.namespace.vpcId)
+    other = spec.model_copy(update={"environment": "other"})
+    assert token != other.request_token("namespace", "workshop.local", spec.namespace.vpcId)
+
+
+def _answering_token_with(
+    clients: Clients, spec: EnvironmentSpec, first: dict[str, Any]
+) -> list[str]:
+    """Cloud Map as AWS behaves: the environment's base token is answered with an earlier
+    operation (``first``, as GetOperation shows it); any other token starts a new one."""
+    base = spec.request_token("namespace", spec.namespace.name, spec.namespace.vpcId)
+    tokens: list[str] = []
+    real_get = clients.servicediscovery.get_operation
+
+    def create(**kwargs: Any) -> dict[str, Any]:
+        tokens.append(kwargs["CreatorRequestId"])
+        if kwargs["CreatorRequestId"] == base:
+            return {"OperationId": "old-operation"}
+        return {"OperationId": OPERATION_ID}
+
+    def get_operation(**kwargs: Any) -> dict[str, Any]:
+        if kwargs["OperationId"] == "old-operation":
+            return {"Operation": {"Id": "old-operation", **first}}
+        if kwargs["OperationId"] == OPERATION_ID:
+            return {"Operation": {"Id": OPERATION_ID, "Status": "SUBMITTED"}}
+        return dict(real_get(**kwargs))
+
+    clients.servicediscovery = Override(  # type: ignore[misc]
+        clients.servicediscovery, create_private_dns_namespace=create, get_operation=get_operation
+    )
+    return tokens
+
+
+def test_a_token_answered_with_a_failed_operation_starts_a_new_request(
+    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
+) -> None:
+    """AWS answers a reused CreatorRequestId with its first operation, also when that FAILED: the
+    rebuild after a failed namespace creation asks again with the failed operation's id added."""
+    tokens = _answering_token_with(
+        clients, spec, {"Status": "FAIL", "ErrorCode": "CANNOT_CREATE_HOSTED_ZONE"}
+    )
+    state = namespace.create_or_adopt(clients, spec, schedule)
+    assert (state.status, state.operationId) == ("SUBMITTED", OPERATION_ID)
+    ns = spec.namespace
+    assert tokens == [
+        spec.request_token("namespace", ns.name, ns.vpcId),
+        spec.request_token("namespace", ns.name, ns.vpcId, "old-operation"),
+    ]
+
+
+def test_a_token_answered_with_a_deleted_namespace_starts_a_new_request(
+    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
+) -> None:
+    """Built, torn down, built again: the first CREATE_NAMESPACE succeeded, its namespace is gone."""
+    tokens = _answering_token_with(
+        clients, spec, {"Status": "SUCCESS", "Targets": {"NAMESPACE": "ns-deletedsince1234"}}
+    )
+    state = namespace.create_or_adopt(clients, spec, schedule)
+    assert (state.status, state.operationId, len(tokens)) == ("SUBMITTED", OPERATION_ID, 2)
+
+
+def test_a_token_answered_with_a_running_operation_follows_it(
+    clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule
+) -> None:
+    """A duplicate build event: the first build's creation is still PENDING."""
+    tokens = _answering_token_with(clients, spec, {"Status": "PENDING"})
+    state = namespace.create_or_adopt(clients, spec, schedule)
+    assert (state.status, state.operationId, len(tokens)) == ("SUBMITTED", "old-operation", 1)
 
 
 def test_adopts_an_existing_namespace_whose_zone_is_associated_with_the_vpc(
@@ -145,6 +211,7 @@ def test_a_namespace_of_another_name_is_not_adopted(
     clients.servicediscovery = Override(  # type: ignore[misc]
         clients.servicediscovery,
         create_private_dns_namespace=lambda **kwargs: {"OperationId": OPERATION_ID},
+        get_operation=lambda **kwargs: {"Operation": {"Status": "SUBMITTED"}},
     )
     state = namespace.create_or_adopt(clients, spec, schedule)
     assert (state.adopted, state.status, state.operationId) == (False, "SUBMITTED", OPERATION_ID)
@@ -163,7 +230,9 @@ def test_duplicate_request_follows_the_running_operation(
         )
 
     clients.servicediscovery = Override(
-        clients.servicediscovery, create_private_dns_namespace=duplicate
+        clients.servicediscovery,
+        create_private_dns_namespace=duplicate,
+        get_operation=lambda **kwargs: {"Operation": {"Status": "PENDING"}},
     )  # type: ignore[misc]
     state = namespace.create_or_adopt(clients, spec, schedule)
     assert (state.status, state.operationId, state.adopted) == (

@@ -83,7 +83,7 @@ def test_creates_one_registry_per_service_with_multivalue_a_records_and_the_spec
         assert service["NamespaceId"] == namespace_id
         assert service["DnsConfig"]["RoutingPolicy"] == "MULTIVALUE"
         assert service["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": ttl}]
-        assert service["CreatorRequestId"] == spec.request_token("registry", namespace_id, name, "")
+        assert service["CreatorRequestId"] == spec.request_token("registry", namespace_id, name)
         tags = sd.list_tags_for_resource(ResourceARN=service["Arn"])["Tags"]
         assert {t["Key"]: t["Value"] for t in tags} == {
             "envbuild:environment": "workshop",
@@ -185,3 +185,31 @@ def test_fifty_services_get_fifty_registries(clients: Clients, spec: Environment
     assert list(result) == [f"s{i}" for i in range(50)]
     names = {clients.servicediscovery.get_service(Id=i)["Service"]["Name"] for i in result.values()}
     assert names == set(result)
+
+
+def test_ttl_changes_only_for_registries_envbuild_manages_then_updated(
+    clients: Clients, spec: EnvironmentSpec
+) -> None:
+    honour_filters(clients)
+    namespace_id = make_namespace(clients)
+    ids = registries.create_or_adopt_registries(clients, spec, namespace_id, 4)
+    sd = clients.servicediscovery
+    theirs = sd.get_service(Id=ids["db"])["Service"]["Arn"]  # made by someone else: no tags
+    sd.untag_resource(ResourceARN=theirs, TagKeys=["envbuild:environment", "envbuild:managed"])
+    changed = spec.model_copy(
+        update={"services": [s.model_copy(update={"dnsTtl": 15}) for s in spec.services]}
+    )
+
+    changes = registries.ttl_changes(clients, changed, ids, 4)
+
+    assert changes == {"web": (60, 15), "api": (60, 15)}  # db: adopted, left as it is
+    operations = registries.update_ttls(
+        clients, ids, {n: new for n, (_, new) in changes.items()}, 4
+    )
+    assert len(operations) == 2
+    ttls = {
+        name: sd.get_service(Id=ids[name])["Service"]["DnsConfig"]["DnsRecords"][0]["TTL"]
+        for name in ("web", "api", "db")
+    }
+    assert ttls == {"web": 15, "api": 15, "db": 60}
+    assert registries.ttl_changes(clients, changed, ids, 4) == {}

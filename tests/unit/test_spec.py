@@ -70,6 +70,14 @@ def test_omitted_optional_fields_take_the_workshop_defaults(static_spec: dict[st
     assert spec.namespace.description == ""
     assert spec.executionRoleArn is None
     assert spec.taskRoleArn is None
+    assert (spec.plan, spec.prune) == (False, False)  # a build that keeps removed services
+
+
+@pytest.mark.parametrize("field", ["plan", "prune"])
+def test_plan_and_prune_take_only_true_or_false(static_spec: dict[str, Any], field: str) -> None:
+    assert getattr(parse_spec({**static_spec, field: True}), field) is True
+    message = problems({**static_spec, field: "false"})
+    assert f'{field}: Input should be a valid boolean (got "false")' in message
 
 
 @pytest.mark.parametrize(

@@ -170,3 +170,43 @@ def test_container_definition_uses_the_callers_region_for_awslogs(spec: Environm
         spec.service("web"), "/ecs/workshop-web", "eu-west-1"
     )
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+
+
+def test_a_changed_image_registers_a_new_revision_and_differences_name_the_field(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    first = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    latest = task_definitions.latest_revision(clients, "workshop-web")
+    assert latest is not None
+    changed = web.model_copy(
+        update={"image": "nginx:1.27", "environment": {"API_ENDPOINT": "http://api2"}}
+    )
+    desired = task_definitions.desired_definition(caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
+
+    assert task_definitions.differences(desired, latest) == [
+        "image: nginx:latest -> nginx:1.27",
+        "environment.API_ENDPOINT: http://api.workshop.local -> http://api2",
+    ]
+    second = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
+    assert (first.taskDefinition, second.taskDefinition) == ("workshop-web:1", "workshop-web:2")
+    again = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
+    assert again.taskDefinition == "workshop-web:2"  # no third revision
+
+
+def test_differences_of_cpu_memory_and_roles(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
+    latest = task_definitions.latest_revision(clients, "workshop-web")
+    assert latest is not None
+    other_role = f"arn:aws:iam::{ACCOUNT}:role/other"
+    bigger = web.model_copy(update={"cpu": "512", "memory": "1024"})
+    desired = task_definitions.desired_definition(caller, "workshop", bigger, EXEC_ROLE, other_role)
+
+    assert task_definitions.differences(desired, latest) == [
+        "cpu: 256 -> 512",
+        "memory: 512 -> 1024",
+        f"taskRoleArn: {TASK_ROLE} -> {other_role}",
+    ]

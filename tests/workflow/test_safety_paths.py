@@ -114,7 +114,12 @@ def test_a_second_build_of_the_same_environment_fails_fast_with_environment_busy
     assert busy["error"] == "EnvironmentBusy"
     assert winner in busy["cause"]  # names the running execution
     loser_history = emulator.history(busy["executionArn"])
-    assert states_entered(loser_history) == ["Validate Spec", "Acquire Lock", "Build Failed"]
+    assert states_entered(loser_history) == [
+        "Validate Spec",
+        "Plan Only?",
+        "Acquire Lock",
+        "Build Failed",
+    ]
     assert entered(loser_history, "Create Namespace") == []
     sd = emulator.client("servicediscovery")
     assert len(sd.list_namespaces()["Namespaces"]) == 1

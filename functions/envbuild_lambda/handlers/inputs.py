@@ -50,6 +50,8 @@ class CreateServicesInput(_Input):
     #: (the Map's output, merged here) or one mapping.
     taskDefinitions: dict[str, str]
     build: str | None = None
+    #: The namespace (for the Cloud Map services the spec no longer lists).
+    namespace: NamespaceState | None = None
 
     @field_validator("taskDefinitions", mode="before")
     @classmethod
@@ -70,3 +72,5 @@ class CheckServicesInput(_Input):
 
 class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
+    #: ECS services of the environment the spec no longer lists (CreateServices' report).
+    removed: list[str] = []

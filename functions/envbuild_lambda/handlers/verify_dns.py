@@ -24,6 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.registries,
         request.task_definition_by_name(),
         get_settings().max_workers,
+        [] if request.spec.prune else request.removed,
     )
     count("DnsNamesVerified", len(summary["services"]))
     return summary

@@ -13,12 +13,24 @@ from envbuild_lambda.errors import (
     error_code,
     map_client_error,
 )
+from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import NamespaceState, Poll
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
     from envbuild_lambda.settings import PollSchedule
     from envbuild_lambda.spec import EnvironmentSpec
+
+
+#: How many stale CreatorRequestIds in a row create_or_adopt steps past (each a failed or
+#: deleted earlier attempt of this environment's namespace) before giving up.
+MAX_STALE_REQUESTS = 5
+
+
+def cloudmap_tags(clients: Clients, arn: str) -> dict[str, str]:
+    with aws_errors(f"ListTagsForResource {arn}"):
+        tags = clients.servicediscovery.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in tags}
 
 
 def find_namespace(clients: Clients, name: str, vpc_id: str) -> NamespaceState | None:
@@ -62,51 +74,102 @@ def _zone_vpcs(clients: Clients, zone_id: str) -> set[str]:
     return {vpc["VPCId"] for vpc in zone.get("VPCs", []) if "VPCId" in vpc}
 
 
+def _stale(clients: Clients, operation_id: str) -> bool:
+    """Whether an operation AWS answered a CreatorRequestId with belongs to an earlier attempt
+    that can no longer give the namespace: it FAILED, or it succeeded and the namespace has been
+    deleted since. (Cloud Map keeps answering a reused CreatorRequestId with its first operation.)"""
+    with aws_errors(f"GetOperation {operation_id}"):
+        operation = clients.servicediscovery.get_operation(OperationId=operation_id)["Operation"]
+    if operation["Status"] == "FAIL":
+        return True
+    if operation["Status"] != "SUCCESS":
+        return False
+    namespace_id = operation.get("Targets", {}).get("NAMESPACE")
+    if not namespace_id:
+        return True
+    try:
+        with aws_errors(f"GetNamespace {namespace_id}"):
+            clients.servicediscovery.get_namespace(Id=namespace_id)
+    except ResourceNotFound:
+        return True
+    return False
+
+
+def _submit(clients: Clients, spec: EnvironmentSpec, build: str | None) -> str | NamespaceState:
+    """CreatePrivateDnsNamespace with this environment's token; the operation to follow, or the
+    namespace adopted when it appeared meanwhile (NamespaceAlreadyExists)."""
+    ns = spec.namespace
+    stale: list[str] = []
+    for _ in range(MAX_STALE_REQUESTS):
+        try:
+            response = clients.servicediscovery.create_private_dns_namespace(
+                Name=ns.name,
+                Vpc=ns.vpcId,
+                Description=ns.description,
+                CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId, *stale),
+                Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
+            )
+            operation_id = response["OperationId"]
+        except ClientError as error:
+            code = error_code(error)
+            if code == "NamespaceAlreadyExists":  # created meanwhile: adopt it
+                adopted = find_namespace(clients, ns.name, ns.vpcId)
+                if adopted is not None:
+                    return adopted
+            if code != "DuplicateRequest":
+                raise map_client_error(
+                    error, f"CreatePrivateDnsNamespace {ns.name} in {ns.vpcId}"
+                ) from error
+            # The same namespace is being created (our token's earlier request, or another
+            # caller's): follow that operation.
+            duplicate = error.response.get("DuplicateOperationId")
+            if not (isinstance(duplicate, str) and duplicate):
+                raise map_client_error(error, f"CreatePrivateDnsNamespace {ns.name}") from error
+            operation_id = duplicate
+        if not _stale(clients, operation_id):
+            return operation_id
+        stale.append(operation_id)
+    raise NamespaceOperationFailed(
+        f"CreatePrivateDnsNamespace {ns.name} in {ns.vpcId}: Cloud Map answered {len(stale)}"
+        f" request ids in a row with earlier operations that failed or whose namespace is gone"
+        f" ({', '.join(stale)})"
+    )
+
+
 def create_or_adopt(
     clients: Clients, spec: EnvironmentSpec, schedule: PollSchedule, build: str | None = None
 ) -> NamespaceState:
-    """Adopt the namespace if it already exists in the VPC; otherwise start creating it."""
+    """Adopt the namespace if it already exists in the VPC; otherwise start creating it.
+
+    ``adopted`` in the result means "not created by envbuild for this environment": a re-run
+    finds the namespace a first build created and reports it as that build did."""
     ns = spec.namespace
     existing = find_namespace(clients, ns.name, ns.vpcId)
-    if existing is not None:
-        return existing.model_copy(
-            update={
-                "poll": Poll.start(schedule),
-                "message": f"adopted existing namespace {ns.name} ({existing.id}) in {ns.vpcId}",
-            }
-        )
-    try:
-        response = clients.servicediscovery.create_private_dns_namespace(
-            Name=ns.name,
-            Vpc=ns.vpcId,
-            Description=ns.description,
-            CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId, build or ""),
-            Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
-        )
-        operation_id = response["OperationId"]
-    except ClientError as error:
-        code = error_code(error)
-        if code == "NamespaceAlreadyExists":  # created meanwhile: adopt it
-            adopted = find_namespace(clients, ns.name, ns.vpcId)
-            if adopted is not None:
-                return adopted.model_copy(update={"poll": Poll.start(schedule)})
-        if code == "DuplicateRequest":  # same CreatorRequestId still running: follow that operation
-            duplicate = error.response.get("DuplicateOperationId")
-            if isinstance(duplicate, str) and duplicate:
-                operation_id = duplicate
-            else:
-                raise map_client_error(error, f"CreatePrivateDnsNamespace {ns.name}") from error
-        else:
-            raise map_client_error(
-                error, f"CreatePrivateDnsNamespace {ns.name} in {ns.vpcId}"
-            ) from error
-    return NamespaceState(
-        name=ns.name,
-        vpcId=ns.vpcId,
-        operationId=operation_id,
-        status="SUBMITTED",
-        poll=Poll.start(schedule),
-        message=f"creating namespace {ns.name}: Cloud Map operation {operation_id} SUBMITTED",
+    if existing is None:
+        submitted = _submit(clients, spec, build)
+        if isinstance(submitted, str):
+            return NamespaceState(
+                name=ns.name,
+                vpcId=ns.vpcId,
+                operationId=submitted,
+                status="SUBMITTED",
+                poll=Poll.start(schedule),
+                message=f"creating namespace {ns.name}: Cloud Map operation {submitted} SUBMITTED",
+            )
+        existing = submitted
+    managed = existing.arn is not None and is_managed(
+        cloudmap_tags(clients, existing.arn), spec.environment
+    )
+    return existing.model_copy(
+        update={
+            "adopted": not managed,
+            "poll": Poll.start(schedule),
+            "message": (
+                f"namespace {ns.name} ({existing.id}) in {ns.vpcId} already built by envbuild"
+                if managed
+                else f"adopted existing namespace {ns.name} ({existing.id}) in {ns.vpcId}"
+            ),
+        }
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
+from envbuild_lambda.spec import is_managed
+from envbuild_lambda.steps.namespace import cloudmap_tags
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -34,9 +36,7 @@ def create_registry(
         response = clients.servicediscovery.create_service(
             Name=service.name,
             NamespaceId=namespace_id,
-            CreatorRequestId=spec.request_token(
-                "registry", namespace_id, service.name, build or ""
-            ),
+            CreatorRequestId=spec.request_token("registry", namespace_id, service.name),
             Description=f"{service.name} service registry (envbuild {spec.environment})",
             DnsConfig={
                 "RoutingPolicy": "MULTIVALUE",
@@ -75,3 +75,57 @@ def create_or_adopt_registries(
         service.name: existing.get(service.name) or created[service.name]
         for service in spec.services
     }
+
+
+def dns_ttl(registry: dict[str, Any]) -> int | None:
+    """The TTL of a registry's A record (None if it has none)."""
+    records = registry.get("DnsConfig", {}).get("DnsRecords", [])
+    return next((int(r["TTL"]) for r in records if r.get("Type") == "A" and "TTL" in r), None)
+
+
+def describe_registry(clients: Clients, registry_id: str) -> dict[str, Any]:
+    with aws_errors(f"GetService (Cloud Map) {registry_id}"):
+        return dict(clients.servicediscovery.get_service(Id=registry_id)["Service"])
+
+
+def ttl_changes(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    registries: dict[str, str],
+    max_workers: int,
+) -> dict[str, tuple[int | None, int]]:
+    """Service name -> (current TTL, spec TTL) for the registries envbuild manages for this
+    environment whose A record TTL differs from the spec (adopted registries are left as they are)."""
+
+    def current(service: Service) -> tuple[int | None, bool]:
+        registry = describe_registry(clients, registries[service.name])
+        ttl = dns_ttl(registry)
+        if ttl == service.dnsTtl:
+            return ttl, False
+        managed = is_managed(cloudmap_tags(clients, str(registry["Arn"])), spec.environment)
+        return ttl, managed
+
+    answers = pmap(current, spec.services, max_workers)
+    return {
+        service.name: (ttl, service.dnsTtl)
+        for service, (ttl, managed) in zip(spec.services, answers, strict=True)
+        if managed
+    }
+
+
+def update_ttls(
+    clients: Clients, registries: dict[str, str], changes: dict[str, int], max_workers: int
+) -> list[str]:
+    """Cloud Map UpdateService of each registry's A record TTL (service name -> TTL); the
+    asynchronous operations to wait for."""
+
+    def update(name: str) -> str:
+        with aws_errors(f"UpdateService (Cloud Map) {name} TTL {changes[name]}"):
+            return str(
+                clients.servicediscovery.update_service(
+                    Id=registries[name],
+                    Service={"DnsConfig": {"DnsRecords": [{"Type": "A", "TTL": changes[name]}]}},
+                )["OperationId"]
+            )
+
+    return pmap(update, sorted(changes), max_workers)

@@ -86,17 +86,87 @@ def _same(desired: dict[str, Any], current: dict[str, Any]) -> bool:
     return True
 
 
-def latest_matching_revision(clients: Clients, family: str, desired: dict[str, Any]) -> str | None:
-    """'family:revision' of the family's latest ACTIVE revision if it equals the desired one."""
+def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
+    """The family's latest ACTIVE revision (DescribeTaskDefinition of a family name), or None."""
     try:
         current = clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     except ClientError as error:
         if error_code(error) in ("ClientException", "InvalidParameterException"):  # no such family
             return None
         raise map_client_error(error, f"DescribeTaskDefinition {family}") from error
-    if current.get("status") != "ACTIVE" or not _same(desired, dict(current)):
+    return dict(current) if current.get("status") == "ACTIVE" else None
+
+
+def latest_matching_revision(clients: Clients, family: str, desired: dict[str, Any]) -> str | None:
+    """'family:revision' of the family's latest ACTIVE revision if it equals the desired one."""
+    current = latest_revision(clients, family)
+    if current is None or not _same(desired, current):
         return None
     return f"{current['family']}:{current['revision']}"
+
+
+def _container_fields(definition: dict[str, Any]) -> dict[str, Any]:
+    containers = definition.get("containerDefinitions") or [{}]
+    container = dict(containers[0])
+    return {
+        "image": container.get("image"),
+        "port": next((m.get("containerPort") for m in container.get("portMappings", [])), None),
+        "environment": {e.get("name"): e.get("value") for e in container.get("environment", [])},
+        "cpu": definition.get("cpu"),
+        "memory": definition.get("memory"),
+        "executionRoleArn": definition.get("executionRoleArn"),
+        "taskRoleArn": definition.get("taskRoleArn"),
+    }
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
+    return "(none)" if value is None else str(value)
+
+
+def differences(desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The fields of the spec that differ between a registered revision and the desired one,
+    as 'field: old -> new' (environment: only the variables that differ)."""
+    want, have = _container_fields(desired), _container_fields(current)
+    changes = []
+    for field, value in want.items():
+        old = have[field]
+        if field == "environment":
+            names = sorted(set(value) | set(old))
+            changed = {n: (old.get(n), value.get(n)) for n in names if old.get(n) != value.get(n)}
+            changes += [
+                f"environment.{n}: {_shown(before)} -> {_shown(after)}"
+                for n, (before, after) in changed.items()
+            ]
+        elif old != value:
+            changes.append(f"{field}: {_shown(old)} -> {_shown(value)}")
+    if not changes and not _same(desired, current):  # something envbuild sets, not in the spec
+        changes.append("container definition differs from envbuild's")
+    return changes
+
+
+def desired_definition(
+    caller: Caller,
+    environment: str,
+    service: Service,
+    execution_role_arn: str,
+    task_role_arn: str,
+) -> dict[str, Any]:
+    """The RegisterTaskDefinition request for a service (without tags): what is compared."""
+    family = service.family(environment)
+    return {
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": service.cpu,
+        "memory": service.memory,
+        "executionRoleArn": execution_role_arn,
+        "taskRoleArn": task_role_arn,
+        "containerDefinitions": [
+            container_definition(service, service.log_group(environment), caller.region)
+        ],
+    }
 
 
 def register(
@@ -110,21 +180,14 @@ def register(
     pace: RateLimiter | None = None,
 ) -> TaskDefinitionRef:
     """Register the service's task definition, unless its latest revision already is the desired
-    one (a retry after a lost response, or a re-run): no duplicate revisions."""
+    one (a retry after a lost response, or a re-run): no duplicate revisions. A spec change
+    (image, environment, cpu/memory, roles, port) registers a new revision, which CreateServices
+    then rolls the ECS service to."""
     tags = managed_tags(environment, build)
     family = service.family(environment)
     log_group = service.log_group(environment)
     ensure_log_group(clients, log_group, tags)
-    desired: dict[str, Any] = {
-        "family": family,
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "cpu": service.cpu,
-        "memory": service.memory,
-        "executionRoleArn": execution_role_arn,
-        "taskRoleArn": task_role_arn,
-        "containerDefinitions": [container_definition(service, log_group, caller.region)],
-    }
+    desired = desired_definition(caller, environment, service, execution_role_arn, task_role_arn)
     existing = latest_matching_revision(clients, family, desired)
     if existing is not None:
         return TaskDefinitionRef(name=service.name, taskDefinition=existing, logGroup=log_group)

@@ -27,11 +27,11 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
-from envbuild_lambda.spec import TAG_BUILD, TAG_ENVIRONMENT, TAG_MANAGED
+from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll
-from envbuild_lambda.steps.namespace import find_namespace
+from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
-from envbuild_lambda.steps.services import chunks, describe_services, registry_arn
+from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, registry_arn
 from envbuild_lambda.steps.verify import DESCRIBE_TASKS_BATCH
 
 if TYPE_CHECKING:
@@ -59,26 +59,11 @@ def _gone(error: ClientError) -> bool:
     return error_code(error) in GONE_CODES
 
 
-def is_managed(tags: dict[str, str], environment: str, created_by: str | None = None) -> bool:
-    """Managed by envbuild for this environment (and, for a rollback, created by that build)."""
-    return (
-        tags.get(TAG_ENVIRONMENT) == environment
-        and tags.get(TAG_MANAGED) == "true"
-        and (created_by is None or tags.get(TAG_BUILD) == created_by)
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # Plan: discover by tags
 
 
-def _cloudmap_tags(clients: Clients, arn: str) -> dict[str, str]:
-    with aws_errors(f"ListTagsForResource {arn}"):
-        tags = clients.servicediscovery.list_tags_for_resource(ResourceARN=arn)["Tags"]
-    return {tag["Key"]: tag["Value"] for tag in tags}
-
-
-def _ecs_services_in_cluster(clients: Clients, cluster: str) -> dict[str, ServiceTypeDef] | None:
+def ecs_services_in_cluster(clients: Clients, cluster: str) -> dict[str, ServiceTypeDef] | None:
     """Every service of the cluster with its tags; None if the cluster does not exist."""
     try:
         pages = clients.ecs.get_paginator("list_services").paginate(cluster=cluster)
@@ -89,10 +74,6 @@ def _ecs_services_in_cluster(clients: Clients, cluster: str) -> dict[str, Servic
         raise map_client_error(error, f"ListServices in cluster {cluster}") from error
     names = [arn.rsplit("/", 1)[-1] for arn in arns]
     return describe_services(clients, cluster, names, tags=True)
-
-
-def _ecs_tags(service: ServiceTypeDef) -> dict[str, str]:
-    return {tag.get("key", ""): tag.get("value", "") for tag in service.get("tags", [])}
 
 
 def _plan_log_groups(
@@ -198,7 +179,7 @@ def plan_teardown(
         found = existing_registries(clients, namespace.id)
         ids = sorted(found.values())
         all_tags = pmap(
-            lambda registry_id: _cloudmap_tags(clients, registry_arn(caller, registry_id)),
+            lambda registry_id: cloudmap_tags(clients, registry_arn(caller, registry_id)),
             ids,
             max_workers,
         )
@@ -208,14 +189,14 @@ def plan_teardown(
             target[registry_id] = names[registry_id]
 
     # ECS: the cluster's services tagged for this environment.
-    in_cluster = _ecs_services_in_cluster(clients, spec.cluster) or {}
+    in_cluster = ecs_services_in_cluster(clients, spec.cluster) or {}
     ecs_services: list[str] = []
     spec_ecs_names = {service.ecs_service_name for service in spec.services}
     managed_arns = {registry_arn(caller, registry_id) for registry_id in registries}
     for name, service in sorted(in_cluster.items()):
         if service.get("status") == "INACTIVE":
             continue
-        if is_managed(_ecs_tags(service), env, created_by):
+        if is_managed(ecs_tags(service), env, created_by):
             ecs_services.append(name)
             continue
         attached = {r.get("registryArn", "") for r in service.get("serviceRegistries", [])}
@@ -244,7 +225,7 @@ def plan_teardown(
     spec_registry_names = {service.name for service in spec.services}
     namespace_ref: NamespaceRef | None = None
     if namespace is not None and namespace.id and namespace.arn:
-        namespace_managed = is_managed(_cloudmap_tags(clients, namespace.arn), env, created_by)
+        namespace_managed = is_managed(cloudmap_tags(clients, namespace.arn), env, created_by)
         for registry_id, name in sorted(foreign.items()):
             already = any(k.type == "registry" and k.id == registry_id for k in kept)
             if not already and (namespace_managed or name in spec_registry_names):

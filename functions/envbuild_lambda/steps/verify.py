@@ -76,8 +76,12 @@ def verify(
     registries: dict[str, str],
     task_definitions: dict[str, str],
     max_workers: int,
+    removed: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly."""
+    """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly.
+
+    ``removed``: ECS services envbuild created for the environment that the spec no longer lists
+    and that were left running (no prune); reported as ``notInSpec`` when there are any."""
     results = pmap(lambda s: _check_one(clients, spec, s), spec.services, max_workers)
     problems = [problem for _, problem in results if problem]
     if problems:
@@ -85,7 +89,7 @@ def verify(
             f"{len(problems)} DNS name(s) do not answer with the running tasks' IPs"
             " (tasks not yet registered, or stopped since): " + "; ".join(problems)
         )
-    return {
+    summary: dict[str, Any] = {
         "environment": spec.environment,
         "namespace": {
             "name": namespace.name,
@@ -110,3 +114,6 @@ def verify(
             for service, (ips, _) in zip(spec.services, results, strict=True)
         ],
     }
+    if removed:
+        summary["notInSpec"] = sorted(removed)
+    return summary
