@@ -430,6 +430,14 @@ class EcsModel:
         task = task_run.task
         if task.desired_status != "RUNNING" or task.last_status != "RUNNING":
             return
+        if self._world.faults.registration_blocked(run.service.name):
+            self._event(
+                run.service,
+                at,
+                f"(service {run.service.name}) failed to register (task {task_run.task_id})"
+                " in the Cloud Map service registry",
+            )
+            return
         sd_backend = self._servicediscovery(backend)
         for registry in run.service.service_registries:
             service_id = str(registry.get("registryArn", "")).rsplit("/", 1)[-1]

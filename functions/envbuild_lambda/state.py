@@ -59,3 +59,5 @@ class ServicesState(_State):
     message: str = ""
     #: ECS service name -> "created" | "adopted"
     actions: dict[str, str] = {}
+    #: "<service>/<static instance id>" -> RegisterInstance operation id, until it succeeds
+    operations: dict[str, str] = {}

@@ -75,6 +75,7 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
         "memory": "512",
         "environment": {},
         "dnsTtl": 60,
+        "instances": [],
     }
 
 
@@ -190,6 +191,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "poll": {"attempt": 0, "waitSeconds": 10, "maxAttempts": 40},
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
+        "operations": {},
     }
     deployment = call(
         check_services.handler,
@@ -231,6 +233,21 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert (
         web["serviceArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/web-service"
     )
+    # the workshop's step 8 names, as outputs and as SSM parameters with the same ids
+    assert summary["outputs"]["NAMESPACE_ID"] == branch["namespace"]["id"]
+    assert summary["outputs"]["WEB_SERVICE_ID"] == cloud_map["registries"]["web"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    parameters = {
+        p["Name"]: p["Value"]
+        for p in ssm.get_parameters_by_path(Path="/envbuild/workshop")["Parameters"]
+    }
+    assert parameters == {
+        "/envbuild/workshop/NAMESPACE_ID": branch["namespace"]["id"],
+        "/envbuild/workshop/WEB_SERVICE_ID": cloud_map["registries"]["web"],
+        "/envbuild/workshop/API_SERVICE_ID": cloud_map["registries"]["api"],
+        "/envbuild/workshop/DB_SERVICE_ID": cloud_map["registries"]["db"],
+    }
+    assert summary["parameters"] == sorted(parameters)
     # the ECS services exist in the mocked account, attached to their registries
     ecs = boto3.client("ecs", region_name=REGION)
     described = ecs.describe_services(cluster="workshop-cluster", services=["web-service"])[
@@ -278,7 +295,7 @@ def test_check_services_handler_reports_services_not_ready(
     assert deployment["poll"] == {"attempt": 1, "waitSeconds": 20, "maxAttempts": 40}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
     assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
-    with pytest.raises(DiscoveryMismatch, match=r"3 DNS name\(s\) do not answer"):
+    with pytest.raises(DiscoveryMismatch, match=r"3 of 3 DNS name\(s\) fail the three-way check"):
         verify_dns.handler(
             {
                 "spec": spec,

@@ -433,6 +433,9 @@ class FakeCloudMap:
         assert name == "list_instances"
         return FakePages(self.registered)
 
+    def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
+        return {"Status": {f"i{i}": "HEALTHY" for i in range(self.registered)}}
+
 
 def test_check_services_message_names_the_first_twenty_and_counts_the_rest(
     static_spec: dict[str, Any],

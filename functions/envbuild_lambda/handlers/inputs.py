@@ -59,3 +59,5 @@ class CheckServicesInput(_Input):
 
 class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
+    #: $$.Execution.StartTime: the build's duration metric
+    startedAt: str | None = None
