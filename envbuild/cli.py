@@ -149,7 +149,10 @@ def env_name(name: str) -> str:
 
 
 def resources_env(summary: Mapping[str, Any]) -> str:
-    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, …"""
+    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, … (the build's
+    ``outputs``: the names of its SSM parameters and of its Environment Ready event)."""
+    if isinstance(summary.get("outputs"), dict):
+        return "".join(f"export {key}={value}\n" for key, value in summary["outputs"].items())
     namespace = summary["namespace"]
     lines = [
         f"export NAMESPACE_ID={namespace['id']}",

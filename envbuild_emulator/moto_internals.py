@@ -183,6 +183,8 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.route53.models", "Route53Backend.get_hosted_zone"),
     Ref("moto.route53.models", "Route53Backend.delete_hosted_zone"),
     Ref("moto.route53.models", "FakeZone.add_rrset"),
+    # dns.py journals Cloud Map's records in FakeZone.rr_changes (a ChangeList) for DELETE
+    Ref("moto.route53.models", "ChangeList.has_insert_or_update"),
     Ref("moto.ec2.models", "ec2_backends"),
     Ref("moto.ec2.models.subnets", "Subnet.request_ip"),
     Ref("moto.ec2.models.subnets", "Subnet.del_subnet_ip"),

@@ -115,6 +115,11 @@ class Route53:
             else:
                 rrset["MultiValueAnswer"] = True
             zone.add_rrset(rrset)
+            # moto accepts a DELETE only of a record set its change journal holds: journal the
+            # record as a CREATE request would, so that deleting it through the Route 53 API works
+            # as on AWS (someone deleting Cloud Map's record by hand, as a test of verification).
+            journal = {**rrset, "ResourceRecords": [{"Value": value}]}
+            zone.rr_changes.append({"Action": "CREATE", "ResourceRecordSet": journal})
             made.append(InstanceRecord(zone.id, name, rtype, instance_id))
         return made
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import Instance, chunks, health_statuses, registry_arn
+from envbuild_lambda.steps.services import Instance, chunks, instances_with_health, registry_arn
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
@@ -170,30 +170,24 @@ def check_name(
 
 
 def _with_health(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
-    """Every instance of the registry with its health (GetInstancesHealthStatus), marking the
-    static ones and reporting unhealthy ones by id and IP."""
-    statuses = health_statuses(clients, registry_id)
-    static = {i.id: i for i in check.service.instances}
-    discovered = {i.id: i for i in check.instances}
+    """Every instance of the registry (ListInstances) with its health (GetInstancesHealthStatus),
+    marking the static ones and reporting unhealthy ones by id and IP."""
+    static = {i.id for i in check.service.instances}
     shown: list[dict[str, Any]] = []
-    for instance_id in sorted(set(statuses) | set(discovered)):
-        item = discovered.get(instance_id)
-        health = statuses.get(instance_id, item.health if item else "UNKNOWN")
-        ipv4 = item.ipv4 if item else (static[instance_id].ipv4 if instance_id in static else None)
+    for instance in sorted(instances_with_health(clients, registry_id), key=lambda i: i.id):
         entry: dict[str, Any] = {
-            "id": instance_id,
-            "ipv4": ipv4,
-            "health": health,
-            "source": "static" if instance_id in static else "ecs",
+            "id": instance.id,
+            "ipv4": instance.ipv4,
+            "health": instance.health,
+            "source": "static" if instance.id in static else "ecs",
         }
-        if instance_id in static:
-            entry["attributes"] = (item.attributes if item else {}) or static[
-                instance_id
-            ].cloud_map_attributes()
+        if instance.id in static:
+            entry["attributes"] = instance.attributes
         shown.append(entry)
-        if health != "HEALTHY":
+        if instance.health != "HEALTHY":
             check.problems.append(
-                f"instance {instance_id} ({ipv4 or 'no IPv4'}) is {health} ({CAUSE_UNHEALTHY})"
+                f"instance {instance.id} ({instance.ipv4 or 'no IPv4'}) is {instance.health}"
+                f" ({CAUSE_UNHEALTHY})"
             )
     return shown
 
