@@ -269,3 +269,43 @@ def test_an_unhealthy_instance_is_reported_by_id_and_ip(
     message = str(caught.value)
     assert f"instance {instance['Id']} ({ip}) is UNHEALTHY" in message
     assert f"Cloud Map (DiscoverInstances HEALTHY) missing ['{ip}']" in message
+
+
+def test_teardown_deletes_the_output_parameters_it_created_and_keeps_any_other(
+    emulator: Any, workshop_spec: dict[str, Any], built: dict[str, Any]
+) -> None:
+    ssm = emulator.client("ssm")
+    ssm.put_parameter(Name="/envbuild/workshop/MY_NOTE", Value="mine", Type="String")
+    ssm.put_parameter(Name="/envbuild/other/NAMESPACE_ID", Value="ns-x", Type="String")
+
+    described = emulator.wait(emulator.start_teardown(workshop_spec))
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    summary = json.loads(described["output"])
+    assert summary["removed"]["parameters"] == [
+        f"/envbuild/workshop/{k}"
+        for k in sorted(("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID"))
+    ]
+    assert {"type": "parameter", "name": "/envbuild/workshop/MY_NOTE"}.items() <= next(
+        k for k in summary["kept"] if k["type"] == "parameter"
+    ).items()
+    assert parameters(emulator, "workshop") == {"MY_NOTE": "mine"}
+    assert parameters(emulator, "other") == {"NAMESPACE_ID": "ns-x"}
+
+
+def test_a_parameter_envbuild_did_not_create_is_never_overwritten(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    emulator.client("ssm").put_parameter(
+        Name="/envbuild/workshop/NAMESPACE_ID", Value="ns-someone-elses", Type="String"
+    )
+    workshop_spec["onFailure"] = "keep"
+
+    described, _ = run_build(emulator, workshop_spec)
+
+    assert described["error"] == "ParameterConflict"
+    assert (
+        "SSM parameter /envbuild/workshop/NAMESPACE_ID exists and was not created by envbuild"
+        in (described["cause"])
+    )
+    assert parameters(emulator, "workshop")["NAMESPACE_ID"] == "ns-someone-elses"
