@@ -183,6 +183,18 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
     for service in summary["services"]:
         ips = ", ".join(service["ips"]) or "(no tasks)"
         out.write(f"  {service['dnsName']:<{width}}  ->  {ips}\n")
+        for instance in service.get("instances", []):
+            if instance.get("source") == "static":
+                custom = {
+                    k: v
+                    for k, v in instance.get("attributes", {}).items()
+                    if k != "AWS_INSTANCE_IPV4"
+                }
+                attributes = ", ".join(f"{k}={v}" for k, v in custom.items())
+                out.write(
+                    f"  {'':<{width}}      static {instance['id']} {instance['ipv4']}"
+                    f" {instance['health']}{'  ' + attributes if attributes else ''}\n"
+                )
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -3,12 +3,13 @@ instances, health, outputs (SSM parameters, env file) and the build's EventBridg
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 
-from envbuild.cli import resources_env
+from envbuild.cli import print_summary, resources_env
 from envbuild_lambda.aws import Caller, Clients
 from envbuild_lambda.errors import DiscoveryMismatch
 from envbuild_lambda.spec import parse_spec
@@ -88,6 +89,13 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
         "environment": "production",
         "version": "1.0",
     }
+
+    shown = io.StringIO()
+    print_summary(summary, shown)
+    assert (
+        "static custom-web-instance 10.0.3.100 HEALTHY  environment=production, version=1.0"
+        in shown.getvalue()
+    )
 
     # the outputs: one set of ids in the execution output, SSM, the event and the env file
     outputs = summary["outputs"]
