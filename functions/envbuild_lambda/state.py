@@ -61,3 +61,17 @@ class ServicesState(_State):
     actions: dict[str, str] = {}
     #: "<service>/<static instance id>" -> RegisterInstance operation id, until it succeeds
     operations: dict[str, str] = {}
+
+
+class ProbeState(_State):
+    """The in-VPC DNS probe: requested (spec verify.probe), its task, and each name's answers."""
+
+    requested: bool
+    done: bool = True
+    taskArn: str | None = None
+    taskDefinition: str | None = None
+    poll: Poll | None = None
+    exitCode: int | None = None
+    #: DNS name -> the A answers the VPC resolver gave the probe
+    answers: dict[str, list[str]] = {}
+    message: str = ""

@@ -317,3 +317,91 @@ def test_a_parameter_envbuild_did_not_create_is_never_overwritten(
         in (described["cause"])
     )
     assert parameters(emulator, "workshop")["NAMESPACE_ID"] == "ns-someone-elses"
+
+
+# --- the in-VPC DNS probe (verify.probe) --------------------------------------------------------
+
+
+def test_the_probe_resolves_every_name_inside_the_vpc_and_reports_the_answers(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    workshop_spec["verify"] = {"probe": True}
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    summary = json.loads(described["output"])
+    probe = summary["probe"]
+    assert probe["requested"] is True
+    assert probe["done"] is True
+    assert probe["exitCode"] == 0
+    assert probe["answers"] == {s["dnsName"]: s["ips"] for s in summary["services"]}
+    assert len(entered(history, "Check DNS Probe")) >= 1
+    # the probe's task definition and log group are envbuild-managed (tagged), its log kept
+    logs = emulator.client("logs")
+    group = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop-dns-probe")["logGroups"]
+    assert [g["logGroupName"] for g in group] == ["/ecs/workshop-dns-probe"]
+    assert (
+        logs.list_tags_for_resource(resourceArn=group[0]["arn"].removesuffix(":*"))["tags"][
+            "envbuild:managed"
+        ]
+        == "true"
+    )
+    task_id = probe["taskArn"].rsplit("/", 1)[-1]
+    lines = [
+        e["message"]
+        for e in logs.get_log_events(
+            logGroupName="/ecs/workshop-dns-probe", logStreamName=f"ecs/dns-probe/{task_id}"
+        )["events"]
+    ]
+    assert lines[0].startswith("PROBE web.workshop.local OK ")
+    definition = emulator.client("ecs").describe_task_definition(
+        taskDefinition=probe["taskDefinition"], include=["TAGS"]
+    )
+    assert {t["key"]: t["value"] for t in definition["tags"]}["envbuild:environment"] == "workshop"
+
+    # teardown removes the probe's log group and task definition with the environment's
+    removed = emulator.wait(
+        emulator.start_teardown(
+            {**workshop_spec, "deleteLogGroups": True, "deregisterTaskDefinitions": True}
+        )
+    )
+    assert removed["status"] == "SUCCEEDED", removed.get("cause")
+    gone = json.loads(removed["output"])["removed"]
+    assert "/ecs/workshop-dns-probe" in gone["logGroups"]
+    assert probe["taskDefinition"] in gone["taskDefinitions"]
+
+
+def test_the_probe_fails_naming_every_name_when_vpc_dns_hostnames_are_off(
+    emulator: Any, workshop_spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preflight refuses a VPC without DNS hostnames: someone turns them off during the build,
+    after the services were verified and before the probe runs."""
+    workshop_spec["verify"] = {"probe": True}
+    vpc = emulator.prerequisites["VPC_ID"]
+    resolve = emulator.dispatcher.resolve_handler
+
+    def hostnames_off_before_the_probe(function: Any) -> Any:
+        handler = resolve(function)
+        if function.logical_id != "StartDnsProbeFunction":
+            return handler
+
+        def run(event: Any, context: Any) -> Any:
+            emulator.client("ec2").modify_vpc_attribute(
+                VpcId=vpc, EnableDnsHostnames={"Value": False}
+            )
+            return handler(event, context)
+
+        return run
+
+    monkeypatch.setattr(emulator.dispatcher, "resolve_handler", hostnames_off_before_the_probe)
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "ProbeFailed"
+    cause = described["cause"]
+    assert "could not resolve 3 of 3 name(s) through the VPC resolver" in cause
+    assert "web.workshop.local, api.workshop.local, db.workshop.local" in cause
+    assert "enableDnsHostnames" in cause
+    assert entered(history, "Roll Back")  # a build whose names do not resolve is rolled back

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from envbuild_lambda.spec import EnvironmentSpec, Service
-from envbuild_lambda.state import NamespaceState, ServicesState, TaskDefinitionRef
+from envbuild_lambda.state import NamespaceState, ProbeState, ServicesState, TaskDefinitionRef
 
 
 class _Input(BaseModel):
@@ -61,3 +61,8 @@ class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
     #: $$.Execution.StartTime: the build's duration metric
     startedAt: str | None = None
+
+
+class CheckProbeInput(_Input):
+    spec: EnvironmentSpec
+    probe: ProbeState
