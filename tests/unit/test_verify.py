@@ -107,6 +107,14 @@ class FakeCloudMap:
             ]
         }
 
+    def _name(self, service_id: str) -> str:
+        by_id = {registry: name for name, registry in REGISTRIES.items()}
+        return by_id.get(service_id) or service_id.removeprefix("srv-")
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_instances"
+        return InstancePages(self)
+
     def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
         name = (
             next(n for n, i in REGISTRIES.items() if i == ServiceId)
@@ -118,6 +126,26 @@ class FakeCloudMap:
             i: "UNHEALTHY" for i, registry in self.unhealthy.items() if registry == ServiceId
         }
         return {"Status": status}
+
+
+class InstancePages:
+    """ListInstances: every instance (healthy or not) with its attributes."""
+
+    def __init__(self, cloud_map: FakeCloudMap) -> None:
+        self.cloud_map = cloud_map
+
+    def paginate(self, ServiceId: str) -> list[dict[str, Any]]:
+        name = self.cloud_map._name(ServiceId)
+        instances = [
+            {"Id": ip, "Attributes": {"AWS_INSTANCE_IPV4": ip}}
+            for ip in self.cloud_map.answers.get(name, [])
+        ]
+        instances += [
+            {"Id": i, "Attributes": {}}
+            for i, registry in self.cloud_map.unhealthy.items()
+            if registry == ServiceId
+        ]
+        return [{"Instances": instances}]
 
 
 class RecordPages:
