@@ -387,3 +387,13 @@ def test_importing_the_handlers_makes_no_aws_client_and_no_connection(
         assert module is not originals.get(name)  # really imported again, under the patches
         assert callable(module.handler)
     assert made == []
+
+
+def test_build_duration_is_measured_from_the_execution_start_time() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 25, 19, 0, 30, tzinfo=UTC)
+    assert verify_dns.build_seconds("2026-11-25T19:00:00.000Z", now) == 30.0
+    assert verify_dns.build_seconds("2026-11-25T19:00:00+00:00", now) == 30.0
+    assert verify_dns.build_seconds(None, now) is None
+    assert verify_dns.build_seconds("yesterday", now) is None
