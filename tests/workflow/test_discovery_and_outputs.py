@@ -165,9 +165,11 @@ def test_tasks_that_are_never_registered_fail_the_readiness_check_naming_the_ser
     assert "web-service" not in described["cause"]
 
 
-def test_an_invalid_spec_is_announced_as_a_failed_build(
+def test_an_invalid_spec_is_rejected_without_any_event(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
+    """A spec rejected before the lock started no build of the environment: nothing is sent
+    (Environment Build Failed is for a build that took the environment's lock)."""
     queue = capture_events(emulator)
     workshop_spec["services"][0]["instances"] = [
         {"id": "x", "ipv4": "10.0.3.1", "attributes": {"AWS_INSTANCE_PORT": "80"}}
@@ -176,10 +178,8 @@ def test_an_invalid_spec_is_announced_as_a_failed_build(
     described, _history = run_build(emulator, workshop_spec)
 
     assert described["error"] == "InvalidSpec"
-    (failed,) = received(emulator, queue)
-    assert failed["detail"]["Error"] == "InvalidSpec"
-    assert "services[0].instances[0].attributes" in failed["detail"]["Cause"]
-    assert failed["detail"]["rollback"]["outcome"].startswith("nothing to roll back")
+    assert "services[0].instances[0].attributes: AWS_INSTANCE_PORT" in described["cause"]
+    assert received(emulator, queue) == []
 
 
 # --- breaking a leg after the build: the verification step against the emulated account ---------
