@@ -405,3 +405,28 @@ def test_the_probe_fails_naming_every_name_when_vpc_dns_hostnames_are_off(
     assert "web.workshop.local, api.workshop.local, db.workshop.local" in cause
     assert "enableDnsHostnames" in cause
     assert entered(history, "Roll Back")  # a build whose names do not resolve is rolled back
+
+
+def test_a_rerun_leaves_registered_static_instances_and_parameters_alone(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    workshop_spec["services"][1]["instances"] = [CUSTOM]
+    first, _ = run_build(emulator, workshop_spec)
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    stored = parameters(emulator, "workshop")
+
+    again, history = run_build(emulator, workshop_spec)
+
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+    (created,) = [
+        e
+        for e in history
+        if e["type"] == "TaskStateExited"
+        and e["stateExitedEventDetails"]["name"] == "Create Services"
+    ]
+    # the instance is registered with its attributes already: no RegisterInstance operation
+    assert (
+        json.loads(created["stateExitedEventDetails"]["output"])["deployment"]["operations"] == {}
+    )
+    assert parameters(emulator, "workshop") == stored
+    assert json.loads(again["output"])["outputs"] == json.loads(first["output"])["outputs"]

@@ -77,10 +77,6 @@ def discovered_instances(clients: Clients, namespace: str, service: str) -> list
     ]
 
 
-def discovered_ips(clients: Clients, namespace: str, service: str) -> set[str]:
-    return {i.ipv4 for i in discovered_instances(clients, namespace, service) if i.ipv4}
-
-
 def _record_name(name: str) -> str:
     # Route 53 returns names with a trailing dot and escapes some characters as \\ooo octal.
     return name.rstrip(".").lower()
