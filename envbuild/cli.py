@@ -148,12 +148,18 @@ def env_name(name: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
+def arn_of(namespace_arn: str, service: str, resource: str) -> str:
+    """An ARN in the namespace's partition, Region and account (the build's summary carries ids
+    and names; ARNs follow from them)."""
+    partition, _service, region, account = namespace_arn.split(":")[1:5]
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
 def resources_env(summary: Mapping[str, Any]) -> str:
-    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, … (the build's
-    ``outputs``: the names of its SSM parameters and of its Environment Ready event)."""
-    if isinstance(summary.get("outputs"), dict):
-        return "".join(f"export {key}={value}\n" for key, value in summary["outputs"].items())
+    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, … (the names and ids of
+    the build's ``outputs``, its SSM parameters and its Environment Ready event, plus ARNs)."""
     namespace = summary["namespace"]
+    cluster = summary["cluster"]
     lines = [
         f"export NAMESPACE_ID={namespace['id']}",
         f"export NAMESPACE_ARN={namespace['arn']}",
@@ -164,9 +170,12 @@ def resources_env(summary: Mapping[str, Any]) -> str:
         prefix = env_name(service["name"])
         lines += [
             f"export {prefix}_SERVICE_ID={service['registryId']}",
-            f"export {prefix}_SERVICE_ARN={service['registryArn']}",
-            f"export {prefix}_ECS_SERVICE_ARN={service['serviceArn']}",
-            f"export {prefix}_TASK_DEFINITION_ARN={service['taskDefinitionArn']}",
+            f"export {prefix}_SERVICE_ARN="
+            + arn_of(namespace["arn"], "servicediscovery", f"service/{service['registryId']}"),
+            f"export {prefix}_ECS_SERVICE_ARN="
+            + arn_of(namespace["arn"], "ecs", f"service/{cluster}/{service['ecsService']}"),
+            f"export {prefix}_TASK_DEFINITION_ARN="
+            + arn_of(namespace["arn"], "ecs", f"task-definition/{service['taskDefinition']}"),
             f"export {prefix}_DNS_NAME={service['dnsName']}",
         ]
     return "\n".join(lines) + "\n"

@@ -3,14 +3,30 @@
 ``Clock(scale)`` counts *emulated* seconds since it was made.  ``scale`` is the number of real
 seconds one emulated second takes: ``0`` (tests) means waits never sleep and only ``sleep`` /
 ``advance`` move time; ``0.01`` makes a one-minute AWS operation take 0.6 real seconds.
+
+At scale 0 each Lambda invocation also runs on its own timeline (``invocation()``): a handler
+that paces its calls (``envbuild_lambda.pacing``) moves only its own time forward, not the time
+of a Parallel branch waiting beside it; when the invocation ends the clock reads at least the
+time it reached.  Without this, two branches' waits would add up instead of overlapping.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 import time
+from collections.abc import Iterator
 
 __all__ = ["Clock"]
+
+
+class _Timeline:
+    """The emulated time of one Lambda invocation (shared by the threads it fans out to)."""
+
+    def __init__(self, start: float) -> None:
+        self.lock = threading.Lock()
+        self.now = start
 
 
 class Clock:
@@ -23,6 +39,9 @@ class Clock:
         self._lock = threading.Lock()
         self._virtual = 0.0
         self._real_start = time.monotonic()
+        self._timeline: contextvars.ContextVar[_Timeline | None] = contextvars.ContextVar(
+            f"envbuild-clock-{id(self)}", default=None
+        )
 
     @property
     def scale(self) -> float:
@@ -30,9 +49,32 @@ class Clock:
         return self._scale
 
     def now(self) -> float:
-        """Emulated seconds since the clock was made."""
+        """Emulated seconds since the clock was made (inside an invocation: its own time)."""
+        timeline = self._timeline.get()
+        if timeline is not None:
+            with timeline.lock:
+                return timeline.now
         with self._lock:
             return self._now_locked()
+
+    @contextlib.contextmanager
+    def invocation(self) -> Iterator[None]:
+        """Run a Lambda invocation on its own timeline (scale 0 only; real time otherwise)."""
+        if self._scale > 0 or self._timeline.get() is not None:
+            yield
+            return
+        timeline = _Timeline(self.now())
+        token = self._timeline.set(timeline)
+        try:
+            yield
+        finally:
+            self._timeline.reset(token)
+            with self._lock:
+                self._virtual = max(self._virtual, timeline.now)
+
+    def sleep_until(self, deadline: float) -> None:
+        """Wait until the clock reads ``deadline`` (at once if it already does)."""
+        self.sleep(max(0.0, deadline - self.now()))
 
     def _now_locked(self) -> float:
         if self._scale > 0:
@@ -49,6 +91,11 @@ class Clock:
         if seconds < 0:
             raise ValueError(f"cannot sleep a negative time: {seconds!r}")
         t0 = self.now()
+        timeline = self._timeline.get()
+        if timeline is not None:
+            with timeline.lock:
+                timeline.now = max(timeline.now, t0 + seconds)
+            return
         if self._scale > 0 and seconds > 0:
             time.sleep(seconds * self._scale)
         with self._lock:

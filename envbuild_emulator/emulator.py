@@ -30,6 +30,7 @@ from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
 from envbuild_emulator.models.ecs_idempotency import EcsCreateServiceIdempotency
 from envbuild_emulator.seed import seed
 from envbuild_emulator.template import Template, load_yaml
+from envbuild_emulator.throttling import ApiThrottling
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account: any access key maps to it
@@ -121,6 +122,13 @@ class Emulator:
         self._stack.append(writes.uninstall)
         idempotency = EcsCreateServiceIdempotency().install()
         self._stack.append(idempotency.uninstall)
+        # ECS rate quotas on the emulated clock. A server at time scale 0 is left unthrottled:
+        # its requests arrive on the server's threads, outside the invocations' own timelines
+        # that the handlers' pacing advances (envbuild_emulator.clock).
+        self.throttling = ApiThrottling(self.clock)
+        if self.port is None or self.clock.scale > 0:
+            self.throttling.install()
+            self._stack.append(self.throttling.uninstall)
         self.aws_faults = AwsFaults().install()
         self._stack.append(self.aws_faults.uninstall)
         account = self.client("sts").get_caller_identity()["Account"]

@@ -28,6 +28,7 @@ LAMBDA_EVAL_UTILS, WAIT_FUNCTION, RETRIER_DECL = (
 )
 SFN_SERVICE = INTERPRETER_PATCH_POINTS[3].module
 TIMEOUTS = "moto.stepfunctions.parser.asl.component.common.timeouts.timeout"
+BOTOCORE_ENDPOINT = "botocore.endpoint"
 
 
 @dataclass
@@ -160,13 +161,16 @@ class InterpreterPatches:
         def invoke_lambda(
             parameters: dict[str, Any], region: str, state_credentials: Any
         ) -> dict[str, Any]:
-            return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
+            with clock.invocation():
+                return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
 
         def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:
             clock.sleep(wait_seconds)
 
         class _RetryTime:
-            """Stands in for the ``time`` module inside retrier_decl (which only calls sleep)."""
+            """Stands in for the ``time`` module inside retrier_decl and botocore.endpoint (which
+            only call sleep): Step Functions' Retry back-off and the SDK's own retry back-off
+            wait on the emulated clock (inside a Lambda invocation, on its timeline)."""
 
             @staticmethod
             def sleep(seconds: float) -> None:
@@ -225,7 +229,16 @@ class InterpreterPatches:
         self._patcher.replace(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", lambda _: invoke_lambda)
         self._patcher.replace(WAIT_FUNCTION, "WaitFunction._wait_interval", lambda _: wait_interval)
         self._patcher.replace(RETRIER_DECL, "time", lambda _: _RetryTime)
+        self._patcher.replace(BOTOCORE_ENDPOINT, "time", lambda _: _RetryTime)
+        # The handlers' client-side pacing (our own module, not moto) waits on the same clock.
+        from envbuild_lambda import pacing
+
+        self._saved_timer = pacing.TIMER
+        pacing.TIMER = pacing.Timer(clock.now, clock.sleep_until)
         return self
 
     def uninstall(self) -> None:
+        from envbuild_lambda import pacing
+
+        pacing.TIMER = getattr(self, "_saved_timer", pacing.REAL_TIME)
         self._patcher.restore()

@@ -166,6 +166,8 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.run_task"),
     # wrapped again, outside the World's wrapper, by envbuild_emulator.aws_faults
     Ref("moto.core.responses", "BaseResponse.call_action"),
+    # not moto: the SDK's retry back-off (botocore.endpoint calls time.sleep) on the clock
+    Ref("botocore.endpoint", "time"),
 )
 
 #: Other moto internals the models read or call (not replaced).

@@ -30,17 +30,17 @@ def test_resources_env_uses_the_workshop_step_8_names() -> None:
     summary = {
         "namespace": {
             "id": "ns-1",
-            "arn": "arn:ns",
+            "arn": "arn:aws-cn:servicediscovery:cn-north-1:111122223333:namespace/ns-1",
             "name": "workshop.local",
             "hostedZoneId": "Z1",
         },
+        "cluster": "workshop-cluster",
         "services": [
             {
                 "name": "payments-v2",
                 "registryId": "srv-1",
-                "registryArn": "arn:srv",
-                "serviceArn": "arn:ecs",
-                "taskDefinitionArn": "arn:td",
+                "ecsService": "payments-v2-service",
+                "taskDefinition": "workshop-payments-v2:3",
                 "dnsName": "payments-v2.workshop.local",
                 "ips": [],
             }
@@ -49,6 +49,19 @@ def test_resources_env_uses_the_workshop_step_8_names() -> None:
     text = resources_env(summary)
     assert "export NAMESPACE_ID=ns-1\n" in text
     assert "export PAYMENTS_V2_SERVICE_ID=srv-1\n" in text
+    # ARNs in the namespace's partition, Region and account
+    assert (
+        "export PAYMENTS_V2_SERVICE_ARN="
+        "arn:aws-cn:servicediscovery:cn-north-1:111122223333:service/srv-1\n"
+    ) in text
+    assert (
+        "export PAYMENTS_V2_ECS_SERVICE_ARN="
+        "arn:aws-cn:ecs:cn-north-1:111122223333:service/workshop-cluster/payments-v2-service\n"
+    ) in text
+    assert (
+        "export PAYMENTS_V2_TASK_DEFINITION_ARN="
+        "arn:aws-cn:ecs:cn-north-1:111122223333:task-definition/workshop-payments-v2:3\n"
+    ) in text
 
 
 def test_run_builds_the_workshop_on_the_embedded_emulator(

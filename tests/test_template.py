@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from envbuild_lambda.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 DESIGN = ROOT / "docs" / "design.md"
@@ -85,11 +87,7 @@ MACHINE_FUNCTIONS = {
     "BuildEnvironmentStateMachine": design_functions(teardown=False),
     # the teardown takes the build's lock too (one build or teardown per environment)
     "TeardownEnvironmentStateMachine": design_functions(teardown=True)
-    | {
-        k: v
-        for k, v in design_functions(teardown=False).items()
-        if k in ("AcquireLockFunction", "ReleaseLockFunction")
-    },
+    | {k: v for k, v in design_functions(teardown=False).items() if k == "AcquireLockFunction"},
 }
 
 
@@ -133,9 +131,11 @@ def as_list(value: Any) -> list[Any]:
 # --- functions --------------------------------------------------------------------------------
 def test_design_table_parsed() -> None:
     assert len(DESIGN_FUNCTIONS) >= 8, DESIGN_FUNCTIONS
-    assert len(design_functions(teardown=True)) == 10
+    # ten teardown steps and ReleaseLock (the build releases its lock with a direct DynamoDB
+    # integration instead)
+    assert len(design_functions(teardown=True)) == 11
     assert set(design_functions(teardown=False)).isdisjoint(design_functions(teardown=True))
-    # the lock functions are shared: the teardown takes the build's lock
+    # AcquireLock is shared: the teardown takes the build's lock
     assert len(MACHINE_FUNCTIONS["TeardownEnvironmentStateMachine"]) == 12
 
 
@@ -213,20 +213,17 @@ def test_function_environment(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "envbuild"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "envbuild"
     assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
-    defaults = {
-        "NAMESPACE_POLL_INITIAL_SECONDS": 5,
-        "NAMESPACE_POLL_MAX_SECONDS": 30,
-        "NAMESPACE_POLL_MAX_ATTEMPTS": 20,
-        "SERVICES_POLL_INITIAL_SECONDS": 10,
-        "SERVICES_POLL_MAX_SECONDS": 30,
-        "SERVICES_POLL_MAX_ATTEMPTS": 40,
-    }
+    # The template's defaults are the functions' own defaults (one source of truth for a
+    # deployment that overrides nothing).
     params = template["Parameters"]
-    for name, default in defaults.items():
+
+    def deployed(name: str) -> str:
         value = env[name]
-        if isinstance(value, dict):
-            value = params[value["Ref"]]["Default"]
-        assert int(value) == default, name
+        return str(params[value["Ref"]]["Default"]) if isinstance(value, dict) else str(value)
+
+    poll_names = [name for name in env if "_POLL_" in name]
+    assert len(poll_names) == 9, poll_names
+    assert Settings.from_env({name: deployed(name) for name in poll_names}) == Settings.from_env({})
 
 
 # --- state machine ----------------------------------------------------------------------------
@@ -249,6 +246,11 @@ def test_definition_substitutions_are_the_function_arns(
         # Environment Ready / Environment Build Failed (issue 6): native putEvents on one bus.
         expected["EventsPutEvents"] = {"Fn::Sub": "arn:${AWS::Partition}:states:::events:putEvents"}
         expected["EventBusName"] = {"Ref": "EventBusName"}
+        # the build releases its lock with a direct DynamoDB integration
+        expected["DynamoDbDeleteItem"] = {
+            "Fn::Sub": "arn:${AWS::Partition}:states:::dynamodb:deleteItem"
+        }
+        expected["EnvironmentLocksTableName"] = {"Ref": "EnvironmentLocksTable"}
     assert subs == expected
 
 
@@ -305,6 +307,11 @@ def test_state_machine_may_invoke_only_its_functions(
                     "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
                     ":event-bus/${EventBusName}"
                 }
+                continue
+            if statement.get("Sid") == "ReleaseEnvironmentLock":
+                assert machine == "BuildEnvironmentStateMachine"
+                assert actions == ["dynamodb:DeleteItem"]
+                assert statement["Resource"] == {"Fn::GetAtt": ["EnvironmentLocksTable", "Arn"]}
                 continue
             assert all(a.startswith("logs:") for a in actions), statement
     assert invoked == set(MACHINE_FUNCTIONS[machine])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,9 +16,28 @@ from botocore.exceptions import HTTPClientError
 
 from envbuild_lambda.errors import AwsUnavailable, EnvbuildError
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+
+
+def tracing_disabled() -> bool:
+    """POWERTOOLS_TRACE_DISABLED (template parameter TraceAwsCalls): Lambda's active tracing still
+    records each invocation; the X-Ray SDK's subsegments per AWS call are opt-in."""
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true")
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """The Powertools Tracer, made on first use: importing the X-Ray SDK builds a botocore client
+    and costs about as much as importing boto3, so a cold start pays it only when tracing AWS
+    calls is switched on (docs/benchmark.md)."""
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()
+
 
 R = TypeVar("R")
 Handler = Callable[[dict[str, Any], LambdaContext], R]
@@ -57,7 +77,16 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
                 count("StepFailed")
                 raise
 
-        traced = tracer.capture_lambda_handler(run, capture_response=False)
+        traced_run: list[Handler[R]] = []
+
+        @functools.wraps(run)
+        def traced(event: dict[str, Any], context: LambdaContext) -> R:
+            if tracing_disabled():
+                return run(event, context)
+            if not traced_run:
+                traced_run.append(tracer().capture_lambda_handler(run, capture_response=False))
+            return traced_run[0](event, context)
+
         with_metrics = metrics.log_metrics(traced)
 
         @functools.wraps(handler)

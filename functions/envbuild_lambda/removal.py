@@ -25,7 +25,7 @@ OPTIONS = ("deleteLogGroups", "deregisterTaskDefinitions")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class NamespaceRef(_Model):

@@ -99,7 +99,9 @@ def managed_tags(environment: str, build: str | None = None) -> dict[str, str]:
     return tags
 
 
-_STRICT = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=False)
+_STRICT = ConfigDict(
+    extra="forbid", populate_by_name=False, str_strip_whitespace=False, defer_build=True
+)
 
 
 def _units(value: object, field: str) -> str:
@@ -367,6 +369,7 @@ class EnvironmentSpec(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        defer_build=True,
         title="envbuild environment spec",
         json_schema_extra={"$id": "https://envbuild.dev/schema/environment-spec.schema.json"},
     )

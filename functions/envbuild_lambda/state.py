@@ -10,7 +10,7 @@ from envbuild_lambda.settings import PollSchedule
 
 
 class _State(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Poll(_State):
@@ -21,10 +21,10 @@ class Poll(_State):
     maxAttempts: int
 
     @classmethod
-    def start(cls, schedule: PollSchedule) -> Poll:
-        return cls(
-            attempt=0, waitSeconds=schedule.wait_before(0), maxAttempts=schedule.max_attempts
-        )
+    def start(cls, schedule: PollSchedule, first_wait: int | None = None) -> Poll:
+        """The poll before its first check; ``first_wait`` overrides the schedule's first wait."""
+        wait = schedule.wait_before(0) if first_wait is None else first_wait
+        return cls(attempt=0, waitSeconds=wait, maxAttempts=schedule.max_attempts)
 
     def next(self, schedule: PollSchedule) -> Poll:
         attempt = self.attempt + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 
@@ -80,3 +81,68 @@ def test_rejects_negative_values(bad: float) -> None:
         Clock().sleep(bad)
     with pytest.raises(ValueError, match="negative"):
         Clock().advance(bad)
+
+
+def test_an_invocation_runs_on_its_own_timeline_and_the_clock_reaches_its_end() -> None:
+    clock = Clock()
+    clock.advance(10)
+    with clock.invocation():
+        assert clock.now() == 10
+        clock.sleep(3)  # e.g. pacing inside a handler
+        assert clock.now() == 13
+        clock.sleep_until(12)  # already past: no wait
+        assert clock.now() == 13
+    assert clock.now() == 13
+
+
+def test_a_branch_waiting_beside_an_invocation_does_not_push_its_time() -> None:
+    """Two Parallel branches: one Waits 50 s (global clock), the other runs a handler that paces
+    itself for 20 s. They overlap: the clock ends at 50, not 70, and the handler saw 0..20."""
+    clock = Clock()
+    seen: list[float] = []
+    inside = threading.Event()
+    waited = threading.Event()
+
+    def handler() -> None:
+        with clock.invocation():
+            inside.set()
+            waited.wait(5)  # the other branch's Wait has moved the global clock meanwhile
+            for _ in range(20):
+                clock.sleep(1)
+                seen.append(clock.now())
+
+    thread = threading.Thread(target=handler)
+    thread.start()
+    inside.wait(5)
+    clock.sleep(50)  # Wait state of the other branch
+    waited.set()
+    thread.join()
+    assert seen[0] == 1
+    assert seen[-1] == 20
+    assert clock.now() == 50
+
+
+def test_an_invocation_that_ends_last_moves_the_clock_to_its_end() -> None:
+    clock = Clock()
+    with clock.invocation():
+        clock.sleep(200)
+    assert clock.now() == 200
+
+
+def test_threads_of_one_invocation_share_its_timeline() -> None:
+    clock = Clock()
+    with clock.invocation():
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(clock.sleep, 7))
+        thread.start()
+        thread.join()
+        assert clock.now() == 7
+    assert clock.now() == 7
+
+
+def test_a_scaled_clock_ignores_invocation_timelines() -> None:
+    clock = Clock(scale=0.001)
+    with clock.invocation():
+        before = clock.now()
+        clock.sleep(5)
+        assert clock.now() >= before + 5

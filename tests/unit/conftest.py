@@ -141,7 +141,7 @@ def caller() -> Caller:
 
 @pytest.fixture
 def schedule() -> PollSchedule:
-    return PollSchedule(initial_seconds=5, max_seconds=30, max_attempts=20)
+    return PollSchedule(first_seconds=5, interval_seconds=10, max_attempts=20)
 
 
 @pytest.fixture

@@ -172,7 +172,7 @@ def test_check_services_never_uses_the_session_from_two_threads_at_once() -> Non
     state = ServicesState(ready=False, poll=Poll(attempt=0, waitSeconds=10, maxAttempts=40))
     registries = {"web": "srv-1", "api": "srv-2", "db": "srv-3"}
     services.check_services(
-        Clients(fake), spec, registries, state, PollSchedule(10, 30, 40), max_workers=4
+        Clients(fake), spec, registries, state, PollSchedule(10, 20, 40), max_workers=4
     )  # type: ignore[arg-type]
     assert fake.overlapped is False
 

@@ -23,7 +23,7 @@ from envbuild_lambda.handlers import (
     create_namespace,
     create_registries,
     create_services,
-    register_task_definition,
+    register_task_definitions,
     validate_spec,
     verify_dns,
 )
@@ -35,7 +35,7 @@ HANDLER_MODULES = [
     "envbuild_lambda.handlers.create_namespace",
     "envbuild_lambda.handlers.check_namespace_operation",
     "envbuild_lambda.handlers.create_registries",
-    "envbuild_lambda.handlers.register_task_definition",
+    "envbuild_lambda.handlers.register_task_definitions",
     "envbuild_lambda.handlers.create_services",
     "envbuild_lambda.handlers.check_services",
     "envbuild_lambda.handlers.verify_dns",
@@ -143,7 +143,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "poll",
         "message",
     }
-    assert branch["namespace"]["poll"] == {"attempt": 0, "waitSeconds": 5, "maxAttempts": 20}
+    assert branch["namespace"]["poll"] == {"attempt": 0, "waitSeconds": 50, "maxAttempts": 60}
     branch["namespace"] = call(
         check_namespace_operation.handler, {"namespace": branch["namespace"]}, context
     )
@@ -156,25 +156,26 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert cloud_map["namespace"] == branch["namespace"]
     assert list(cloud_map["registries"]) == ["web", "api", "db"]
 
-    # Parallel branch 2: Map over services with the ItemSelector
+    # Parallel branch 2: Map over batches of services with the ItemSelector (here 2 + 1); the
+    # Map's output is one list per batch, which the next steps take as it is.
+    batches = [spec["services"][:2], spec["services"][2:]]
     task_definitions = [
         call(
-            register_task_definition.handler,
+            register_task_definitions.handler,
             {
                 "environment": spec["environment"],
                 "executionRoleArn": spec["executionRoleArn"],
                 "taskRoleArn": spec["taskRoleArn"],
-                "service": service,
+                "services": batch,
             },
             context,
         )
-        for service in spec["services"]
+        for batch in batches
     ]
-    assert task_definitions[0] == {
-        "name": "web",
-        "taskDefinition": "workshop-web:1",
-        "logGroup": "/ecs/workshop-web",
-    }
+    assert task_definitions == [
+        {"web": "workshop-web:1", "api": "workshop-api:1"},
+        {"db": "workshop-db:1"},
+    ]
 
     build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
     deployment = call(
@@ -188,7 +189,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     )
     assert deployment == {
         "ready": False,
-        "poll": {"attempt": 0, "waitSeconds": 10, "maxAttempts": 40},
+        "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
         "operations": {},
@@ -223,16 +224,10 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         ("db", "db.workshop.local", []),
     ]
     web = summary["services"][0]
-    assert (
-        web["registryArn"]
-        == f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{cloud_map['registries']['web']}"
-    )
-    assert (
-        web["taskDefinitionArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/workshop-web:1"
-    )
-    assert (
-        web["serviceArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/web-service"
-    )
+    assert web["registryId"] == cloud_map["registries"]["web"]
+    assert web["taskDefinition"] == "workshop-web:1"
+    assert web["ecsService"] == "web-service"
+    registry_arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{web['registryId']}"
     # the workshop's step 8 names, as outputs and as SSM parameters with the same ids
     assert summary["outputs"]["NAMESPACE_ID"] == branch["namespace"]["id"]
     assert summary["outputs"]["WEB_SERVICE_ID"] == cloud_map["registries"]["web"]
@@ -253,7 +248,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     described = ecs.describe_services(cluster="workshop-cluster", services=["web-service"])[
         "services"
     ][0]
-    assert described["serviceRegistries"] == [{"registryArn": web["registryArn"]}]
+    assert described["serviceRegistries"] == [{"registryArn": registry_arn}]
 
 
 def test_check_services_handler_reports_services_not_ready(
@@ -270,12 +265,12 @@ def test_check_services_handler_reports_services_not_ready(
     ]
     refs = [
         call(
-            register_task_definition.handler,
+            register_task_definitions.handler,
             {
                 "environment": "workshop",
                 "executionRoleArn": spec["executionRoleArn"],
                 "taskRoleArn": spec["taskRoleArn"],
-                "service": s,
+                "services": [s],
             },
             context,
         )
@@ -292,7 +287,7 @@ def test_check_services_handler_reports_services_not_ready(
         context,
     )
     assert deployment["ready"] is False
-    assert deployment["poll"] == {"attempt": 1, "waitSeconds": 20, "maxAttempts": 40}
+    assert deployment["poll"] == {"attempt": 1, "waitSeconds": 5, "maxAttempts": 120}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
     assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
     with pytest.raises(DiscoveryMismatch, match=r"3 of 3 DNS name\(s\) fail the three-way check"):
@@ -310,7 +305,7 @@ def test_check_services_handler_reports_services_not_ready(
 def test_settings_from_the_function_environment_shape_the_poll(
     prerequisites: Prerequisites, context: FakeContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NAMESPACE_POLL_INITIAL_SECONDS", "2")
+    monkeypatch.setenv("NAMESPACE_POLL_FIRST_SECONDS", "2")
     monkeypatch.setenv("NAMESPACE_POLL_MAX_ATTEMPTS", "7")
     spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
     assert call(create_namespace.handler, {"spec": spec}, context)["poll"] == {

@@ -23,7 +23,7 @@ from envbuild_lambda.steps import registries, services, task_definitions
 
 from .conftest import ACCOUNT, REGION, Override, client_error
 
-SERVICES_POLL = PollSchedule(initial_seconds=10, max_seconds=30, max_attempts=40)
+SERVICES_POLL = PollSchedule(first_seconds=10, interval_seconds=20, max_attempts=40)
 
 
 def prepare(

@@ -10,43 +10,44 @@ import pytest
 from envbuild_lambda.settings import PollSchedule, Settings, get_settings
 
 
-def test_wait_before_doubles_from_the_initial_wait_and_is_capped() -> None:
-    schedule = PollSchedule(initial_seconds=5, max_seconds=30, max_attempts=20)
-    assert [schedule.wait_before(a) for a in range(6)] == [5, 10, 20, 30, 30, 30]
-
-
-def test_wait_before_stays_capped_for_huge_attempt_numbers() -> None:
-    schedule = PollSchedule(initial_seconds=1, max_seconds=45, max_attempts=1000)
-    assert schedule.wait_before(10_000) == 45
-    assert isinstance(schedule.wait_before(10_000), int)
+def test_first_wait_then_steady_interval() -> None:
+    schedule = PollSchedule(first_seconds=50, interval_seconds=5, max_attempts=20)
+    assert [schedule.wait_before(a) for a in range(5)] == [50, 5, 5, 5, 5]
+    assert schedule.wait_before(10_000) == 5
 
 
 def test_budget_seconds_is_the_sum_of_every_wait() -> None:
-    assert PollSchedule(5, 30, 20).budget_seconds() == 5 + 10 + 20 + 30 * 17
-    assert PollSchedule(10, 30, 40).budget_seconds() == 10 + 20 + 30 * 38
+    assert PollSchedule(50, 5, 60).budget_seconds() == 50 + 5 * 59
+    assert PollSchedule(30, 5, 120).budget_seconds() == 30 + 5 * 119
     assert PollSchedule(3, 3, 1).budget_seconds() == 3
 
 
 def test_from_env_defaults() -> None:
     settings = Settings.from_env({})
-    assert settings.namespace_poll == PollSchedule(5, 30, 20)
-    assert settings.services_poll == PollSchedule(10, 30, 40)
+    assert settings.namespace_poll == PollSchedule(50, 5, 60)
+    assert settings.services_poll == PollSchedule(30, 5, 120)
+    assert settings.teardown_poll == PollSchedule(5, 5, 180)
     assert settings.max_workers == 4
 
 
 def test_from_env_overrides_every_value() -> None:
     settings = Settings.from_env(
         {
-            "NAMESPACE_POLL_INITIAL_SECONDS": "1",
-            "NAMESPACE_POLL_MAX_SECONDS": "2",
+            "NAMESPACE_POLL_FIRST_SECONDS": "1",
+            "NAMESPACE_POLL_INTERVAL_SECONDS": "2",
             "NAMESPACE_POLL_MAX_ATTEMPTS": "3",
-            "SERVICES_POLL_INITIAL_SECONDS": "4",
-            "SERVICES_POLL_MAX_SECONDS": "5",
+            "SERVICES_POLL_FIRST_SECONDS": "4",
+            "SERVICES_POLL_INTERVAL_SECONDS": "5",
             "SERVICES_POLL_MAX_ATTEMPTS": "6",
+            "TEARDOWN_POLL_FIRST_SECONDS": "0",
+            "TEARDOWN_POLL_INTERVAL_SECONDS": "8",
+            "TEARDOWN_POLL_MAX_ATTEMPTS": "9",
             "ENVBUILD_MAX_WORKERS": "7",
         }
     )
-    assert settings == Settings(PollSchedule(1, 2, 3), PollSchedule(4, 5, 6), 7)
+    assert settings == Settings(
+        PollSchedule(1, 2, 3), PollSchedule(4, 5, 6), PollSchedule(0, 8, 9), 7
+    )
 
 
 def test_an_empty_variable_means_the_default() -> None:

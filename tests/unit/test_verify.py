@@ -225,15 +225,9 @@ def test_matching_ips_give_the_build_summary(workshop: EnvironmentSpec, caller: 
                     {"id": ip, "ipv4": ip, "health": "HEALTHY", "source": "ecs"}
                     for ip in HEALTHY[name]
                 ],
-                "checks": {
-                    "ecsTasks": HEALTHY[name],
-                    "cloudMap": HEALTHY[name],
-                    "route53": HEALTHY[name],
-                },
                 "registryId": REGISTRIES[name],
-                "registryArn": f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{REGISTRIES[name]}",
-                "taskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{TASK_DEFINITIONS[name]}",
-                "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/{name}-service",
+                "ecsService": f"{name}-service",
+                "taskDefinition": TASK_DEFINITIONS[name],
             }
             for name in ("web", "api", "db")
         ],
@@ -272,10 +266,7 @@ def test_summary_uses_the_cluster_name_when_the_spec_names_an_arn(caller: Caller
         1,
     )
     assert summary["cluster"] == "workshop-cluster"
-    assert (
-        summary["services"][2]["serviceArn"]
-        == f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/workshop-cluster/db-service"
-    )
+    assert summary["services"][2]["ecsService"] == "db-service"
 
 
 def test_mismatch_names_the_dns_name_and_the_missing_and_extra_ips(
@@ -380,7 +371,6 @@ def test_static_instances_are_expected_answers_and_shown_with_their_attributes(
     )
     web = summary["services"][0]
     assert web["ips"] == ["10.0.1.10", "10.0.2.10", "10.0.3.100"]
-    assert web["checks"]["ecsTasks"] == HEALTHY["web"]
     static = [i for i in web["instances"] if i["source"] == "static"]
     # the fake's DiscoverInstances shows only AWS_INSTANCE_IPV4: the summary shows what Cloud Map has
     assert static == [

@@ -15,7 +15,7 @@ from envbuild_lambda.errors import DiscoveryMismatch
 from envbuild_lambda.spec import parse_spec
 from envbuild_lambda.state import NamespaceState
 from envbuild_lambda.steps import verify
-from tests.workflow.helpers import entered, run_build
+from tests.workflow.helpers import entered, run_build, task_ips
 
 CUSTOM = {
     "id": "custom-web-instance",
@@ -63,8 +63,15 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
     # the static instance answers beside the two tasks, in every leg
     assert len(web["ips"]) == 3
     assert "10.0.3.100" in web["ips"]
-    assert web["checks"]["cloudMap"] == web["checks"]["route53"] == web["ips"]
-    assert "10.0.3.100" not in web["checks"]["ecsTasks"]
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    assert set(web["ips"]) - task_ips(emulator, cluster, "web-service") == {"10.0.3.100"}
+    zone = emulator.client("route53").list_resource_record_sets(
+        HostedZoneId=summary["namespace"]["hostedZoneId"]
+    )["ResourceRecordSets"]
+    assert (
+        sorted(r["ResourceRecords"][0]["Value"] for r in zone if r["Name"] == "web.workshop.local.")
+        == web["ips"]
+    )
     static = [i for i in web["instances"] if i["source"] == "static"]
     assert static == [
         {
@@ -103,15 +110,15 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
     assert {outputs[f"{n.upper()}_SERVICE_ID"] for n in ("web", "api", "db")} == {
         s["registryId"] for s in summary["services"]
     }
+    assert sorted(outputs) == sorted(
+        ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID")
+    )
     stored = parameters(emulator, "workshop")
-    assert stored == {
-        key: outputs[key]
-        for key in ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID")
-    }
+    assert stored == outputs
     env_file = dict(
         line.removeprefix("export ").split("=", 1) for line in resources_env(summary).splitlines()
     )
-    assert env_file == outputs
+    assert {key: env_file[key] for key in outputs} == outputs  # the same names, the same ids
     (ready,) = received(emulator, queue)
     assert (ready["source"], ready["detail-type"]) == ("envbuild", "Environment Ready")
     # Step Functions adds the state machine's and the execution's ARNs to the event's resources
@@ -208,7 +215,7 @@ def verify_now(emulator: Any, workshop_spec: dict[str, Any], summary: dict[str, 
             poll={"attempt": 0, "waitSeconds": 1, "maxAttempts": 1},
         ),
         {s["name"]: s["registryId"] for s in summary["services"]},
-        {s["name"]: s["taskDefinitionArn"].rsplit("/", 1)[-1] for s in summary["services"]},
+        {s["name"]: s["taskDefinition"] for s in summary["services"]},
         2,
     )
 

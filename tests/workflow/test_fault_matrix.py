@@ -30,7 +30,7 @@ STEPS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "Create Registries": ("CreateRegistriesFunction", [("servicediscovery", "CreateService")]),
     "Register Task Definitions": (
-        "RegisterTaskDefinitionFunction",
+        "RegisterTaskDefinitionsFunction",
         [("logs", "CreateLogGroup"), ("ecs", "RegisterTaskDefinition")],
     ),
     "Create Services": ("CreateServicesFunction", [("ecs", "CreateService")]),

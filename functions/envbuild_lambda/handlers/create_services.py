@@ -26,6 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings.services_poll,
         settings.max_workers,
         request.build,
+        settings.service_writes_per_second,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     return state.model_dump(mode="json")

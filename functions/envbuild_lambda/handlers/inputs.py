@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from envbuild_lambda.spec import EnvironmentSpec, Service
-from envbuild_lambda.state import NamespaceState, ProbeState, ServicesState, TaskDefinitionRef
+from envbuild_lambda.state import NamespaceState, ProbeState, ServicesState
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class SpecInput(_Input):
@@ -33,22 +35,31 @@ class CreateRegistriesInput(_Input):
     build: str | None = None
 
 
-class RegisterTaskDefinitionInput(_Input):
+class RegisterTaskDefinitionsInput(_Input):
     environment: str
     executionRoleArn: str
     taskRoleArn: str
-    service: Service
+    services: list[Service]
     build: str | None = None
 
 
 class CreateServicesInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str]
-    taskDefinitions: list[TaskDefinitionRef]
+    #: Service name -> "family:revision": one mapping per batch of Register Task Definitions
+    #: (the Map's output, merged here) or one mapping.
+    taskDefinitions: dict[str, str]
     build: str | None = None
 
+    @field_validator("taskDefinitions", mode="before")
+    @classmethod
+    def _merge_batches(cls, value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(batch, dict) for batch in value):
+            return {name: ref for batch in value for name, ref in batch.items()}
+        return value
+
     def task_definition_by_name(self) -> dict[str, str]:
-        return {ref.name: ref.taskDefinition for ref in self.taskDefinitions}
+        return dict(self.taskDefinitions)
 
 
 class CheckServicesInput(_Input):

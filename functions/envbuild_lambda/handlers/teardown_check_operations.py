@@ -18,7 +18,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = OperationsInput.model_validate(event)
     settings = get_settings()
     progress = teardown.check_operations(
-        get_clients(), request.progress, settings.namespace_poll, settings.max_workers
+        get_clients(), request.progress, settings.teardown_poll, settings.max_workers
     )
     count("CloudMapOperationChecks")
     return progress.model_dump(mode="json")

@@ -20,6 +20,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         get_clients(),
         request.removal_plan(),
         request.require_progress(),
-        get_settings().services_poll,
+        get_settings().teardown_poll,
     )
     return progress.model_dump(mode="json")

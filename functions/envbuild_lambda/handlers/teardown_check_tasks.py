@@ -21,7 +21,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         get_clients(),
         request.removal_plan(),
         request.require_progress(),
-        settings.services_poll,
+        settings.teardown_poll,
         settings.max_workers,
     )
     count("TaskStopChecks")

@@ -17,6 +17,6 @@ from envbuild_lambda.steps import teardown
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = StepInput.model_validate(event)
     progress = teardown.delete_namespace(
-        get_clients(), request.removal_plan(), get_settings().namespace_poll
+        get_clients(), request.removal_plan(), get_settings().teardown_poll
     )
     return progress.model_dump(mode="json")

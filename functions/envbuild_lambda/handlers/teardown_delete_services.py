@@ -18,7 +18,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = StepInput.model_validate(event)
     settings = get_settings()
     progress = teardown.delete_ecs_services(
-        get_clients(), request.removal_plan(), settings.services_poll, settings.max_workers
+        get_clients(), request.removal_plan(), settings.teardown_poll, settings.max_workers
     )
     count("EcsServicesDeleted", len(progress.removed))
     return progress.model_dump(mode="json")

@@ -18,6 +18,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = StepInput.model_validate(event)
     settings = get_settings()
     progress = teardown.scale_to_zero(
-        get_clients(), request.removal_plan(), settings.services_poll, settings.max_workers
+        get_clients(), request.removal_plan(), settings.teardown_poll, settings.max_workers
     )
     return progress.model_dump(mode="json")

@@ -1,9 +1,9 @@
 """The build's outputs for whatever comes next: the workshop's step 8 names.
 
-``outputs(summary)`` is the one list of names (the execution output, the CLI's env file and the
-`Environment Ready` event carry it); the step 8 subset - NAMESPACE_ID and <NAME>_SERVICE_ID - is
-also written as SSM parameters ``/envbuild/<environment>/<NAME>``, tagged like every envbuild
-resource. A parameter under that path that envbuild did not create is never overwritten.
+``outputs(summary)`` - NAMESPACE_ID and <NAME>_SERVICE_ID - is carried by the execution output
+and the `Environment Ready` event, written as SSM parameters ``/envbuild/<environment>/<NAME>``
+(tagged like every envbuild resource) and, under the same names with the same values, in the
+CLI's env file. A parameter under that path that envbuild did not create is never overwritten.
 """
 
 from __future__ import annotations
@@ -34,29 +34,13 @@ def parameter_path(environment: str) -> str:
 
 
 def outputs(summary: Mapping[str, Any]) -> dict[str, str]:
-    """Every output name -> value, in the env file's order."""
-    namespace = summary["namespace"]
-    values = {
-        "NAMESPACE_ID": namespace["id"],
-        "NAMESPACE_ARN": namespace["arn"],
-        "NAMESPACE_NAME": namespace["name"],
-        "HOSTED_ZONE_ID": namespace.get("hostedZoneId") or "",
-    }
+    """The workshop's step 8 names -> ids: NAMESPACE_ID and one <NAME>_SERVICE_ID per service
+    (kept to the ids: a 200-service summary stays small; the CLI's env file adds the ARNs and
+    names that follow from them, under the same names)."""
+    values = {"NAMESPACE_ID": str(summary["namespace"]["id"])}
     for service in summary["services"]:
-        prefix = env_name(service["name"])
-        values |= {
-            f"{prefix}_SERVICE_ID": service["registryId"],
-            f"{prefix}_SERVICE_ARN": service["registryArn"],
-            f"{prefix}_ECS_SERVICE_ARN": service["serviceArn"],
-            f"{prefix}_TASK_DEFINITION_ARN": service["taskDefinitionArn"],
-            f"{prefix}_DNS_NAME": service["dnsName"],
-        }
-    return {key: str(value) for key, value in values.items()}
-
-
-def parameter_names(summary: Mapping[str, Any]) -> list[str]:
-    """The workshop's step 8 names: NAMESPACE_ID and one <NAME>_SERVICE_ID per service."""
-    return ["NAMESPACE_ID", *(f"{env_name(s['name'])}_SERVICE_ID" for s in summary["services"])]
+        values[f"{env_name(service['name'])}_SERVICE_ID"] = str(service["registryId"])
+    return values
 
 
 def existing_parameters(clients: Clients, path: str) -> dict[str, str]:
@@ -91,8 +75,7 @@ def write_parameters(
     only if tagged envbuild:managed for this environment; otherwise ParameterConflict.
     """
     path = parameter_path(environment)
-    values = outputs(summary)
-    wanted = {f"{path}{key}": values[key] for key in parameter_names(summary)}
+    wanted = {f"{path}{key}": value for key, value in outputs(summary).items()}
     current = existing_parameters(clients, path)
     tags = [{"Key": k, "Value": v} for k, v in managed_tags(environment, build).items()]
 

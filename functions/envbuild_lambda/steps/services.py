@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from envbuild_lambda.errors import CloudMapOperationFailed, ServiceConflict, aws_errors
+from envbuild_lambda.pacing import RateLimiter
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.state import Poll, ServicesState
 
@@ -60,31 +61,39 @@ def create_service(
     registry_id: str,
     task_definition: str,
     build: str | None = None,
+    pace: RateLimiter | None = None,
 ) -> None:
-    with aws_errors(
-        f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
-    ):
-        clients.ecs.create_service(
-            cluster=spec.cluster,
-            serviceName=service.ecs_service_name,
-            taskDefinition=task_definition,
-            desiredCount=service.desiredCount,
-            launchType="FARGATE",
-            networkConfiguration={
-                "awsvpcConfiguration": {
-                    "subnets": spec.network.subnets,
-                    "securityGroups": spec.network.securityGroups,
-                    "assignPublicIp": spec.network.assignPublicIp,
-                }
-            },
-            serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
-            clientToken=spec.request_token(
-                "ecs-service", spec.cluster_name, service.name, build or "", max_length=36
-            ),
-            tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
-            propagateTags="SERVICE",
-            enableECSManagedTags=True,
-        )
+    def create() -> None:
+        with aws_errors(
+            f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
+        ):
+            clients.ecs.create_service(
+                cluster=spec.cluster,
+                serviceName=service.ecs_service_name,
+                taskDefinition=task_definition,
+                desiredCount=service.desiredCount,
+                launchType="FARGATE",
+                networkConfiguration={
+                    "awsvpcConfiguration": {
+                        "subnets": spec.network.subnets,
+                        "securityGroups": spec.network.securityGroups,
+                        "assignPublicIp": spec.network.assignPublicIp,
+                    }
+                },
+                serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
+                clientToken=spec.request_token(
+                    "ecs-service", spec.cluster_name, service.name, build or "", max_length=36
+                ),
+                tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
+                propagateTags="SERVICE",
+                enableECSManagedTags=True,
+            )
+
+    # CreateService is idempotent (clientToken): a throttled attempt may be repeated.
+    if pace is not None:
+        pace.call(create)
+    else:
+        create()
 
 
 def _check_adoptable(
@@ -200,7 +209,11 @@ def create_or_adopt_services(
     schedule: PollSchedule,
     max_workers: int,
     build: str | None = None,
+    writes_per_second: int = 5,
 ) -> ServicesState:
+    """Create the spec's ECS services that do not exist (CreateService paced at
+    ``writes_per_second``, the ECS service-modification quota); adopt the ACTIVE ones."""
+    pace = RateLimiter(writes_per_second, burst=writes_per_second)
     existing = describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
     actions: dict[str, str] = {}
     to_create: list[Service] = []
@@ -220,15 +233,15 @@ def create_or_adopt_services(
             actions[service.ecs_service_name] = "created"
     pmap(
         lambda s: create_service(
-            clients, caller, spec, s, registries[s.name], task_definitions[s.name], build
+            clients, caller, spec, s, registries[s.name], task_definitions[s.name], build, pace
         ),
         to_create,
         max_workers,
     )
     operations = register_static_instances(clients, spec, registries, max_workers, build)
-    return ServicesState(
-        ready=False, poll=Poll.start(schedule), actions=actions, operations=operations
-    )
+    # Nothing new to start (a re-run): check at once instead of waiting a task's start-up time.
+    poll = Poll.start(schedule, first_wait=None if to_create or operations else 0)
+    return ServicesState(ready=False, poll=poll, actions=actions, operations=operations)
 
 
 def pending_operations(clients: Clients, operations: dict[str, str]) -> dict[str, str]:

@@ -7,10 +7,14 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
+from envbuild_lambda.pacing import RateLimiter
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mypy_boto3_ecs.type_defs import ContainerDefinitionTypeDef
 
     from envbuild_lambda.aws import Caller, Clients
@@ -103,6 +107,7 @@ def register(
     execution_role_arn: str,
     task_role_arn: str,
     build: str | None = None,
+    pace: RateLimiter | None = None,
 ) -> TaskDefinitionRef:
     """Register the service's task definition, unless its latest revision already is the desired
     one (a retry after a lost response, or a re-run): no duplicate revisions."""
@@ -123,12 +128,42 @@ def register(
     existing = latest_matching_revision(clients, family, desired)
     if existing is not None:
         return TaskDefinitionRef(name=service.name, taskDefinition=existing, logGroup=log_group)
-    with aws_errors(f"RegisterTaskDefinition {family}"):
-        registered = clients.ecs_once.register_task_definition(
-            **desired, tags=[{"key": key, "value": value} for key, value in tags.items()]
-        )["taskDefinition"]
+
+    def register_revision() -> dict[str, Any]:
+        with aws_errors(f"RegisterTaskDefinition {family}"):
+            return dict(
+                clients.ecs_once.register_task_definition(
+                    **desired, tags=[{"key": key, "value": value} for key, value in tags.items()]
+                )["taskDefinition"]
+            )
+
+    registered = pace.call(register_revision) if pace is not None else register_revision()
     return TaskDefinitionRef(
         name=service.name,
         taskDefinition=f"{registered['family']}:{registered['revision']}",
         logGroup=log_group,
+    )
+
+
+def register_all(
+    clients: Clients,
+    caller: Caller,
+    environment: str,
+    services: Sequence[Service],
+    execution_role_arn: str,
+    task_role_arn: str,
+    build: str | None,
+    max_workers: int,
+    writes_per_second: int = 1,
+) -> list[TaskDefinitionRef]:
+    """``register`` for a batch of services, in spec order. RegisterTaskDefinition is paced at
+    ``writes_per_second`` (the ECS task-definition-modification quota, account-wide); the log
+    group and revision look-ups run ``max_workers`` at a time."""
+    pace = RateLimiter(writes_per_second, burst=writes_per_second)
+    return pmap(
+        lambda service: register(
+            clients, caller, environment, service, execution_role_arn, task_role_arn, build, pace
+        ),
+        services,
+        max_workers,
     )

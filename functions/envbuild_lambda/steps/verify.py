@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import Instance, chunks, instances_with_health, registry_arn
+from envbuild_lambda.steps.services import Instance, chunks, instances_with_health
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
@@ -225,25 +225,19 @@ def verify(
             "adopted": namespace.adopted,
         },
         "cluster": spec.cluster_name,
+        # Kept small (a 200-service build stays far below Step Functions' 256 KiB per state):
+        # ids and names only; every ARN follows from them and the namespace ARN's partition,
+        # Region and account (the CLI's env file writes them out).
         "services": [
             {
                 "name": check.service.name,
                 "dnsName": check.dns_name,
+                # = Cloud Map's answers = the Route 53 A records (the check passed)
                 "ips": sorted(check.discovered),
                 "instances": shown,
-                "checks": {
-                    "ecsTasks": sorted(check.tasks),
-                    "cloudMap": sorted(check.discovered),
-                    "route53": None if check.records is None else sorted(check.records),
-                },
                 "registryId": registries[check.service.name],
-                "registryArn": registry_arn(caller, registries[check.service.name]),
-                "taskDefinitionArn": caller.arn(
-                    "ecs", f"task-definition/{task_definitions[check.service.name]}"
-                ),
-                "serviceArn": caller.arn(
-                    "ecs", f"service/{spec.cluster_name}/{check.service.ecs_service_name}"
-                ),
+                "ecsService": check.service.ecs_service_name,
+                "taskDefinition": task_definitions[check.service.name],
             }
             for check, shown in zip(checks, instances, strict=True)
         ],

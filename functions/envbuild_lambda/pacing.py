@@ -1,0 +1,101 @@
+"""Client-side pacing of the AWS calls that have a low account-wide rate quota.
+
+ECS throttles per account and Region with token buckets (sustained rate = refill per second,
+burst = bucket size): RegisterTaskDefinition about 1 per second sustained, CreateService and
+UpdateService about 5 per second (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html).
+A batch step that fans out over N services paces those calls with a :class:`RateLimiter` instead
+of bursting into ThrottlingException and retrying.
+
+Time comes from the module's :data:`TIMER` (real time by default); the local emulator installs its
+own clock there so that pacing advances emulated time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from envbuild_lambda.errors import AwsThrottled
+
+#: Attempts of one paced call that AWS throttles anyway (the bucket is per account: another
+#: caller, or this build's previous invocation, may have emptied it).
+THROTTLED_ATTEMPTS = 6
+MAX_PAUSE_SECONDS = 20.0
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Where pacing reads the time and how it waits until a moment of that time."""
+
+    now: Callable[[], float]
+    sleep_until: Callable[[float], None]
+
+
+REAL_TIME = Timer(time.monotonic, _sleep_until)
+#: The timer every RateLimiter uses (replaced by the local emulator while it runs).
+TIMER = REAL_TIME
+
+
+class RateLimiter:
+    """A token bucket shared by the threads of one invocation: ``acquire()`` returns when a call
+    may go out, at most ``burst`` at once and ``rate_per_second`` sustained."""
+
+    def __init__(self, rate_per_second: float, burst: int = 1, *, start_full: bool = False) -> None:
+        """``start_full=False`` (default): the first call waits one token interval, because the
+        account's bucket may just have been emptied by another caller, e.g. this build's
+        previous batch."""
+        if rate_per_second <= 0 or burst < 1:
+            raise ValueError(f"rate must be > 0 and burst >= 1, got {rate_per_second}, {burst}")
+        self.rate = float(rate_per_second)
+        self.burst = burst
+        self._lock = threading.Lock()
+        #: One paced call at a time: calls leave in the order their tokens were reserved (a
+        #: call the thread pool delayed after a later reservation could otherwise land in an
+        #: emptied bucket).
+        self._serial = threading.Lock()
+        self._tokens = float(burst) if start_full else 0.0
+        self._stamp: float | None = None
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if needed; returns the seconds waited."""
+        timer = TIMER
+        with self._lock:
+            now = timer.now()
+            if self._stamp is not None:
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1.0  # a negative balance is a queue of reserved future tokens
+            delay = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if delay > 0:
+            timer.sleep_until(now + delay)
+        return delay
+
+    def call[R](self, action: Callable[[], R]) -> R:
+        """``action()`` once a token is free. If AWS still throttles it (AwsThrottled), wait a
+        doubling pause on the same timer and try again; the last AwsThrottled is raised (the
+        state machine's Retry then runs the step again). Only for calls that AWS did not apply
+        when it throttled them. Paced calls go out one at a time."""
+        with self._serial:
+            return self._call(action)
+
+    def _call[R](self, action: Callable[[], R]) -> R:
+        for attempt in range(THROTTLED_ATTEMPTS):
+            self.acquire()
+            try:
+                return action()
+            except AwsThrottled:
+                if attempt == THROTTLED_ATTEMPTS - 1:
+                    raise
+                # The quota is not what this limiter assumed: back off 1, 2, 4 ... s.
+                timer = TIMER
+                pause = min(MAX_PAUSE_SECONDS, float(2**attempt))
+                timer.sleep_until(timer.now() + pause)
+        raise AssertionError("unreachable")  # pragma: no cover

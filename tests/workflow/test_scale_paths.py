@@ -1,0 +1,75 @@
+"""Large environments against the ECS rate quotas the emulator enforces (issue 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from envbuild_lambda.settings import get_settings
+from tests.workflow.helpers import entered, run_build
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def many_services(emulator: Any, n: int) -> dict[str, Any]:
+    p = emulator.prerequisites
+    return {
+        "environment": f"scale{n}",
+        "namespace": {"name": f"scale{n}.local", "vpcId": p["VPC_ID"]},
+        "cluster": p["CLUSTER_NAME"],
+        "network": {
+            "subnets": [p["PRIVATE_SUBNET_1"], p["PRIVATE_SUBNET_2"]],
+            "securityGroups": [p["ECS_SG"]],
+        },
+        "services": [
+            {"name": f"svc{i:03d}", "image": "nginx:latest", "port": 80, "desiredCount": 1}
+            for i in range(n)
+        ],
+    }
+
+
+@pytest.fixture
+def settings_from_env() -> Iterator[None]:
+    """The handlers read their settings once per process: re-read them around the test."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_sixty_services_register_in_two_paced_batches_without_throttling(emulator: Any) -> None:
+    described, history = run_build(emulator, many_services(emulator, 60))
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    # 50 + 10 services: two invocations, one after the other (MaxConcurrency 1)
+    batches = entered(history, "Register Task Definition Batch")
+    assert len(batches) == 2
+    assert emulator.dispatcher.invocations["RegisterTaskDefinitionsFunction"] == 2
+    ecs = emulator.client("ecs")
+    assert len(ecs.list_task_definition_families(status="ACTIVE")["families"]) == 60
+    # paced at 1 RegisterTaskDefinition and 5 CreateService per second: ECS never said no
+    assert sum(emulator.throttling.throttled.values()) == 0
+    assert not [e for e in history if e["type"] == "LambdaFunctionFailed"]
+
+
+def test_unpaced_fan_out_is_throttled_and_recovers_by_retrying(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch, settings_from_env: None
+) -> None:
+    # Pacing set far above the ECS quotas: the emulator answers ThrottlingException, as AWS
+    # would, and the calls are tried again after a pause instead of failing the build.
+    monkeypatch.setenv("ECS_TASK_DEFINITION_WRITES_PER_SECOND", "100")
+    monkeypatch.setenv("ECS_SERVICE_WRITES_PER_SECOND", "100")
+    get_settings.cache_clear()
+
+    described, _ = run_build(emulator, many_services(emulator, 12))
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    throttled = emulator.throttling.throttled
+    assert throttled[("ecs", "RegisterTaskDefinition")] > 0
+    assert throttled[("ecs", "CreateService")] > 0
+    ecs = emulator.client("ecs")
+    assert len(ecs.list_task_definition_families(status="ACTIVE")["families"]) == 12
+    # every family has exactly one revision: a throttled call was not applied, its retry was
+    arns = ecs.list_task_definitions()["taskDefinitionArns"]
+    assert len(arns) == 12
