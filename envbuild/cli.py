@@ -111,7 +111,8 @@ def arn_of(namespace_arn: str, service: str, resource: str) -> str:
 
 
 def resources_env(summary: Mapping[str, Any]) -> str:
-    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, …"""
+    """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, … (the names and ids of
+    the build's ``outputs``, its SSM parameters and its Environment Ready event, plus ARNs)."""
     namespace = summary["namespace"]
     cluster = summary["cluster"]
     lines = [
@@ -146,6 +147,18 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
     for service in summary["services"]:
         ips = ", ".join(service["ips"]) or "(no tasks)"
         out.write(f"  {service['dnsName']:<{width}}  ->  {ips}\n")
+        for instance in service.get("instances", []):
+            if instance.get("source") == "static":
+                custom = {
+                    k: v
+                    for k, v in instance.get("attributes", {}).items()
+                    if k != "AWS_INSTANCE_IPV4"
+                }
+                attributes = ", ".join(f"{k}={v}" for k, v in custom.items())
+                out.write(
+                    f"  {'':<{width}}      static {instance['id']} {instance['ipv4']}"
+                    f" {instance['health']}{'  ' + attributes if attributes else ''}\n"
+                )
 
 
 # -- commands -----------------------------------------------------------------------------------

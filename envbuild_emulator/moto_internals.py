@@ -162,6 +162,8 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.delete_item"),
     Ref("moto.ecs.responses", "EC2ContainerServiceResponse.create_service"),
+    # the in-VPC DNS probe task (envbuild_emulator.models.ecs.EcsModel.run_probe)
+    Ref(_ECS, "EC2ContainerServiceBackend.run_task"),
     # wrapped again, outside the World's wrapper, by envbuild_emulator.aws_faults
     Ref("moto.core.responses", "BaseResponse.call_action"),
     # not moto: the SDK's retry back-off (botocore.endpoint calls time.sleep) on the clock
@@ -192,11 +194,15 @@ INTERNALS: tuple[Ref, ...] = (
     Ref(_ECS, "Task"),
     Ref(_ECS, "EC2ContainerServiceBackend.describe_task_definition"),
     Ref(_ECS, "EC2ContainerServiceBackend._calculate_task_resource_requirements"),
+    Ref(_ECS, "EC2ContainerServiceBackend._get_cluster"),
+    Ref("moto.logs.models", "logs_backends"),
     Ref("moto.route53.models", "route53_backends"),
     Ref("moto.route53.models", "Route53Backend.create_hosted_zone"),
     Ref("moto.route53.models", "Route53Backend.get_hosted_zone"),
     Ref("moto.route53.models", "Route53Backend.delete_hosted_zone"),
     Ref("moto.route53.models", "FakeZone.add_rrset"),
+    # dns.py journals Cloud Map's records in FakeZone.rr_changes (a ChangeList) for DELETE
+    Ref("moto.route53.models", "ChangeList.has_insert_or_update"),
     Ref("moto.ec2.models", "ec2_backends"),
     Ref("moto.ec2.models.subnets", "Subnet.request_ip"),
     Ref("moto.ec2.models.subnets", "Subnet.del_subnet_ip"),

@@ -243,6 +243,9 @@ def test_definition_substitutions_are_the_function_arns(
         expected["StatesStartExecutionSync"] = {
             "Fn::Sub": "arn:${AWS::Partition}:states:::states:startExecution.sync:2"
         }
+        # Environment Ready / Environment Build Failed (issue 6): native putEvents on one bus.
+        expected["EventsPutEvents"] = {"Fn::Sub": "arn:${AWS::Partition}:states:::events:putEvents"}
+        expected["EventBusName"] = {"Ref": "EventBusName"}
         # the build releases its lock with a direct DynamoDB integration
         expected["DynamoDbDeleteItem"] = {
             "Fn::Sub": "arn:${AWS::Partition}:states:::dynamodb:deleteItem"
@@ -297,6 +300,13 @@ def test_state_machine_may_invoke_only_its_functions(
             assert not any(a.startswith("lambda:") for a in actions), statement
             if statement.get("Sid", "").startswith("Rollback"):
                 assert all(a.startswith(("states:", "events:")) for a in actions), statement
+                continue
+            if statement.get("Sid") == "AnnounceOnEventBus":  # the build's events, one bus
+                assert actions == ["events:PutEvents"]
+                assert statement["Resource"] == {
+                    "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+                    ":event-bus/${EventBusName}"
+                }
                 continue
             if statement.get("Sid") == "ReleaseEnvironmentLock":
                 assert machine == "BuildEnvironmentStateMachine"

@@ -540,7 +540,14 @@ class CloudMapModel:
             current = backend.services.get(service_id)
             if current is None:
                 return OperationFailure("INTERNAL_FAILURE", f"Service {service_id} was deleted")
-            self.put_instance(backend, current, instance_id, attributes, creator_request_id)
+            # AWS_INIT_HEALTH_STATUS: the first status of an instance of a service with a custom
+            # health check (HEALTHY by default).
+            # https://docs.aws.amazon.com/cloud-map/latest/api/API_RegisterInstance.html
+            initial = attributes.get("AWS_INIT_HEALTH_STATUS", "HEALTHY")
+            health = initial if current.health_check_custom_config else "HEALTHY"
+            self.put_instance(
+                backend, current, instance_id, attributes, creator_request_id, health_status=health
+            )
             return None
 
         self._run(backend, operation, self._world.latencies.service_operation_seconds, complete)
@@ -633,7 +640,7 @@ class CloudMapModel:
         if namespace is None or namespace.type not in _DNS_TYPES or not service.dns_config:
             return
         zone_id = (namespace.dns_properties or {}).get("HostedZoneId")
-        if not zone_id:
+        if not zone_id or self._world.faults.records_dropped(f"{service.name}.{namespace.name}"):
             return
         state.records[(service.id, instance_id)] = route53.put_instance_records(
             str(zone_id),

@@ -115,8 +115,39 @@ class Route53:
             else:
                 rrset["MultiValueAnswer"] = True
             zone.add_rrset(rrset)
+            # moto accepts a DELETE only of a record set its change journal holds: journal the
+            # record as a CREATE request would, so that deleting it through the Route 53 API works
+            # as on AWS (someone deleting Cloud Map's record by hand, as a test of verification).
+            journal = {**rrset, "ResourceRecords": [{"Value": value}]}
+            zone.rr_changes.append({"Action": "CREATE", "ResourceRecordSet": journal})
             made.append(InstanceRecord(zone.id, name, rtype, instance_id))
         return made
+
+    def resolve_a(self, name: str, vpc_id: str) -> list[str] | None:
+        """What the VPC resolver (AmazonProvidedDNS) answers for an A query of ``name`` from
+        ``vpc_id``, from the private hosted zones associated with that VPC: the most specific
+        zone that contains the name decides; None = NXDOMAIN / no private zone. A multivalue
+        answer holds at most eight records.
+        https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html
+        https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/routing-policy-multivalue.html"""
+        wanted = fqdn(name.lower())
+        zones = [
+            zone
+            for zone in self.backend.zones.values()
+            if zone.private_zone
+            and any(vpc.get("vpc_id") == vpc_id for vpc in zone.vpcs)
+            and (wanted == fqdn(zone.name) or wanted.endswith("." + fqdn(zone.name)))
+        ]
+        if not zones:
+            return None
+        zone = max(zones, key=lambda z: len(fqdn(z.name)))
+        values = [
+            str(value)
+            for rrset in zone.rrsets
+            if rrset.type == "A" and fqdn(str(rrset.name).lower()) == wanted
+            for value in rrset.records
+        ]
+        return sorted(values)[:8] or None
 
     def remove_records(self, records: list[InstanceRecord]) -> None:
         for record in records:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from envbuild_emulator.moto_internals import MotoInternalsChanged, lookup
 
 from ._state import BackendState, Timers, state_of
+from .dns import Route53
 
 if TYPE_CHECKING:
     from moto.ec2.models import EC2Backend
@@ -97,6 +98,15 @@ class EcsState(BackendState):
                 if task_run.task is task:
                     return run, task_run
         return None
+
+
+def _probe_names(overrides: dict[str, Any] | None) -> list[str] | None:
+    """The names envbuild's DNS probe resolves (its container override), or None."""
+    for container in (overrides or {}).get("containerOverrides") or []:
+        for variable in container.get("environment") or []:
+            if variable.get("name") == "ENVBUILD_PROBE_NAMES":
+                return str(variable.get("value", "")).split()
+    return None
 
 
 def _utc(epoch: float) -> datetime:
@@ -501,6 +511,14 @@ class EcsModel:
         task = task_run.task
         if task.desired_status != "RUNNING" or task.last_status != "RUNNING":
             return
+        if self._world.faults.registration_blocked(run.service.name):
+            self._event(
+                run.service,
+                at,
+                f"(service {run.service.name}) failed to register (task {task_run.task_id})"
+                " in the Cloud Map service registry",
+            )
+            return
         sd_backend = self._servicediscovery(backend)
         for registry in run.service.service_registries:
             service_id = str(registry.get("registryArn", "")).rsplit("/", 1)[-1]
@@ -699,6 +717,161 @@ class EcsModel:
     def _scaling_reason(service: Service) -> str:
         deployment = service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
         return f"Scaling activity initiated by (deployment {deployment})"
+
+    # ------------------------------------------------------------------ the DNS probe
+    def run_probe(
+        self,
+        backend: EC2ContainerServiceBackend,
+        cluster_str: str,
+        task_definition_str: str,
+        overrides: dict[str, Any] | None,
+        started_by: str | None,
+        tags: list[dict[str, str]] | None,
+        network_configuration: dict[str, Any] | None,
+    ) -> list[Task] | None:
+        """RunTask of envbuild's DNS probe (a container whose overrides carry
+        ENVBUILD_PROBE_NAMES): a one-off Fargate task that resolves each name through the VPC
+        resolver, logs one line per name to its awslogs stream and exits 0, or 1 if a name did
+        not resolve. None for any other task (moto's RunTask handles it)."""
+        names = _probe_names(overrides)
+        if names is None or not network_configuration:
+            return None
+        world = self._world
+        now = world.clock.now()
+        task_definition: TaskDefinition = backend.describe_task_definition(task_definition_str)
+        cluster = backend._get_cluster(cluster_str)
+        awsvpc: dict[str, Any] = dict(network_configuration["awsvpcConfiguration"])
+        subnet_id = str(awsvpc["subnets"][0])
+        security_groups = [str(g) for g in awsvpc.get("securityGroups") or []]
+        definition_view = copy.copy(task_definition)
+        definition_view.network_mode = None  # the ENI is attached below (see _launch)
+        task: Task = lookup(_ECS, "Task")(
+            cluster=cluster,
+            task_definition=definition_view,
+            container_instance_arn=None,
+            resource_requirements=None,
+            backend=backend,
+            group=f"family:{task_definition.family}",
+            launch_type="FARGATE",
+            overrides=overrides or {},
+            started_by=started_by or "",
+            tags=list(tags or []),
+            networking_configuration=None,
+            platform_version="1.4.0",
+        )
+        task._transitions = []
+        task.last_status = "PROVISIONING"
+        task.desired_status = "RUNNING"
+        task.network_configuration = {"awsvpcConfiguration": {**awsvpc, "subnets": [subnet_id]}}
+        ec2 = self._ec2(backend)
+        subnet = ec2.get_subnet(subnet_id)
+        eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
+        _show(
+            task,
+            created_at=_utc(world.timestamp(now)),
+            availability_zone=subnet.availability_zone,
+            cpu=task_definition.cpu,
+            memory=task_definition.memory,
+            stopped_reason=None,
+            stop_code=None,
+        )
+        for container in task.containers:
+            container.last_status = "PENDING"
+            container.task_arn = task.task_arn
+            _show(container, exitCode=None)
+        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        start = now + world.latencies.task_start_seconds
+        self._state_timers(backend).add(
+            start,
+            lambda at: self._probe_runs(
+                backend, task, task_definition, subnet, eni_id, ip, names, at
+            ),
+        )
+        return [task]
+
+    def _probe_runs(
+        self,
+        backend: EC2ContainerServiceBackend,
+        task: Task,
+        task_definition: TaskDefinition,
+        subnet: Subnet,
+        eni_id: str,
+        ip: str,
+        names: list[str],
+        at: float,
+    ) -> None:
+        world = self._world
+        stamp = _utc(world.timestamp(at))
+        options = (task_definition.container_definitions[0].get("logConfiguration") or {}).get(
+            "options", {}
+        )
+        container_name = str(task_definition.container_definitions[0]["name"])
+        group = str(options.get("awslogs-group", ""))
+        stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container_name}/{task.id}"
+        logs = lookup("moto.logs.models", "logs_backends")[backend.account_id][backend.region_name]
+        if group not in logs.groups:
+            # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html
+            reason = (
+                "ResourceInitializationError: failed to validate logger args: The specified log"
+                " group does not exist."
+            )
+            self._probe_stopped(backend, task, subnet, eni_id, ip, at, None, reason)
+            return
+        task.last_status = "RUNNING"
+        _show(task, started_at=stamp, pull_stopped_at=stamp)
+        vpc = self._ec2(backend).get_vpc(subnet.vpc_id)
+        # Private hosted zones answer only when the VPC has both DNS attributes on.
+        # https://docs.aws.amazon.com/vpc/latest/userguide/vpc-dns.html#vpc-dns-support
+        dns_on = bool(vpc.enable_dns_support) and bool(vpc.enable_dns_hostnames)
+        route53 = Route53(backend.account_id, backend.partition)
+        lines: list[str] = []
+        for name in names:
+            answers = route53.resolve_a(name, str(subnet.vpc_id)) if dns_on else None
+            lines.append(
+                f"PROBE {name} OK {' '.join(answers)}" if answers else f"PROBE {name} FAIL"
+            )
+        logs.create_log_stream(group, stream)
+        millis = int(world.timestamp(at) * 1000)
+        logs.put_log_events(
+            group, stream, [{"timestamp": millis, "message": line} for line in lines]
+        )
+        exit_code = 0 if all(" OK " in line for line in lines) else 1
+        self._probe_stopped(
+            backend, task, subnet, eni_id, ip, at, exit_code, "Essential container in task exited"
+        )
+
+    def _probe_stopped(
+        self,
+        backend: EC2ContainerServiceBackend,
+        task: Task,
+        subnet: Subnet,
+        eni_id: str,
+        ip: str,
+        at: float,
+        exit_code: int | None,
+        reason: str,
+    ) -> None:
+        stamp = _utc(self._world.timestamp(at))
+        task.desired_status = "STOPPED"
+        task.last_status = "STOPPED"
+        stop_code = "EssentialContainerExited" if exit_code is not None else "TaskFailedToStart"
+        _show(
+            task,
+            stop_code=stop_code,
+            stopped_reason=reason,
+            stopped_at=stamp,
+            execution_stopped_at=stamp,
+            stopping_at=stamp,
+        )
+        for container in task.containers:
+            container.last_status = "STOPPED"
+            _show(container, exitCode=exit_code, reason=None if exit_code is not None else reason)
+        for attachment in task.attachments:
+            attachment["status"] = "DELETED"
+        with contextlib.suppress(Exception):
+            self._ec2(backend).delete_network_interface(eni_id)
+        with contextlib.suppress(Exception):
+            subnet.del_subnet_ip(ip)
 
     # ------------------------------------------------------------------ networking
     def _attach_eni(

@@ -26,6 +26,8 @@ class Faults:
         self._lock = threading.Lock()
         self._namespace_failures: dict[str, list[OperationFailure]] = {}
         self._task_failures: dict[str, str] = {}
+        self._unregistered: set[str] = set()
+        self._dropped_records: set[str] = set()
 
     def fail_namespace_operation(
         self,
@@ -78,8 +80,30 @@ class Faults:
         with self._lock:
             return self._task_failures.get(service_name) or self._task_failures.get(family)
 
+    def tasks_not_registered(self, service_name: str) -> None:
+        """Tasks of this ECS service run but ECS never registers them in Cloud Map (as when the
+        registration fails: the service's events say so), until ``clear``."""
+        with self._lock:
+            self._unregistered.add(service_name)
+
+    def registration_blocked(self, service_name: str) -> bool:
+        with self._lock:
+            return service_name in self._unregistered
+
+    def drop_dns_records(self, dns_name: str) -> None:
+        """Cloud Map keeps the instances of ``dns_name`` (e.g. web.workshop.local) but their
+        Route 53 A records are not written (as when someone deletes them in the hosted zone)."""
+        with self._lock:
+            self._dropped_records.add(dns_name.rstrip(".").lower())
+
+    def records_dropped(self, dns_name: str) -> bool:
+        with self._lock:
+            return dns_name.rstrip(".").lower() in self._dropped_records
+
     def clear(self) -> None:
         """Disarm every fault."""
         with self._lock:
             self._namespace_failures.clear()
             self._task_failures.clear()
+            self._unregistered.clear()
+            self._dropped_records.clear()

@@ -407,7 +407,49 @@ class World:
 
             return list_tasks
 
+        def wrap_ecs_run_task(original: Callable[..., list[Task]]) -> object:
+            def run_task(
+                backend: EC2ContainerServiceBackend,
+                cluster_str: str,
+                task_definition_str: str,
+                count: int,
+                overrides: dict[str, Any] | None,
+                started_by: str,
+                tags: list[dict[str, str]] | None,
+                launch_type: str | None,
+                *rest: Any,
+                **kwargs: Any,
+            ) -> list[Task]:
+                network = rest[0] if rest else kwargs.get("networking_configuration")
+                with world.lock:
+                    probe = ecs.run_probe(
+                        backend,
+                        cluster_str,
+                        task_definition_str,
+                        overrides,
+                        started_by,
+                        tags,
+                        network,
+                    )
+                    if probe is not None:
+                        return probe
+                    return original(
+                        backend,
+                        cluster_str,
+                        task_definition_str,
+                        count,
+                        overrides,
+                        started_by,
+                        tags,
+                        launch_type,
+                        *rest,
+                        **kwargs,
+                    )
+
+            return run_task
+
         ecs_backend = "EC2ContainerServiceBackend"
+        replace(_ECS, f"{ecs_backend}.run_task", wrap_ecs_run_task)
         replace(_ECS, f"{ecs_backend}.create_service", wrap_ecs_create_service)
         replace(_ECS, f"{ecs_backend}.update_service", wrap_ecs_update_service)
         replace(_ECS, f"{ecs_backend}.delete_service", wrap_ecs_delete_service)

@@ -94,6 +94,10 @@ class Clients:
         return self._client("iam")  # type: ignore[no-any-return]
 
     @cached_property
+    def ssm(self) -> Any:  # no mypy_boto3_ssm stubs pinned: typed Any
+        return self._client("ssm")
+
+    @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._client("dynamodb")  # type: ignore[no-any-return]
 

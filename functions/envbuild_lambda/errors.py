@@ -61,6 +61,14 @@ class DiscoveryMismatch(EnvbuildError):
     """A DNS name does not answer with exactly the running tasks' IPs."""
 
 
+class ParameterConflict(EnvbuildError):
+    """An output SSM parameter exists and was not created by envbuild for this environment."""
+
+
+class ProbeFailed(EnvbuildError):
+    """The in-VPC DNS probe task could not resolve every name (or did not finish in time)."""
+
+
 class InvalidPlan(EnvbuildError):
     """A teardown input (removal plan or options) is invalid; the message names every bad field."""
 
@@ -70,7 +78,8 @@ class ResourceInUse(EnvbuildError):
 
 
 class CloudMapOperationFailed(EnvbuildError):
-    """A Cloud Map operation of a teardown (deregistration, namespace deletion) ended FAIL."""
+    """A Cloud Map operation ended FAIL (a static instance registration; a teardown's
+    deregistration or namespace deletion)."""
 
 
 class AwsRequestFailed(EnvbuildError):

@@ -71,12 +71,11 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
                 )
                 count("StepFailed")
                 raise
-            finally:
-                # With metrics disabled (POWERTOOLS_METRICS_DISABLED, as on the emulator) the
-                # flush publishes nothing and keeps the set: drop it, or a warm process reaches
-                # 100 values of one metric and powertools publishes them mid-invocation.
-                if is_metrics_disabled():
-                    metrics.clear_metrics()
+            except Exception:
+                # Not a domain error (a malformed event, a bug): still a failed step, and a
+                # metric, so that the flush never finds an empty set.
+                count("StepFailed")
+                raise
 
         traced_run: list[Handler[R]] = []
 
@@ -89,6 +88,20 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
             return traced_run[0](event, context)
 
         with_metrics = metrics.log_metrics(traced)
-        return logger.inject_lambda_context(with_metrics, log_event=False)
+
+        @functools.wraps(handler)
+        def flushed(event: dict[str, Any], context: LambdaContext) -> R:
+            try:
+                result: R = with_metrics(event, context)
+                return result
+            finally:
+                # With metrics disabled (POWERTOOLS_METRICS_DISABLED, as on the emulator) the
+                # flush publishes nothing and keeps the set: drop it after the flush (before it,
+                # the flush would warn "No application metrics to publish"), or a warm process
+                # reaches 100 values of one metric and powertools publishes them mid-invocation.
+                if is_metrics_disabled():
+                    metrics.clear_metrics()
+
+        return logger.inject_lambda_context(flushed, log_event=False)
 
     return decorate

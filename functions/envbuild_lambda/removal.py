@@ -36,7 +36,7 @@ class NamespaceRef(_Model):
 class KeptResource(_Model):
     """A resource teardown found but leaves in place (adopted, or needed by something adopted)."""
 
-    type: Literal["namespace", "registry", "ecsService", "logGroup", "taskDefinition"]
+    type: Literal["namespace", "registry", "ecsService", "logGroup", "taskDefinition", "parameter"]
     id: str
     name: str
     reason: str
@@ -56,6 +56,8 @@ class RemovalPlan(_Model):
     logGroups: list[Annotated[str, Field(min_length=1)]] = []
     #: "family:revision"
     taskDefinitions: list[Annotated[str, Field(pattern=TASK_DEFINITION)]] = []
+    #: SSM parameter names (the build's outputs, /envbuild/<environment>/<NAME>)
+    parameters: list[Annotated[str, Field(pattern=r"^/envbuild/[^/]+/[^/]+$")]] = []
     #: Reported, never touched.
     kept: list[KeptResource] = []
 
@@ -72,6 +74,7 @@ class RemovalPlan(_Model):
             or self.namespace
             or self.logGroups
             or self.taskDefinitions
+            or self.parameters
         )
 
 

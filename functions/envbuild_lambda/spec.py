@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import json
 import re
 import sys
@@ -38,6 +39,16 @@ VPC_ID = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
 SUBNET_ID = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
 SECURITY_GROUP_ID = r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"
 
+#: Cloud Map instance ids and custom attributes (API_RegisterInstance): the id 1-64 characters
+#: of [0-9a-zA-Z_/:.@-]; at most 30 custom attributes, keys up to 255 and values up to 1024
+#: printable ASCII characters; keys starting with AWS_ are Cloud Map's own (reserved).
+#: https://docs.aws.amazon.com/cloud-map/latest/api/API_RegisterInstance.html
+INSTANCE_ID = r"^[0-9a-zA-Z_/:.@-]{1,64}$"
+ATTRIBUTE_KEY = r"^[a-zA-Z0-9!-~]{1,255}$"
+ATTRIBUTE_VALUE = r"^([a-zA-Z0-9!-~][ \ta-zA-Z0-9!-~]*){0,1}[a-zA-Z0-9!-~]{0,1}$"
+MAX_CUSTOM_ATTRIBUTES = 30
+RESERVED_ATTRIBUTE_PREFIX = "AWS_"
+
 #: What each pattern means, for error messages a user can act on.
 PATTERN_HINTS = {
     DNS_LABEL: "must be a lower-case DNS label: letters, digits and hyphens, 1-63 characters, e.g. web",
@@ -47,6 +58,9 @@ PATTERN_HINTS = {
     VPC_ID: "must be a VPC id, e.g. vpc-0123456789abcdef0",
     SUBNET_ID: "must be a subnet id, e.g. subnet-0123456789abcdef0",
     SECURITY_GROUP_ID: "must be a security group id, e.g. sg-0123456789abcdef0",
+    INSTANCE_ID: "must be a Cloud Map instance id: 1-64 of letters, digits and _/:.@-",
+    ATTRIBUTE_KEY: "must be an attribute name of printable ASCII characters without spaces",
+    ATTRIBUTE_VALUE: "must be printable ASCII, without leading or trailing spaces",
 }
 
 #: Valid Fargate task-level (cpu -> memory) pairs, in MiB, from the ECS developer guide
@@ -175,6 +189,68 @@ class Network(BaseModel):
         return value
 
 
+class StaticInstance(BaseModel):
+    """A target outside ECS registered in the service's Cloud Map registry (the workshop's 7.2)."""
+
+    model_config = _STRICT
+
+    id: Annotated[
+        str,
+        Field(
+            pattern=INSTANCE_ID,
+            description="Cloud Map instance id, unique in the service, e.g. custom-web-instance.",
+            examples=["custom-web-instance"],
+        ),
+    ]
+    ipv4: Annotated[
+        str,
+        Field(
+            description="IPv4 address the service's DNS name answers with (AWS_INSTANCE_IPV4).",
+            examples=["10.0.3.100"],
+        ),
+    ]
+    attributes: Annotated[
+        dict[
+            Annotated[str, Field(pattern=ATTRIBUTE_KEY)],
+            Annotated[str, Field(max_length=1024, pattern=ATTRIBUTE_VALUE)],
+        ],
+        Field(
+            description=(
+                "Custom attributes (at most 30; names starting with AWS_ are reserved), e.g."
+                ' {"environment": "production", "version": "1.0"}.'
+            )
+        ),
+    ] = {}
+
+    @field_validator("ipv4")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        try:
+            address = ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError("must be an IPv4 address such as 10.0.3.100") from None
+        return str(address)
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(k for k in value if k.upper().startswith(RESERVED_ATTRIBUTE_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)}: attribute names starting with AWS_ are reserved for"
+                " Cloud Map (AWS_INSTANCE_IPV4 comes from ipv4)"
+            )
+        if len(value) > MAX_CUSTOM_ATTRIBUTES:
+            raise ValueError(
+                f"{len(value)} custom attributes, Cloud Map allows at most {MAX_CUSTOM_ATTRIBUTES}"
+            )
+        return value
+
+    def cloud_map_attributes(self) -> dict[str, str]:
+        """What RegisterInstance receives."""
+        return {"AWS_INSTANCE_IPV4": self.ipv4, **self.attributes}
+
+
 class Service(BaseModel):
     """One service: a Cloud Map registry, a Fargate task definition and an ECS service."""
 
@@ -213,6 +289,26 @@ class Service(BaseModel):
     dnsTtl: Annotated[
         StrictInt, Field(ge=0, le=2147483647, description="TTL of the A records in seconds.")
     ] = 60
+    instances: Annotated[
+        list[StaticInstance],
+        Field(
+            max_length=1000,
+            description=(
+                "Static instances outside ECS registered beside the tasks (the DNS name answers"
+                " with both). A service with only static instances sets desiredCount 0: its ECS"
+                " service then runs no task."
+            ),
+        ),
+    ] = []
+
+    @field_validator("instances")
+    @classmethod
+    def _unique_instances(cls, value: list[StaticInstance]) -> list[StaticInstance]:
+        ids = [instance.id for instance in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"instance ids must be unique, repeated: {', '.join(duplicates)}")
+        return value
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -252,6 +348,32 @@ class Service(BaseModel):
 
     def dns_name(self, namespace: str) -> str:
         return f"{self.name}.{namespace}"
+
+    @property
+    def expected_instances(self) -> int:
+        """Instances the registry holds when the service is ready: its tasks and static ones."""
+        return self.desiredCount + len(self.instances)
+
+    @property
+    def output_name(self) -> str:
+        """The service's part of the output names (the workshop's step 8: WEB_SERVICE_ID)."""
+        return self.name.upper().replace("-", "_")
+
+
+class VerifyOptions(BaseModel):
+    """How the build proves discovery works."""
+
+    model_config = _STRICT
+
+    probe: Annotated[
+        bool,
+        Field(
+            description=(
+                "Also run a one-off Fargate task in the environment's subnets that resolves every"
+                " name through the VPC resolver (costs a task run; off by default)."
+            )
+        ),
+    ] = False
 
 
 class EnvironmentSpec(BaseModel):
@@ -321,6 +443,9 @@ class EnvironmentSpec(BaseModel):
             )
         ),
     ] = False
+    verify: Annotated[
+        VerifyOptions, Field(description="Verification options (the three-way check always runs).")
+    ] = VerifyOptions()
 
     @field_validator("services")
     @classmethod

@@ -59,9 +59,24 @@ class ServicesState(_State):
     message: str = ""
     #: ECS service name -> "created" | "updated" | "adopted"
     actions: dict[str, str] = {}
-    #: Cloud Map operations started by the build (registry TTL updates) still to succeed.
-    operations: list[str] = []
+    #: Cloud Map operations the build started and Check Services awaits:
+    #: "RegisterInstance <service>/<id>" or "UpdateService <registry>" -> operation id
+    operations: dict[str, str] = {}
     #: ECS services envbuild created for the environment that the spec no longer lists.
     removed: list[str] = []
     #: With prune: the teardown's RemovalPlan for the removed services (None: nothing to prune).
     prune: dict[str, Any] | None = None
+
+
+class ProbeState(_State):
+    """The in-VPC DNS probe: requested (spec verify.probe), its task, and each name's answers."""
+
+    requested: bool
+    done: bool = True
+    taskArn: str | None = None
+    taskDefinition: str | None = None
+    poll: Poll | None = None
+    exitCode: int | None = None
+    #: DNS name -> the A answers the VPC resolver gave the probe
+    answers: dict[str, list[str]] = {}
+    message: str = ""

@@ -149,6 +149,22 @@ class CloudMap:
     def discover_instances(self, **kwargs: Any) -> dict[str, Any]:
         return {"Instances": []}
 
+    def get_instances_health_status(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Status": {}}
+
+
+class Route53:
+    def get_paginator(self, name: str) -> Any:
+        return Pages({"ResourceRecordSets": []})
+
+
+class Ssm:
+    def get_paginator(self, name: str) -> Any:
+        return Pages({"Parameters": []})
+
+    def put_parameter(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Version": 1}
+
 
 def test_check_services_never_uses_the_session_from_two_threads_at_once() -> None:
     fake = OverlapSession({"ecs": Ecs(), "servicediscovery": CloudMap()})
@@ -162,7 +178,9 @@ def test_check_services_never_uses_the_session_from_two_threads_at_once() -> Non
 
 
 def test_verify_never_uses_the_session_from_two_threads_at_once(caller: Caller) -> None:
-    fake = OverlapSession({"ecs": Ecs(), "servicediscovery": CloudMap()})
+    fake = OverlapSession(
+        {"ecs": Ecs(), "servicediscovery": CloudMap(), "route53": Route53(), "ssm": Ssm()}
+    )
     raw = workshop_spec()
     for service in raw["services"]:
         service["desiredCount"] = 0

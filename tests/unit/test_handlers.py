@@ -75,6 +75,7 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
         "memory": "512",
         "environment": {},
         "dnsTtl": 60,
+        "instances": [],
     }
 
 
@@ -191,7 +192,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
-        "operations": [],  # no registry TTL to update
+        "operations": {},  # no registry TTL to update, no static instance
         "removed": [],  # no ECS service of the environment outside the spec
         "prune": None,
     }
@@ -229,6 +230,21 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert web["taskDefinition"] == "workshop-web:1"
     assert web["ecsService"] == "web-service"
     registry_arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{web['registryId']}"
+    # the workshop's step 8 names, as outputs and as SSM parameters with the same ids
+    assert summary["outputs"]["NAMESPACE_ID"] == branch["namespace"]["id"]
+    assert summary["outputs"]["WEB_SERVICE_ID"] == cloud_map["registries"]["web"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    parameters = {
+        p["Name"]: p["Value"]
+        for p in ssm.get_parameters_by_path(Path="/envbuild/workshop")["Parameters"]
+    }
+    assert parameters == {
+        "/envbuild/workshop/NAMESPACE_ID": branch["namespace"]["id"],
+        "/envbuild/workshop/WEB_SERVICE_ID": cloud_map["registries"]["web"],
+        "/envbuild/workshop/API_SERVICE_ID": cloud_map["registries"]["api"],
+        "/envbuild/workshop/DB_SERVICE_ID": cloud_map["registries"]["db"],
+    }
+    assert summary["parameters"] == sorted(parameters)
     # the ECS services exist in the mocked account, attached to their registries
     ecs = boto3.client("ecs", region_name=REGION)
     described = ecs.describe_services(cluster="workshop-cluster", services=["web-service"])[
@@ -276,7 +292,7 @@ def test_check_services_handler_reports_services_not_ready(
     assert deployment["poll"] == {"attempt": 1, "waitSeconds": 5, "maxAttempts": 120}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
     assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
-    with pytest.raises(DiscoveryMismatch, match=r"3 DNS name\(s\) do not answer"):
+    with pytest.raises(DiscoveryMismatch, match=r"3 of 3 DNS name\(s\) fail the three-way check"):
         verify_dns.handler(
             {
                 "spec": spec,
@@ -368,3 +384,13 @@ def test_importing_the_handlers_makes_no_aws_client_and_no_connection(
         assert module is not originals.get(name)  # really imported again, under the patches
         assert callable(module.handler)
     assert made == []
+
+
+def test_build_duration_is_measured_from_the_execution_start_time() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 25, 19, 0, 30, tzinfo=UTC)
+    assert verify_dns.build_seconds("2026-11-25T19:00:00.000Z", now) == 30.0
+    assert verify_dns.build_seconds("2026-11-25T19:00:00+00:00", now) == 30.0
+    assert verify_dns.build_seconds(None, now) is None
+    assert verify_dns.build_seconds("yesterday", now) is None

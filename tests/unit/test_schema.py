@@ -59,7 +59,14 @@ def _objects(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]
 
 def test_every_object_definition_forbids_additional_properties(committed: dict[str, Any]) -> None:
     objects = dict(_objects(committed))
-    assert set(objects) == {"#", "#/$defs/Namespace", "#/$defs/Network", "#/$defs/Service"}
+    assert set(objects) == {
+        "#",
+        "#/$defs/Namespace",
+        "#/$defs/Network",
+        "#/$defs/Service",
+        "#/$defs/StaticInstance",
+        "#/$defs/VerifyOptions",
+    }
     assert {
         where: obj.get("additionalProperties") for where, obj in objects.items()
     } == dict.fromkeys(objects, False)

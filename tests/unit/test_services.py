@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 
 from envbuild_lambda.aws import Caller, Clients
-from envbuild_lambda.errors import AwsRequestFailed, ResourceNotFound, ServiceConflict
+from envbuild_lambda.errors import (
+    AwsRequestFailed,
+    CloudMapOperationFailed,
+    ResourceNotFound,
+    ServiceConflict,
+)
 from envbuild_lambda.settings import PollSchedule
-from envbuild_lambda.spec import EnvironmentSpec
+from envbuild_lambda.spec import EnvironmentSpec, StaticInstance
 from envbuild_lambda.state import Poll, ServicesState
 from envbuild_lambda.steps import registries, services, task_definitions
 
@@ -492,6 +497,9 @@ class FakeCloudMap:
         assert name == "list_instances"
         return FakePages(self.registered)
 
+    def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
+        return {"Status": {f"i{i}": "HEALTHY" for i in range(self.registered)}}
+
 
 def test_check_services_message_names_the_first_twenty_and_counts_the_rest(
     static_spec: dict[str, Any],
@@ -521,3 +529,69 @@ def test_check_services_message_names_the_first_twenty_and_counts_the_rest(
     )
     assert "s20-service" not in checked.message
     assert checked.message.endswith("; and 5 more")
+
+
+# --- health and static instances (issue 6) --------------------------------------------------------
+
+
+def test_check_services_waits_for_unhealthy_instances_naming_them_by_id_and_ip(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    state = create_with_running(
+        clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
+    )
+    register_instances(clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"])
+    register_instances(clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"])
+    register_instances(clients, registry_ids["db"], ["10.0.1.12"])
+    sd = clients.servicediscovery
+    sick = sd.list_instances(ServiceId=registry_ids["db"])["Instances"][0]["Id"]
+    sd.update_instance_custom_health_status(
+        ServiceId=registry_ids["db"], InstanceId=sick, Status="UNHEALTHY"
+    )
+    checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
+    assert checked.ready is False
+    assert (
+        f"db-service: 1/1 tasks running, 1/1 registered in Cloud Map, not HEALTHY: {sick}"
+        " (10.0.1.12) UNHEALTHY" in checked.message
+    )
+
+
+def test_static_instances_are_registered_once_and_their_operations_awaited(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec
+) -> None:
+    spec = network_spec.model_copy(deep=True)
+    spec.services[0].instances = [
+        StaticInstance(id="custom-web-instance", ipv4="10.0.3.100", attributes={"v": "1.0"})
+    ]
+    registry_ids, _ = prepare(clients, caller, spec)
+    operations = services.register_static_instances(clients, spec, registry_ids, 2)
+    assert list(operations) == ["web/custom-web-instance"]
+    assert services.pending_operations(clients, operations) == {}  # moto: SUCCESS at once
+    (instance,) = clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])[
+        "Instances"
+    ]
+    assert instance["Attributes"] == {"AWS_INSTANCE_IPV4": "10.0.3.100", "v": "1.0"}
+    # registered with these attributes already: nothing to do on a re-run
+    assert services.register_static_instances(clients, spec, registry_ids, 2) == {}
+
+
+def test_a_failed_static_registration_names_the_instance(clients: Clients) -> None:
+    class FailedOperation:
+        def get_operation(self, OperationId: str) -> dict[str, Any]:
+            return {
+                "Operation": {
+                    "Status": "FAIL",
+                    "ErrorCode": "INTERNAL_FAILURE",
+                    "ErrorMessage": "x",
+                }
+            }
+
+    fake = Clients.__new__(Clients)
+    fake.__dict__.update(servicediscovery=FailedOperation())
+    with pytest.raises(
+        CloudMapOperationFailed,
+        match=r"RegisterInstance web/custom-web-instance \(operation op-1\) failed: INTERNAL_FAILURE x",
+    ):
+        services.pending_operations(fake, {"web/custom-web-instance": "op-1"})

@@ -562,3 +562,63 @@ def test_an_invalid_environment_variable_name_is_shown(static_spec: dict[str, An
     message = problems(with_service(static_spec, environment={"BAD-NAME": "s3cr3t-value"}))
     assert "BAD-NAME" in message
     assert "s3cr3t-value" not in message
+
+
+# --- static instances and verification options (issue 6) -----------------------------------------
+
+
+def test_static_instances_are_accepted_with_the_workshops_custom_attributes(
+    static_spec: dict[str, Any],
+) -> None:
+    static_spec["services"][0]["instances"] = [
+        {
+            "id": "custom-web-instance",
+            "ipv4": "10.0.3.100",
+            "attributes": {"environment": "production", "version": "1.0"},
+        }
+    ]
+    spec = parse_spec(static_spec)
+    instance = spec.services[0].instances[0]
+    assert instance.cloud_map_attributes() == {
+        "AWS_INSTANCE_IPV4": "10.0.3.100",
+        "environment": "production",
+        "version": "1.0",
+    }
+    assert spec.services[0].expected_instances == spec.services[0].desiredCount + 1
+    assert spec.verify.probe is False
+
+
+def test_bad_static_instances_are_rejected_naming_each_field(static_spec: dict[str, Any]) -> None:
+    static_spec["services"][0]["instances"] = [
+        {"id": "bad id!", "ipv4": "10.0.3.300"},
+        {"id": "x", "ipv4": "10.0.3.1", "attributes": {"AWS_INSTANCE_PORT": "80"}},
+        {"id": "y", "ipv4": "10.0.3.2", "attributes": {f"k{i}": "v" for i in range(31)}},
+        {"id": "z", "ipv4": "10.0.3.3", "attributes": {"version": " padded "}},
+    ]
+    static_spec["services"][1]["instances"] = [
+        {"id": "same", "ipv4": "10.0.3.4"},
+        {"id": "same", "ipv4": "10.0.3.5"},
+    ]
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(static_spec)
+    message = str(caught.value)
+    assert "services[0].instances[0].id: must be a Cloud Map instance id" in message
+    assert "services[0].instances[0].ipv4: must be an IPv4 address such as 10.0.3.100" in message
+    assert (
+        "services[0].instances[1].attributes: AWS_INSTANCE_PORT: attribute names starting with"
+        " AWS_ are reserved" in message
+    )
+    assert (
+        "services[0].instances[2].attributes: 31 custom attributes, Cloud Map allows at most 30"
+        in message
+    )
+    assert "services[0].instances[3].attributes.version: must be printable ASCII" in message
+    assert "services[1].instances: instance ids must be unique, repeated: same" in message
+
+
+def test_verify_options_reject_unknown_fields(static_spec: dict[str, Any]) -> None:
+    static_spec["verify"] = {"probes": True}
+    with pytest.raises(
+        InvalidSpec, match=r"verify.probes: unknown field \(did you mean 'probe'\?\)"
+    ):
+        parse_spec(static_spec)

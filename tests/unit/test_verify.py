@@ -86,10 +86,14 @@ class FakeEcs:
 
 
 class FakeCloudMap:
-    """DiscoverInstances: the healthy instances' AWS_INSTANCE_IPV4 for <service>.<namespace>."""
+    """DiscoverInstances: the healthy instances' AWS_INSTANCE_IPV4 for <service>.<namespace>
+    (instance id = IP); GetInstancesHealthStatus: HEALTHY unless listed in ``unhealthy``."""
 
-    def __init__(self, answers: dict[str, list[str]]) -> None:
+    def __init__(
+        self, answers: dict[str, list[str]], unhealthy: dict[str, str] | None = None
+    ) -> None:
         self.answers = answers
+        self.unhealthy = unhealthy or {}  # instance id -> registry id (an UNHEALTHY instance)
 
     def discover_instances(
         self, NamespaceName: str, ServiceName: str, HealthStatus: str, **kwargs: Any
@@ -103,10 +107,86 @@ class FakeCloudMap:
             ]
         }
 
+    def _name(self, service_id: str) -> str:
+        by_id = {registry: name for name, registry in REGISTRIES.items()}
+        return by_id.get(service_id) or service_id.removeprefix("srv-")
 
-def fake_clients(ecs: Any, servicediscovery: Any) -> Clients:
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_instances"
+        return InstancePages(self)
+
+    def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
+        name = (
+            next(n for n, i in REGISTRIES.items() if i == ServiceId)
+            if ServiceId in REGISTRIES.values()
+            else ServiceId.removeprefix("srv-")
+        )
+        status = dict.fromkeys(self.answers.get(name, []), "HEALTHY")
+        status |= {
+            i: "UNHEALTHY" for i, registry in self.unhealthy.items() if registry == ServiceId
+        }
+        return {"Status": status}
+
+
+class InstancePages:
+    """ListInstances: every instance (healthy or not) with its attributes."""
+
+    def __init__(self, cloud_map: FakeCloudMap) -> None:
+        self.cloud_map = cloud_map
+
+    def paginate(self, ServiceId: str) -> list[dict[str, Any]]:
+        name = self.cloud_map._name(ServiceId)
+        instances = [
+            {"Id": ip, "Attributes": {"AWS_INSTANCE_IPV4": ip}}
+            for ip in self.cloud_map.answers.get(name, [])
+        ]
+        instances += [
+            {"Id": i, "Attributes": {}}
+            for i, registry in self.cloud_map.unhealthy.items()
+            if registry == ServiceId
+        ]
+        return [{"Instances": instances}]
+
+
+class RecordPages:
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        self.records = records
+
+    def paginate(self, HostedZoneId: str) -> list[dict[str, Any]]:
+        assert HostedZoneId == NAMESPACE.hostedZoneId
+        sets = [{"Name": "workshop.local.", "Type": "SOA", "ResourceRecords": [{"Value": "x"}]}]
+        for name, ips in self.records.items():
+            sets += [
+                {
+                    "Name": f"{name}.workshop.local.",
+                    "Type": "A",
+                    "SetIdentifier": ip,
+                    "MultiValueAnswer": True,
+                    "ResourceRecords": [{"Value": ip}],
+                }
+                for ip in ips
+            ]
+        return [{"ResourceRecordSets": sets}]
+
+
+class FakeRoute53:
+    """ListResourceRecordSets of the namespace's hosted zone: one multivalue A set per IP."""
+
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        self.records = records
+
+    def get_paginator(self, name: str) -> RecordPages:
+        assert name == "list_resource_record_sets"
+        return RecordPages(self.records)
+
+
+def fake_clients(ecs: Any, servicediscovery: Any, route53: Any = None) -> Clients:
+    """Route 53 holds exactly what Cloud Map answers unless ``route53`` says otherwise."""
+    if route53 is None:
+        answers = getattr(servicediscovery, "answers", None)
+        route53 = FakeRoute53(answers if answers is not None else HEALTHY)
     clients = Clients.__new__(Clients)
-    clients.__dict__.update(ecs=ecs, servicediscovery=servicediscovery)
+    clients.__dict__.update(ecs=ecs, servicediscovery=servicediscovery, route53=route53)
     return clients
 
 
@@ -141,6 +221,10 @@ def test_matching_ips_give_the_build_summary(workshop: EnvironmentSpec, caller: 
                 "name": name,
                 "dnsName": f"{name}.workshop.local",
                 "ips": HEALTHY[name],
+                "instances": [
+                    {"id": ip, "ipv4": ip, "health": "HEALTHY", "source": "ecs"}
+                    for ip in HEALTHY[name]
+                ],
                 "registryId": REGISTRIES[name],
                 "ecsService": f"{name}-service",
                 "taskDefinition": TASK_DEFINITIONS[name],
@@ -195,15 +279,19 @@ def test_mismatch_names_the_dns_name_and_the_missing_and_extra_ips(
             clients, caller, workshop, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, max_workers=3
         )
     message = str(caught.value)
-    assert message.startswith("1 DNS name(s) do not answer with the running tasks' IPs")
-    assert "api.workshop.local: answers ['10.0.1.11', '10.0.9.99']" in message
-    assert "running tasks ['10.0.1.11', '10.0.2.11'] (desired 2)" in message
-    assert "missing ['10.0.2.11']" in message
-    assert "extra ['10.0.9.99']" in message
+    assert message.startswith("1 of 3 DNS name(s) fail the three-way check")
+    assert (
+        "api.workshop.local (service api): Cloud Map (DiscoverInstances HEALTHY) missing"
+        f" ['10.0.2.11'] ({verify.CAUSE_NOT_REGISTERED})" in message
+    )
+    assert (
+        f"Cloud Map (DiscoverInstances HEALTHY) extra ['10.0.9.99'] ({verify.CAUSE_STALE_INSTANCE})"
+        in message
+    )
     assert "web.workshop.local" not in message
 
 
-def test_a_name_that_answers_nothing_and_too_few_tasks_are_both_mismatches(
+def test_a_task_not_registered_and_too_few_tasks_are_both_mismatches(
     workshop: EnvironmentSpec, caller: Caller
 ) -> None:
     running = {**HEALTHY, "web": ["10.0.1.10"]}  # desired 2, one running, answered
@@ -214,15 +302,97 @@ def test_a_name_that_answers_nothing_and_too_few_tasks_are_both_mismatches(
             clients, caller, workshop, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, max_workers=3
         )
     message = str(caught.value)
-    assert message.startswith("2 DNS name(s)")
+    assert message.startswith("2 of 3 DNS name(s)")
     assert (
-        "web.workshop.local: answers ['10.0.1.10'], running tasks ['10.0.1.10'] (desired 2)"
-        in message
+        "web.workshop.local (service web): ECS runs 1 task(s) of web-service, desired 2" in message
     )
     assert (
-        "db.workshop.local: answers nothing, running tasks ['10.0.1.12'] (desired 1); missing ['10.0.1.12']"
+        "db.workshop.local (service db): Cloud Map (DiscoverInstances HEALTHY) missing"
+        " ['10.0.1.12'] (tasks not yet registered in Cloud Map" in message
+    )
+
+
+def test_a_route53_record_missing_names_the_route53_leg(
+    workshop: EnvironmentSpec, caller: Caller
+) -> None:
+    records = {**HEALTHY, "web": ["10.0.1.10"]}  # Cloud Map answers two, the zone holds one
+    clients = fake_clients(ecs_with(HEALTHY), FakeCloudMap(HEALTHY), FakeRoute53(records))
+    with pytest.raises(DiscoveryMismatch) as caught:
+        verify.verify(clients, caller, workshop, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, 3)
+    message = str(caught.value)
+    assert message.startswith("1 of 3 DNS name(s)")
+    assert (
+        f"web.workshop.local (service web): Route 53 A records missing ['10.0.2.10'] ({verify.CAUSE_RECORD_MISSING})"
         in message
     )
+
+
+def test_a_stale_route53_record_is_an_extra_with_the_ttl_as_likely_cause(
+    workshop: EnvironmentSpec, caller: Caller
+) -> None:
+    records = {**HEALTHY, "db": ["10.0.1.12", "10.0.4.4"]}
+    clients = fake_clients(ecs_with(HEALTHY), FakeCloudMap(HEALTHY), FakeRoute53(records))
+    with pytest.raises(
+        DiscoveryMismatch,
+        match=r"db.workshop.local \(service db\): Route 53 A records extra \['10.0.4.4'\] \(.*TTL expires",
+    ):
+        verify.verify(clients, caller, workshop, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, 3)
+
+
+def test_an_unhealthy_instance_is_reported_by_id_and_ip(
+    workshop: EnvironmentSpec, caller: Caller
+) -> None:
+    cloud_map = FakeCloudMap(HEALTHY, unhealthy={"10.0.7.7": REGISTRIES["api"]})
+    clients = fake_clients(ecs_with(HEALTHY), cloud_map)
+    with pytest.raises(DiscoveryMismatch) as caught:
+        verify.verify(clients, caller, workshop, NAMESPACE, REGISTRIES, TASK_DEFINITIONS, 3)
+    assert "api.workshop.local (service api): instance 10.0.7.7 (no IPv4) is UNHEALTHY" in str(
+        caught.value
+    )
+
+
+def test_static_instances_are_expected_answers_and_shown_with_their_attributes(
+    caller: Caller,
+) -> None:
+    raw = workshop_spec()
+    raw["services"][0]["instances"] = [
+        {"id": "10.0.3.100", "ipv4": "10.0.3.100", "attributes": {"version": "1.0"}}
+    ]
+    spec = parse_spec(raw)
+    answers = {**HEALTHY, "web": [*HEALTHY["web"], "10.0.3.100"]}
+    summary = verify.verify(
+        fake_clients(ecs_with(HEALTHY), FakeCloudMap(answers)),
+        caller,
+        spec,
+        NAMESPACE,
+        REGISTRIES,
+        TASK_DEFINITIONS,
+        3,
+    )
+    web = summary["services"][0]
+    assert web["ips"] == ["10.0.1.10", "10.0.2.10", "10.0.3.100"]
+    static = [i for i in web["instances"] if i["source"] == "static"]
+    # the fake's DiscoverInstances shows only AWS_INSTANCE_IPV4: the summary shows what Cloud Map has
+    assert static == [
+        {
+            "id": "10.0.3.100",
+            "ipv4": "10.0.3.100",
+            "health": "HEALTHY",
+            "source": "static",
+            "attributes": {"AWS_INSTANCE_IPV4": "10.0.3.100"},
+        }
+    ]
+    # a static instance Cloud Map does not answer with is a mismatch like an unregistered task
+    with pytest.raises(DiscoveryMismatch, match=r"missing \['10.0.3.100'\]"):
+        verify.verify(
+            fake_clients(ecs_with(HEALTHY), FakeCloudMap(HEALTHY)),
+            caller,
+            spec,
+            NAMESPACE,
+            REGISTRIES,
+            TASK_DEFINITIONS,
+            3,
+        )
 
 
 def test_more_than_a_hundred_tasks_are_described_in_batches(
@@ -256,7 +426,7 @@ def test_verify_reads_cloud_map_through_a_real_client(
                 InstanceId=f"{name}-{ip}",
                 Attributes={"AWS_INSTANCE_IPV4": ip},
             )
-    real_cloud_map = fake_clients(ecs_with(HEALTHY), sd)
+    real_cloud_map = fake_clients(ecs_with(HEALTHY), sd, FakeRoute53(HEALTHY))
     summary = verify.verify(
         real_cloud_map, caller, workshop, NAMESPACE, registries, TASK_DEFINITIONS, max_workers=3
     )

@@ -27,7 +27,14 @@ def test_a_failure_after_namespace_registries_and_task_definitions_leaves_the_ac
     assert described["error"] == "RuntimeError"  # the original Error and Cause
     assert "injected crash of CreateServicesFunction" in described["cause"]
     entered = states_entered(history)
-    assert entered[-4:] == ["Roll Back?", "Roll Back", "Release Lock After Failure", "Build Failed"]
+    assert entered[-6:] == [
+        "Roll Back?",
+        "Roll Back",
+        "Release Lock After Failure",
+        "Describe Failure",
+        "Announce Build Failed",  # Environment Build Failed (issue 6)
+        "Build Failed",
+    ]
     outcome = rollback_outcome(history)
     assert "namespace workshop.local" in outcome
     assert "3 task definition revision(s)" in outcome

@@ -56,7 +56,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("RegistriesUpdated", len(operations))
     state = state.model_copy(
         update={
-            "operations": operations,
+            "operations": {**state.operations, **operations},
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
         }

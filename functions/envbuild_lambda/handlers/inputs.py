@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from envbuild_lambda.spec import EnvironmentSpec, Service
-from envbuild_lambda.state import NamespaceState, ServicesState
+from envbuild_lambda.state import NamespaceState, ProbeState, ServicesState
 
 
 class _Input(BaseModel):
@@ -74,3 +74,10 @@ class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
     #: ECS services of the environment the spec no longer lists (CreateServices' report).
     removed: list[str] = []
+    #: $$.Execution.StartTime: the build's duration metric
+    startedAt: str | None = None
+
+
+class CheckProbeInput(_Input):
+    spec: EnvironmentSpec
+    probe: ProbeState

@@ -1,4 +1,5 @@
-"""FinishTeardown: the plan's log groups and task definition revisions, then the summary."""
+"""FinishTeardown: the plan's log groups, task definition revisions and output SSM parameters,
+then the summary."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     clients, workers = get_clients(), get_settings().max_workers
     log_groups = teardown.delete_log_groups(clients, plan.logGroups, workers)
     revisions = teardown.deregister_task_definitions(clients, plan.taskDefinitions, workers)
+    parameters = teardown.delete_parameters(clients, plan.parameters)
     count("LogGroupsDeleted", len(log_groups))
     count("TaskDefinitionsDeregistered", len(revisions))
-    return teardown.summarize(plan, request.removed, log_groups, revisions)
+    count("ParametersDeleted", len(parameters))
+    return teardown.summarize(plan, request.removed, log_groups, revisions, parameters)

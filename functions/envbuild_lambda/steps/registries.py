@@ -115,9 +115,9 @@ def ttl_changes(
 
 def update_ttls(
     clients: Clients, registries: dict[str, str], changes: dict[str, int], max_workers: int
-) -> list[str]:
+) -> dict[str, str]:
     """Cloud Map UpdateService of each registry's A record TTL (service name -> TTL); the
-    asynchronous operations to wait for."""
+    asynchronous operations to wait for ("UpdateService <name>" -> operation id)."""
 
     def update(name: str) -> str:
         with aws_errors(f"UpdateService (Cloud Map) {name} TTL {changes[name]}"):
@@ -128,4 +128,8 @@ def update_ttls(
                 )["OperationId"]
             )
 
-    return pmap(update, sorted(changes), max_workers)
+    names = sorted(changes)
+    return {
+        f"UpdateService {name}": operation
+        for name, operation in zip(names, pmap(update, names, max_workers), strict=True)
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from envbuild_lambda.errors import CloudMapOperationFailed, ServiceConflict, aws_errors
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.settings import PollSchedule
-    from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.spec import EnvironmentSpec, Service, StaticInstance
 
 T = TypeVar("T")
 
@@ -162,6 +163,97 @@ def _check_adoptable(
         )
 
 
+@dataclass(frozen=True)
+class Instance:
+    """One instance of a Cloud Map service as a readiness check and the verification see it."""
+
+    id: str
+    ipv4: str | None
+    attributes: dict[str, str]
+    health: str = "UNKNOWN"
+
+
+def list_instances(clients: Clients, registry_id: str) -> list[Instance]:
+    with aws_errors(f"ListInstances {registry_id}"):
+        pages = clients.servicediscovery.get_paginator("list_instances").paginate(
+            ServiceId=registry_id
+        )
+        return [
+            Instance(
+                id=item["Id"],
+                ipv4=item.get("Attributes", {}).get("AWS_INSTANCE_IPV4"),
+                attributes=dict(item.get("Attributes", {})),
+            )
+            for page in pages
+            for item in page["Instances"]
+        ]
+
+
+def health_statuses(clients: Clients, registry_id: str) -> dict[str, str]:
+    """Instance id -> HEALTHY | UNHEALTHY | UNKNOWN (GetInstancesHealthStatus, every page)."""
+    statuses: dict[str, str] = {}
+    kwargs: dict[str, object] = {"ServiceId": registry_id, "MaxResults": 100}
+    while True:
+        with aws_errors(f"GetInstancesHealthStatus {registry_id}"):
+            page = clients.servicediscovery.get_instances_health_status(**kwargs)  # type: ignore[arg-type]
+        statuses.update(page.get("Status", {}))
+        token = page.get("NextToken")
+        if not token:
+            return statuses
+        kwargs["NextToken"] = token
+
+
+def instances_with_health(clients: Clients, registry_id: str) -> list[Instance]:
+    statuses = health_statuses(clients, registry_id)
+    return [
+        Instance(i.id, i.ipv4, i.attributes, statuses.get(i.id, "UNKNOWN"))
+        for i in list_instances(clients, registry_id)
+    ]
+
+
+def register_static_instances(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    registries: dict[str, str],
+    max_workers: int,
+    build: str | None = None,
+) -> dict[str, str]:
+    """RegisterInstance for every static instance not already registered with its attributes;
+    returns "RegisterInstance <service>/<instance id>" -> operation id (the operations Check
+    Services awaits)."""
+    wanted = [(s, i) for s in spec.services for i in s.instances]
+    if not wanted:
+        return {}
+    with_static = [s for s in spec.services if s.instances]
+    current = dict(
+        zip(
+            (s.name for s in with_static),
+            pmap(lambda s: list_instances(clients, registries[s.name]), with_static, max_workers),
+            strict=True,
+        )
+    )
+
+    def register(item: tuple[Service, StaticInstance]) -> tuple[str, str] | None:
+        service, instance = item
+        attributes = instance.cloud_map_attributes()
+        existing = next((i for i in current[service.name] if i.id == instance.id), None)
+        if existing is not None and existing.attributes == attributes:
+            return None  # registered as wanted: nothing to change
+        registry_id = registries[service.name]
+        with aws_errors(f"RegisterInstance {instance.id} in {service.name}"):
+            operation = clients.servicediscovery.register_instance(
+                ServiceId=registry_id,
+                InstanceId=instance.id,
+                CreatorRequestId=spec.request_token(
+                    "instance", registry_id, instance.id, build or ""
+                ),
+                Attributes=attributes,
+            )["OperationId"]
+        return f"RegisterInstance {service.name}/{instance.id}", operation
+
+    return dict(r for r in pmap(register, wanted, max_workers) if r is not None)
+
+
 def create_or_adopt_services(
     clients: Clients,
     caller: Caller,
@@ -215,22 +307,33 @@ def create_or_adopt_services(
         to_update,
         max_workers,
     )
+    operations = register_static_instances(clients, spec, registries, max_workers, build)
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
-    poll = Poll.start(schedule, first_wait=None if to_create or to_update else 0)
-    return ServicesState(ready=False, poll=poll, actions=actions)
+    poll = Poll.start(schedule, first_wait=None if to_create or to_update or operations else 0)
+    return ServicesState(ready=False, poll=poll, actions=actions, operations=operations)
 
 
-def registered_count(clients: Clients, registry_id: str) -> int:
-    with aws_errors(f"ListInstances {registry_id}"):
-        pages = clients.servicediscovery.get_paginator("list_instances").paginate(
-            ServiceId=registry_id
-        )
-        return sum(len(page["Instances"]) for page in pages)
+def pending_operations(clients: Clients, operations: dict[str, str]) -> dict[str, str]:
+    """The static registrations still running; raises CloudMapOperationFailed for one that FAILed."""
+    pending: dict[str, str] = {}
+    for key, operation_id in operations.items():
+        with aws_errors(f"GetOperation {operation_id} ({key})"):
+            operation = clients.servicediscovery.get_operation(OperationId=operation_id)[
+                "Operation"
+            ]
+        if operation["Status"] == "FAIL":
+            raise CloudMapOperationFailed(
+                f"{key} (Cloud Map operation {operation_id}) failed:"
+                f" {operation.get('ErrorCode', '')} {operation.get('ErrorMessage', '')}".rstrip()
+            )
+        if operation["Status"] != "SUCCESS":
+            pending[key] = operation_id
+    return pending
 
 
 def _not_ready_reason(
-    service: Service, description: ServiceTypeDef | None, registered: int
+    service: Service, description: ServiceTypeDef | None, instances: list[Instance]
 ) -> str | None:
     name = service.ecs_service_name
     if description is None or description["status"] != "ACTIVE":
@@ -240,9 +343,25 @@ def _not_ready_reason(
     # A rolling update (UpdateService to a new task definition) is done when the old deployment
     # has gone: its tasks stopped, leaving only the PRIMARY one.
     rolled_out = len(deployments) <= 1
-    if running == service.desiredCount and registered == service.desiredCount and rolled_out:
+    expected = service.expected_instances
+    ids = {i.id for i in instances}
+    missing_static = [i.id for i in service.instances if i.id not in ids]
+    unhealthy = [i for i in instances if i.health != "HEALTHY"]
+    if (
+        running == service.desiredCount
+        and len(instances) == expected
+        and not missing_static
+        and not unhealthy
+        and rolled_out
+    ):
         return None
-    reason = f"{name}: {running}/{service.desiredCount} tasks running, {registered}/{service.desiredCount} registered in Cloud Map"
+    reason = f"{name}: {running}/{service.desiredCount} tasks running, {len(instances)}/{expected} registered in Cloud Map"
+    if missing_static:
+        reason += f", static instance(s) not registered yet: {', '.join(missing_static)}"
+    if unhealthy:
+        reason += ", not HEALTHY: " + ", ".join(
+            f"{i.id} ({i.ipv4 or 'no IPv4'}) {i.health}" for i in unhealthy[:10]
+        )
     if not rolled_out:
         primary: dict[str, Any] = next(
             (dict(d) for d in deployments if d.get("status") == "PRIMARY"), {}
@@ -266,31 +385,35 @@ def check_services(
     schedule: PollSchedule,
     max_workers: int,
 ) -> ServicesState:
-    """Ready when every service runs desiredCount tasks of a completed deployment, all of them
-    registered in Cloud Map, and the Cloud Map operations of the build (TTL updates) succeeded."""
-    operations = pending_operations(clients, state.operations, max_workers)
+    """Ready when every service runs desiredCount tasks of a completed deployment, its tasks and
+    static instances are all registered in Cloud Map and HEALTHY, and the build's Cloud Map
+    operations (static registrations, TTL updates) succeeded."""
+    pending = pending_operations(clients, state.operations)
     descriptions = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services)
     )
     registered = pmap(
-        lambda s: registered_count(clients, registries[s.name]), spec.services, max_workers
+        lambda s: instances_with_health(clients, registries[s.name]), spec.services, max_workers
     )
-    counts = dict(zip((s.name for s in spec.services), registered, strict=True))
+    by_service = dict(zip((s.name for s in spec.services), registered, strict=True))
     reasons = [
         reason
         for service in spec.services
         if (
             reason := _not_ready_reason(
-                service, descriptions.get(service.ecs_service_name), counts[service.name]
+                service, descriptions.get(service.ecs_service_name), by_service[service.name]
             )
         )
     ]
-    if operations:
-        reasons.append(f"Cloud Map operations not finished: {', '.join(operations[:10])}")
+    if pending:
+        reasons.append(
+            f"{len(pending)} Cloud Map operation(s) still running: "
+            + ", ".join(sorted(pending)[:10])
+        )
     poll = state.poll.next(schedule)
     if not reasons:
         return state.model_copy(
-            update={"ready": True, "poll": poll, "operations": [], "message": "all services ready"}
+            update={"ready": True, "poll": poll, "message": "all services ready", "operations": {}}
         )
     message = (
         f"{len(reasons)} of {len(spec.services)} services not ready after {poll.attempt} checks"
@@ -299,29 +422,5 @@ def check_services(
     if len(reasons) > 20:
         message += f"; and {len(reasons) - 20} more"
     return state.model_copy(
-        update={"ready": False, "poll": poll, "operations": operations, "message": message}
+        update={"ready": False, "poll": poll, "message": message, "operations": pending}
     )
-
-
-def pending_operations(clients: Clients, operation_ids: list[str], max_workers: int) -> list[str]:
-    """The Cloud Map operations not yet SUCCESS; CloudMapOperationFailed if one FAILED."""
-
-    def status(operation_id: str) -> dict[str, Any]:
-        with aws_errors(f"GetOperation {operation_id}"):
-            return dict(
-                clients.servicediscovery.get_operation(OperationId=operation_id)["Operation"]
-            )
-
-    answers = pmap(status, operation_ids, max_workers)
-    failed = [op for op in answers if op.get("Status") == "FAIL"]
-    if failed:
-        raise CloudMapOperationFailed(
-            "; ".join(
-                f"Cloud Map operation {op.get('Id')} ({op.get('Type')} {op.get('Targets')}) FAILED:"
-                f" {op.get('ErrorCode', 'UNKNOWN')}: {op.get('ErrorMessage', '')}"
-                for op in failed[:10]
-            )
-        )
-    return [
-        op_id for op_id, op in zip(operation_ids, answers, strict=True) if op["Status"] != "SUCCESS"
-    ]

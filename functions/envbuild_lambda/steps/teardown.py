@@ -29,6 +29,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll
+from envbuild_lambda.steps import outputs
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, registry_arn
@@ -154,6 +155,41 @@ def _plan_task_definitions(
     return remove, kept
 
 
+def _plan_parameters(
+    clients: Clients, environment: str, max_workers: int, created_by: str | None
+) -> tuple[list[str], list[KeptResource]]:
+    """The build's output parameters under /envbuild/<environment>/: those tagged as managed for
+    this environment (and build, for a rollback) are removed, any other one is kept."""
+    path = outputs.parameter_path(environment)
+    names = sorted(outputs.existing_parameters(clients, path))
+    tags = pmap(lambda name: outputs.parameter_tags(clients, name), names, max_workers)
+    managed = [
+        n for n, t in zip(names, tags, strict=True) if is_managed(t, environment, created_by)
+    ]
+    kept = [
+        KeptResource(
+            type="parameter",
+            id=name,
+            name=name,
+            reason="not tagged as managed by envbuild for this environment",
+        )
+        for name, t in zip(names, tags, strict=True)
+        if not is_managed(t, environment, created_by) and created_by is None
+    ]
+    return managed, kept
+
+
+def delete_parameters(clients: Clients, names: Iterable[str]) -> list[str]:
+    """DeleteParameters, ten at a time (the API's limit); returns the names it deleted."""
+    deleted: list[str] = []
+    items = list(names)
+    for start in range(0, len(items), 10):
+        with aws_errors(f"DeleteParameters {', '.join(items[start : start + 10])}"):
+            answer = clients.ssm.delete_parameters(Names=items[start : start + 10])
+        deleted += answer.get("DeletedParameters", [])
+    return sorted(deleted)
+
+
 def plan_teardown(
     clients: Clients,
     caller: Caller,
@@ -271,6 +307,9 @@ def plan_teardown(
         )
         kept += kept_revisions
 
+    parameters, kept_parameters = _plan_parameters(clients, env, max_workers, created_by)
+    kept += kept_parameters
+
     return RemovalPlan(
         environment=env,
         cluster=spec.cluster,
@@ -279,6 +318,7 @@ def plan_teardown(
         namespace=namespace_ref,
         logGroups=log_groups,
         taskDefinitions=task_definitions,
+        parameters=parameters,
         kept=kept,
     )
 
@@ -641,6 +681,7 @@ def summarize(
     removed: dict[str, list[str]],
     log_groups: list[str],
     task_definitions: list[str],
+    parameters: list[str] | None = None,
 ) -> dict[str, Any]:
     namespace = (
         plan.namespace.model_dump(mode="json")
@@ -656,6 +697,7 @@ def summarize(
             "namespace": namespace,
             "logGroups": log_groups,
             "taskDefinitions": task_definitions,
+            "parameters": parameters or [],
         },
         "kept": [k.model_dump(mode="json") for k in plan.kept],
     }
@@ -667,6 +709,7 @@ def summarize(
             ("Cloud Map service(s)", summary["removed"]["registries"]),
             ("log group(s)", log_groups),
             ("task definition revision(s)", task_definitions),
+            ("SSM parameter(s)", parameters or []),
         )
         if values
     ]

@@ -1,12 +1,16 @@
-"""Verify discovery: each DNS name answers with exactly the IPs of the service's running tasks."""
+"""Verify discovery three ways, per DNS name: the IPs of the service's running ECS tasks (and its
+static instances) = the HEALTHY instances Cloud Map discovers = the A records Route 53 holds in the
+namespace's private hosted zone. A mismatch names the leg, the missing or extra IPs and the likely
+cause; the summary carries each instance's health."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import chunks
+from envbuild_lambda.steps.services import Instance, chunks, instances_with_health
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
@@ -15,6 +19,25 @@ if TYPE_CHECKING:
 
 #: DescribeTasks takes at most 100 tasks per call.
 DESCRIBE_TASKS_BATCH = 100
+
+#: Why a leg disagrees, in the words of the workshop's troubleshooting section.
+CAUSE_NOT_REGISTERED = (
+    "tasks not yet registered in Cloud Map (or registration failed: check the ECS service's"
+    " events and its serviceRegistries)"
+)
+CAUSE_STALE_INSTANCE = (
+    "Cloud Map still holds instances of stopped tasks (deregistration pending) or instances"
+    " registered outside envbuild"
+)
+CAUSE_RECORD_MISSING = (
+    "Route 53 A record missing for a Cloud Map instance (record deleted outside Cloud Map, or the"
+    " change not yet applied)"
+)
+CAUSE_STALE_RECORD = (
+    "Route 53 holds A records of instances Cloud Map no longer has (changed outside Cloud Map,"
+    " or resolvers still cache the old answer until the TTL expires)"
+)
+CAUSE_UNHEALTHY = "instances registered but not HEALTHY (Cloud Map answers only healthy ones)"
 
 
 def running_task_ips(clients: Clients, cluster: str, ecs_service_name: str) -> set[str]:
@@ -37,35 +60,132 @@ def running_task_ips(clients: Clients, cluster: str, ecs_service_name: str) -> s
     return ips
 
 
-def discovered_ips(clients: Clients, namespace: str, service: str) -> set[str]:
-    """What Cloud Map's DNS answers for <service>.<namespace>: its healthy instances' IPv4 addresses."""
+def discovered_instances(clients: Clients, namespace: str, service: str) -> list[Instance]:
+    """What Cloud Map answers for <service>.<namespace>: its HEALTHY instances."""
     with aws_errors(f"DiscoverInstances {service}.{namespace}"):
         instances = clients.servicediscovery.discover_instances(
             NamespaceName=namespace, ServiceName=service, HealthStatus="HEALTHY", MaxResults=1000
         )["Instances"]
-    return {
-        ip
-        for instance in instances
-        if (ip := instance.get("Attributes", {}).get("AWS_INSTANCE_IPV4"))
-    }
-
-
-def _check_one(
-    clients: Clients, spec: EnvironmentSpec, service: Service
-) -> tuple[list[str], str | None]:
-    tasks = running_task_ips(clients, spec.cluster, service.ecs_service_name)
-    answers = discovered_ips(clients, spec.namespace.name, service.name)
-    problem = None
-    if tasks != answers or len(tasks) != service.desiredCount:
-        missing = sorted(tasks - answers)
-        extra = sorted(answers - tasks)
-        problem = (
-            f"{service.dns_name(spec.namespace.name)}: answers {sorted(answers) or 'nothing'},"
-            f" running tasks {sorted(tasks) or 'none'} (desired {service.desiredCount})"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; extra {extra}" if extra else "")
+    return [
+        Instance(
+            id=item["InstanceId"],
+            ipv4=item.get("Attributes", {}).get("AWS_INSTANCE_IPV4"),
+            attributes=dict(item.get("Attributes", {})),
+            health=str(item.get("HealthStatus", "HEALTHY")),
         )
-    return sorted(answers), problem
+        for item in instances
+    ]
+
+
+def _record_name(name: str) -> str:
+    # Route 53 returns names with a trailing dot and escapes some characters as \\ooo octal.
+    return name.rstrip(".").lower()
+
+
+def zone_a_records(clients: Clients, zone_id: str) -> dict[str, set[str]]:
+    """DNS name -> the values of every A record set of that name in the hosted zone."""
+    records: dict[str, set[str]] = {}
+    with aws_errors(f"ListResourceRecordSets {zone_id}"):
+        pages = clients.route53.get_paginator("list_resource_record_sets").paginate(
+            HostedZoneId=zone_id
+        )
+        for page in pages:
+            for rrset in page["ResourceRecordSets"]:
+                if rrset["Type"] != "A":
+                    continue
+                values = records.setdefault(_record_name(rrset["Name"]), set())
+                values.update(r["Value"] for r in rrset.get("ResourceRecords", []))
+    return records
+
+
+@dataclass
+class NameCheck:
+    """One DNS name, its three legs, and what disagrees."""
+
+    service: Service
+    dns_name: str
+    tasks: set[str]
+    instances: list[Instance]
+    discovered: set[str]
+    records: set[str] | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def expected(self) -> set[str]:
+        return self.tasks | {i.ipv4 for i in self.service.instances}
+
+
+def _diff(
+    label: str, missing: set[str], extra: set[str], cause_missing: str, cause_extra: str
+) -> list[str]:
+    found = []
+    if missing:
+        found.append(f"{label} missing {sorted(missing)} ({cause_missing})")
+    if extra:
+        found.append(f"{label} extra {sorted(extra)} ({cause_extra})")
+    return found
+
+
+def check_name(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    service: Service,
+    zone_records: dict[str, set[str]] | None,
+) -> NameCheck:
+    dns_name = service.dns_name(spec.namespace.name)
+    registry_instances = discovered_instances(clients, spec.namespace.name, service.name)
+    check = NameCheck(
+        service=service,
+        dns_name=dns_name,
+        tasks=running_task_ips(clients, spec.cluster, service.ecs_service_name),
+        instances=registry_instances,
+        discovered={i.ipv4 for i in registry_instances if i.ipv4},
+        records=None if zone_records is None else zone_records.get(dns_name.lower(), set()),
+    )
+    if len(check.tasks) != service.desiredCount:
+        check.problems.append(
+            f"ECS runs {len(check.tasks)} task(s) of {service.ecs_service_name}, desired"
+            f" {service.desiredCount} (tasks stopped or replaced since the services were ready)"
+        )
+    check.problems += _diff(
+        "Cloud Map (DiscoverInstances HEALTHY)",
+        check.expected - check.discovered,
+        check.discovered - check.expected,
+        CAUSE_NOT_REGISTERED,
+        CAUSE_STALE_INSTANCE,
+    )
+    if check.records is not None:
+        check.problems += _diff(
+            "Route 53 A records",
+            check.discovered - check.records,
+            check.records - check.expected - check.discovered,
+            CAUSE_RECORD_MISSING,
+            CAUSE_STALE_RECORD,
+        )
+    return check
+
+
+def _with_health(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
+    """Every instance of the registry (ListInstances) with its health (GetInstancesHealthStatus),
+    marking the static ones and reporting unhealthy ones by id and IP."""
+    static = {i.id for i in check.service.instances}
+    shown: list[dict[str, Any]] = []
+    for instance in sorted(instances_with_health(clients, registry_id), key=lambda i: i.id):
+        entry: dict[str, Any] = {
+            "id": instance.id,
+            "ipv4": instance.ipv4,
+            "health": instance.health,
+            "source": "static" if instance.id in static else "ecs",
+        }
+        if instance.id in static:
+            entry["attributes"] = instance.attributes
+        shown.append(entry)
+        if instance.health != "HEALTHY":
+            check.problems.append(
+                f"instance {instance.id} ({instance.ipv4 or 'no IPv4'}) is {instance.health}"
+                f" ({CAUSE_UNHEALTHY})"
+            )
+    return shown
 
 
 def verify(
@@ -78,16 +198,26 @@ def verify(
     max_workers: int,
     removed: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly.
+    """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly,
+    with the leg that disagrees and the likely cause.
 
     ``removed``: ECS services envbuild created for the environment that the spec no longer lists
     and that were left running (no prune); reported as ``notInSpec`` when there are any."""
-    results = pmap(lambda s: _check_one(clients, spec, s), spec.services, max_workers)
-    problems = [problem for _, problem in results if problem]
-    if problems:
+    zone = zone_a_records(clients, namespace.hostedZoneId) if namespace.hostedZoneId else None
+    checks = pmap(lambda s: check_name(clients, spec, s, zone), spec.services, max_workers)
+    instances = pmap(
+        lambda c: _with_health(clients, registries[c.service.name], c), checks, max_workers
+    )
+    failing = [c for c in checks if c.problems]
+    if failing:
         raise DiscoveryMismatch(
-            f"{len(problems)} DNS name(s) do not answer with the running tasks' IPs"
-            " (tasks not yet registered, or stopped since): " + "; ".join(problems)
+            f"{len(failing)} of {len(checks)} DNS name(s) fail the three-way check (ECS tasks ="
+            " Cloud Map HEALTHY instances = Route 53 A records): "
+            + "; ".join(
+                f"{c.dns_name} (service {c.service.name}): " + ", ".join(c.problems)
+                for c in failing[:20]
+            )
+            + (f"; and {len(failing) - 20} more" if len(failing) > 20 else "")
         )
     summary: dict[str, Any] = {
         "environment": spec.environment,
@@ -104,14 +234,16 @@ def verify(
         # Region and account (the CLI's env file writes them out).
         "services": [
             {
-                "name": service.name,
-                "dnsName": service.dns_name(spec.namespace.name),
-                "ips": ips,
-                "registryId": registries[service.name],
-                "ecsService": service.ecs_service_name,
-                "taskDefinition": task_definitions[service.name],
+                "name": check.service.name,
+                "dnsName": check.dns_name,
+                # = Cloud Map's answers = the Route 53 A records (the check passed)
+                "ips": sorted(check.discovered),
+                "instances": shown,
+                "registryId": registries[check.service.name],
+                "ecsService": check.service.ecs_service_name,
+                "taskDefinition": task_definitions[check.service.name],
             }
-            for service, (ips, _) in zip(spec.services, results, strict=True)
+            for check, shown in zip(checks, instances, strict=True)
         ],
     }
     if removed:
