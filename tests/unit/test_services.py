@@ -567,7 +567,7 @@ def test_static_instances_are_registered_once_and_their_operations_awaited(
     ]
     registry_ids, _ = prepare(clients, caller, spec)
     operations = services.register_static_instances(clients, spec, registry_ids, 2)
-    assert list(operations) == ["web/custom-web-instance"]
+    assert list(operations) == ["RegisterInstance web/custom-web-instance"]
     assert services.pending_operations(clients, operations) == {}  # moto: SUCCESS at once
     (instance,) = clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])[
         "Instances"
@@ -592,6 +592,7 @@ def test_a_failed_static_registration_names_the_instance(clients: Clients) -> No
     fake.__dict__.update(servicediscovery=FailedOperation())
     with pytest.raises(
         CloudMapOperationFailed,
-        match=r"RegisterInstance web/custom-web-instance \(operation op-1\) failed: INTERNAL_FAILURE x",
+        match=r"RegisterInstance web/custom-web-instance \(Cloud Map operation op-1\) failed:"
+        r" INTERNAL_FAILURE x",
     ):
-        services.pending_operations(fake, {"web/custom-web-instance": "op-1"})
+        services.pending_operations(fake, {"RegisterInstance web/custom-web-instance": "op-1"})
