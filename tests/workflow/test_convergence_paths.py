@@ -2,8 +2,10 @@
 
 Mutating calls are counted at the emulated AWS API (emulator.aws_faults.calls, every request by
 (service, action); an action that is not Describe/List/Get/Discover mutates). The environment's
-calls are those to servicediscovery, ecs, logs, route53, ec2 and iam; envbuild's own lock table
-(dynamodb PutItem/DeleteItem) and the Step Functions API are counted apart.
+calls are those to servicediscovery, ecs, logs, route53, ec2, iam and ssm (the output
+parameters); envbuild's own lock table (dynamodb PutItem/DeleteItem), the build's announcement
+(events PutEvents "Environment Ready", sent by every build) and the Step Functions API are counted
+apart.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from tests.workflow.helpers import (
     task_ips,
 )
 
-#: envbuild's own machinery, not the environment: the lock table and the workflow API.
-MACHINERY = ("dynamodb", "stepfunctions")
+#: envbuild's own machinery, not the environment: the lock table, the build's EventBridge
+#: announcement and the workflow API.
+MACHINERY = ("dynamodb", "events", "stepfunctions")
 
 
 def mutating(emulator: Any) -> Counter[tuple[str, str]]:
@@ -99,6 +102,7 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
     calls = mutating(emulator)
     assert environment_calls(calls) == Counter()  # nothing created, updated, tagged or deleted
     assert lock_calls(calls) == Counter({("dynamodb", "PutItem"): 1, ("dynamodb", "DeleteItem"): 1})
+    assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     assert again == first  # the same summary: ids, ARNs, IPs, adopted flags
     assert account_snapshot(emulator) == before  # no new task definition revision
     assert revisions(emulator) == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
@@ -305,6 +309,7 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
             ("logs", "CreateLogGroup"): 1,
             ("ecs", "RegisterTaskDefinition"): 1,
             ("ecs", "CreateService"): 1,
+            ("ssm", "PutParameter"): 1,  # /envbuild/workshop/CACHE_SERVICE_ID
         }
     )
     assert [s["dnsName"] for s in summary["services"]][-1] == "cache.workshop.local"

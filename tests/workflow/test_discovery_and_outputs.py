@@ -3,6 +3,7 @@ instances, health, outputs (SSM parameters, env file) and the build's EventBridg
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 from typing import Any
@@ -394,8 +395,12 @@ def test_the_probe_fails_naming_every_name_when_vpc_dns_hostnames_are_off(
             return handler
 
         def run(event: Any, context: Any) -> Any:
-            emulator.client("ec2").modify_vpc_attribute(
-                VpcId=vpc, EnableDnsHostnames={"Value": False}
+            # "someone" else's call: made in a fresh context, so the IAM proof does not count it
+            # as the probe function's
+            contextvars.Context().run(
+                emulator.client("ec2").modify_vpc_attribute,
+                VpcId=vpc,
+                EnableDnsHostnames={"Value": False},
             )
             return handler(event, context)
 
