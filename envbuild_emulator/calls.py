@@ -60,6 +60,10 @@ TAG_ON_CREATE = frozenset({"ecs", "logs", "servicediscovery"})
 #: RegisterTaskDefinition's task and execution roles (ECS developer guide, "task IAM role").
 PASSED_ROLES = {("ecs", "RegisterTaskDefinition"): ("taskRoleArn", "executionRoleArn")}
 
+#: Create calls whose tags are authorized as a separate action: SSM PutParameter with Tags needs
+#: ssm:AddTagsToResource (Systems Manager user guide, "Tagging Systems Manager parameters").
+TAGS_AUTHORIZED_AS = {("ssm", "PutParameter"): "ssm:AddTagsToResource"}
+
 
 def implied_by_request(
     service: str, operation: str, parameters: Mapping[str, Any]
@@ -70,6 +74,9 @@ def implied_by_request(
         implied[f"{IAM_PREFIX.get(service, service)}:TagResource"] = (
             f"{operation} with tags (tag on create)"
         )
+    tag_action = TAGS_AUTHORIZED_AS.get((service, operation))
+    if tag_action is not None and parameters.get("Tags"):
+        implied[tag_action] = f"{operation} with tags"
     roles = [parameters.get(name) for name in PASSED_ROLES.get((service, operation), ())]
     if any(roles):
         implied["iam:PassRole"] = f"{operation} names roles for ECS tasks"
