@@ -99,3 +99,8 @@ class RateLimiter:
                 pause = min(MAX_PAUSE_SECONDS, float(2**attempt))
                 timer.sleep_until(timer.now() + pause)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def paced[R](limiter: RateLimiter | None, action: Callable[[], R]) -> R:
+    """``limiter.call(action)``, or ``action()`` when the caller paces nothing."""
+    return limiter.call(action) if limiter is not None else action()

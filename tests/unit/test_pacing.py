@@ -125,3 +125,12 @@ def test_a_rate_or_burst_out_of_range_is_refused(rate: float, burst: int) -> Non
 
 def test_real_time_is_the_default() -> None:
     assert pacing.TIMER is pacing.REAL_TIME
+
+
+def test_paced_without_a_limiter_calls_at_once(fake_time: FakeTime) -> None:
+    assert pacing.paced(None, lambda: "done") == "done"
+    assert fake_time.now == 0.0
+
+
+def test_paced_with_a_limiter_waits_for_its_token(fake_time: FakeTime) -> None:
+    assert pacing.paced(RateLimiter(2), lambda: fake_time.now) == 0.5

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from envbuild_lambda.errors import CloudMapOperationFailed, ServiceConflict, aws_errors
-from envbuild_lambda.pacing import RateLimiter
+from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll, ServicesState
@@ -98,10 +98,7 @@ def update_service(
                 desiredCount=service.desiredCount,
             )
 
-    if pace is not None:
-        pace.call(update)
-    else:
-        update()
+    paced(pace, update)
 
 
 def create_service(
@@ -143,10 +140,7 @@ def create_service(
             )
 
     # CreateService is idempotent (clientToken): a throttled attempt may be repeated.
-    if pace is not None:
-        pace.call(create)
-    else:
-        create()
+    paced(pace, create)
 
 
 def _check_adoptable(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
-from envbuild_lambda.pacing import RateLimiter
+from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
@@ -200,7 +200,7 @@ def register(
                 )["taskDefinition"]
             )
 
-    registered = pace.call(register_revision) if pace is not None else register_revision()
+    registered = paced(pace, register_revision)
     return TaskDefinitionRef(
         name=service.name,
         taskDefinition=f"{registered['family']}:{registered['revision']}",
