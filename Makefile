@@ -80,7 +80,7 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/mypy
 	$(SAM) validate --lint --template-file template.yaml
 	env AWS_DEFAULT_REGION=$(SAM_REGION) $(BIN)/python tools/sam_transform.py template.yaml $(LINT_OUT)/transformed.json
-	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml $(LINT_OUT)/transformed.json
+	$(BIN)/python tools/cfn_lint.py --append-rules cfn_lint_serverless.rules -- template.yaml $(LINT_OUT)/transformed.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(LINT_OUT)/transformed.json
 	$(BIN)/python tools/substitute_asl.py template.yaml $(LINT_OUT)/asl
 	$(BIN)/statelint $(LINT_OUT)/asl/*.asl.json

@@ -24,6 +24,10 @@ ARN_OF = {
 }
 
 
+#: The template's Parameters (set by main).
+PARAMETERS: dict[str, Any] = {}
+
+
 def value(node: Any, resources: dict[str, Any]) -> str:
     if isinstance(node, str):
         return node
@@ -37,6 +41,9 @@ def value(node: Any, resources: dict[str, Any]) -> str:
                 return ARN_OF[resources[target]["Type"]].format(target)
             if attribute == "Name":
                 return str(target)
+        if function == "Ref" and argument in PARAMETERS:
+            # a template parameter: its default (what `sam deploy` uses when given no override)
+            return str(PARAMETERS[argument].get("Default", argument))
         if function == "Ref" and argument in resources:
             pattern = ARN_OF.get(resources[argument]["Type"])
             # Ref gives a function's or state machine's ARN, a table's (or queue's...) name.
@@ -58,6 +65,7 @@ def main(argv: list[str]) -> int:
     source, target = Path(argv[1]), Path(argv[2])
     template = yaml_parse(source.read_text(encoding="utf-8"))
     resources = template["Resources"]
+    PARAMETERS.update(template.get("Parameters") or {})
     target.mkdir(parents=True, exist_ok=True)
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::StateMachine":
