@@ -397,32 +397,21 @@ class EcsModel:
             }
         }
 
-        ec2 = self._ec2(backend)
-        subnet = ec2.get_subnet(subnet_id)
-        eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
-        stamp = _utc(world.timestamp(now))
+        subnet, eni_id, ip = self._place(
+            backend, cluster, task, task_definition, subnet_id, security_groups, now
+        )
         _show(
             task,
-            created_at=stamp,
-            availability_zone=subnet.availability_zone,
             connectivity="CONNECTED",
-            connectivity_at=stamp,
-            cpu=task_definition.cpu,
-            memory=task_definition.memory,
+            connectivity_at=task.created_at,
             health_status="UNKNOWN",
             platform_family="Linux",
             version=1,
-            stopped_reason=None,
-            stop_code=None,
         )
         for container in task.containers:
-            container.last_status = "PENDING"
-            container.task_arn = task.task_arn
-            _show(container, exitCode=None)
             container.network_interfaces = [
                 {"attachmentId": task.attachments[0]["id"], "privateIpv4Address": ip}
             ]
-        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
 
         task_run = _TaskRun(
             task,
@@ -763,23 +752,9 @@ class EcsModel:
         task.last_status = "PROVISIONING"
         task.desired_status = "RUNNING"
         task.network_configuration = {"awsvpcConfiguration": {**awsvpc, "subnets": [subnet_id]}}
-        ec2 = self._ec2(backend)
-        subnet = ec2.get_subnet(subnet_id)
-        eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
-        _show(
-            task,
-            created_at=_utc(world.timestamp(now)),
-            availability_zone=subnet.availability_zone,
-            cpu=task_definition.cpu,
-            memory=task_definition.memory,
-            stopped_reason=None,
-            stop_code=None,
+        subnet, eni_id, ip = self._place(
+            backend, cluster, task, task_definition, subnet_id, security_groups, now
         )
-        for container in task.containers:
-            container.last_status = "PENDING"
-            container.task_arn = task.task_arn
-            _show(container, exitCode=None)
-        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         start = now + world.latencies.task_start_seconds
         self._state_timers(backend).add(
             start,
@@ -874,6 +849,38 @@ class EcsModel:
             subnet.del_subnet_ip(ip)
 
     # ------------------------------------------------------------------ networking
+    def _place(
+        self,
+        backend: EC2ContainerServiceBackend,
+        cluster: Any,
+        task: Task,
+        task_definition: TaskDefinition,
+        subnet_id: str,
+        security_groups: list[str],
+        now: float,
+    ) -> tuple[Subnet, str, str]:
+        """A new Fargate task in ``subnet_id``: its ENI and address, the fields DescribeTasks
+        shows while it is PROVISIONING, its containers PENDING, and the task in the cluster.
+        Returns the subnet, the ENI id and the task's IP."""
+        ec2 = self._ec2(backend)
+        subnet = ec2.get_subnet(subnet_id)
+        eni_id, ip = self._attach_eni(ec2, task, subnet, security_groups)
+        _show(
+            task,
+            created_at=_utc(self._world.timestamp(now)),
+            availability_zone=subnet.availability_zone,
+            cpu=task_definition.cpu,
+            memory=task_definition.memory,
+            stopped_reason=None,
+            stop_code=None,
+        )
+        for container in task.containers:
+            container.last_status = "PENDING"
+            container.task_arn = task.task_arn
+            _show(container, exitCode=None)
+        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        return subnet, eni_id, ip
+
     def _attach_eni(
         self, ec2: EC2Backend, task: Task, subnet: Subnet, security_groups: list[str]
     ) -> tuple[str, str]:
