@@ -112,7 +112,8 @@ def arn_of(namespace_arn: str, service: str, resource: str) -> str:
 
 def resources_env(summary: Mapping[str, Any]) -> str:
     """The workshop's step 8 env file: NAMESPACE_ID, <NAME>_SERVICE_ID, … (the names and ids of
-    the build's ``outputs``, its SSM parameters and its Environment Ready event, plus ARNs)."""
+    the build's ``outputs``, its SSM parameters and its Environment Ready event), plus the ARNs
+    and names that follow from them."""
     namespace = summary["namespace"]
     cluster = summary["cluster"]
     lines = [
@@ -123,12 +124,13 @@ def resources_env(summary: Mapping[str, Any]) -> str:
     ]
     for service in summary["services"]:
         prefix = env_name(service["name"])
+        registry_id = summary["outputs"][f"{prefix}_SERVICE_ID"]
         lines += [
-            f"export {prefix}_SERVICE_ID={service['registryId']}",
+            f"export {prefix}_SERVICE_ID={registry_id}",
             f"export {prefix}_SERVICE_ARN="
-            + arn_of(namespace["arn"], "servicediscovery", f"service/{service['registryId']}"),
+            + arn_of(namespace["arn"], "servicediscovery", f"service/{registry_id}"),
             f"export {prefix}_ECS_SERVICE_ARN="
-            + arn_of(namespace["arn"], "ecs", f"service/{cluster}/{service['ecsService']}"),
+            + arn_of(namespace["arn"], "ecs", f"service/{cluster}/{service['name']}-service"),
             f"export {prefix}_TASK_DEFINITION_ARN="
             + arn_of(namespace["arn"], "ecs", f"task-definition/{service['taskDefinition']}"),
             f"export {prefix}_DNS_NAME={service['dnsName']}",
@@ -147,18 +149,15 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
     for service in summary["services"]:
         ips = ", ".join(service["ips"]) or "(no tasks)"
         out.write(f"  {service['dnsName']:<{width}}  ->  {ips}\n")
-        for instance in service.get("instances", []):
-            if instance.get("source") == "static":
-                custom = {
-                    k: v
-                    for k, v in instance.get("attributes", {}).items()
-                    if k != "AWS_INSTANCE_IPV4"
-                }
-                attributes = ", ".join(f"{k}={v}" for k, v in custom.items())
-                out.write(
-                    f"  {'':<{width}}      static {instance['id']} {instance['ipv4']}"
-                    f" {instance['health']}{'  ' + attributes if attributes else ''}\n"
-                )
+        for instance in service.get("staticInstances", []):
+            custom = {
+                k: v for k, v in instance.get("attributes", {}).items() if k != "AWS_INSTANCE_IPV4"
+            }
+            attributes = ", ".join(f"{k}={v}" for k, v in custom.items())
+            out.write(
+                f"  {'':<{width}}      static {instance['id']} {instance['ipv4']} HEALTHY"
+                f"{'  ' + attributes if attributes else ''}\n"
+            )
 
 
 # -- commands -----------------------------------------------------------------------------------

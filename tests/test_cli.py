@@ -35,11 +35,10 @@ def test_resources_env_uses_the_workshop_step_8_names() -> None:
             "hostedZoneId": "Z1",
         },
         "cluster": "workshop-cluster",
+        "outputs": {"NAMESPACE_ID": "ns-1", "PAYMENTS_V2_SERVICE_ID": "srv-1"},
         "services": [
             {
                 "name": "payments-v2",
-                "registryId": "srv-1",
-                "ecsService": "payments-v2-service",
                 "taskDefinition": "workshop-payments-v2:3",
                 "dnsName": "payments-v2.workshop.local",
                 "ips": [],

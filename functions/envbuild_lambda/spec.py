@@ -611,6 +611,16 @@ def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> Envi
     )
 
 
+def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
+    """The spec as the workflow carries it from state to state: every top-level field (Choice
+    states and the teardown input read them), each service without the fields left at their
+    defaults (every Lambda parses the services with ``Service``, which fills them in again).
+    A 200-service spec stays about a third smaller in every state of the build."""
+    state = spec.model_dump(mode="json", exclude={"services"})
+    state["services"] = [s.model_dump(mode="json", exclude_defaults=True) for s in spec.services]
+    return state
+
+
 def json_schema() -> dict[str, Any]:
     schema = EnvironmentSpec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

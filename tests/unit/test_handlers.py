@@ -27,6 +27,7 @@ from envbuild_lambda.handlers import (
     validate_spec,
     verify_dns,
 )
+from envbuild_lambda.spec import EnvironmentSpec, Service, normalize, parse_spec
 
 from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
 
@@ -66,7 +67,10 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
     assert spec["executionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
     assert spec["taskRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/ecsTaskRole"
     assert [s["name"] for s in spec["services"]] == ["web", "api", "db"]
-    assert spec["services"][2] == {
+    # services carry only what differs from the defaults (the state form: every Lambda parses
+    # them with Service, which fills the defaults in again)
+    assert spec["services"][2] == {"name": "db", "image": "redis:alpine", "port": 6379}
+    assert Service.model_validate(spec["services"][2]).model_dump(mode="json") == {
         "name": "db",
         "image": "redis:alpine",
         "port": 6379,
@@ -77,6 +81,9 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
         "dnsTtl": 60,
         "instances": [],
     }
+    assert EnvironmentSpec.model_validate(spec) == normalize(
+        parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT
+    )
 
 
 def test_validate_spec_uses_the_partition_and_account_of_the_function_arn(mocked_aws: None) -> None:
@@ -207,7 +214,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         1,
     )
 
-    summary = call(
+    handed_on = call(
         verify_dns.handler,
         {
             "spec": spec,
@@ -217,6 +224,10 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         },
         context,
     )
+    # what the rest of the build needs and only that: the spec as it came in and the summary
+    assert list(handed_on) == ["spec", "summary"]
+    assert handed_on["spec"] == spec
+    summary = handed_on["summary"]
     assert summary["environment"] == "workshop"
     assert summary["namespace"]["id"] == branch["namespace"]["id"]
     assert summary["cluster"] == "workshop-cluster"
@@ -226,10 +237,9 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         ("db", "db.workshop.local", []),
     ]
     web = summary["services"][0]
-    assert web["registryId"] == cloud_map["registries"]["web"]
     assert web["taskDefinition"] == "workshop-web:1"
-    assert web["ecsService"] == "web-service"
-    registry_arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{web['registryId']}"
+    web_registry = summary["outputs"]["WEB_SERVICE_ID"]
+    registry_arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{web_registry}"
     # the workshop's step 8 names, as outputs and as SSM parameters with the same ids
     assert summary["outputs"]["NAMESPACE_ID"] == branch["namespace"]["id"]
     assert summary["outputs"]["WEB_SERVICE_ID"] == cloud_map["registries"]["web"]
@@ -244,7 +254,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "/envbuild/workshop/API_SERVICE_ID": cloud_map["registries"]["api"],
         "/envbuild/workshop/DB_SERVICE_ID": cloud_map["registries"]["db"],
     }
-    assert summary["parameters"] == sorted(parameters)
+    assert {summary["parameterPath"] + name for name in summary["outputs"]} == set(parameters)
     # the ECS services exist in the mocked account, attached to their registries
     ecs = boto3.client("ecs", region_name=REGION)
     described = ecs.describe_services(cluster="workshop-cluster", services=["web-service"])[

@@ -221,12 +221,6 @@ def test_matching_ips_give_the_build_summary(workshop: EnvironmentSpec, caller: 
                 "name": name,
                 "dnsName": f"{name}.workshop.local",
                 "ips": HEALTHY[name],
-                "instances": [
-                    {"id": ip, "ipv4": ip, "health": "HEALTHY", "source": "ecs"}
-                    for ip in HEALTHY[name]
-                ],
-                "registryId": REGISTRIES[name],
-                "ecsService": f"{name}-service",
                 "taskDefinition": TASK_DEFINITIONS[name],
             }
             for name in ("web", "api", "db")
@@ -266,7 +260,6 @@ def test_summary_uses_the_cluster_name_when_the_spec_names_an_arn(caller: Caller
         1,
     )
     assert summary["cluster"] == "workshop-cluster"
-    assert summary["services"][2]["ecsService"] == "db-service"
 
 
 def test_mismatch_names_the_dns_name_and_the_missing_and_extra_ips(
@@ -371,17 +364,16 @@ def test_static_instances_are_expected_answers_and_shown_with_their_attributes(
     )
     web = summary["services"][0]
     assert web["ips"] == ["10.0.1.10", "10.0.2.10", "10.0.3.100"]
-    static = [i for i in web["instances"] if i["source"] == "static"]
     # the fake's DiscoverInstances shows only AWS_INSTANCE_IPV4: the summary shows what Cloud Map has
-    assert static == [
+    assert web["staticInstances"] == [
         {
             "id": "10.0.3.100",
             "ipv4": "10.0.3.100",
-            "health": "HEALTHY",
-            "source": "static",
             "attributes": {"AWS_INSTANCE_IPV4": "10.0.3.100"},
         }
     ]
+    # the ECS tasks' instances are the DNS name's ips; only static instances get an entry
+    assert "staticInstances" not in summary["services"][1]
     # a static instance Cloud Map does not answer with is a mismatch like an unregistered task
     with pytest.raises(DiscoveryMismatch, match=r"missing \['10.0.3.100'\]"):
         verify.verify(

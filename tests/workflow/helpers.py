@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from envbuild.cli import env_name
+
 
 def run_build(emulator: Any, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     arn = emulator.start_build(spec)
     described = emulator.wait(arn)
     return described, emulator.history(arn)
+
+
+def registry_id(summary: dict[str, Any], service: dict[str, Any]) -> str:
+    """A service's Cloud Map registry id, as a user reads it from the build's output: the
+    ``outputs`` name it <NAME>_SERVICE_ID (the per-service entries carry names only)."""
+    return str(summary["outputs"][f"{env_name(service['name'])}_SERVICE_ID"])
 
 
 def entered(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from tests.workflow.helpers import (
     account_snapshot,
     entered,
     existing_namespace,
+    registry_id,
     run_build,
     states_entered,
     task_ips,
@@ -67,11 +68,12 @@ def test_happy_path_builds_the_workshop_environment(
         "api-service": ("ACTIVE", 2, 2),
         "db-service": ("ACTIVE", 1, 1),
     }
-    registry_ids = {s["registryId"] for s in summary["services"]}
+    registry_ids = {registry_id(summary, s) for s in summary["services"]}
     assert {
         s["serviceRegistries"][0]["registryArn"].rsplit("/", 1)[1] for s in described_services
     } == registry_ids
-    assert {s["ecsService"] for s in summary["services"]} == {
+    # the summary names no ECS service: each is <name>-service (the env file's ECS_SERVICE_ARN)
+    assert {f"{s['name']}-service" for s in summary["services"]} == {
         s["serviceName"] for s in described_services
     }
     for service in described_services:
@@ -96,7 +98,7 @@ def test_happy_path_builds_the_workshop_environment(
 
     for name in ("web", "api", "db"):
         registry = next(s for s in summary["services"] if s["name"] == name)
-        instances = sd.list_instances(ServiceId=registry["registryId"])["Instances"]
+        instances = sd.list_instances(ServiceId=registry_id(summary, registry))["Instances"]
         assert {i["Attributes"]["AWS_INSTANCE_IPV4"] for i in instances} == set(registry["ips"])
         assert {i["Attributes"]["ECS_SERVICE_NAME"] for i in instances} == {f"{name}-service"}
 

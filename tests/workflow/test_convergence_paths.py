@@ -23,6 +23,7 @@ from tests.workflow.helpers import (
     account_snapshot,
     entered,
     existing_namespace,
+    registry_id,
     run_build,
     states_entered,
     task_ips,
@@ -278,7 +279,7 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
     assert environment_calls(mutating(emulator)) == Counter(
         {("servicediscovery", "UpdateService"): 1}
     )
-    registry = next(s["registryId"] for s in first["services"] if s["name"] == "api")
+    registry = next(registry_id(first, s) for s in first["services"] if s["name"] == "api")
     records = emulator.client("servicediscovery").get_service(Id=registry)["Service"]["DnsConfig"]
     assert records["DnsRecords"] == [{"Type": "A", "TTL": 15}]
     assert summary == first  # same registry, tasks and answers

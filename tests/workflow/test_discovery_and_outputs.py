@@ -16,7 +16,7 @@ from envbuild_lambda.errors import DiscoveryMismatch
 from envbuild_lambda.spec import parse_spec
 from envbuild_lambda.state import NamespaceState
 from envbuild_lambda.steps import verify
-from tests.workflow.helpers import entered, run_build, task_ips
+from tests.workflow.helpers import entered, registry_id, run_build, task_ips
 
 CUSTOM = {
     "id": "custom-web-instance",
@@ -73,13 +73,10 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
         sorted(r["ResourceRecords"][0]["Value"] for r in zone if r["Name"] == "web.workshop.local.")
         == web["ips"]
     )
-    static = [i for i in web["instances"] if i["source"] == "static"]
-    assert static == [
+    assert web["staticInstances"] == [
         {
             "id": "custom-web-instance",
             "ipv4": "10.0.3.100",
-            "health": "HEALTHY",
-            "source": "static",
             "attributes": {
                 "AWS_INSTANCE_IPV4": "10.0.3.100",
                 "environment": "production",
@@ -87,7 +84,11 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
             },
         }
     ]
-    assert all(i["health"] == "HEALTHY" for s in summary["services"] for i in s["instances"])
+    # every instance Cloud Map holds is HEALTHY (the check requires it), the tasks' ones too
+    sd = emulator.client("servicediscovery")
+    for service in summary["services"]:
+        health = sd.get_instances_health_status(ServiceId=registry_id(summary, service))["Status"]
+        assert sorted(health.values()) == ["HEALTHY"] * len(service["ips"])
     discovered = emulator.client("servicediscovery").discover_instances(
         NamespaceName="workshop.local", ServiceName="web"
     )["Instances"]
@@ -109,7 +110,7 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
     outputs = summary["outputs"]
     assert outputs["NAMESPACE_ID"] == summary["namespace"]["id"]
     assert {outputs[f"{n.upper()}_SERVICE_ID"] for n in ("web", "api", "db")} == {
-        s["registryId"] for s in summary["services"]
+        registry_id(summary, s) for s in summary["services"]
     }
     assert sorted(outputs) == sorted(
         ("NAMESPACE_ID", "WEB_SERVICE_ID", "API_SERVICE_ID", "DB_SERVICE_ID")
@@ -126,7 +127,13 @@ def test_a_build_with_a_static_instance_hands_the_same_ids_to_ssm_the_event_and_
     assert described["executionArn"] in ready["resources"]
     assert ready["detail"]["environment"] == "workshop"
     assert ready["detail"]["outputs"] == outputs
-    assert ready["detail"]["parameters"] == [f"/envbuild/workshop/{k}" for k in sorted(stored)]
+    assert ready["detail"]["parameterPath"] == "/envbuild/workshop/"
+    assert {ready["detail"]["parameterPath"] + k for k in ready["detail"]["outputs"]} == {
+        p["Name"]
+        for p in emulator.client("ssm").get_parameters_by_path(Path="/envbuild/workshop")[
+            "Parameters"
+        ]
+    }
     assert len(entered(history, "Announce Environment Ready")) == 1
     tags = emulator.client("ssm").list_tags_for_resource(
         ResourceType="Parameter", ResourceId="/envbuild/workshop/NAMESPACE_ID"
@@ -215,7 +222,7 @@ def verify_now(emulator: Any, workshop_spec: dict[str, Any], summary: dict[str, 
             status="SUCCESS",
             poll={"attempt": 0, "waitSeconds": 1, "maxAttempts": 1},
         ),
-        {s["name"]: s["registryId"] for s in summary["services"]},
+        {s["name"]: registry_id(summary, s) for s in summary["services"]},
         {s["name"]: s["taskDefinition"] for s in summary["services"]},
         2,
     )
@@ -232,8 +239,8 @@ def test_a_running_task_missing_from_cloud_map_fails_naming_its_ip(
 ) -> None:
     sd = emulator.client("servicediscovery")
     web = next(s for s in built["services"] if s["name"] == "web")
-    instance = sd.list_instances(ServiceId=web["registryId"])["Instances"][0]
-    sd.deregister_instance(ServiceId=web["registryId"], InstanceId=instance["Id"])
+    instance = sd.list_instances(ServiceId=registry_id(built, web))["Instances"][0]
+    sd.deregister_instance(ServiceId=registry_id(built, web), InstanceId=instance["Id"])
     emulator.clock.advance(10)  # the operation completes (and takes the A record with it)
 
     with pytest.raises(DiscoveryMismatch) as caught:
@@ -274,9 +281,9 @@ def test_an_unhealthy_instance_is_reported_by_id_and_ip(
 ) -> None:
     sd = emulator.client("servicediscovery")
     api = next(s for s in built["services"] if s["name"] == "api")
-    instance = sd.list_instances(ServiceId=api["registryId"])["Instances"][0]
+    instance = sd.list_instances(ServiceId=registry_id(built, api))["Instances"][0]
     sd.update_instance_custom_health_status(
-        ServiceId=api["registryId"], InstanceId=instance["Id"], Status="UNHEALTHY"
+        ServiceId=registry_id(built, api), InstanceId=instance["Id"], Status="UNHEALTHY"
     )
 
     with pytest.raises(DiscoveryMismatch) as caught:

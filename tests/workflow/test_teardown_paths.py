@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from envbuild_emulator.template import Template, load_yaml
-from tests.workflow.helpers import entered, run_build, states_entered
+from tests.workflow.helpers import entered, registry_id, run_build, states_entered
 
 OPTIONS = {"deleteLogGroups": True, "deregisterTaskDefinitions": True}
 
@@ -155,7 +155,9 @@ def test_build_then_teardown_leaves_the_account_as_before_the_build(
     output = json.loads(described["output"])
     removed = output["removed"]
     assert removed["ecsServices"] == ["api-service", "db-service", "web-service"]
-    assert sorted(removed["registries"]) == sorted(s["registryId"] for s in summary["services"])
+    assert sorted(removed["registries"]) == sorted(
+        registry_id(summary, s) for s in summary["services"]
+    )
     assert removed["namespace"] == {"id": summary["namespace"]["id"], "name": "workshop.local"}
     assert removed["logGroups"] == ["/ecs/workshop-api", "/ecs/workshop-db", "/ecs/workshop-web"]
     assert removed["taskDefinitions"] == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
@@ -299,7 +301,7 @@ def test_a_given_plan_removes_exactly_what_it_names(
         "environment": "workshop",
         "cluster": workshop_spec["cluster"],
         "ecsServices": ["db-service"],
-        "registries": [db["registryId"]],
+        "registries": [registry_id(summary, db)],
         "taskDefinitions": ["workshop-db:1"],
     }
 
@@ -320,7 +322,7 @@ def test_a_given_plan_removes_exactly_what_it_names(
     ]
     removed = json.loads(described["output"])["removed"]
     assert removed["ecsServices"] == ["db-service"]
-    assert removed["registries"] == [db["registryId"]]
+    assert removed["registries"] == [registry_id(summary, db)]
 
 
 def test_an_invalid_plan_fails_before_anything_is_removed(
@@ -345,13 +347,13 @@ def test_static_instances_are_deregistered_before_their_registry_is_deleted(
     before = full_listing(emulator)
     summary = built(emulator, workshop_spec)
     web = next(s for s in summary["services"] if s["name"] == "web")
-    register_static_instance(emulator, web["registryId"])
+    register_static_instance(emulator, registry_id(summary, web))
 
     described, history = run_teardown(emulator, {**workshop_spec, **OPTIONS})
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     output = json.loads(described["output"])
-    assert output["removed"]["instances"] == [f"{web['registryId']}/static-1"]
+    assert output["removed"]["instances"] == [f"{registry_id(summary, web)}/static-1"]
     assert len(entered(history, "Check Deregistrations")) >= 1
     assert full_listing(emulator) == before
 
@@ -380,7 +382,7 @@ def test_a_teardown_in_the_wrong_order_fails_with_resource_in_use(
 ) -> None:
     summary = built(emulator, workshop_spec)
     web = next(s for s in summary["services"] if s["name"] == "web")
-    register_static_instance(emulator, web["registryId"])
+    register_static_instance(emulator, registry_id(summary, web))
     wrong = deploy_variant(emulator, f"teardown-{variant}", change)
 
     described, history = run_teardown(emulator, workshop_spec, machine_arn=wrong)

@@ -1,5 +1,9 @@
-"""VerifyDns: the three-way check per DNS name, then the outputs (SSM parameters); returns the
-build's summary with its outputs."""
+"""VerifyDns: the three-way check per DNS name, then the outputs (SSM parameters).
+
+Returns what the rest of the build needs, and only that (the state's ResultPath is ``$``): the
+spec as it came in and the build's summary with its outputs. The working state of the steps
+before (``build``, ``deployment``, ``lock``) ends here, so that no later state carries it: a
+200-service build stays far below Step Functions' 256 KiB per state (docs/benchmark.md)."""
 
 from __future__ import annotations
 
@@ -49,14 +53,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except DiscoveryMismatch:
         count("VerificationFailures")
         raise
-    summary["outputs"] = outputs.outputs(summary)
-    summary["parameters"] = outputs.write_parameters(
-        clients, request.spec.environment, summary, settings.max_workers, request.build
+    summary["outputs"] = outputs.outputs(
+        str(summary["namespace"]["id"]),
+        {s.name: request.registries[s.name] for s in request.spec.services},
     )
+    outputs.write_parameters(
+        clients, request.spec.environment, summary["outputs"], settings.max_workers, request.build
+    )
+    # one name per output: <parameterPath><output name>
+    summary["parameterPath"] = outputs.parameter_path(request.spec.environment)
     count("DnsNamesVerified", len(summary["services"]))
     count("ServicesBuilt", len(summary["services"]))
     count("StaticInstancesRegistered", sum(len(s.instances) for s in request.spec.services))
     seconds = build_seconds(request.startedAt)
     if seconds is not None:
         metrics.add_metric(name="BuildDuration", unit=MetricUnit.Seconds, value=seconds)
-    return summary
+    return {"spec": event["spec"], "summary": summary}

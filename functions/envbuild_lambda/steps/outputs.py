@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -33,13 +33,14 @@ def parameter_path(environment: str) -> str:
     return f"{PARAMETER_ROOT}/{environment}/"
 
 
-def outputs(summary: Mapping[str, Any]) -> dict[str, str]:
+def outputs(namespace_id: str, registries: Mapping[str, str]) -> dict[str, str]:
     """The workshop's step 8 names -> ids: NAMESPACE_ID and one <NAME>_SERVICE_ID per service
-    (kept to the ids: a 200-service summary stays small; the CLI's env file adds the ARNs and
-    names that follow from them, under the same names)."""
-    values = {"NAMESPACE_ID": str(summary["namespace"]["id"])}
-    for service in summary["services"]:
-        values[f"{env_name(service['name'])}_SERVICE_ID"] = str(service["registryId"])
+    (``registries``: service name -> Cloud Map service id, in the spec's order). Kept to the
+    ids: a 200-service summary stays small; the CLI's env file adds the ARNs and names that
+    follow from them, under the same names."""
+    values = {"NAMESPACE_ID": namespace_id}
+    for name, registry_id in registries.items():
+        values[f"{env_name(name)}_SERVICE_ID"] = registry_id
     return values
 
 
@@ -65,17 +66,18 @@ def parameter_tags(clients: Clients, name: str) -> dict[str, str]:
 def write_parameters(
     clients: Clients,
     environment: str,
-    summary: Mapping[str, Any],
+    values: Mapping[str, str],
     max_workers: int,
     build: str | None = None,
 ) -> list[str]:
-    """Create or update the step 8 parameters; returns their full names.
+    """Create or update the step 8 parameters (``values``: ``outputs()``); returns their full
+    names.
 
     New: PutParameter with the managed tags. Same value: nothing to do. Other value: overwritten
     only if tagged envbuild:managed for this environment; otherwise ParameterConflict.
     """
     path = parameter_path(environment)
-    wanted = {f"{path}{key}": value for key, value in outputs(summary).items()}
+    wanted = {f"{path}{key}": value for key, value in values.items()}
     current = existing_parameters(clients, path)
     tags = [{"Key": k, "Value": v} for k, v in managed_tags(environment, build).items()]
 

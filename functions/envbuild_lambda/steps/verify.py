@@ -1,7 +1,8 @@
 """Verify discovery three ways, per DNS name: the IPs of the service's running ECS tasks (and its
 static instances) = the HEALTHY instances Cloud Map discovers = the A records Route 53 holds in the
 namespace's private hosted zone. A mismatch names the leg, the missing or extra IPs and the likely
-cause; the summary carries each instance's health."""
+cause. Every instance must be HEALTHY (an unhealthy one is named by id and IP); the summary, once
+the check passed, lists each DNS name's IPs and the static instances with their attributes."""
 
 from __future__ import annotations
 
@@ -165,27 +166,39 @@ def check_name(
     return check
 
 
-def _with_health(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
-    """Every instance of the registry (ListInstances) with its health (GetInstancesHealthStatus),
-    marking the static ones and reporting unhealthy ones by id and IP."""
+def _static_instances(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
+    """Checks every instance of the registry (ListInstances) for its health
+    (GetInstancesHealthStatus), reporting unhealthy ones by id and IP; returns the static ones
+    (id, IPv4, attributes) for the summary. The ECS tasks' instances need no entry of their own:
+    once the check passes they are HEALTHY and their IPs are the DNS name's ``ips``."""
     static = {i.id for i in check.service.instances}
     shown: list[dict[str, Any]] = []
     for instance in sorted(instances_with_health(clients, registry_id), key=lambda i: i.id):
-        entry: dict[str, Any] = {
-            "id": instance.id,
-            "ipv4": instance.ipv4,
-            "health": instance.health,
-            "source": "static" if instance.id in static else "ecs",
-        }
         if instance.id in static:
-            entry["attributes"] = instance.attributes
-        shown.append(entry)
+            shown.append(
+                {"id": instance.id, "ipv4": instance.ipv4, "attributes": instance.attributes}
+            )
         if instance.health != "HEALTHY":
             check.problems.append(
                 f"instance {instance.id} ({instance.ipv4 or 'no IPv4'}) is {instance.health}"
                 f" ({CAUSE_UNHEALTHY})"
             )
     return shown
+
+
+def _service_summary(
+    check: NameCheck, task_definitions: dict[str, str], static: list[dict[str, Any]]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": check.service.name,
+        "dnsName": check.dns_name,
+        # = Cloud Map's HEALTHY instances = the Route 53 A records (the check passed)
+        "ips": sorted(check.discovered),
+        "taskDefinition": task_definitions[check.service.name],
+    }
+    if static:
+        entry["staticInstances"] = static
+    return entry
 
 
 def verify(
@@ -205,8 +218,8 @@ def verify(
     and that were left running (no prune); reported as ``notInSpec`` when there are any."""
     zone = zone_a_records(clients, namespace.hostedZoneId) if namespace.hostedZoneId else None
     checks = pmap(lambda s: check_name(clients, spec, s, zone), spec.services, max_workers)
-    instances = pmap(
-        lambda c: _with_health(clients, registries[c.service.name], c), checks, max_workers
+    statics = pmap(
+        lambda c: _static_instances(clients, registries[c.service.name], c), checks, max_workers
     )
     failing = [c for c in checks if c.problems]
     if failing:
@@ -229,21 +242,14 @@ def verify(
             "adopted": namespace.adopted,
         },
         "cluster": spec.cluster_name,
-        # Kept small (a 200-service build stays far below Step Functions' 256 KiB per state):
-        # ids and names only; every ARN follows from them and the namespace ARN's partition,
-        # Region and account (the CLI's env file writes them out).
+        # Kept small: Step Functions carries it in every later state (256 KiB each) and a
+        # 200-service build must stay far below that. Names only: each service's registry id is
+        # in ``outputs`` (<NAME>_SERVICE_ID, added by the handler), the ARNs follow from the ids
+        # and the namespace ARN's partition, Region and account, the ECS service is
+        # <name>-service (the CLI's env file writes them all out).
         "services": [
-            {
-                "name": check.service.name,
-                "dnsName": check.dns_name,
-                # = Cloud Map's answers = the Route 53 A records (the check passed)
-                "ips": sorted(check.discovered),
-                "instances": shown,
-                "registryId": registries[check.service.name],
-                "ecsService": check.service.ecs_service_name,
-                "taskDefinition": task_definitions[check.service.name],
-            }
-            for check, shown in zip(checks, instances, strict=True)
+            _service_summary(check, task_definitions, static)
+            for check, static in zip(checks, statics, strict=True)
         ],
     }
     if removed:
