@@ -10,7 +10,6 @@ plan can be run twice.
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -96,6 +95,8 @@ def _describe(item: Any) -> str:
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
     )
     if item["type"] == "extra_forbidden":
+        import difflib  # a bad input only: kept out of every cold start
+
         guess = difflib.get_close_matches(str(item["loc"][-1]), list(RemovalPlan.model_fields), 1)
         hint = (
             f"did you mean '{guess[0]}'?"

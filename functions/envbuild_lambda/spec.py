@@ -6,7 +6,6 @@ Schema (``python -m envbuild_lambda.spec``) and documents the fields. Unknown fi
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import json
@@ -560,6 +559,8 @@ def describe_errors(error: ValidationError) -> list[str]:
         where = _location(loc)
         if item["type"] == "extra_forbidden":
             known = _known_fields(EnvironmentSpec, loc)
+            import difflib  # a bad input only: kept out of every cold start
+
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
             hint = (
                 f" (did you mean '{guess[0]}'?)"
