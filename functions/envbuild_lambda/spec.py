@@ -622,6 +622,102 @@ def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
     return state
 
 
+def env_name(name: str) -> str:
+    """A service name as the workshop spells it in variable names (the build's outputs
+    <NAME>_SERVICE_ID): web-api -> WEB_API."""
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+#: Step Functions' limit on a state's input or output (and on an execution's input).
+STATE_LIMIT_BYTES = 256 * 1024
+#: Kept free in the largest state for the failure path: Error and Cause (twice: $.error and the
+#: description of the failure), the rollback's outcome, the lock, the probe's messages.
+FAILURE_PATH_RESERVE_BYTES = 32 * 1024
+#: The largest values AWS gives what the summary holds (an IPv4 address, a task definition
+#: revision, Cloud Map namespace and service ids).
+_WIDEST_IP = "255.255.255.255"
+_WIDEST_REVISION = 9_999_999
+_WIDEST_NAMESPACE_ID = "ns-" + "x" * 17
+_WIDEST_REGISTRY_ID = "srv-" + "x" * 16
+
+
+def largest_state(spec: EnvironmentSpec) -> dict[str, Any]:
+    """The build's largest state at its widest, as Verify DNS hands it on: the spec's state form
+    and the summary, with the widest id, revision and IP AWS can return, one IP per task and
+    static instance, and the probe's answers when the probe is on. Its size is checked before
+    anything is created (``check_state_size``); its shape follows ``steps.verify`` (a test
+    compares it with a real build's)."""
+    services = []
+    answers: dict[str, list[str]] = {}
+    outputs = {"NAMESPACE_ID": _WIDEST_NAMESPACE_ID}
+    for service in spec.services:
+        dns_name = service.dns_name(spec.namespace.name)
+        ips = [_WIDEST_IP] * (service.desiredCount + len(service.instances))
+        entry: dict[str, Any] = {
+            "name": service.name,
+            "dnsName": dns_name,
+            "ips": ips,
+            "taskDefinition": f"{spec.environment}-{service.name}:{_WIDEST_REVISION}",
+        }
+        if service.instances:
+            entry["staticInstances"] = [
+                {
+                    "id": i.id,
+                    "ipv4": _WIDEST_IP,
+                    "attributes": {**i.attributes, "AWS_INSTANCE_IPV4": _WIDEST_IP},
+                }
+                for i in service.instances
+            ]
+        services.append(entry)
+        outputs[f"{env_name(service.name)}_SERVICE_ID"] = _WIDEST_REGISTRY_ID
+        if spec.verify.probe:
+            answers[dns_name] = ips
+    summary: dict[str, Any] = {"services": services, "outputs": outputs}
+    if answers:
+        summary["probe"] = {"answers": answers}
+    return {"spec": state_form(spec), "summary": summary}
+
+
+def check_state_size(spec: EnvironmentSpec) -> None:
+    """InvalidSpec when the build's largest state could exceed Step Functions' 256 KiB per state
+    (less the failure path's reserve): a build would otherwise fail with
+    States.DataLimitExceeded, which no Catch handles, after creating the environment. Names the
+    services that weigh most and what makes them heavy."""
+    budget = STATE_LIMIT_BYTES - FAILURE_PATH_RESERVE_BYTES
+
+    def size(value: Any) -> int:
+        # the Lambda runtime serialises results with json.dumps' default separators
+        return len(json.dumps(value).encode())
+
+    state = largest_state(spec)
+    total = size(state)
+    if total <= budget:
+        return
+    weights = sorted(
+        (
+            (size(raw) + size(entry), index)
+            for index, (raw, entry) in enumerate(
+                zip(state["spec"]["services"], state["summary"]["services"], strict=True)
+            )
+        ),
+        reverse=True,
+    )[:3]
+    heaviest = ", ".join(
+        f"services[{index}] ({spec.services[index].name}: {weight / 1024:.1f} KiB,"
+        f" environment {size(spec.services[index].environment) / 1024:.1f} KiB,"
+        f" {spec.services[index].desiredCount} task(s))"
+        for weight, index in weights
+    )
+    raise InvalidSpec(
+        f"services: {len(spec.services)} service(s) make the build's largest state (the spec and"
+        f" its summary, handed on by Verify DNS) up to {total / 1024:.0f} KiB, over the"
+        f" {budget // 1024} KiB envbuild allows (Step Functions takes {STATE_LIMIT_BYTES // 1024}"
+        f" KiB per state; {FAILURE_PATH_RESERVE_BYTES // 1024} KiB are kept for the failure path);"
+        f" heaviest: {heaviest}. Split the services into several environments, or lower"
+        " desiredCount or services[].environment"
+    )
+
+
 def json_schema() -> dict[str, Any]:
     schema = EnvironmentSpec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -10,7 +10,10 @@ import pytest
 from envbuild_lambda.errors import InvalidSpec
 from envbuild_lambda.spec import (
     FARGATE_MEMORY,
+    MAX_SERVICES,
     EnvironmentSpec,
+    check_state_size,
+    largest_state,
     normalize,
     parse_spec,
 )
@@ -622,3 +625,65 @@ def test_verify_options_reject_unknown_fields(static_spec: dict[str, Any]) -> No
         InvalidSpec, match=r"verify.probes: unknown field \(did you mean 'probe'\?\)"
     ):
         parse_spec(static_spec)
+
+
+# --- the build's largest state against Step Functions' 256 KiB per state ------------------------
+
+
+def services_spec(base: dict[str, Any], n: int, **fields: Any) -> EnvironmentSpec:
+    base["services"] = [minimal_service(name=f"svc{i:03d}", **fields) for i in range(n)]
+    return parse_spec(base)
+
+
+def test_the_most_services_a_spec_takes_fit_in_a_state(static_spec: dict[str, Any]) -> None:
+    spec = services_spec(
+        static_spec, MAX_SERVICES, desiredCount=2, environment={"PEER": "svc000.workshop.local"}
+    )
+    check_state_size(spec)  # 500 services of 2 tasks each: no error
+
+
+def test_a_spec_whose_largest_state_could_exceed_step_functions_limit_is_rejected(
+    static_spec: dict[str, Any],
+) -> None:
+    # a small input (about 40 KiB) whose summary would list 20,000 task IPs
+    spec = services_spec(static_spec, MAX_SERVICES, desiredCount=40)
+    with pytest.raises(InvalidSpec) as caught:
+        check_state_size(spec)
+    message = str(caught.value)
+    assert message.startswith("services: 500 service(s) make the build's largest state")
+    assert re.search(r"up to \d+ KiB, over the 224 KiB envbuild allows", message)
+    assert "services[" in message
+    assert "40 task(s)" in message
+    assert "Split the services into several environments" in message
+
+
+def test_the_heaviest_services_are_named_with_what_makes_them_heavy(
+    static_spec: dict[str, Any],
+) -> None:
+    raw = static_spec
+    raw["services"] = [minimal_service(name=f"svc{i:03d}") for i in range(30)]
+    raw["services"][7]["environment"] = {f"VAR_{k}": "x" * 30000 for k in range(8)}
+    with pytest.raises(InvalidSpec) as caught:
+        check_state_size(parse_spec(raw))
+    heaviest = str(caught.value).split("heaviest: ")[1]
+    assert heaviest.startswith("services[7] (svc007: 234.")
+    assert "environment 234." in heaviest
+
+
+def test_the_estimate_counts_static_instances_and_the_probe_answers(
+    static_spec: dict[str, Any],
+) -> None:
+    static_spec["verify"] = {"probe": True}
+    spec = services_spec(
+        static_spec, 2, instances=[{"id": "static-1", "ipv4": "10.0.3.100"}], desiredCount=3
+    )
+    state = largest_state(spec)
+    web = state["summary"]["services"][0]
+    assert len(web["ips"]) == 4  # 3 tasks + the static instance
+    assert web["staticInstances"][0]["id"] == "static-1"
+    assert state["summary"]["probe"]["answers"]["svc000.workshop.local"] == web["ips"]
+    assert sorted(state["summary"]["outputs"]) == [
+        "NAMESPACE_ID",
+        "SVC000_SERVICE_ID",
+        "SVC001_SERVICE_ID",
+    ]

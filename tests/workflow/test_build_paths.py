@@ -209,6 +209,25 @@ def test_invalid_spec_is_rejected_before_anything_is_created(
     assert account_snapshot(emulator) == before
 
 
+def test_a_spec_too_large_for_step_functions_states_is_rejected_before_anything_is_created(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    big = json.loads(json.dumps(workshop_spec))
+    template = big["services"][0]
+    big["services"] = [{**template, "name": f"web{i:03d}", "desiredCount": 40} for i in range(500)]
+    before = account_snapshot(emulator)
+
+    described, history = run_build(emulator, big)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidSpec"
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("services: 500 service(s) make the build's largest state")
+    assert "over the 224 KiB envbuild allows" in cause
+    assert states_entered(history) == ["Validate Spec", "Build Failed"]
+    assert account_snapshot(emulator) == before
+
+
 def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from envbuild_lambda.settings import get_settings
+from envbuild_lambda.spec import largest_state, parse_spec
 from tests.workflow.helpers import entered, run_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,7 +41,8 @@ def settings_from_env() -> Iterator[None]:
 
 
 def test_sixty_services_register_in_two_paced_batches_without_throttling(emulator: Any) -> None:
-    described, history = run_build(emulator, many_services(emulator, 60))
+    spec = many_services(emulator, 60)
+    described, history = run_build(emulator, spec)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     failures = [
@@ -57,6 +59,25 @@ def test_sixty_services_register_in_two_paced_batches_without_throttling(emulato
     assert len(ecs.list_task_definition_families(status="ACTIVE")["families"]) == 60
     # paced at 1 RegisterTaskDefinition and 5 CreateService per second: ECS never said no
     assert sum(emulator.throttling.throttled.values()) == 0
+
+    # The largest state is what Verify DNS hands on (spec + summary, nothing else), and the
+    # estimate Validate Spec checks against Step Functions' limit is never below it.
+    sizes = [
+        (len(details[part].encode()), details.get("name"), json.loads(details[part]))
+        for event in history
+        for key, details in event.items()
+        if key.endswith("EventDetails") and isinstance(details, dict)
+        for part in ("input", "output")
+        if isinstance(details.get(part), str)
+    ]
+    largest, _, state = max(sizes, key=lambda item: item[0])
+    assert sorted(state) == ["spec", "summary"]
+    estimate = largest_state(parse_spec(spec))
+    assert [sorted(s) for s in estimate["summary"]["services"]] == [
+        sorted(s) for s in state["summary"]["services"]
+    ]
+    assert sorted(estimate["summary"]["outputs"]) == sorted(state["summary"]["outputs"])
+    assert largest <= len(json.dumps(estimate).encode()) <= 2 * largest
 
 
 def test_unpaced_fan_out_is_throttled_and_recovers_by_retrying(
