@@ -168,14 +168,22 @@ class World:
         ecs = self.ecs
         replace = self._patcher.replace
 
-        # -- the choke point: bring the models up to date before the request is handled
+        # -- the choke point: one request at a time, the models brought up to date first.
+        # moto's backends are plain dicts, not thread-safe, and the handlers call AWS from
+        # thread pools: e.g. DescribeLogGroups iterating the log groups while another thread's
+        # CreateLogGroup adds one raised "dictionary changed size during iteration" (1 build in
+        # 4 at 200 services). AWS serves concurrent requests consistently; so does the emulator.
+        # Step Functions is left out: its executions run on their own threads and its requests
+        # (StartExecution, DescribeExecution, ...) only start or read them.
         def wrap_call_action(original: Callable[[BaseResponse], TYPE_RESPONSE]) -> object:
             def call_action(response: BaseResponse) -> TYPE_RESPONSE:
-                if getattr(response, "service_name", None) in MODELLED_SERVICES:
-                    with world.lock:
+                service = getattr(response, "service_name", None)
+                if service == "stepfunctions":
+                    return original(response)
+                with world.lock:
+                    if service in MODELLED_SERVICES:
                         world.tick()
-                        return original(response)
-                return original(response)
+                    return original(response)
 
             return call_action
 

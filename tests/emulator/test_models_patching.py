@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
+
+import boto3
 import pytest
 from moto.core.responses import BaseResponse
 from moto.ecs.models import EC2ContainerServiceBackend
@@ -72,3 +77,38 @@ def test_moto_reset_clears_the_model_state(world: World, aws: Clients, network: 
     assert aws.sd.list_namespaces()["Namespaces"] == []
     assert aws.sd.list_operations()["Operations"] == []
     assert aws.route53.list_hosted_zones()["HostedZones"] == []
+
+
+def test_concurrent_requests_are_served_one_at_a_time(
+    world: World, boto_session: boto3.session.Session
+) -> None:
+    """moto's backends are plain dicts: DescribeLogGroups iterating the groups while another
+    thread's CreateLogGroup adds one raised "dictionary changed size during iteration" (a
+    200-service build failed so, 1 in 4). The handlers call AWS from thread pools; the World
+    serves one request at a time, as consistently as AWS does."""
+    logs = boto_session.client("logs")
+    errors: list[BaseException] = []
+
+    def create(worker: int) -> None:
+        for index in range(250):
+            logs.create_log_group(logGroupName=f"/ecs/race-{worker}-{index}")
+
+    def describe() -> None:
+        for _ in range(250):
+            logs.describe_log_groups(logGroupNamePrefix="/ecs/")
+
+    def run(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(functools.partial(create, w),)) for w in range(3)]
+    threads += [threading.Thread(target=run, args=(describe,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    groups = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/ecs/race-")
+    assert sum(len(page["logGroups"]) for page in groups) == 750
