@@ -87,18 +87,20 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
                 traced_run.append(tracer().capture_lambda_handler(run, capture_response=False))
             return traced_run[0](event, context)
 
-        with_metrics = metrics.log_metrics(traced)
-
         @functools.wraps(handler)
         def flushed(event: dict[str, Any], context: LambdaContext) -> R:
             try:
-                result: R = with_metrics(event, context)
-                return result
+                return traced(event, context)
             finally:
+                # What Powertools' log_metrics does after the handler, but for its warning on an
+                # empty set ("No application metrics to publish"): a step that publishes nothing
+                # on a path (a poll that found the operation still running) is expected to, and
+                # the warning would be a stderr line in its log group on every such invocation.
+                if metrics.metric_set:
+                    metrics.flush_metrics()
                 # With metrics disabled (POWERTOOLS_METRICS_DISABLED, as on the emulator) the
-                # flush publishes nothing and keeps the set: drop it after the flush (before it,
-                # the flush would warn "No application metrics to publish"), or a warm process
-                # reaches 100 values of one metric and powertools publishes them mid-invocation.
+                # flush publishes nothing and keeps the set: drop it, or a warm process reaches
+                # 100 values of one metric and Powertools publishes them mid-invocation.
                 if is_metrics_disabled():
                     metrics.clear_metrics()
 

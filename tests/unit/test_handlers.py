@@ -8,6 +8,7 @@ import importlib
 import json
 import socket
 import sys
+import warnings
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ import botocore.session
 import pytest
 from pydantic import ValidationError
 
+from envbuild_lambda import observability
 from envbuild_lambda.errors import DiscoveryMismatch, InvalidSpec, NamespaceOperationFailed
 from envbuild_lambda.handlers import (
     check_namespace_operation,
@@ -27,6 +29,7 @@ from envbuild_lambda.handlers import (
     validate_spec,
     verify_dns,
 )
+from envbuild_lambda.observability import count, step
 from envbuild_lambda.spec import EnvironmentSpec, Service, normalize, parse_spec
 
 from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
@@ -404,3 +407,39 @@ def test_build_duration_is_measured_from_the_execution_start_time() -> None:
     assert verify_dns.build_seconds("2026-11-25T19:00:00+00:00", now) == 30.0
     assert verify_dns.build_seconds(None, now) is None
     assert verify_dns.build_seconds("yesterday", now) is None
+
+
+# --- observability ---------------------------------------------------------------------------------
+
+
+def test_a_step_that_publishes_no_metric_writes_no_warning(context: FakeContext) -> None:
+    """Powertools warns on a flush without application metrics: one stderr line per such
+    invocation in the function's log group (a poll that is not done yet publishes nothing)."""
+
+    @step("Quiet")
+    def quiet(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"done": False}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", append=True)  # after envbuild's own filter
+        assert quiet({}, context) == {"done": False}
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_step_publishes_the_metrics_it_added_once_as_emf(
+    context: FakeContext, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # the template sets POWERTOOLS_METRICS_NAMESPACE; the shared Metrics read it at import
+    monkeypatch.setattr(observability.metrics, "namespace", "envbuild")
+
+    @step("Counting")
+    def counting(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        count("ServicesBuilt", 3)
+        return {}
+
+    counting({}, context)
+    counting({}, context)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [blob["ServicesBuilt"] for blob in blobs] == [[3.0], [3.0]]  # one blob per invocation
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "envbuild"
