@@ -671,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="wall-clock seconds allowed per build"
     )
-    parser.add_argument("--import-repeats", type=int, default=5)
+    parser.add_argument("--import-repeats", type=int, default=11)
     parser.add_argument("--no-imports", action="store_true", help="skip the import timings")
     parser.add_argument("--namespace-operation-seconds", type=float)
     parser.add_argument("--task-start-seconds", type=float)
