@@ -73,7 +73,7 @@ def step(name: str) -> Callable[[Handler[R]], Handler[R]]:
                 raise
             except Exception:
                 # Not a domain error (a malformed event, a bug): still a failed step, and a
-                # metric, so that the flush never finds an empty set.
+                # metric.
                 count("StepFailed")
                 raise
 

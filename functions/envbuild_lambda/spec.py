@@ -631,7 +631,9 @@ def env_name(name: str) -> str:
 #: Step Functions' limit on a state's input or output (and on an execution's input).
 STATE_LIMIT_BYTES = 256 * 1024
 #: Kept free in the largest state for the failure path: Error and Cause (twice: $.error and the
-#: description of the failure), the rollback's outcome, the lock, the probe's messages.
+#: description of the failure), the rollback's outcome, the probe's messages; and for what the
+#: spec cannot tell: the fixed part of the earlier states (lock, namespace state, polls: about
+#: 4 KiB), the ECS services left from an earlier spec (the summary's notInSpec).
 FAILURE_PATH_RESERVE_BYTES = 32 * 1024
 #: The largest values AWS gives what the summary holds (an IPv4 address, a task definition
 #: revision, Cloud Map namespace and service ids).
@@ -642,11 +644,13 @@ _WIDEST_REGISTRY_ID = "srv-" + "x" * 16
 
 
 def largest_state(spec: EnvironmentSpec) -> dict[str, Any]:
-    """The build's largest state at its widest, as Verify DNS hands it on: the spec's state form
-    and the summary, with the widest id, revision and IP AWS can return, one IP per task and
-    static instance, and the probe's answers when the probe is on. Its size is checked before
-    anything is created (``check_state_size``); its shape follows ``steps.verify`` (a test
-    compares it with a real build's)."""
+    """The part of the build's states that grows with the spec, at its widest, as Verify DNS
+    hands it on: the spec's state form and the summary, with the widest id, revision and IP AWS
+    can return, one IP per task and static instance, and the probe's answers when the probe is
+    on. For a large environment it is the largest state (for a few services the fixed part of
+    Check Services' state weighs more; FAILURE_PATH_RESERVE_BYTES covers it). Its size is
+    checked before anything is created (``check_state_size``); its shape follows
+    ``steps.verify`` (a test compares it with a 60-service build's)."""
     services = []
     answers: dict[str, list[str]] = {}
     outputs = {"NAMESPACE_ID": _WIDEST_NAMESPACE_ID}

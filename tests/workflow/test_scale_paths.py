@@ -60,8 +60,8 @@ def test_sixty_services_register_in_two_paced_batches_without_throttling(emulato
     # paced at 1 RegisterTaskDefinition and 5 CreateService per second: ECS never said no
     assert sum(emulator.throttling.throttled.values()) == 0
 
-    # The largest state is what Verify DNS hands on (spec + summary, nothing else), and the
-    # estimate Validate Spec checks against Step Functions' limit is never below it.
+    # At 60 services the largest state is what Verify DNS hands on (spec + summary, nothing
+    # else), and the estimate Validate Spec checks against Step Functions' limit is not below it.
     sizes = [
         (len(details[part].encode()), details.get("name"), json.loads(details[part]))
         for event in history
