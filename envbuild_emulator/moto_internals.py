@@ -133,6 +133,8 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.delete_service"),
     Ref(_ECS, "EC2ContainerServiceBackend.stop_task"),
     Ref(_ECS, "EC2ContainerServiceBackend.list_tasks"),
+    # CreateService's deploymentConfiguration (the backend's create_service does not receive it)
+    Ref("moto.ecs.responses", "EC2ContainerServiceResponse.create_service"),
 )
 
 #: What the emulator core replaces: Lambda Tasks dispatched in-process, Wait states and retry

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import ipaddress
 import itertools
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ _PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
 # AWS gives no exact schedule: the model waits 10 s after the first failure, doubling up to 15 min.
 _RETRY_FIRST_SECONDS = 10.0
 _RETRY_MAX_SECONDS = 900.0
+# The deployment circuit breaker's reason, as ECS words it (see EcsModel._circuit_breaker).
+BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
 
 def _show(target: object, **fields: object) -> None:
@@ -79,6 +82,8 @@ class _ServiceRun:
     retry_at: float | None = None
     deleted: bool = False
     steady_reported: bool = False
+    #: the task definition of the last deployment that COMPLETED (what a rollback returns to)
+    completed_task_definition: str | None = None
 
 
 class EcsState(BackendState):
@@ -164,9 +169,14 @@ class EcsModel:
         # moto stores UpdateService's taskDefinition as given ("family:3"); AWS reports the ARN.
         definition = backend.describe_task_definition(str(service.task_definition))
         service.task_definition = definition.arn
-        primary = service.deployments[0]
-        if primary.get("taskDefinition") == definition.arn:
+        if service.deployments[0].get("taskDefinition") == definition.arn:
             return
+        self._start_deployment(service, definition.arn)
+
+    def _start_deployment(self, service: Service, task_definition_arn: str) -> dict[str, Any]:
+        """A new PRIMARY deployment of ``task_definition_arn``; the previous PRIMARY becomes
+        ACTIVE (its tasks are stopped once the new ones are up: see ``_reconcile``)."""
+        primary = service.deployments[0]
         stamp = _utc(self._world.timestamp(self._world.clock.now()))
         primary["status"] = "ACTIVE"
         primary["updatedAt"] = stamp
@@ -174,7 +184,7 @@ class EcsModel:
             **primary,
             "id": f"ecs-svc/{uuid.uuid4().int % 10**19:019d}",
             "status": "PRIMARY",
-            "taskDefinition": definition.arn,
+            "taskDefinition": task_definition_arn,
             "desiredCount": service.desired_count,
             "runningCount": 0,
             "pendingCount": 0,
@@ -185,6 +195,7 @@ class EcsModel:
         }
         deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} in progress."
         service.deployments.insert(0, deployment)
+        return deployment
 
     def after_delete_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
         """DeleteService (desiredCount 0 or force): the service's tasks are stopped and
@@ -286,8 +297,11 @@ class EcsModel:
         live = [t for t in run.tasks if t.task.desired_status == "RUNNING"]
         active = [t for t in live if not primary or t.deployment in ("", primary)]
         missing = int(service.desired_count) - len(active)
+        failed = bool(service.deployments) and service.deployments[0]["rolloutState"] == "FAILED"
         if missing > 0:
-            if run.retry_at is not None and now < run.retry_at:
+            if failed:
+                pass  # the circuit breaker stopped this deployment: no more launches
+            elif run.retry_at is not None and now < run.retry_at:
                 pass  # a retry is scheduled
             else:
                 run.retry_at = None
@@ -449,7 +463,8 @@ class EcsModel:
         world = self._world
         service = run.service
         stamp = _utc(world.timestamp(at))
-        reason = world.faults.task_start_failure(service.name, task_run.family)
+        revision = str(getattr(task, "task_definition_arn", "")).rsplit("/", 1)[-1]
+        reason = world.faults.task_start_failure(service.name, task_run.family, revision)
         if reason is not None:
             # The task never reaches RUNNING: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-errors.html
             _show(task, pull_stopped_at=stamp)
@@ -476,6 +491,7 @@ class EcsModel:
                 run.retry_at, lambda t: self._reconcile(backend, run, t)
             )
             self._refresh_counts(backend, run)
+            self._circuit_breaker(backend, run, at)
             return
         task.last_status = "RUNNING"
         _show(task, pull_stopped_at=stamp, started_at=stamp)
@@ -614,7 +630,6 @@ class EcsModel:
         live = [t.task for t in run.tasks if t.task.desired_status == "RUNNING"]
         running = sum(1 for task in live if task.last_status == "RUNNING")
         pending = sum(1 for task in live if task.last_status in _PENDING_STATES)
-        failed = sum(1 for t in run.tasks if t.stop_code == "TaskFailedToStart")
         cluster = backend.clusters.get(run.cluster_name)
         if cluster is not None:
             cluster.running_tasks_count += running - int(service.running_count)
@@ -639,15 +654,22 @@ class EcsModel:
                     "desiredCount": service.desired_count,
                     "runningCount": primary_running,
                     "pendingCount": primary_pending,
-                    "failedTasks": failed,
-                    "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
-                    "rolloutStateReason": (
-                        f"ECS deployment {deployment['id']} completed."
-                        if done
-                        else f"ECS deployment {deployment['id']} in progress."
-                    ),
+                    "failedTasks": self._failed_tasks(run, deployment["id"]),
                 }
             )
+            if deployment["rolloutState"] != "FAILED":  # FAILED is final
+                deployment.update(
+                    {
+                        "rolloutState": "COMPLETED" if done else "IN_PROGRESS",
+                        "rolloutStateReason": (
+                            f"ECS deployment {deployment['id']} completed."
+                            if done
+                            else f"ECS deployment {deployment['id']} in progress."
+                        ),
+                    }
+                )
+                if done:
+                    run.completed_task_definition = str(deployment["taskDefinition"])
         registered_all = all(
             t.registered or not service.service_registries
             for t in run.tasks
@@ -670,14 +692,29 @@ class EcsModel:
             run.steady_reported = False
 
     @staticmethod
+    def _failed_tasks(run: _ServiceRun, deployment_id: str) -> int:
+        """The deployment's tasks that failed to start (its ``failedTasks``)."""
+        return sum(
+            1
+            for t in run.tasks
+            if t.deployment == deployment_id and t.stop_code == "TaskFailedToStart"
+        )
+
+    @staticmethod
     def _refresh_deployments(run: _ServiceRun) -> None:
         """Old (ACTIVE) deployments show their tasks' counts and disappear once all their tasks
-        have stopped."""
+        have stopped; a FAILED one (rolled back) stays until the PRIMARY runs all its tasks."""
         service = run.service
-        kept = [service.deployments[0]]
+        primary = service.deployments[0]
+        kept = [primary]
+        failed: list[dict[str, Any]] = []
         for deployment in service.deployments[1:]:
             tasks = [t for t in run.tasks if t.deployment == deployment["id"]]
             if all(t.task.last_status == "STOPPED" for t in tasks):
+                if deployment.get("rolloutState") == "FAILED":
+                    deployment.update({"desiredCount": 0, "runningCount": 0, "pendingCount": 0})
+                    failed.append(deployment)
+                    kept.append(deployment)
                 continue
             live = [t for t in tasks if t.task.desired_status == "RUNNING"]
             deployment.update(
@@ -688,7 +725,84 @@ class EcsModel:
                 }
             )
             kept.append(deployment)
+        primary_tasks = [
+            t.task
+            for t in run.tasks
+            if t.deployment == primary["id"] and t.task.desired_status == "RUNNING"
+        ]
+        primary_up = (
+            sum(1 for task in primary_tasks if task.last_status == "RUNNING")
+            == service.desired_count
+            and not any(task.last_status in _PENDING_STATES for task in primary_tasks)
+            and len(kept) == 1 + len(failed)
+        )
+        if primary_up:  # the rollback is up: the FAILED deployment goes too
+            kept = [d for d in kept if not any(d is f for f in failed)]
         service.deployments[:] = kept
+
+    def _circuit_breaker(
+        self, backend: EC2ContainerServiceBackend, run: _ServiceRun, at: float
+    ) -> None:
+        """The deployment circuit breaker, after a task of the PRIMARY deployment failed to start.
+        https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html:
+
+        - It is on when the service's ``deploymentConfiguration.deploymentCircuitBreaker.enable``
+          is true (CreateService/UpdateService; UpdateService without it keeps the last one).
+        - "The failed task threshold [...] is 0.5 * desired task count", at least 3 and at most
+          200: min(max(ceil(0.5 * desiredCount), 3), 200) tasks of the deployment that failed
+          to start (its ``failedTasks``).  (AWS also counts tasks that fail health checks
+          after RUNNING; the model's tasks fail only before RUNNING.)
+        - On reaching it the deployment's ``rolloutState`` is FAILED, ``rolloutStateReason``
+          "ECS deployment circuit breaker: tasks failed to start.", and a service event says so.
+        - With ``rollback`` true, "ECS rolls back to the deployment that last completed": a new
+          PRIMARY deployment of that task definition (the service's ``taskDefinition`` is set
+          back to it), IN_PROGRESS and completing like any rolling deployment of the model; the
+          FAILED one stays listed (ACTIVE) until the rollback's tasks run.  Without rollback, or
+          when no deployment ever completed (a new service), the FAILED deployment launches no
+          more tasks; the tasks of an older deployment keep running.
+        """
+        service = run.service
+        if run.deleted or not service.deployments:
+            return
+        deployment = service.deployments[0]
+        if deployment["rolloutState"] == "FAILED":
+            return
+        configuration = getattr(service, "deployment_configuration", None) or {}
+        breaker = configuration.get("deploymentCircuitBreaker") or {}
+        if not breaker.get("enable"):
+            return
+        threshold = min(max(math.ceil(0.5 * int(service.desired_count)), 3), 200)
+        failed = self._failed_tasks(run, deployment["id"])
+        if failed < threshold:
+            return
+        stamp = _utc(self._world.timestamp(at))
+        deployment.update(
+            {
+                "failedTasks": failed,
+                "rolloutState": "FAILED",
+                "rolloutStateReason": BREAKER_REASON,
+                "updatedAt": stamp,
+            }
+        )
+        self._event(
+            service,
+            at,
+            f"(service {service.name}) (deployment {deployment['id']}) deployment failed:"
+            " tasks failed to start.",
+        )
+        previous = run.completed_task_definition
+        if not breaker.get("rollback") or previous in (None, deployment["taskDefinition"]):
+            return
+        service.task_definition = previous
+        rollback = self._start_deployment(service, str(previous))
+        self._event(
+            service,
+            at,
+            f"(service {service.name}) rolling back to"
+            f" {str(previous).rsplit('/', 1)[-1]} (deployment {rollback['id']}).",
+        )
+        run.failures, run.retry_at = 0, None
+        self._reconcile(backend, run, at)
 
     def _event(self, service: Service, at: float, message: str) -> None:
         # DescribeServices lists the newest events first.

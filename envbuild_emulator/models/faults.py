@@ -66,8 +66,9 @@ class Faults:
             "failed to resolve ref: not found"
         ),
     ) -> None:
-        """Every task started for this ECS service name or task-definition family stops before
-        RUNNING with ``stoppedReason`` = ``reason`` (until ``clear_tasks_fail_to_start``)."""
+        """Every task started for this ECS service name, task-definition family or one
+        revision ("family:revision", e.g. a new image) stops before RUNNING with
+        ``stoppedReason`` = ``reason`` (until ``clear_tasks_fail_to_start``)."""
         with self._lock:
             self._task_failures[family_or_service] = reason
 
@@ -75,10 +76,17 @@ class Faults:
         with self._lock:
             self._task_failures.pop(family_or_service, None)
 
-    def task_start_failure(self, service_name: str, family: str) -> str | None:
-        """stoppedReason for a task of this service/family if it must fail (models call this)."""
+    def task_start_failure(
+        self, service_name: str, family: str, revision: str | None = None
+    ) -> str | None:
+        """stoppedReason for a task of this service/family/revision ("family:revision") if it
+        must fail (models call this)."""
         with self._lock:
-            return self._task_failures.get(service_name) or self._task_failures.get(family)
+            return (
+                self._task_failures.get(service_name)
+                or self._task_failures.get(family)
+                or (self._task_failures.get(revision) if revision else None)
+            )
 
     def tasks_not_registered(self, service_name: str) -> None:
         """Tasks of this ECS service run but ECS never registers them in Cloud Map (as when the

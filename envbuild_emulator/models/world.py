@@ -39,6 +39,7 @@ MODELLED_SERVICES = frozenset({"servicediscovery", "ecs", "route53"})
 _SD = "moto.servicediscovery.models"
 _SD_RESPONSES = "moto.servicediscovery.responses"
 _ECS = "moto.ecs.models"
+_ECS_RESPONSES = "moto.ecs.responses"
 
 
 @dataclass(frozen=True)
@@ -456,7 +457,27 @@ class World:
 
             return run_task
 
+        def wrap_ecs_create_service_response(original: Callable[[Any], Any]) -> object:
+            def create_service(response: Any) -> Any:
+                """CreateService keeps the request's deploymentConfiguration (moto ignores it;
+                its UpdateService already stores it as ``deployment_configuration``), so that
+                DescribeServices returns it and the model's circuit breaker reads it."""
+                result = original(response)
+                configuration = response._get_param("deploymentConfiguration")
+                service = getattr(result, "result", {}).get("service")
+                if configuration is not None and service is not None:
+                    with world.lock:
+                        service.deployment_configuration = configuration
+                return result
+
+            return create_service
+
         ecs_backend = "EC2ContainerServiceBackend"
+        replace(
+            _ECS_RESPONSES,
+            "EC2ContainerServiceResponse.create_service",
+            wrap_ecs_create_service_response,
+        )
         replace(_ECS, f"{ecs_backend}.run_task", wrap_ecs_run_task)
         replace(_ECS, f"{ecs_backend}.create_service", wrap_ecs_create_service)
         replace(_ECS, f"{ecs_backend}.update_service", wrap_ecs_update_service)

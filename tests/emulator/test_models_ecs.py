@@ -323,3 +323,185 @@ def test_an_update_of_the_desired_count_only_keeps_the_deployment(
     service = _service(aws)
     assert [d["id"] for d in service["deployments"]] == [deployment]
     assert (service["runningCount"], service["deployments"][0]["rolloutState"]) == (3, "COMPLETED")
+
+
+# ---------------------------------------------------------------- deployment circuit breaker
+BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+
+
+def _register_revision(aws: Clients, image: str) -> None:
+    aws.ecs.register_task_definition(
+        family="dev-web",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "web", "image": image, "essential": True}],
+    )
+
+
+def _create_with_breaker(
+    aws: Clients, network: Network, registry: dict[str, Any], count: int, **configuration: Any
+) -> None:
+    aws.ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="web-service",
+        taskDefinition="dev-web",
+        desiredCount=count,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(network.subnets),
+                "securityGroups": [network.security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        serviceRegistries=[{"registryArn": registry["service"]["Arn"]}],
+        deploymentConfiguration=configuration or BREAKER,
+    )
+
+
+def _advance_until(world: World, aws: Clients, done: Any, limit: float = 3600) -> float:
+    """Advance the clock in 1 s steps until ``done(service)``; returns the seconds taken."""
+    waited = 0.0
+    while not done(_service(aws)):
+        assert waited < limit, _service(aws)["deployments"]
+        world.clock.advance(1)
+        waited += 1
+    return waited
+
+
+def _failed(service: dict[str, Any]) -> bool:
+    return any(d["rolloutState"] == "FAILED" for d in service["deployments"])
+
+
+def test_describe_services_returns_the_deployment_configuration(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    configuration = {**BREAKER, "maximumPercent": 200, "minimumHealthyPercent": 100}
+    _create_with_breaker(aws, network, registry, 1, **configuration)
+    assert _service(aws)["deploymentConfiguration"] == configuration
+
+    update = {"deploymentCircuitBreaker": {"enable": True, "rollback": False}}
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", deploymentConfiguration=update)
+    assert (
+        _service(aws)["deploymentConfiguration"]["deploymentCircuitBreaker"]
+        == (update["deploymentCircuitBreaker"])
+    )
+    # without deploymentConfiguration UpdateService keeps it
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", desiredCount=2)
+    assert (
+        _service(aws)["deploymentConfiguration"]["deploymentCircuitBreaker"]
+        == (update["deploymentCircuitBreaker"])
+    )
+
+
+@pytest.mark.parametrize(("desired", "threshold"), [(1, 3), (2, 3), (7, 4), (10, 5)])
+def test_the_breaker_trips_at_the_failed_task_threshold_of_a_new_service(
+    world: World,
+    aws: Clients,
+    network: Network,
+    registry: dict[str, Any],
+    desired: int,
+    threshold: int,
+) -> None:
+    """A new service has no previous deployment: FAILED, and no more launches."""
+    world.faults.tasks_fail_to_start("web-service", reason="CannotPullContainerError: denied")
+    _create_with_breaker(aws, network, registry, desired)
+
+    _advance_until(world, aws, _failed)
+
+    service = _service(aws)
+    [deployment] = service["deployments"]
+    assert deployment["rolloutState"] == "FAILED"
+    assert deployment["rolloutStateReason"] == (
+        "ECS deployment circuit breaker: tasks failed to start."
+    )
+    # the threshold is reached by the batch of launches in which it falls
+    assert threshold <= deployment["failedTasks"] < threshold + desired
+    assert any(
+        "deployment failed: tasks failed to start" in e["message"] for e in service["events"]
+    )
+    failed = deployment["failedTasks"]
+
+    world.clock.advance(3600)  # no more launches for a FAILED deployment
+    service = _service(aws)
+    assert service["deployments"][0]["failedTasks"] == failed
+    assert len(_tasks(aws, desiredStatus="STOPPED")) == failed
+    assert _tasks(aws, desiredStatus="RUNNING") == []
+    assert service["taskDefinition"].endswith("dev-web:1")
+
+
+def test_without_the_breaker_the_scheduler_keeps_retrying(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    world.faults.tasks_fail_to_start("web-service")
+    _create_with_breaker(
+        aws, network, registry, 1, deploymentCircuitBreaker={"enable": False, "rollback": False}
+    )
+    world.clock.advance(3600)
+    service = _service(aws)
+    assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert service["deployments"][0]["failedTasks"] > 3
+
+
+def test_a_failed_update_rolls_back_to_the_revision_that_last_completed(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_with_breaker(aws, network, registry, 2)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    assert _service(aws)["deployments"][0]["rolloutState"] == "COMPLETED"
+    _register_revision(aws, "nginx:nope")
+    world.faults.tasks_fail_to_start("dev-web:2")
+
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", taskDefinition="dev-web:2")
+    _advance_until(world, aws, _failed)
+
+    service = _service(aws)
+    assert service["taskDefinition"].endswith("task-definition/dev-web:1")  # back at once
+    [rollback, failed, original] = service["deployments"]
+    assert (rollback["status"], rollback["rolloutState"]) == ("PRIMARY", "IN_PROGRESS")
+    assert rollback["taskDefinition"].endswith("dev-web:1")
+    assert (failed["status"], failed["rolloutState"]) == ("ACTIVE", "FAILED")
+    assert failed["taskDefinition"].endswith("dev-web:2")
+    assert failed["failedTasks"] >= 3
+    assert failed["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+    assert original["status"] == "ACTIVE"  # its tasks still run until the rollback's are up
+    assert any("rolling back to dev-web:1" in e["message"] for e in service["events"])
+
+    # The rollback completes like any rolling deployment: one COMPLETED deployment of dev-web:1.
+    _advance_until(world, aws, lambda s: len(s["deployments"]) == 1)
+    service = _service(aws)
+    assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [
+        ("PRIMARY", "COMPLETED")
+    ]
+    assert service["deployments"][0]["id"] == rollback["id"]
+    assert (service["runningCount"], service["desiredCount"]) == (2, 2)
+    running = _tasks(aws, desiredStatus="RUNNING")
+    assert {t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in running} == {"dev-web:1"}
+    instances = aws.sd.list_instances(ServiceId=registry["service"]["Id"])["Instances"]
+    assert {i["Attributes"]["AWS_INSTANCE_IPV4"] for i in instances} == {_ip(t) for t in running}
+
+
+def test_a_failed_update_without_rollback_stays_failed_on_the_new_revision(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_with_breaker(
+        aws, network, registry, 1, deploymentCircuitBreaker={"enable": True, "rollback": False}
+    )
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    _register_revision(aws, "nginx:nope")
+    world.faults.tasks_fail_to_start("dev-web:2")
+
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", taskDefinition="dev-web:2")
+    _advance_until(world, aws, _failed)
+    world.clock.advance(3600)
+
+    service = _service(aws)
+    assert service["taskDefinition"].endswith("dev-web:2")
+    assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [
+        ("PRIMARY", "FAILED"),
+        ("ACTIVE", "COMPLETED"),  # the old tasks keep running
+    ]
+    running = _tasks(aws, desiredStatus="RUNNING")
+    assert [t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in running] == ["dev-web:1"]
