@@ -49,6 +49,12 @@ class ServiceConflict(EnvbuildError):
     """A service with the same name exists but cannot be adopted (e.g. it is DRAINING)."""
 
 
+class DeploymentFailed(EnvbuildError):
+    """ECS's deployment circuit breaker marked a service's deployment of the spec's task
+    definition FAILED (tasks failed to start); the message names each service, the reason, the
+    failed task count, the last error and the revision ECS rolled back to. Not retried."""
+
+
 class PreflightFailed(EnvbuildError):
     """Something the build needs is missing or wrong; the message names each resource and the fix."""
 

@@ -13,6 +13,7 @@ from envbuild_lambda.aws import Caller, Clients
 from envbuild_lambda.errors import (
     AwsRequestFailed,
     CloudMapOperationFailed,
+    DeploymentFailed,
     ResourceNotFound,
     ServiceConflict,
 )
@@ -596,3 +597,111 @@ def test_a_failed_static_registration_names_the_instance(clients: Clients) -> No
         r" INTERNAL_FAILURE x",
     ):
         services.pending_operations(fake, {"RegisterInstance web/custom-web-instance": "op-1"})
+
+
+# --- the deployment circuit breaker -----------------------------------------------------------------
+
+
+def test_created_and_updated_services_enable_the_circuit_breaker_with_rollback(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    real = clients.ecs
+    sent: list[tuple[str, Any]] = []
+
+    def create(**kwargs: Any) -> Any:
+        sent.append(("create", kwargs.get("deploymentConfiguration")))
+        return real.create_service(**kwargs)
+
+    def update(**kwargs: Any) -> Any:
+        sent.append(("update", kwargs.get("deploymentConfiguration")))
+        return real.update_service(**kwargs)
+
+    clients.ecs = Override(real, create_service=create, update_service=update)  # type: ignore[misc]
+    services.create_or_adopt_services(
+        clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
+    )
+    services.update_service(clients, spec, spec.services[0], definitions["web"])
+    breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    assert sent == [("create", breaker)] * 3 + [("update", breaker)]
+
+
+def failing(clients: Clients, spec: EnvironmentSpec, change: Any) -> None:
+    """DescribeServices answers as ECS would after ``change(web-service description)``."""
+    real = clients.ecs
+
+    def describe(**kwargs: Any) -> Any:
+        answer = real.describe_services(**kwargs)
+        for service in answer["services"]:
+            if service["serviceName"] == "web-service":
+                change(service)
+        return answer
+
+    clients.ecs = Override(real, describe_services=describe)  # type: ignore[misc]
+
+
+def test_check_services_fails_at_once_when_ecs_rolled_a_failed_deployment_back(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    state = create_with_running(
+        clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
+    )
+    state = state.model_copy(update={"actions": {"web-service": "updated"}})
+    old = definitions["web"]
+    new = old.rsplit(":", 1)[0] + ":2"
+
+    def rolled_back(service: dict[str, Any]) -> None:
+        primary = dict(service["deployments"][0])
+        service["deployments"] = [
+            {**primary, "rolloutState": "IN_PROGRESS"},
+            {
+                **primary,
+                "status": "ACTIVE",
+                "taskDefinition": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{new}",
+                "rolloutState": "FAILED",
+                "rolloutStateReason": "ECS deployment circuit breaker: tasks failed to start.",
+                "failedTasks": 3,
+            },
+        ]
+        service["events"] = [
+            {"message": "(service web-service) rolling back to " + old},
+            {"message": "(service web-service) failed to launch a task with (error Boom)."},
+        ]
+
+    failing(clients, spec, rolled_back)
+    with pytest.raises(DeploymentFailed) as raised:
+        services.check_services(
+            clients, spec, registry_ids, state, SERVICES_POLL, 4, {**definitions, "web": new}
+        )
+    assert str(raised.value) == (
+        f"1 of 3 services failed to deploy: web-service: deployment of {new} FAILED (ECS"
+        " deployment circuit breaker: tasks failed to start.), 3 failed tasks, last error:"
+        " (service web-service) failed to launch a task with (error Boom)., ECS rolled"
+        f" web-service back to {old}"
+    )
+
+
+def test_check_services_fails_when_the_rollback_is_already_done(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The FAILED deployment is gone once ECS's rollback completed: the service runs another
+    revision than the one this build set."""
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    state = create_with_running(
+        clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
+    )
+    new = definitions["web"].rsplit(":", 1)[0] + ":2"
+    wanted = {**definitions, "web": new}
+    updated = state.model_copy(update={"actions": {"web-service": "updated"}})
+    with pytest.raises(DeploymentFailed, match=f"web-service: the deployment of {new} is gone"):
+        services.check_services(clients, spec, registry_ids, updated, SERVICES_POLL, 4, wanted)
+    # an adopted service is used as it is, whatever it runs
+    adopted = state.model_copy(update={"actions": {"web-service": "adopted"}})
+    checked = services.check_services(
+        clients, spec, registry_ids, adopted, SERVICES_POLL, 4, wanted
+    )
+    assert checked.ready is False

@@ -228,9 +228,21 @@ def test_a_spec_too_large_for_step_functions_states_is_rejected_before_anything_
     assert account_snapshot(emulator) == before
 
 
-def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
+def max_attempts(history: list[dict[str, Any]]) -> int:
+    """The Check Services poll budget (ServicesPollMaxAttempts), as the execution carries it."""
+    return int(
+        json.loads(entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"])[
+            "deployment"
+        ]["poll"]["maxAttempts"]
+    )
+
+
+def test_new_services_whose_tasks_never_start_fail_fast_with_deployment_failed(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
+    """ECS's circuit breaker marks the new service's deployment FAILED (no earlier revision to
+    roll back to): the build stops polling at once instead of waiting for the whole budget."""
+    before = account_snapshot(emulator)
     emulator.world.faults.tasks_fail_to_start(
         "web-service", reason="CannotPullContainerError: pull access denied"
     )
@@ -238,14 +250,39 @@ def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
     described, history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "ServicesNotReady"
-    assert "web-service: 0/2 tasks running" in described["cause"]
-    assert "api-service" not in described["cause"]  # only the service that is not ready is named
+    assert described["error"] == "DeploymentFailed"
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert "web-service: deployment of workshop-web:1 FAILED" in cause
+    assert "ECS deployment circuit breaker: tasks failed to start." in cause
+    # Two launches of 2 tasks: the 3rd failure trips the breaker (max(ceil(0.5 * 2), 3)), the
+    # 4th task of that launch fails too.
+    assert "4 failed tasks" in cause
+    assert "CannotPullContainerError: pull access denied" in cause  # the last error event
+    assert "ECS did not roll web-service back" in cause
+    assert "api-service" not in cause
+    assert "db-service" not in cause
     checks = entered(history, "Check Services")
-    max_attempts = json.loads(
-        entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"]
-    )["deployment"]["poll"]["maxAttempts"]
-    assert len(checks) == max_attempts
+    assert len(checks) <= max_attempts(history) // 4  # measured: 11 checks of the 120 allowed
+    assert "Verify DNS" not in states_entered(history)
+    assert "Roll Back" in states_entered(history)
+    assert account_snapshot(emulator) == before  # the rollback removed what the build created
+
+
+def test_services_that_never_become_ready_end_in_a_bounded_clear_timeout(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Tasks that run but are never registered in Cloud Map: no deployment failed, so the
+    build polls its whole budget, then fails with ServicesNotReady naming the service."""
+    emulator.world.faults.tasks_not_registered("db-service")
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "ServicesNotReady"
+    assert "db-service: 1/1 tasks running, 0/1 registered in Cloud Map" in described["cause"]
+    assert "web-service" not in described["cause"]  # only the service that is not ready is named
+    checks = entered(history, "Check Services")
+    assert len(checks) == max_attempts(history)
     assert "Verify DNS" not in states_entered(history)
 
 

@@ -244,6 +244,73 @@ def test_the_build_waits_for_the_rolling_update_to_complete(
     )
 
 
+def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fast(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """The deployment circuit breaker (rollback on): a re-run with a web image whose tasks never
+    start fails with DeploymentFailed after a few polls, ECS has put web-service back on
+    workshop-web:1, and the build's rollback deregistered the failed revision."""
+    first = built(emulator, workshop_spec)
+    assert ecs_service(emulator, "web-service")["deploymentConfiguration"] == {
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True}
+    }
+    emulator.world.faults.tasks_fail_to_start(
+        "workshop-web:2", reason="CannotPullContainerError: nginx:no-such-tag: not found"
+    )
+
+    described, history = run_build(
+        emulator, changed(workshop_spec, "web", image="nginx:no-such-tag")
+    )
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "DeploymentFailed"
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("1 of 3 services failed to deploy: web-service: deployment of")
+    assert "workshop-web:2 FAILED (ECS deployment circuit breaker: tasks failed to start.)" in cause
+    assert "CannotPullContainerError: nginx:no-such-tag: not found" in cause
+    assert cause.endswith("ECS rolled web-service back to workshop-web:1")
+    checks = entered(history, "Check Services")
+    budget = json.loads(
+        entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"]
+    )["deployment"]["poll"]["maxAttempts"]
+    assert len(checks) <= budget // 4  # measured: 11 checks of the 120 allowed
+    assert "Roll Back" in states_entered(history)
+    assert "Verify DNS" not in states_entered(history)
+
+    # ECS's rollback deployment completes like any rolling update.
+    for _ in range(60):
+        web = ecs_service(emulator, "web-service")
+        if [(d["status"], d["rolloutState"]) for d in web["deployments"]] == [
+            ("PRIMARY", "COMPLETED")
+        ]:
+            break
+        emulator.clock.advance(10)
+    assert web["taskDefinition"].endswith("task-definition/workshop-web:1")
+    assert [(d["status"], d["rolloutState"]) for d in web["deployments"]] == [
+        ("PRIMARY", "COMPLETED")
+    ]
+    ecs = emulator.client("ecs")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    arns = ecs.list_tasks(cluster=cluster, serviceName="web-service")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+    assert [(t["lastStatus"], t["taskDefinitionArn"].rsplit("/", 1)[-1]) for t in tasks] == [
+        ("RUNNING", "workshop-web:1")
+    ] * web["desiredCount"]
+    sd = emulator.client("servicediscovery")
+    registry = registry_id(first, {"name": "web"})
+    healthy = {
+        i["Attributes"]["AWS_INSTANCE_IPV4"]
+        for i in sd.list_instances(ServiceId=registry)["Instances"]
+        if sd.get_instances_health_status(ServiceId=registry)["Status"][i["Id"]] == "HEALTHY"
+    }
+    assert healthy == task_ips(emulator, cluster, "web-service")
+    assert len(healthy) == 2
+    # The build's rollback deregistered the revision it registered; the others are untouched.
+    assert revisions(emulator) == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
+    inactive = ecs.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]
+    assert [arn.rsplit("/", 1)[-1] for arn in inactive] == ["workshop-web:2"]
+
+
 def test_a_desired_count_change_updates_the_service_and_dns_answers_every_task(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:

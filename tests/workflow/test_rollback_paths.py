@@ -54,7 +54,7 @@ def test_services_that_never_start_are_rolled_back_too(
     described, history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "ServicesNotReady"
+    assert described["error"] == "DeploymentFailed"  # the circuit breaker failed it
     assert "api-service" in described["cause"]
     assert "3 ECS service(s)" in rollback_outcome(history)
     assert account_snapshot(emulator) == before

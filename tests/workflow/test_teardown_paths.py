@@ -213,7 +213,7 @@ def test_teardown_after_a_build_that_failed_half_way_succeeds(
     emulator.world.faults.tasks_fail_to_start("web-service")
     failed, _ = run_build(emulator, workshop_spec)
     assert failed["status"] == "FAILED"
-    assert failed["error"] == "ServicesNotReady"
+    assert failed["error"] == "DeploymentFailed"
 
     described, _ = run_teardown(emulator, {**workshop_spec, **OPTIONS})
 

@@ -24,6 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.deployment,
         settings.services_poll,
         settings.max_workers,
+        request.taskDefinitions,
     )
     count("ServiceReadinessChecks")
     return state.model_dump(mode="json")

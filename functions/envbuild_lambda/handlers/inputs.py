@@ -68,6 +68,14 @@ class CheckServicesInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str]
     deployment: ServicesState
+    #: Service name -> "family:revision" the build set (as in CreateServicesInput): a FAILED
+    #: deployment of it, or a service ECS rolled back from it, fails the build at once.
+    taskDefinitions: dict[str, str] = {}
+
+    @field_validator("taskDefinitions", mode="before")
+    @classmethod
+    def _merge_batches(cls, value: Any) -> Any:
+        return CreateServicesInput._merge_batches(value)
 
 
 class VerifyDnsInput(CreateServicesInput):

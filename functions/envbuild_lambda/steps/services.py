@@ -6,14 +6,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from envbuild_lambda.errors import CloudMapOperationFailed, ServiceConflict, aws_errors
+from envbuild_lambda.errors import (
+    CloudMapOperationFailed,
+    DeploymentFailed,
+    ServiceConflict,
+    aws_errors,
+)
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll, ServicesState
 
 if TYPE_CHECKING:
-    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+    from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef, ServiceTypeDef
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.settings import PollSchedule
@@ -23,6 +28,14 @@ T = TypeVar("T")
 
 #: DescribeServices takes at most 10 services per call.
 DESCRIBE_BATCH = 10
+
+#: ECS's deployment circuit breaker with rollback on every service envbuild creates or updates:
+#: a deployment whose tasks keep failing to start is marked FAILED and ECS rolls the service
+#: back to the deployment that last completed (Check Services then fails with DeploymentFailed).
+#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
+DEPLOYMENT_CONFIGURATION: DeploymentConfigurationTypeDef = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True}
+}
 
 
 def chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -96,6 +109,7 @@ def update_service(
                 service=service.ecs_service_name,
                 taskDefinition=task_definition,
                 desiredCount=service.desiredCount,
+                deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
             )
 
     paced(pace, update)
@@ -121,6 +135,7 @@ def create_service(
                 taskDefinition=task_definition,
                 desiredCount=service.desiredCount,
                 launchType="FARGATE",
+                deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
                 networkConfiguration={
                     "awsvpcConfiguration": {
                         "subnets": spec.network.subnets,
@@ -371,6 +386,62 @@ def _not_ready_reason(
     return reason
 
 
+def _last_error(description: ServiceTypeDef) -> str:
+    """The newest service event that reports an error (a task that failed to start), else the
+    newest event: what DescribeServices already says about why the tasks stopped."""
+    events = [str(e.get("message", "")) for e in description.get("events", [])]
+    for message in events:
+        if "error" in message.lower():
+            return message
+    return events[0] if events else ""
+
+
+def _deployment_failure(
+    service: Service, description: ServiceTypeDef | None, wanted: str | None, action: str
+) -> str | None:
+    """Why the deployment of the spec's task definition ``wanted`` failed for good, or None:
+    ECS's circuit breaker marked it FAILED, or the service (created or updated by this build)
+    no longer runs it because ECS rolled it back."""
+    if description is None or description.get("status") != "ACTIVE" or not wanted:
+        return None
+    name = service.ecs_service_name
+    now = short_task_definition(str(description.get("taskDefinition", "")))
+    deployments = [dict(d) for d in description.get("deployments", [])]
+    failed = next(
+        (
+            d
+            for d in deployments
+            if d.get("rolloutState") == "FAILED"
+            and short_task_definition(str(d.get("taskDefinition", ""))) == wanted
+        ),
+        None,
+    )
+    if failed is None:
+        # The FAILED deployment is gone once the rollback is done: the service runs another
+        # revision than the one this build set, with no deployment of it left.
+        if action not in ("created", "updated") or now == wanted:
+            return None
+        if any(
+            short_task_definition(str(d.get("taskDefinition", ""))) == wanted for d in deployments
+        ):
+            return None
+        reason = f"{name}: the deployment of {wanted} is gone"
+    else:
+        reason = (
+            f"{name}: deployment of {wanted} FAILED"
+            f" ({failed.get('rolloutStateReason', '') or 'no reason given'}),"
+            f" {failed.get('failedTasks', 0)} failed tasks"
+        )
+    last = _last_error(description)
+    if last:
+        reason += f", last error: {last}"
+    if now != wanted:
+        reason += f", ECS rolled {name} back to {now}"
+    else:
+        reason += f", ECS did not roll {name} back (no earlier deployment that completed)"
+    return reason
+
+
 def check_services(
     clients: Clients,
     spec: EnvironmentSpec,
@@ -378,14 +449,38 @@ def check_services(
     state: ServicesState,
     schedule: PollSchedule,
     max_workers: int,
+    task_definitions: dict[str, str] | None = None,
 ) -> ServicesState:
     """Ready when every service runs desiredCount tasks of a completed deployment, its tasks and
     static instances are all registered in Cloud Map and HEALTHY, and the build's Cloud Map
-    operations (static registrations, TTL updates) succeeded."""
+    operations (static registrations, TTL updates) succeeded. Raises DeploymentFailed at once
+    when ECS's circuit breaker failed the deployment of a service's ``task_definitions`` entry
+    (service name -> "family:revision"): polling on would only wait for the budget to run out."""
     pending = pending_operations(clients, state.operations)
     descriptions = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services)
     )
+    wanted = task_definitions or {}
+    failures = [
+        failure
+        for service in spec.services
+        if (
+            failure := _deployment_failure(
+                service,
+                descriptions.get(service.ecs_service_name),
+                wanted.get(service.name),
+                state.actions.get(service.ecs_service_name, ""),
+            )
+        )
+    ]
+    if failures:
+        message = (
+            f"{len(failures)} of {len(spec.services)} services failed to deploy: "
+            + "; ".join(failures[:20])
+        )
+        if len(failures) > 20:
+            message += f"; and {len(failures) - 20} more"
+        raise DeploymentFailed(message)
     registered = pmap(
         lambda s: instances_with_health(clients, registries[s.name]), spec.services, max_workers
     )
