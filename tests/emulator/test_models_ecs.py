@@ -39,7 +39,9 @@ def registry(world: World, aws: Clients, network: Network, make_namespace: Any) 
     }
 
 
-def _create_service(aws: Clients, network: Network, registry: dict[str, Any], count: int) -> None:
+def _create_service(
+    aws: Clients, network: Network, registry: dict[str, Any], count: int, **extra: Any
+) -> None:
     aws.ecs.create_service(
         cluster=CLUSTER,
         serviceName="web-service",
@@ -54,6 +56,7 @@ def _create_service(aws: Clients, network: Network, registry: dict[str, Any], co
             }
         },
         serviceRegistries=[{"registryArn": registry["service"]["Arn"]}],
+        **extra,
     )
 
 
@@ -343,22 +346,7 @@ def _register_revision(aws: Clients, image: str) -> None:
 def _create_with_breaker(
     aws: Clients, network: Network, registry: dict[str, Any], count: int, **configuration: Any
 ) -> None:
-    aws.ecs.create_service(
-        cluster=CLUSTER,
-        serviceName="web-service",
-        taskDefinition="dev-web",
-        desiredCount=count,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": list(network.subnets),
-                "securityGroups": [network.security_group],
-                "assignPublicIp": "DISABLED",
-            }
-        },
-        serviceRegistries=[{"registryArn": registry["service"]["Arn"]}],
-        deploymentConfiguration=configuration or BREAKER,
-    )
+    _create_service(aws, network, registry, count, deploymentConfiguration=configuration or BREAKER)
 
 
 def _advance_until(world: World, aws: Clients, done: Any, limit: float = 3600) -> float:
