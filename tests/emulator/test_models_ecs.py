@@ -14,6 +14,17 @@ from .conftest import Clients, Network
 CLUSTER = "envbuild"
 
 
+def _register_revision(aws: Clients, image: str) -> None:
+    aws.ecs.register_task_definition(
+        family="dev-web",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "web", "image": image, "essential": True}],
+    )
+
+
 @pytest.fixture
 def registry(world: World, aws: Clients, network: Network, make_namespace: Any) -> dict[str, Any]:
     namespace_id = make_namespace("workshop.local", network.vpc_id)
@@ -25,14 +36,7 @@ def registry(world: World, aws: Clients, network: Network, make_namespace: Any) 
     )["Service"]
     namespace = aws.sd.get_namespace(Id=namespace_id)["Namespace"]
     aws.ecs.create_cluster(clusterName=CLUSTER)
-    aws.ecs.register_task_definition(
-        family="dev-web",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[{"name": "web", "image": "nginx:latest", "essential": True}],
-    )
+    _register_revision(aws, "nginx:latest")
     return {
         "service": service,
         "zone_id": namespace["Properties"]["DnsProperties"]["HostedZoneId"],
@@ -330,17 +334,6 @@ def test_an_update_of_the_desired_count_only_keeps_the_deployment(
 
 # ---------------------------------------------------------------- deployment circuit breaker
 BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
-
-
-def _register_revision(aws: Clients, image: str) -> None:
-    aws.ecs.register_task_definition(
-        family="dev-web",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[{"name": "web", "image": image, "essential": True}],
-    )
 
 
 def _create_with_breaker(
