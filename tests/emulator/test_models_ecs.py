@@ -277,14 +277,7 @@ def test_a_new_task_definition_rolls_out_as_a_new_deployment(
     old_tasks = {t["taskArn"] for t in _tasks(aws)}
     first = _service(aws)["deployments"]
     assert [(d["status"], d["rolloutState"]) for d in first] == [("PRIMARY", "COMPLETED")]
-    aws.ecs.register_task_definition(
-        family="dev-web",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
-        containerDefinitions=[{"name": "web", "image": "nginx:1.27", "essential": True}],
-    )
+    _register_revision(aws, "nginx:1.27")
 
     aws.ecs.update_service(cluster=CLUSTER, service="web-service", taskDefinition="dev-web:2")
 
