@@ -12,11 +12,10 @@ from envbuild_lambda.spec import (
     FARGATE_MEMORY,
     MAX_SERVICES,
     EnvironmentSpec,
-    check_state_size,
-    largest_state,
     normalize,
     parse_spec,
 )
+from envbuild_lambda.steps.summary import check_state_size, largest_state
 
 from .conftest import STATIC_VARS
 

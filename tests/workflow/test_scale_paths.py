@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.spec import largest_state, parse_spec
+from envbuild_lambda.spec import parse_spec
+from envbuild_lambda.steps.summary import largest_state
 from tests.workflow.helpers import entered, run_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -8,7 +8,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from envbuild_lambda.aws import Caller
 from envbuild_lambda.observability import count, step
-from envbuild_lambda.spec import check_state_size, normalize, parse_spec, state_form
+from envbuild_lambda.spec import normalize, parse_spec, state_form
+from envbuild_lambda.steps.summary import check_state_size
 
 
 @step("ValidateSpec")

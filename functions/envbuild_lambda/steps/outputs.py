@@ -8,6 +8,7 @@ CLI's env file. A parameter under that path that envbuild did not create is neve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,17 @@ from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import ParameterConflict, aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED, env_name, managed_tags
+from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED, managed_tags
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
 
 PARAMETER_ROOT = "/envbuild"
+
+
+def env_name(name: str) -> str:
+    """A service name as the workshop spells it in variable names: web-api -> WEB_API."""
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
 def parameter_path(environment: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.steps.services import Instance, chunks, instances_with_health
+from envbuild_lambda.steps.summary import service_summary
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
@@ -186,21 +187,6 @@ def _static_instances(clients: Clients, registry_id: str, check: NameCheck) -> l
     return shown
 
 
-def _service_summary(
-    check: NameCheck, task_definitions: dict[str, str], static: list[dict[str, Any]]
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": check.service.name,
-        "dnsName": check.dns_name,
-        # = Cloud Map's HEALTHY instances = the Route 53 A records (the check passed)
-        "ips": sorted(check.discovered),
-        "taskDefinition": task_definitions[check.service.name],
-    }
-    if static:
-        entry["staticInstances"] = static
-    return entry
-
-
 def verify(
     clients: Clients,
     caller: Caller,
@@ -248,7 +234,14 @@ def verify(
         # and the namespace ARN's partition, Region and account, the ECS service is
         # <name>-service (the CLI's env file writes them all out).
         "services": [
-            _service_summary(check, task_definitions, static)
+            service_summary(
+                check.service.name,
+                check.dns_name,
+                # = Cloud Map's HEALTHY instances = the Route 53 A records (the check passed)
+                sorted(check.discovered),
+                task_definitions[check.service.name],
+                static,
+            )
             for check, static in zip(checks, statics, strict=True)
         ],
     }
