@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_route53 import Route53Client
     from mypy_boto3_servicediscovery import ServiceDiscoveryClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -100,6 +101,10 @@ class Clients:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._client("dynamodb")  # type: ignore[no-any-return]
+
+    @cached_property
+    def stepfunctions(self) -> SFNClient:
+        return self._client("stepfunctions")  # type: ignore[no-any-return]
 
 
 _shared: dict[tuple[str, str], Clients] = {}

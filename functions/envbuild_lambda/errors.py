@@ -63,6 +63,11 @@ class EnvironmentBusy(EnvbuildError):
     """Another execution is building this environment; the message names it."""
 
 
+class EnvironmentMoved(EnvbuildError):
+    """The spec puts the environment in another cluster, namespace or VPC than its record, which
+    still holds resources there; the message names each field and what to do."""
+
+
 class DiscoveryMismatch(EnvbuildError):
     """A DNS name does not answer with exactly the running tasks' IPs."""
 

@@ -59,6 +59,14 @@ class RemovalPlan(_Model):
     parameters: list[Annotated[str, Field(pattern=r"^/envbuild/[^/]+/[^/]+$")]] = []
     #: Reported, never touched.
     kept: list[KeptResource] = []
+    #: Cloud Map service id -> name of ``registries`` (to forget them in the environment record).
+    registryNames: dict[str, str] = {}
+    #: Names the environment record may drop once this plan's removal succeeded, beside what it
+    #: removed: a whole-environment teardown leaves nothing of the environment's but what it
+    #: keeps on purpose (kind -> names).
+    forget: dict[str, list[str]] = {}
+    #: Where the spec disagreed with the environment record (the record was followed).
+    notes: list[str] = []
 
     @model_validator(mode="after")
     def _cluster_for_services(self) -> RemovalPlan:

@@ -46,6 +46,8 @@ class Settings:
     #: (the state machine's own TimeoutSeconds).
     lock_table: str = ""
     lock_ttl_seconds: int = 7200
+    #: DynamoDB table of the environment records (envbuild_lambda.steps.record).
+    record_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -82,6 +84,7 @@ class Settings:
             service_writes_per_second=number("ECS_SERVICE_WRITES_PER_SECOND", 5),
             lock_table=env.get("LOCK_TABLE_NAME", ""),
             lock_ttl_seconds=number("LOCK_TTL_SECONDS", 7200),
+            record_table=env.get("RECORD_TABLE_NAME", ""),
         )
 
     def require_lock_table(self) -> str:
@@ -90,6 +93,14 @@ class Settings:
                 "environment variable LOCK_TABLE_NAME is not set (template.yaml sets it)"
             )
         return self.lock_table
+
+
+    def require_record_table(self) -> str:
+        if not self.record_table:
+            raise ValueError(
+                "environment variable RECORD_TABLE_NAME is not set (template.yaml sets it)"
+            )
+        return self.record_table
 
 
 @functools.cache

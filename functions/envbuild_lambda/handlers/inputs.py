@@ -25,6 +25,13 @@ class LockInput(_Input):
     executionArn: str
 
 
+class TeardownLockInput(_Input):
+    #: The teardown execution's whole input (a spec or {"plan": ...}, validated by the lock step).
+    teardown: Any
+    executionArn: str
+    executionName: str
+
+
 class CheckNamespaceInput(_Input):
     namespace: NamespaceState
 

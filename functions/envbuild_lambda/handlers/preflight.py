@@ -1,4 +1,5 @@
-"""Preflight: everything the build needs exists and is usable; reads only, changes nothing."""
+"""Preflight: everything the build needs exists and is usable (reads only); then, before anything
+is created, the environment record takes the place and the names this build may create."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from envbuild_lambda.aws import get_clients
 from envbuild_lambda.handlers.inputs import SpecInput
 from envbuild_lambda.observability import count, step
-from envbuild_lambda.steps import preflight
+from envbuild_lambda.settings import get_settings
+from envbuild_lambda.steps import preflight, record
 
 
 @step("Preflight")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
-    result = preflight.preflight(get_clients(), request.spec)
+    clients = get_clients()
+    result = preflight.preflight(clients, request.spec)
     count("PreflightPassed")
+    record.claim(clients, get_settings().require_record_table(), request.spec, request.build)
     return result

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import (
     CloudMapOperationFailed,
+    InvalidPlan,
+    ResourceNotFound,
     aws_errors,
     error_code,
     map_client_error,
@@ -30,6 +32,7 @@ from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, Remova
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import outputs
+from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, registry_arn
@@ -78,7 +81,11 @@ def ecs_services_in_cluster(clients: Clients, cluster: str) -> dict[str, Service
 
 
 def _plan_log_groups(
-    clients: Clients, spec: EnvironmentSpec, max_workers: int, created_by: str | None = None
+    clients: Clients,
+    spec: EnvironmentSpec,
+    record: EnvironmentRecord,
+    max_workers: int,
+    created_by: str | None = None,
 ) -> tuple[list[str], list[KeptResource]]:
     prefix = f"/ecs/{spec.environment}-"
     with aws_errors(f"DescribeLogGroups {prefix}"):
@@ -97,6 +104,8 @@ def _plan_log_groups(
     kept: list[KeptResource] = []
     for group, group_tags in zip(groups, pmap(tags, groups, max_workers), strict=True):
         name = group["logGroupName"]
+        if not record.has("logGroups", name):
+            continue  # another environment's or a user's: never ours to judge
         if is_managed(group_tags, spec.environment, created_by):
             remove.append(name)
         elif name in spec_names:
@@ -109,14 +118,23 @@ def _plan_log_groups(
 
 
 def _plan_task_definitions(
-    clients: Clients, spec: EnvironmentSpec, max_workers: int, created_by: str | None = None
+    clients: Clients,
+    spec: EnvironmentSpec,
+    record: EnvironmentRecord,
+    max_workers: int,
+    created_by: str | None = None,
 ) -> tuple[list[str], list[KeptResource]]:
     prefix = f"{spec.environment}-"
     with aws_errors(f"ListTaskDefinitionFamilies {prefix}"):
         pages = clients.ecs.get_paginator("list_task_definition_families").paginate(
             familyPrefix=prefix, status="ACTIVE"
         )
-        families = [family for page in pages for family in page["families"]]
+        families = [
+            family
+            for page in pages
+            for family in page["families"]
+            if record.has("families", family)  # recorded for this environment only
+        ]
     arns: list[str] = []
     for family in families:
         with aws_errors(f"ListTaskDefinitions {family}"):
@@ -194,23 +212,38 @@ def plan_teardown(
     clients: Clients,
     caller: Caller,
     spec: EnvironmentSpec,
+    record: EnvironmentRecord | None,
     *,
     delete_log_groups: bool,
     deregister_task_definitions: bool,
     max_workers: int,
     created_by: str | None = None,
 ) -> RemovalPlan:
-    """What envbuild manages for ``spec.environment`` (tags envbuild:environment and
-    envbuild:managed=true): ECS services in the cluster, registries in the namespace, the
-    namespace, and on request its log groups and task definition revisions. What was adopted, and
-    whatever an adopted resource still needs, is kept and reported."""
+    """What envbuild manages for ``spec.environment``: what its record lists *and* its tags mark
+    (envbuild:environment, envbuild:managed=true; envbuild:build for a rollback) — ECS services
+    in the recorded cluster, registries in the recorded namespace, the namespace, and on request
+    its log groups and task definition revisions. The place (cluster, namespace, VPC) comes from
+    the record; where the spec says otherwise, the plan notes it. What was adopted, and whatever
+    an adopted resource still needs, is kept and reported."""
     env = spec.environment
+    if record is None:  # never built (or torn down already): nothing is envbuild's here
+        return RemovalPlan(
+            environment=env,
+            notes=[f"no environment record for {env}: envbuild manages nothing under that name"],
+        )
+    notes = [f"{difference}; the record was followed" for difference in record.differences(spec)]
+    cluster = record.cluster or spec.cluster
     kept: list[KeptResource] = []
 
-    # Cloud Map: the namespace of that name in the VPC, and its registries.
-    namespace = find_namespace(clients, spec.namespace.name, spec.namespace.vpcId)
+    # Cloud Map: the recorded namespace in the recorded VPC, and its recorded registries.
+    namespace = (
+        find_namespace(clients, record.namespace_name, record.vpc_id)
+        if record.namespace_name and record.vpc_id
+        else None
+    )
     registries: dict[str, str] = {}  # id -> name, managed
     foreign: dict[str, str] = {}  # id -> name, not managed by this environment
+    found: dict[str, str] = {}
     if namespace is not None and namespace.id and namespace.arn:
         found = existing_registries(clients, namespace.id)
         ids = sorted(found.values())
@@ -221,18 +254,31 @@ def plan_teardown(
         )
         names = {registry_id: name for name, registry_id in found.items()}
         for registry_id, tags in zip(ids, all_tags, strict=True):
-            target = registries if is_managed(tags, env, created_by) else foreign
+            ours = record.has("registries", names[registry_id]) and is_managed(
+                tags, env, created_by
+            )
+            target = registries if ours else foreign
             target[registry_id] = names[registry_id]
 
-    # ECS: the cluster's services tagged for this environment.
-    in_cluster = ecs_services_in_cluster(clients, spec.cluster) or {}
+    # ECS: the recorded cluster's services that the record lists and the tags mark.
+    in_cluster = ecs_services_in_cluster(clients, cluster)
+    if in_cluster is None:
+        if record.names.get("ecsServices") and not created_by:
+            raise ResourceNotFound(
+                f"cluster {cluster}, recorded for environment {env}, does not exist: the"
+                f" record lists ECS services {short(sorted(record.names['ecsServices']))} there."
+                " A missing cluster is never taken for an empty one; if you deleted the cluster"
+                " (ECS deletes a cluster only once its services are gone), create an empty"
+                " cluster of that name and run the teardown again"
+            )
+        in_cluster = {}
     ecs_services: list[str] = []
     spec_ecs_names = {service.ecs_service_name for service in spec.services}
     managed_arns = {registry_arn(caller, registry_id) for registry_id in registries}
     for name, service in sorted(in_cluster.items()):
         if service.get("status") == "INACTIVE":
             continue
-        if is_managed(ecs_tags(service), env, created_by):
+        if record.has("ecsServices", name) and is_managed(ecs_tags(service), env, created_by):
             ecs_services.append(name)
             continue
         attached = {r.get("registryArn", "") for r in service.get("serviceRegistries", [])}
@@ -243,7 +289,8 @@ def plan_teardown(
                     type="ecsService",
                     id=str(service.get("serviceArn", name)),
                     name=name,
-                    reason="not tagged as managed by envbuild for this environment (adopted)",
+                    reason="not recorded and tagged as managed by envbuild for this environment"
+                    " (adopted)",
                 )
             )
         for arn in needs:  # an adopted ECS service still registers its tasks there
@@ -260,6 +307,7 @@ def plan_teardown(
 
     spec_registry_names = {service.name for service in spec.services}
     namespace_ref: NamespaceRef | None = None
+    namespace_stays = False  # ours, but kept: it still holds Cloud Map services of others
     if namespace is not None and namespace.id and namespace.arn:
         namespace_managed = is_managed(cloudmap_tags(clients, namespace.arn), env, created_by)
         for registry_id, name in sorted(foreign.items()):
@@ -270,7 +318,8 @@ def plan_teardown(
                         type="registry",
                         id=registry_id,
                         name=name,
-                        reason="not tagged as managed by envbuild for this environment (adopted)",
+                        reason="not recorded and tagged as managed by envbuild for this"
+                        " environment (adopted)",
                     )
                 )
         if not namespace_managed:
@@ -284,6 +333,7 @@ def plan_teardown(
                 )
             )
         elif foreign:
+            namespace_stays = True
             kept.append(
                 KeptResource(
                     type="namespace",
@@ -298,12 +348,12 @@ def plan_teardown(
 
     log_groups: list[str] = []
     if delete_log_groups:
-        log_groups, kept_groups = _plan_log_groups(clients, spec, max_workers, created_by)
+        log_groups, kept_groups = _plan_log_groups(clients, spec, record, max_workers, created_by)
         kept += kept_groups
     task_definitions: list[str] = []
     if deregister_task_definitions:
         task_definitions, kept_revisions = _plan_task_definitions(
-            clients, spec, max_workers, created_by
+            clients, spec, record, max_workers, created_by
         )
         kept += kept_revisions
 
@@ -312,7 +362,7 @@ def plan_teardown(
 
     return RemovalPlan(
         environment=env,
-        cluster=spec.cluster,
+        cluster=cluster,
         ecsServices=ecs_services,
         registries=sorted(registries),
         namespace=namespace_ref,
@@ -320,7 +370,161 @@ def plan_teardown(
         taskDefinitions=task_definitions,
         parameters=parameters,
         kept=kept,
+        registryNames=dict(registries),
+        forget={}
+        if created_by
+        else _forget(record, kept, namespace_stays, delete_log_groups, deregister_task_definitions),
+        notes=notes,
     )
+
+
+def _forget(
+    record: EnvironmentRecord,
+    kept: list[KeptResource],
+    namespace_stays: bool,
+    log_groups: bool,
+    task_definitions: bool,
+) -> dict[str, list[str]]:
+    """After a whole-environment teardown, the record keeps only the registries it keeps on
+    purpose (an adopted ECS service is attached), and the log groups and families it was not asked
+    to remove; the rest is removed or was never made."""
+    stays = {k.name for k in kept if k.type == "registry"}
+    forget = {
+        "ecsServices": set(record.names.get("ecsServices", ())),
+        "registries": set(record.names.get("registries", ())) - stays,
+        "logGroups": set(record.names.get("logGroups", ())) if log_groups else set(),
+        "families": set(record.names.get("families", ())) if task_definitions else set(),
+        "namespace": {record.namespace_name or ""} if not namespace_stays else set(),
+    }
+    return {kind: sorted(names) for kind, names in forget.items() if names}
+
+
+def verify_plan(
+    clients: Clients,
+    caller: Caller,
+    plan: RemovalPlan,
+    record: EnvironmentRecord | None,
+    created_by: str | None = None,
+) -> RemovalPlan:
+    """A removal plan given as input (a prune's, or anyone's) may name only what the environment
+    record lists and the tags mark as the environment's (created by ``created_by``, if given).
+    InvalidPlan names everything else, before anything is changed. Resources already gone pass
+    (each removal step skips them). Returns the plan with its registries' names filled in."""
+    env = plan.environment or ""
+    if record is None:
+        raise InvalidPlan(
+            f"plan.environment: there is no environment record for {env!r}: a removal plan may"
+            " name only resources envbuild recorded for that environment"
+        )
+    problems: list[str] = []
+
+    def ours(tags: dict[str, str]) -> bool:
+        return is_managed(tags, env, created_by)
+
+    if plan.ecsServices:
+        if cluster_name(plan.cluster or "") != cluster_name(record.cluster or ""):
+            problems.append(
+                f"plan.cluster: {plan.cluster} is not the recorded cluster {record.cluster}"
+            )
+        else:
+            described = describe_services(clients, plan.cluster or "", plan.ecsServices, tags=True)
+            for name in plan.ecsServices:
+                service = described.get(name)
+                if not record.has("ecsServices", name):
+                    problems.append(f"plan.ecsServices: {name} is not in the environment record")
+                elif service is not None and service.get("status") != "INACTIVE":
+                    if not ours(ecs_tags(service)):
+                        problems.append(
+                            f"plan.ecsServices: {name} is not tagged as managed by envbuild"
+                            f" for environment {env}"
+                        )
+    recorded_ns = (
+        find_namespace(clients, record.namespace_name, record.vpc_id)
+        if record.namespace_name and record.vpc_id
+        else None
+    )
+    names: dict[str, str] = {}
+    for registry_id in plan.registries:
+        try:
+            registry = clients.servicediscovery.get_service(Id=registry_id)["Service"]
+        except ClientError as error:
+            if _gone(error):
+                continue
+            raise map_client_error(error, f"GetService (Cloud Map) {registry_id}") from error
+        name = registry.get("Name", "")
+        names[registry_id] = name
+        if recorded_ns is None or registry.get("NamespaceId") != recorded_ns.id:
+            problems.append(
+                f"plan.registries: {registry_id} ({name}) is not in the recorded namespace"
+                f" {record.namespace_name}"
+            )
+        elif not record.has("registries", name):
+            problems.append(f"plan.registries: {registry_id} ({name}) is not in the record")
+        elif not ours(cloudmap_tags(clients, registry_arn(caller, registry_id))):
+            problems.append(
+                f"plan.registries: {registry_id} ({name}) is not tagged as managed by envbuild"
+                f" for environment {env}"
+            )
+    if plan.namespace is not None:
+        if recorded_ns is None or recorded_ns.id != plan.namespace.id:
+            problems.append(
+                f"plan.namespace: {plan.namespace.id} is not the recorded namespace"
+                f" {record.namespace_name} in {record.vpc_id}"
+            )
+        elif recorded_ns.arn and not ours(cloudmap_tags(clients, recorded_ns.arn)):
+            problems.append(
+                f"plan.namespace: {plan.namespace.id} is not tagged as managed by envbuild for"
+                f" environment {env}"
+            )
+    for group in plan.logGroups:
+        if not record.has("logGroups", group):
+            problems.append(f"plan.logGroups: {group} is not in the environment record")
+            continue
+        arn = caller.arn("logs", f"log-group:{group}")
+        try:
+            tags = dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+        except ClientError as error:
+            if _gone(error):
+                continue
+            raise map_client_error(error, f"ListTagsForResource {group}") from error
+        if not ours(tags):
+            problems.append(f"plan.logGroups: {group} is not tagged as managed by envbuild")
+    for revision in plan.taskDefinitions:
+        family = revision.rsplit(":", 1)[0]
+        if not record.has("families", family):
+            problems.append(f"plan.taskDefinitions: {revision} is not of a recorded family")
+            continue
+        try:
+            answer = clients.ecs.describe_task_definition(taskDefinition=revision, include=["TAGS"])
+        except ClientError as error:
+            if error_code(error) == "ClientException":  # no such revision
+                continue
+            raise map_client_error(error, f"DescribeTaskDefinition {revision}") from error
+        tags = {tag.get("key", ""): tag.get("value", "") for tag in answer.get("tags", [])}
+        if not ours(tags):
+            problems.append(f"plan.taskDefinitions: {revision} is not tagged as managed")
+    path = outputs.parameter_path(env)
+    for parameter in plan.parameters:
+        if not parameter.startswith(path):
+            problems.append(f"plan.parameters: {parameter} is not under {path}")
+            continue
+        try:
+            answer = clients.ssm.list_tags_for_resource(
+                ResourceType="Parameter", ResourceId=parameter
+            )
+        except ClientError as error:
+            if error_code(error) in ("InvalidResourceId", "ParameterNotFound"):
+                continue  # already gone
+            raise map_client_error(error, f"ListTagsForResource (SSM) {parameter}") from error
+        tags = {t["Key"]: t["Value"] for t in answer.get("TagList", [])}
+        if not ours(tags):
+            problems.append(f"plan.parameters: {parameter} is not tagged as managed")
+    if problems:
+        raise InvalidPlan(
+            f"{len(problems)} resource(s) in the removal plan are not environment {env}'s"
+            " (recorded and tagged); nothing was removed: " + "; ".join(problems[:30])
+        )
+    return plan.model_copy(update={"registryNames": names})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,6 +880,29 @@ def deregister_task_definitions(
     return [r for r, done in zip(items, pmap(deregister, items, max_workers), strict=True) if done]
 
 
+def gone_names(clients: Clients, plan: RemovalPlan) -> dict[str, list[str]]:
+    """What the environment record may forget once the plan's removal succeeded: everything the
+    plan removed (its steps each end with the resource gone), what the planner lets go (a
+    whole-environment teardown), and the families the plan left without an ACTIVE revision."""
+    families: list[str] = []
+    for family in sorted({revision.rsplit(":", 1)[0] for revision in plan.taskDefinitions}):
+        with aws_errors(f"ListTaskDefinitions {family}"):
+            left = clients.ecs.list_task_definitions(
+                familyPrefix=family, status="ACTIVE", maxResults=100
+            )["taskDefinitionArns"]
+        if not any(arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family for arn in left):
+            families.append(family)
+    names = {
+        "ecsServices": plan.ecsServices,
+        "registries": [plan.registryNames[r] for r in plan.registries if r in plan.registryNames],
+        "logGroups": plan.logGroups,
+        "families": families,
+    }
+    return {
+        kind: sorted({*values, *plan.forget.get(kind, [])}) for kind, values in names.items()
+    }
+
+
 def summarize(
     plan: RemovalPlan,
     removed: dict[str, list[str]],
@@ -700,6 +927,7 @@ def summarize(
             "parameters": parameters or [],
         },
         "kept": [k.model_dump(mode="json") for k in plan.kept],
+        "notes": plan.notes,
     }
     counts = [
         f"{len(values)} {label}"
