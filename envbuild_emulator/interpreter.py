@@ -89,6 +89,23 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+class Hold:
+    """A gate for one function's invocations (LambdaDispatcher.hold)."""
+
+    limit = 60.0
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._open = threading.Event()
+
+    def wait(self) -> None:
+        self.entered.set()
+        self._open.wait(self.limit)
+
+    def release(self) -> None:
+        self._open.set()
+
+
 class LambdaDispatcher:
     """Dispatches a Lambda ARN to the handler its template resource names, in this process."""
 
@@ -99,6 +116,17 @@ class LambdaDispatcher:
         #: logical id -> [error type, remaining]: the next invocations fail as Lambda reports it
         #: (e.g. "RuntimeError" for a crash, "Sandbox.Timedout" for a function timeout).
         self._faults: dict[str, list[Any]] = {}
+        #: logical id -> the gate its invocations wait at (hold): a step that is "in flight".
+        self._holds: dict[str, Hold] = {}
+
+    def hold(self, logical_id: str) -> Hold:
+        """Invocations of the function wait (wall clock, at most ``Hold.limit`` s) until
+        ``release()``: an execution stays RUNNING in that step, e.g. to Stop it mid-way or to
+        start another execution while it holds the environment's lock."""
+        gate = Hold()
+        with self._lock:
+            self._holds[logical_id] = gate
+        return gate
 
     def fail_next(self, logical_id: str, error_type: str = "RuntimeError", times: int = 1) -> None:
         with self._lock:
@@ -149,6 +177,10 @@ class LambdaDispatcher:
             self.invocations[function.logical_id] += 1
         handler = self.resolve_handler(function)
         context = LambdaContext(function.name, function.arn, function.memory, function.timeout)
+        with self._lock:
+            gate = self._holds.get(function.logical_id)
+        if gate is not None:
+            gate.wait()
         injected = self._fault(function.logical_id)
         if injected is not None:
             message = (

@@ -27,8 +27,10 @@ def test_a_failure_after_namespace_registries_and_task_definitions_leaves_the_ac
     assert described["error"] == "RuntimeError"  # the original Error and Cause
     assert "injected crash of CreateServicesFunction" in described["cause"]
     entered = states_entered(history)
-    assert entered[-6:] == [
+    assert entered[-8:] == [
         "Roll Back?",
+        "Name The Rollback",
+        "Hand The Lock To The Rollback",  # the rollback runs under this build's lock
         "Roll Back",
         "Release Lock After Failure",
         "Describe Failure",

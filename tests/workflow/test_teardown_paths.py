@@ -308,7 +308,7 @@ def test_a_given_plan_removes_exactly_what_it_names(
     described, history = run_teardown(emulator, {"plan": plan})
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert "Plan Teardown" not in states_entered(history)
+    assert "Plan Teardown" in states_entered(history)  # checked against the record and tags
     after = full_listing(emulator)
     assert after["ecs_services"] == ["api-service", "web-service"]
     assert [s[1] for s in after["services"]] == sorted(
@@ -332,7 +332,8 @@ def test_an_invalid_plan_fails_before_anything_is_removed(
     before = full_listing(emulator)
 
     described, _ = run_teardown(
-        emulator, {"plan": {"ecsServices": ["web-service"], "registry": ["srv-1"]}}
+        emulator,
+        {"plan": {"environment": "workshop", "ecsServices": ["web-service"], "registry": ["srv-1"]}},
     )
 
     assert described["status"] == "FAILED"

@@ -21,10 +21,12 @@ from envbuild_lambda.steps import lock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     table = settings.require_lock_table()
-    if "teardown" in event:
+    if "executionName" in event:  # the teardown's Parameters (its input may be null)
         request = TeardownLockInput.model_validate(event)
         raw = request.teardown
-        started_by = raw.get("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID") if isinstance(raw, dict) else None
+        started_by = (
+            raw.get("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID") if isinstance(raw, dict) else None
+        )
         held = lock.acquire_for_teardown(
             get_clients(),
             table,

@@ -27,9 +27,10 @@ class LockInput(_Input):
 
 class TeardownLockInput(_Input):
     #: The teardown execution's whole input (a spec or {"plan": ...}, validated by the lock step).
-    teardown: Any
+    teardown: Any = None
     executionArn: str
-    executionName: str
+    #: $$.Execution.Name (null on emulators when StartExecution was given no name).
+    executionName: str | None = None
 
 
 class CheckNamespaceInput(_Input):

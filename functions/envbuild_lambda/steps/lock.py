@@ -193,7 +193,7 @@ def acquire_for_teardown(
     table: str,
     environment: str,
     execution_arn: str,
-    execution_name: str,
+    execution_name: str | None,
     started_by: str | None,
     ttl_seconds: int,
     now: float | None = None,
@@ -201,7 +201,7 @@ def acquire_for_teardown(
     """A rollback or prune named by the build holding the lock runs under that lock; any other
     teardown takes the lock itself (EnvironmentBusy while a build or teardown runs)."""
     now = time.time() if now is None else now
-    if started_by:
+    if started_by and execution_name:
         item = _item(clients, table, environment)
         if (
             _text(item, "executionArn") == started_by

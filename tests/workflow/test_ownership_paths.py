@@ -1,0 +1,250 @@
+"""Never touch what isn't envbuild's (issue 14): the environment record, teardowns limited to what
+it lists and the tags mark, a lock that survives Stop and cannot be bypassed. Each test is the
+scenario a careless or hostile user ran, asserted on the account (listing before = after), the
+lock and record tables, and the error the user sees."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.workflow.helpers import run_build, states_entered
+from tests.workflow.test_teardown_paths import OPTIONS, built, full_listing, run_teardown
+
+LOCKS, RECORDS = "envbuild-EnvironmentLocksTable", "envbuild-EnvironmentRecordsTable"
+
+
+def items(emulator: Any, table: str) -> list[dict[str, Any]]:
+    return list(emulator.client("dynamodb").scan(TableName=table)["Items"])
+
+
+def start(emulator: Any, machine: str, document: Any, name: str | None = None) -> str:
+    sfn = emulator.client("stepfunctions")
+    kwargs = {"name": name} if name else {}
+    return str(
+        sfn.start_execution(stateMachineArn=machine, input=json.dumps(document), **kwargs)[
+            "executionArn"
+        ]
+    )
+
+
+def stopped(emulator: Any, arn: str, gate: Any) -> dict[str, Any]:
+    """The console's "Stop execution" while the execution is in the held step. (moto ends the
+    execution ABORTED once the step in flight returns; AWS at once, ignoring the step's result.)"""
+    emulator.client("stepfunctions").stop_execution(executionArn=arn, cause="stopped by a user")
+    gate.release()
+    described = emulator.wait(arn)
+    # moto 5.2.5 cannot abort a Parallel branch: it ends the execution FAILED (States.Runtime,
+    # "Custom Error Names MUST NOT begin with ...") where AWS says ABORTED. Either way the
+    # execution is no longer RUNNING, which is what the lock looks at (docs/aws-fidelity.md).
+    quirk = described["status"] == "FAILED" and "Custom Error Names" in described.get("cause", "")
+    assert described["status"] == "ABORTED" or quirk, described
+    return described
+
+
+def foreign_app(emulator: Any) -> dict[str, str]:
+    """Another team's app in the same account and cluster: made by hand, untagged."""
+    ecs, sd, logs = (emulator.client(s) for s in ("ecs", "servicediscovery", "logs"))
+    pre = emulator.prerequisites
+    operation = sd.create_private_dns_namespace(Name="other.local", Vpc=pre["VPC_ID"])
+    emulator.clock.advance(120)
+    namespace = sd.get_operation(OperationId=operation["OperationId"])["Operation"]["Targets"][
+        "NAMESPACE"
+    ]
+    registry = sd.create_service(Name="other", NamespaceId=namespace)["Service"]["Id"]
+    logs.create_log_group(logGroupName="/ecs/other-app")
+    revision = ecs.register_task_definition(
+        family="other-app",
+        containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}],
+    )["taskDefinition"]
+    ecs.create_service(
+        cluster=pre["CLUSTER_NAME"],
+        serviceName="other-app",
+        taskDefinition=f"other-app:{revision['revision']}",
+        desiredCount=1,
+    )
+    return {"namespace": namespace, "registry": registry, "revision": "other-app:1"}
+
+
+def test_a_teardown_with_a_misspelled_cluster_follows_the_record_and_says_so(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    before = full_listing(emulator)
+    built(emulator, workshop_spec)
+
+    described, _ = run_teardown(emulator, {**workshop_spec, "cluster": "workshop-clustr", **OPTIONS})
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["notes"] == [
+        "cluster: the spec says workshop-clustr, the record "
+        f"{workshop_spec['cluster']}; the record was followed"
+    ]
+    assert output["removed"]["ecsServices"] == ["api-service", "db-service", "web-service"]
+    assert full_listing(emulator) == before  # no service left running without its DNS
+    assert items(emulator, RECORDS) == []  # nothing left: the record is gone too
+    assert items(emulator, LOCKS) == []
+
+
+def test_a_removal_plan_naming_another_teams_resources_is_refused_before_any_change(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    other = foreign_app(emulator)
+    before = full_listing(emulator)
+    plan = {
+        "environment": "workshop",
+        "cluster": workshop_spec["cluster"],
+        "ecsServices": ["other-app"],
+        "registries": [other["registry"]],
+        "namespace": {"id": other["namespace"], "name": "other.local"},
+        "logGroups": ["/ecs/other-app"],
+        "taskDefinitions": [other["revision"]],
+    }
+
+    described, history = run_teardown(emulator, {"plan": plan})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidPlan"
+    for named in ("other-app", other["registry"], other["namespace"], "/ecs/other-app"):
+        assert named in described["cause"]
+    assert "Scale ECS Services To Zero" not in states_entered(history)
+    assert full_listing(emulator) == before
+    assert items(emulator, LOCKS) == []  # its own lock, released
+
+
+def test_a_removal_plan_for_an_environment_that_has_no_record_is_refused(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    other = foreign_app(emulator)
+    before = full_listing(emulator)
+    plan = {"environment": "ghost", "registries": [other["registry"]]}
+
+    described, _ = run_teardown(emulator, {"plan": plan})
+
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidPlan")
+    assert "no environment record for 'ghost'" in described["cause"]
+    assert full_listing(emulator) == before
+
+
+#: A step in each poll loop (right after its Wait state): Stop lands while the execution waits.
+BUILD_POLLS = ["CheckNamespaceOperationFunction", "CheckServicesFunction"]
+#: (The emulator's ECS services are INACTIVE as soon as deleted: "Check ECS Services" is never
+#: entered, so it is not in the list.)
+TEARDOWN_POLLS = ["TeardownCheckTasksFunction", "TeardownCheckOperationsFunction"]
+
+
+@pytest.mark.parametrize("function", BUILD_POLLS)
+def test_a_build_stopped_while_it_waits_leaves_no_lock_and_a_rerun_and_teardown_recover(
+    emulator: Any, workshop_spec: dict[str, Any], function: str
+) -> None:
+    before = full_listing(emulator)
+    gate = emulator.dispatcher.hold(function)
+    arn = emulator.start_build(workshop_spec)
+    assert gate.entered.wait(30)
+    stopped(emulator, arn, gate)
+    emulator.dispatcher.hold(function).release()  # later invocations pass
+
+    rerun, _ = run_build(emulator, workshop_spec)  # the stopped build held nothing
+    assert rerun["status"] == "SUCCEEDED", rerun.get("cause")
+    described, _ = run_teardown(emulator, {**workshop_spec, **OPTIONS})
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert full_listing(emulator) == before
+    assert items(emulator, LOCKS) == []
+    assert items(emulator, RECORDS) == []
+
+
+@pytest.mark.parametrize("function", TEARDOWN_POLLS)
+def test_a_teardown_stopped_while_it_waits_leaves_no_lock_and_a_second_one_finishes(
+    emulator: Any, workshop_spec: dict[str, Any], function: str
+) -> None:
+    before = full_listing(emulator)
+    summary = built(emulator, workshop_spec)
+    web = next(s for s in summary["services"] if s["name"] == "web")
+    from tests.workflow.helpers import registry_id
+    from tests.workflow.test_teardown_paths import register_static_instance
+
+    register_static_instance(emulator, registry_id(summary, web))  # so every wait is entered
+    gate = emulator.dispatcher.hold(function)
+    arn = emulator.start_teardown({**workshop_spec, **OPTIONS})
+    assert gate.entered.wait(30)
+    stopped(emulator, arn, gate)
+    emulator.dispatcher.hold(function).release()
+
+    described, _ = run_teardown(emulator, {**workshop_spec, **OPTIONS})
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert full_listing(emulator) == before
+    assert items(emulator, LOCKS) == []
+    assert items(emulator, RECORDS) == []
+
+
+def rollback_input(emulator: Any, workshop_spec: dict[str, Any]) -> dict[str, Any]:
+    """The input of a failed build's rollback, as the console's "New execution" repeats it."""
+    emulator.dispatcher.fail_next("CreateServicesFunction", "RuntimeError", times=1)
+    failed, history = run_build(emulator, workshop_spec)
+    assert failed["status"] == "FAILED"
+    sfn = emulator.client("stepfunctions")
+    (child,) = sfn.list_executions(stateMachineArn=emulator.teardown_state_machine_arn)[
+        "executions"
+    ]
+    assert len(child["name"]) <= 80
+    return dict(json.loads(sfn.describe_execution(executionArn=child["executionArn"])["input"]))
+
+
+def test_no_teardown_input_gets_around_the_lock_of_a_running_build(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    repeated = rollback_input(emulator, workshop_spec)
+    first = built(emulator, workshop_spec)
+    gate = emulator.dispatcher.hold("CheckServicesFunction")
+    running = emulator.start_build({**workshop_spec, "services": workshop_spec["services"][:2]})
+    assert gate.entered.wait(30)
+    before = full_listing(emulator)
+    attempts = {
+        "createdBy": {**workshop_spec, "createdBy": first["execution"] if "execution" in first else running},
+        "startedBy": {**workshop_spec, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": running},
+        "plan": {"plan": {"environment": "workshop", "logGroups": ["/ecs/workshop-web"]}},
+        "repeated-rollback": repeated,
+    }
+
+    outcomes = {key: run_teardown(emulator, document)[0] for key, document in attempts.items()}
+
+    for key, described in outcomes.items():
+        assert (described["status"], described.get("error")) == ("FAILED", "EnvironmentBusy"), key
+        assert f"held by a build ({running}" in described["cause"], key
+    assert full_listing(emulator) == before
+    gate.release()
+    emulator.dispatcher.hold("CheckServicesFunction").release()
+    assert emulator.wait(running)["status"] == "SUCCEEDED"
+    assert items(emulator, LOCKS) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ("hello", "must be a JSON object"),
+        (None, "must be a JSON object"),
+        ({"plan": "everything"}, "plan must be a JSON object"),
+        ({"plan": {"ecsServices": ["web-service"]}}, "plan.environment is required"),
+    ],
+    ids=["array", "string", "null", "plan-string", "plan-without-environment"],
+)
+def test_a_teardown_input_that_is_not_a_teardown_is_refused_naming_the_problem(
+    emulator: Any, workshop_spec: dict[str, Any], document: Any, fragment: str
+) -> None:
+    built(emulator, workshop_spec)
+    before = full_listing(emulator)
+
+    arn = start(emulator, emulator.teardown_state_machine_arn, document)
+    described = emulator.wait(arn)
+
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidPlan")
+    assert fragment in described["cause"]
+    assert states_entered(emulator.history(arn)) == ["Acquire Lock", "Teardown Refused"]
+    assert full_listing(emulator) == before
+    assert items(emulator, LOCKS) == []
