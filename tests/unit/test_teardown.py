@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from envbuild_lambda.aws import Caller, Clients
-from envbuild_lambda.errors import CloudMapOperationFailed, InvalidPlan, ResourceInUse
+from envbuild_lambda.errors import (
+    CloudMapOperationFailed,
+    EnvironmentMoved,
+    InvalidPlan,
+    ResourceInUse,
+    ResourceNotFound,
+)
 from envbuild_lambda.handlers import teardown_finish, teardown_plan
 from envbuild_lambda.removal import Progress, RemovalPlan, parse_plan, split_options
-from envbuild_lambda.settings import PollSchedule
+from envbuild_lambda.settings import PollSchedule, get_settings
 from envbuild_lambda.spec import EnvironmentSpec
 from envbuild_lambda.state import Poll
-from envbuild_lambda.steps import teardown
+from envbuild_lambda.steps import record, teardown
 
 from .conftest import FakeContext, Override, client_error, workshop_spec
 from .test_registries import make_namespace
@@ -82,6 +88,23 @@ def test_teardown_options_are_split_from_the_spec_and_must_be_booleans() -> None
         split_options({"createdBy": 7})
 
 
+RECORDS = "records"
+
+
+@pytest.fixture
+def records(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The environment records table, as template.yaml makes it."""
+    clients.dynamodb.create_table(
+        TableName=RECORDS,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
+    )
+    monkeypatch.setenv("RECORD_TABLE_NAME", RECORDS)
+    get_settings.cache_clear()
+    return RECORDS
+
+
 def test_plan_of_a_never_built_environment_is_empty(
     spec: EnvironmentSpec, clients: Clients, caller: Caller
 ) -> None:
@@ -89,22 +112,55 @@ def test_plan_of_a_never_built_environment_is_empty(
         clients,
         caller,
         spec,
+        None,
         delete_log_groups=True,
         deregister_task_definitions=True,
         max_workers=2,
     )
     assert plan.is_empty()
     assert plan.kept == []
+    assert plan.notes == ["no environment record for workshop: envbuild manages nothing under that name"]
+
+
+def test_a_recorded_cluster_that_is_missing_is_an_error_never_an_empty_cluster(
+    spec: EnvironmentSpec, clients: Clients, caller: Caller, records: str
+) -> None:
+    claimed = record.claim(clients, records, spec, "arn:build")
+    gone = spec.model_copy(update={"cluster": "deleted-cluster"})
+    moved = record.EnvironmentRecord(**{**claimed.__dict__, "cluster": "deleted-cluster"})
+
+    with pytest.raises(ResourceNotFound, match="cluster deleted-cluster, recorded for environment"):
+        teardown.plan_teardown(
+            clients,
+            caller,
+            gone,
+            moved,
+            delete_log_groups=True,
+            deregister_task_definitions=True,
+            max_workers=2,
+        )
+
+
+def test_a_build_in_another_place_than_the_record_is_refused(
+    spec: EnvironmentSpec, clients: Clients, records: str
+) -> None:
+    record.claim(clients, records, spec, "arn:build")
+    elsewhere = spec.model_copy(update={"cluster": "other-cluster"})
+
+    with pytest.raises(EnvironmentMoved, match="cluster: the spec says other-cluster"):
+        record.claim(clients, records, elsewhere, "arn:build2")
+    assert record.read(clients, records, "workshop").cluster == spec.cluster  # type: ignore[union-attr]
 
 
 def test_plan_keeps_ecs_services_not_tagged_for_the_environment(
-    spec: EnvironmentSpec, clients: Clients, caller: Caller
+    spec: EnvironmentSpec, clients: Clients, caller: Caller, records: str
 ) -> None:
     ecs_service(clients, spec.cluster, "web-service")  # spec name, but not managed=true
     plan = teardown.plan_teardown(
         clients,
         caller,
         spec,
+        record.claim(clients, records, spec, "arn:build"),
         delete_log_groups=False,
         deregister_task_definitions=False,
         max_workers=2,
@@ -114,14 +170,13 @@ def test_plan_keeps_ecs_services_not_tagged_for_the_environment(
 
 
 def test_the_plan_handler_takes_the_spec_with_its_options(
-    mocked_aws: None, cluster: str, context: FakeContext
+    mocked_aws: None, cluster: str, context: FakeContext, records: str
 ) -> None:
     event = {"input": {**workshop_spec(), "deleteLogGroups": True}}
     result = teardown_plan.handler(event, context)  # type: ignore[arg-type]
     plan = RemovalPlan.model_validate(result["plan"])
     assert plan.environment == "workshop"
-    assert plan.cluster == "workshop-cluster"
-    assert plan.is_empty()
+    assert plan.is_empty()  # no record: nothing is envbuild's
 
 
 # --- ECS ----------------------------------------------------------------------------------------
@@ -260,7 +315,7 @@ def test_registries_and_namespace_already_gone_are_skipped(
 
 # --- the last step and the summary ---------------------------------------------------------------
 def test_finish_removes_log_groups_and_revisions_and_summarizes(
-    mocked_aws: None, clients: Clients, context: FakeContext
+    mocked_aws: None, clients: Clients, context: FakeContext, records: str
 ) -> None:
     from .conftest import session
 

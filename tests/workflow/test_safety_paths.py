@@ -150,18 +150,9 @@ def test_a_teardown_waits_for_no_one_while_a_build_holds_the_environment(
 ) -> None:
     built, _ = run_build(emulator, workshop_spec)
     assert built["status"] == "SUCCEEDED", built.get("cause")
-    dynamodb = emulator.client("dynamodb")
-    table = dynamodb.list_tables()["TableNames"][0]
-    running = "arn:aws:states:us-east-1:123456789012:execution:envbuild-BuildEnvironmentStateMachine:other"
-    dynamodb.put_item(
-        TableName=table,
-        Item={
-            "environment": {"S": "workshop"},
-            "executionArn": {"S": running},
-            "acquiredAt": {"N": "1"},
-            "expiresAt": {"N": "99999999999"},
-        },
-    )
+    gate = emulator.dispatcher.hold("CheckServicesFunction")  # a re-run, in its readiness poll
+    running = emulator.start_build(workshop_spec)
+    assert gate.entered.wait(30)
     before = account_snapshot(emulator)
 
     arn = emulator.start_teardown({**workshop_spec, "deleteLogGroups": True})
@@ -169,6 +160,33 @@ def test_a_teardown_waits_for_no_one_while_a_build_holds_the_environment(
 
     assert described["status"] == "FAILED"
     assert described["error"] == "EnvironmentBusy"
-    assert running in described["cause"]
+    assert f"held by a build ({running}" in described["cause"]
+    assert "which is RUNNING" in described["cause"]
     assert account_snapshot(emulator) == before
     assert [i["executionArn"]["S"] for i in lock_items(emulator)] == [running]  # not released by it
+    gate.release()
+    assert emulator.wait(running)["status"] == "SUCCEEDED"
+    assert lock_items(emulator) == []
+
+
+def test_a_lock_whose_holder_step_functions_does_not_know_is_taken_over(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    dynamodb = emulator.client("dynamodb")
+    table = dynamodb.list_tables()["TableNames"][0]
+    ghost = emulator.state_machine_arn.replace(":stateMachine:", ":execution:") + ":ghost"
+    dynamodb.put_item(
+        TableName=table,
+        Item={
+            "environment": {"S": "workshop"},
+            "executionArn": {"S": ghost},
+            "kind": {"S": "build"},
+            "acquiredAt": {"N": "1"},
+            "expiresAt": {"N": "99999999999"},
+        },
+    )
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert lock_items(emulator) == []
