@@ -12,6 +12,7 @@ envbuild run SPEC --stack-name NAME [--region R] [--profile P]
 envbuild watch EXECUTION_ARN           follow an execution started anywhere (console, event)
 envbuild history ENVIRONMENT [--stack-name NAME]
                                        recent builds and teardowns: status, start, duration
+envbuild unlock ENVIRONMENT [--yes]    release a lock whose build or teardown no longer runs
 """
 
 from __future__ import annotations

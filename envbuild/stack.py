@@ -4,6 +4,7 @@ a user can meet reported in one line.
     envbuild run SPEC --stack-name envbuild [--region R] [--profile P] [--endpoint URL]
     envbuild watch EXECUTION_ARN [--region R] [--profile P] [--endpoint URL]
     envbuild history ENVIRONMENT [--stack-name envbuild] [--region R] [--profile P] [--endpoint URL]
+    envbuild unlock ENVIRONMENT [--stack-name envbuild] [--yes] [--region R] [--profile P] [--endpoint URL]
 
 The same code runs against AWS and against the emulator (`--endpoint`, whose stack "envbuild"
 carries the template's outputs): one session, one botocore Config, the same calls.
@@ -64,6 +65,8 @@ IAM_PREFIX = {
     "DescribeStateMachineForExecution": "states",
     "GetExecutionHistory": "states",
     "ListExecutions": "states",
+    "GetItem": "dynamodb",
+    "DeleteItem": "dynamodb",
 }
 
 
@@ -258,3 +261,18 @@ def add_commands(commands: Any) -> None:
     )
     add_aws_arguments(history_cmd)
     history_cmd.set_defaults(handler=history)
+    from envbuild.unlock import unlock
+
+    unlock_cmd = commands.add_parser(
+        "unlock",
+        help="release an environment's lock whose build or teardown no longer runs (asks first)",
+    )
+    unlock_cmd.add_argument("environment", help="the spec's environment name")
+    unlock_cmd.add_argument(
+        "--stack-name",
+        default=DEFAULT_STACK_NAME,
+        help="the envbuild stack (default %(default)s)",
+    )
+    unlock_cmd.add_argument("--yes", action="store_true", help="release without asking")
+    add_aws_arguments(unlock_cmd)
+    unlock_cmd.set_defaults(handler=unlock)

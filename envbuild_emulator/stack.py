@@ -2,7 +2,8 @@
 
 The emulator deploys template.yaml itself (envbuild_emulator.deploy); this records it as a stack
 (moto CloudFormation) named like samconfig.toml's stack, whose Outputs are the template's Outputs
-that name a deployed state machine (its ARN for ``!Ref``, its name for ``!GetAtt <id>.Name``).
+that name a deployed state machine (its ARN for ``!Ref``, its name for ``!GetAtt <id>.Name``) or
+table (its name for ``!Ref``).
 Tools that find envbuild through the stack (`envbuild run --stack-name`, `aws cloudformation
 describe-stacks`) then work against the emulator as against AWS.
 """
@@ -30,7 +31,10 @@ def stack_outputs(template: Template, deployment: Deployment) -> dict[str, dict[
         value = spec.get("Value")
         resolved: str | None = None
         if isinstance(value, dict) and "Ref" in value:
-            resolved = deployment.state_machines.get(str(value["Ref"]))
+            ref = str(value["Ref"])
+            resolved = deployment.state_machines.get(ref)
+            if template.resources.get(ref, {}).get("Type") == "AWS::DynamoDB::Table":
+                resolved = template.physical_name(ref)  # the emulator made it (deploy.py)
         elif isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             arn = deployment.state_machines.get(logical_id)

@@ -324,3 +324,80 @@ def test_unknown_profile(capsys: Any) -> None:
     assert one_error_line(capsys) == (
         "envbuild: AWS profile 'prod' not found: list yours with `aws configure list-profiles`"
     )
+
+
+def lock(served: Any, environment: str, holder: str) -> None:
+    served.client("dynamodb").put_item(
+        TableName="envbuild-EnvironmentLocksTable",
+        Item={
+            "environment": {"S": environment},
+            "executionArn": {"S": holder},
+            "kind": {"S": "build"},
+            "acquiredAt": {"N": "1000"},
+            "expiresAt": {"N": "99999999999"},
+        },
+    )
+
+
+def locked(served: Any, environment: str) -> bool:
+    return "Item" in served.client("dynamodb").get_item(
+        TableName="envbuild-EnvironmentLocksTable", Key={"environment": {"S": environment}}
+    )
+
+
+def test_unlock_releases_the_lock_of_a_stopped_build_and_says_whose_it_was(
+    served: Any, aws: list[str]
+) -> None:
+    sfn = served.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="unlock-holder",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    holder = sfn.start_execution(stateMachineArn=machine, name="stopped-build")["executionArn"]
+    sfn.stop_execution(executionArn=holder)
+    lock(served, "unlock-me", holder)
+    out = io.StringIO()
+
+    code = main(["unlock", "unlock-me", "--yes", *aws], out=out)
+
+    assert code == 0
+    assert f"released the lock of environment unlock-me (was a build ({holder}" in out.getvalue()
+    assert not locked(served, "unlock-me")
+    again = io.StringIO()
+    assert main(["unlock", "unlock-me", "--yes", *aws], out=again) == 0
+    assert again.getvalue() == "environment unlock-me is not locked\n"
+
+
+def test_unlock_refuses_while_the_holder_runs(served: Any, aws: list[str], capsys: Any) -> None:
+    gate = served.dispatcher.hold("CheckServicesFunction")
+    spec = json.loads(Path(WORKSHOP).read_text())
+    for key, value in served.prerequisites.items():
+        spec = json.loads(json.dumps(spec).replace("${" + key + "}", value))
+    spec["environment"] = "held"
+    spec["namespace"]["name"] = "held.local"
+    running = served.client("stepfunctions").start_execution(
+        stateMachineArn=served.state_machine_arn, name="held-build", input=json.dumps(spec)
+    )["executionArn"]
+    try:
+        assert gate.entered.wait(30)
+        code = main(["unlock", "held", "--yes", *aws], out=io.StringIO())
+        line = one_error_line(capsys)
+    finally:
+        gate.release()
+        served.dispatcher.hold("CheckServicesFunction").release()
+        served.wait(running)
+
+    assert code == 2
+    assert f"environment held is held by a build ({running}" in line
+    assert "which is RUNNING: it still runs, so the lock stays" in line
+
+
+def test_unlock_without_a_terminal_asks_for_yes(served: Any, aws: list[str], capsys: Any) -> None:
+    lock(served, "no-tty", "arn:aws:states:us-east-1:123456789012:execution:x:gone")
+
+    code = main(["unlock", "no-tty", *aws], out=io.StringIO())
+
+    assert code == 2
+    assert "pass --yes to release it (no terminal to confirm on)" in one_error_line(capsys)
+    assert locked(served, "no-tty")
