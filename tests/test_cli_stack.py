@@ -351,7 +351,9 @@ def test_unlock_releases_the_lock_of_a_stopped_build_and_says_whose_it_was(
     sfn = served.client("stepfunctions")
     machine = sfn.create_state_machine(
         name="unlock-holder",
-        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}),
+        definition=json.dumps(
+            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}
+        ),
         roleArn="arn:aws:iam::123456789012:role/sfn",
     )["stateMachineArn"]
     holder = sfn.start_execution(stateMachineArn=machine, name="stopped-build")["executionArn"]

@@ -94,7 +94,6 @@ class Settings:
             )
         return self.lock_table
 
-
     def require_record_table(self) -> str:
         if not self.record_table:
             raise ValueError(

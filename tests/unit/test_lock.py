@@ -37,9 +37,7 @@ def machine(clients: Clients) -> str:
 
 
 def start(clients: Clients, machine: str, name: str) -> str:
-    return clients.stepfunctions.start_execution(stateMachineArn=machine, name=name)[
-        "executionArn"
-    ]
+    return clients.stepfunctions.start_execution(stateMachineArn=machine, name=name)["executionArn"]
 
 
 def holder(clients: Clients, environment: str) -> str | None:

@@ -119,7 +119,9 @@ def test_plan_of_a_never_built_environment_is_empty(
     )
     assert plan.is_empty()
     assert plan.kept == []
-    assert plan.notes == ["no environment record for workshop: envbuild manages nothing under that name"]
+    assert plan.notes == [
+        "no environment record for workshop: envbuild manages nothing under that name"
+    ]
 
 
 def test_a_recorded_cluster_that_is_missing_is_an_error_never_an_empty_cluster(

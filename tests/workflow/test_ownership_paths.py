@@ -74,7 +74,9 @@ def test_a_teardown_with_a_misspelled_cluster_follows_the_record_and_says_so(
     before = full_listing(emulator)
     built(emulator, workshop_spec)
 
-    described, _ = run_teardown(emulator, {**workshop_spec, "cluster": "workshop-clustr", **OPTIONS})
+    described, _ = run_teardown(
+        emulator, {**workshop_spec, "cluster": "workshop-clustr", **OPTIONS}
+    )
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     output = json.loads(described["output"])
@@ -185,7 +187,7 @@ def test_a_teardown_stopped_while_it_waits_leaves_no_lock_and_a_second_one_finis
 def rollback_input(emulator: Any, workshop_spec: dict[str, Any]) -> dict[str, Any]:
     """The input of a failed build's rollback, as the console's "New execution" repeats it."""
     emulator.dispatcher.fail_next("CreateServicesFunction", "RuntimeError", times=1)
-    failed, history = run_build(emulator, workshop_spec)
+    failed, _ = run_build(emulator, workshop_spec)
     assert failed["status"] == "FAILED"
     sfn = emulator.client("stepfunctions")
     (child,) = sfn.list_executions(stateMachineArn=emulator.teardown_state_machine_arn)[
@@ -199,13 +201,14 @@ def test_no_teardown_input_gets_around_the_lock_of_a_running_build(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     repeated = rollback_input(emulator, workshop_spec)
-    first = built(emulator, workshop_spec)
+    first, _ = run_build(emulator, workshop_spec)  # the build that made the environment
+    assert first["status"] == "SUCCEEDED", first.get("cause")
     gate = emulator.dispatcher.hold("CheckServicesFunction")
     running = emulator.start_build({**workshop_spec, "services": workshop_spec["services"][:2]})
     assert gate.entered.wait(30)
     before = full_listing(emulator)
     attempts = {
-        "createdBy": {**workshop_spec, "createdBy": first["execution"] if "execution" in first else running},
+        "createdBy": {**workshop_spec, "createdBy": first["executionArn"]},
         "startedBy": {**workshop_spec, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": running},
         "plan": {"plan": {"environment": "workshop", "logGroups": ["/ecs/workshop-web"]}},
         "repeated-rollback": repeated,

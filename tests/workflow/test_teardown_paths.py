@@ -333,7 +333,13 @@ def test_an_invalid_plan_fails_before_anything_is_removed(
 
     described, _ = run_teardown(
         emulator,
-        {"plan": {"environment": "workshop", "ecsServices": ["web-service"], "registry": ["srv-1"]}},
+        {
+            "plan": {
+                "environment": "workshop",
+                "ecsServices": ["web-service"],
+                "registry": ["srv-1"],
+            }
+        },
     )
 
     assert described["status"] == "FAILED"

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from envbuild_lambda.errors import aws_errors
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import RemovalPlan
+from envbuild_lambda.settings import get_settings
 from envbuild_lambda.spec import is_managed
+from envbuild_lambda.steps import outputs, record
 from envbuild_lambda.steps import registries as registry_steps
 from envbuild_lambda.steps import task_definitions as td_steps
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
@@ -94,10 +96,14 @@ def prune_plan(
     """The teardown's RemovalPlan (teardown.plan_teardown), restricted to the services the spec
     no longer lists: their ECS services, Cloud Map services, log groups and task definitions.
     The namespace and everything the spec still names stay."""
+    # The environment record bounds a prune as it bounds a teardown (read here, not passed in:
+    # the build's and the plan's callers need nothing else of it).
+    recorded = record.read(clients, get_settings().require_record_table(), spec.environment)
     full = plan_teardown(
         clients,
         caller,
         spec,
+        recorded,
         delete_log_groups=True,
         deregister_task_definitions=True,
         max_workers=max_workers,
@@ -112,11 +118,19 @@ def prune_plan(
         else {}
     )
     keep_registries = {in_namespace[s.name] for s in spec.services if s.name in in_namespace}
+    # The outputs of the services that stay (NAMESPACE_ID too); a pruned service's goes with it.
+    path = outputs.parameter_path(spec.environment)
+    keep_parameters = {
+        path + key for key in outputs.outputs("", {s.name: "" for s in spec.services})
+    }
+    registries = [r for r in full.registries if r not in keep_registries]
     return RemovalPlan(
         environment=spec.environment,
         cluster=spec.cluster,
         ecsServices=[name for name in full.ecsServices if name not in ecs_names],
-        registries=[r for r in full.registries if r not in keep_registries],
+        registries=registries,
+        registryNames={r: full.registryNames[r] for r in registries if r in full.registryNames},
+        parameters=[name for name in full.parameters if name not in keep_parameters],
         namespace=None,
         logGroups=[name for name in full.logGroups if name not in log_groups],
         taskDefinitions=[

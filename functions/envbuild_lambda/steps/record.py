@@ -177,20 +177,22 @@ def forget(
     if expression:
         with aws_errors(f"UpdateItem {table} (record of {environment})"):
             try:
-                clients.dynamodb.update_item(
-                    TableName=table,
-                    Key=_key(environment),
-                    UpdateExpression=expression.strip(),
-                    ConditionExpression="attribute_exists(environment)",
-                    **(
-                        {
-                            "ExpressionAttributeNames": {f"#{k}": k for k in drop},
-                            "ExpressionAttributeValues": {f":{k}": {"SS": v} for k, v in drop.items()},
-                        }
-                        if drop
-                        else {}
-                    ),
-                )
+                if drop:
+                    clients.dynamodb.update_item(
+                        TableName=table,
+                        Key=_key(environment),
+                        UpdateExpression=expression.strip(),
+                        ConditionExpression="attribute_exists(environment)",
+                        ExpressionAttributeNames={f"#{k}": k for k in drop},
+                        ExpressionAttributeValues={f":{k}": {"SS": v} for k, v in drop.items()},
+                    )
+                else:
+                    clients.dynamodb.update_item(
+                        TableName=table,
+                        Key=_key(environment),
+                        UpdateExpression=expression.strip(),
+                        ConditionExpression="attribute_exists(environment)",
+                    )
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise

@@ -32,8 +32,8 @@ from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, Remova
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import outputs
-from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
+from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, registry_arn
 from envbuild_lambda.steps.verify import DESCRIBE_TASKS_BATCH
@@ -432,12 +432,15 @@ def verify_plan(
                 service = described.get(name)
                 if not record.has("ecsServices", name):
                     problems.append(f"plan.ecsServices: {name} is not in the environment record")
-                elif service is not None and service.get("status") != "INACTIVE":
-                    if not ours(ecs_tags(service)):
-                        problems.append(
-                            f"plan.ecsServices: {name} is not tagged as managed by envbuild"
-                            f" for environment {env}"
-                        )
+                elif (
+                    service is not None
+                    and service.get("status") != "INACTIVE"
+                    and not ours(ecs_tags(service))
+                ):
+                    problems.append(
+                        f"plan.ecsServices: {name} is not tagged as managed by envbuild"
+                        f" for environment {env}"
+                    )
     recorded_ns = (
         find_namespace(clients, record.namespace_name, record.vpc_id)
         if record.namespace_name and record.vpc_id
@@ -898,9 +901,7 @@ def gone_names(clients: Clients, plan: RemovalPlan) -> dict[str, list[str]]:
         "logGroups": plan.logGroups,
         "families": families,
     }
-    return {
-        kind: sorted({*values, *plan.forget.get(kind, [])}) for kind, values in names.items()
-    }
+    return {kind: sorted({*values, *plan.forget.get(kind, [])}) for kind, values in names.items()}
 
 
 def summarize(
