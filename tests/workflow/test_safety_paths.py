@@ -92,7 +92,7 @@ def test_a_private_zone_of_that_name_on_the_vpc_is_a_conflict_up_front(
 def test_the_lock_is_released_after_a_successful_build(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
-    described, _ = run_build(emulator, workshop_spec)
+    described, history = run_build(emulator, workshop_spec)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert lock_items(emulator) == []
