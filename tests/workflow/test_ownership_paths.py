@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.workflow.helpers import run_build, states_entered
+from tests.workflow.helpers import existing_namespace, registry_id, run_build, states_entered
 from tests.workflow.test_teardown_paths import OPTIONS, built, full_listing, run_teardown
 
 LOCKS, RECORDS = "envbuild-EnvironmentLocksTable", "envbuild-EnvironmentRecordsTable"
@@ -68,22 +68,38 @@ def foreign_app(emulator: Any) -> dict[str, str]:
     return {"namespace": namespace, "registry": registry, "revision": "other-app:1"}
 
 
-def test_a_teardown_with_a_misspelled_cluster_follows_the_record_and_says_so(
-    emulator: Any, workshop_spec: dict[str, Any]
+def misspelled(spec: dict[str, Any], field: str) -> tuple[dict[str, Any], str]:
+    """The spec with one field of the place misspelled, and the note the teardown gives."""
+    if field == "cluster":
+        return {**spec, "cluster": "workshop-clustr"}, (
+            f"cluster: the spec says workshop-clustr, the record {spec['cluster']}"
+        )
+    namespace = dict(spec["namespace"])
+    if field == "namespace.name":
+        namespace["name"] = "workshp.local"
+        note = "namespace.name: the spec says workshp.local, the record workshop.local"
+    else:
+        namespace["vpcId"] = "vpc-0123456789abcdef0"
+        note = (
+            "namespace.vpcId: the spec says vpc-0123456789abcdef0, the record"
+            f" {spec['namespace']['vpcId']}"
+        )
+    return {**spec, "namespace": namespace}, note
+
+
+@pytest.mark.parametrize("field", ["cluster", "namespace.name", "namespace.vpcId"])
+def test_a_teardown_with_a_misspelled_place_follows_the_record_and_says_so(
+    emulator: Any, workshop_spec: dict[str, Any], field: str
 ) -> None:
     before = full_listing(emulator)
     built(emulator, workshop_spec)
+    typo, note = misspelled(workshop_spec, field)
 
-    described, _ = run_teardown(
-        emulator, {**workshop_spec, "cluster": "workshop-clustr", **OPTIONS}
-    )
+    described, _ = run_teardown(emulator, {**typo, **OPTIONS})
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     output = json.loads(described["output"])
-    assert output["notes"] == [
-        "cluster: the spec says workshop-clustr, the record "
-        f"{workshop_spec['cluster']}; the record was followed"
-    ]
+    assert output["notes"] == [f"{note}; the record was followed"]
     assert output["removed"]["ecsServices"] == ["api-service", "db-service", "web-service"]
     assert full_listing(emulator) == before  # no service left running without its DNS
     assert items(emulator, RECORDS) == []  # nothing left: the record is gone too
@@ -115,6 +131,64 @@ def test_a_removal_plan_naming_another_teams_resources_is_refused_before_any_cha
     assert "Scale ECS Services To Zero" not in states_entered(history)
     assert full_listing(emulator) == before
     assert items(emulator, LOCKS) == []  # its own lock, released
+
+
+def staging(spec: dict[str, Any]) -> dict[str, Any]:
+    """Another environment in the same account, cluster and VPC."""
+    services = [{**service, "name": f"stg-{service['name']}"} for service in spec["services"]]
+    return {
+        **spec,
+        "environment": "staging",
+        "namespace": {**spec["namespace"], "name": "staging.local"},
+        "services": services,
+    }
+
+
+def test_a_removal_plan_naming_another_environments_resources_is_refused(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    other = built(emulator, staging(workshop_spec))
+    before = full_listing(emulator)
+    web = next(s for s in other["services"] if s["name"] == "stg-web")
+    plan = {
+        "environment": "workshop",
+        "cluster": workshop_spec["cluster"],
+        "ecsServices": ["stg-web-service"],
+        "registries": [registry_id(other, web)],
+    }
+
+    described, _ = run_teardown(emulator, {"plan": plan})
+
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidPlan")
+    cause = described["cause"]
+    assert "plan.ecsServices: stg-web-service is not in the environment record" in cause
+    assert f"plan.registries: {registry_id(other, web)} (stg-web) is not in the recorded" in cause
+    assert full_listing(emulator) == before
+
+
+def test_a_removal_plan_naming_a_recorded_but_untagged_resource_is_refused(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """A registry the user made with the spec's name before the build: adopted, so recorded by
+    name, but without envbuild's tags. A plan may not remove it."""
+    namespace = existing_namespace(emulator, "workshop.local", workshop_spec["namespace"]["vpcId"])
+    users = emulator.client("servicediscovery").create_service(
+        Name="db",
+        NamespaceId=namespace,
+        DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 60}]},
+        HealthCheckCustomConfig={"FailureThreshold": 1},
+    )["Service"]["Id"]
+    run_build(emulator, workshop_spec)
+    before = full_listing(emulator)
+
+    refused, _ = run_teardown(
+        emulator, {"plan": {"environment": "workshop", "registries": [users]}}
+    )
+
+    assert (refused["status"], refused["error"]) == ("FAILED", "InvalidPlan")
+    assert f"plan.registries: {users} (db) is not tagged as managed by envbuild" in refused["cause"]
+    assert full_listing(emulator) == before
 
 
 def test_a_removal_plan_for_an_environment_that_has_no_record_is_refused(
