@@ -251,6 +251,10 @@ def test_definition_substitutions_are_the_function_arns(
             "Fn::Sub": "arn:${AWS::Partition}:states:::dynamodb:deleteItem"
         }
         expected["EnvironmentLocksTableName"] = {"Ref": "EnvironmentLocksTable"}
+        # ... and names its rollback or prune in the lock item before starting it
+        expected["DynamoDbUpdateItem"] = {
+            "Fn::Sub": "arn:${AWS::Partition}:states:::dynamodb:updateItem"
+        }
     assert subs == expected
 
 
@@ -310,7 +314,8 @@ def test_state_machine_may_invoke_only_its_functions(
                 continue
             if statement.get("Sid") == "ReleaseEnvironmentLock":
                 assert machine == "BuildEnvironmentStateMachine"
-                assert actions == ["dynamodb:DeleteItem"]
+                # release it; name the rollback or prune that may run under it
+                assert actions == ["dynamodb:DeleteItem", "dynamodb:UpdateItem"]
                 assert statement["Resource"] == {"Fn::GetAtt": ["EnvironmentLocksTable", "Arn"]}
                 continue
             assert all(a.startswith("logs:") for a in actions), statement
@@ -534,6 +539,15 @@ def test_teardown_tasks_have_timeouts_retries_with_jitter_and_a_catch(
         if name == "Release Lock":  # a lock not released expires; the teardown itself succeeded
             assert catch["Next"] == "Teardown Succeeded"
             continue
+        if name == "Acquire Lock":  # the input may be no object: the error replaces the state
+            assert catch["ResultPath"] == "$"
+            refused = states[catch["Next"]]
+            assert (refused["Type"], refused["ErrorPath"], refused["CausePath"]) == (
+                "Fail",
+                "$.Error",
+                "$.Cause",
+            )
+            continue
         failed = ends_in_fail(states, catch["Next"])  # after releasing the lock, if held
         assert (failed["Type"], failed["ErrorPath"], failed["CausePath"]) == (
             "Fail",
@@ -573,13 +587,20 @@ def test_teardown_choices_and_bounded_loops(teardown_asl: dict[str, Any]) -> Non
         assert ends_in_fail(states, timed_out["Next"])["ErrorPath"] == "$.error.Error"
 
 
-def test_teardown_skips_discovery_when_a_plan_is_given(teardown_asl: dict[str, Any]) -> None:
-    first = teardown_asl["States"]["Removal Plan Given?"]
-    assert first["Type"] == "Choice"
-    (given,) = first["Choices"]
-    assert given == {"Variable": "$.plan", "IsPresent": True, "Next": "Scale ECS Services To Zero"}
-    assert first["Default"] == "Plan Teardown"
-    assert teardown_asl["States"]["Plan Teardown"]["Next"] == "Scale ECS Services To Zero"
+def test_every_teardown_input_takes_the_lock_then_is_planned_or_checked(
+    teardown_asl: dict[str, Any],
+) -> None:
+    """No input skips the lock (a createdBy or a plan once did) or the record check."""
+    states = teardown_asl["States"]
+    assert teardown_asl["StartAt"] == "Acquire Lock"
+    assert states["Acquire Lock"]["Next"] == "Plan Teardown"
+    assert states["Acquire Lock"]["Parameters"] == {
+        "teardown.$": "$",
+        "executionArn.$": "$$.Execution.Id",
+        "executionName.$": "$$.Execution.Name",
+    }
+    assert states["Plan Teardown"]["Next"] == "Scale ECS Services To Zero"
+    assert not [s for s in states.values() if s["Type"] == "Choice" and "plan" in json.dumps(s)]
 
 
 def teardown_rule(template: dict[str, Any]) -> dict[str, Any]:

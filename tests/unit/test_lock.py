@@ -27,8 +27,12 @@ def table(clients: Clients) -> str:
 
 
 @pytest.fixture
-def machine(clients: Clients) -> str:
-    """A state machine whose executions stay RUNNING until stopped (moto does not run them)."""
+def machine(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A state machine whose executions stay RUNNING until stopped: moto does not run them (a
+    server-mode emulator earlier in the session may have switched execution on for the process)."""
+    from moto.core.config import default_user_config
+
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": False})
     return clients.stepfunctions.create_state_machine(
         name="envbuild-BuildEnvironmentStateMachine",
         definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),

@@ -21,7 +21,12 @@ from envbuild_lambda.steps import lock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     table = settings.require_lock_table()
-    if "executionName" in event:  # the teardown's Parameters (its input may be null)
+    if "executionName" not in event:  # the build's Parameters
+        build = LockInput.model_validate(event)
+        held = lock.acquire(
+            get_clients(), table, build.environment, build.executionArn, settings.lock_ttl_seconds
+        )
+    else:  # the teardown's Parameters (its input may be anything, even null)
         request = TeardownLockInput.model_validate(event)
         raw = request.teardown
         started_by = (
@@ -35,11 +40,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             request.executionName,
             started_by if isinstance(started_by, str) else None,
             settings.lock_ttl_seconds,
-        )
-    else:
-        build = LockInput.model_validate(event)
-        held = lock.acquire(
-            get_clients(), table, build.environment, build.executionArn, settings.lock_ttl_seconds
         )
     count("LocksAcquired")
     if "tookOverFrom" in held:
