@@ -102,7 +102,10 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
 
     calls = mutating(emulator)
     assert environment_calls(calls) == Counter()  # nothing created, updated, tagged or deleted
-    assert lock_calls(calls) == Counter({("dynamodb", "PutItem"): 1, ("dynamodb", "DeleteItem"): 1})
+    # envbuild's own tables: the lock taken and released, the environment record claimed
+    assert lock_calls(calls) == Counter(
+        {("dynamodb", "PutItem"): 1, ("dynamodb", "DeleteItem"): 1, ("dynamodb", "UpdateItem"): 1}
+    )
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     assert again == first  # the same summary: ids, ARNs, IPs, adopted flags
     assert account_snapshot(emulator) == before  # no new task definition revision

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import EnvironmentMoved, aws_errors, error_code, map_client_error
+from envbuild_lambda.steps import probe
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -106,12 +107,16 @@ def read(clients: Clients, table: str, environment: str) -> EnvironmentRecord | 
 
 def spec_names(spec: EnvironmentSpec) -> dict[str, set[str]]:
     env = spec.environment
-    return {
+    names = {
         "registries": {s.name for s in spec.services},
         "ecsServices": {s.ecs_service_name for s in spec.services},
         "families": {s.family(env) for s in spec.services},
         "logGroups": {s.log_group(env) for s in spec.services},
     }
+    if spec.verify.probe:  # the DNS probe's one-off task: its family and log group
+        names["families"].add(probe.family(spec))
+        names["logGroups"].add(probe.log_group(spec))
+    return names
 
 
 def claim(
