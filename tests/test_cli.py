@@ -266,3 +266,32 @@ def test_teardown_exits_non_zero_with_error_and_cause(
     assert code == 1
     assert "Teardown FAILED: InvalidSpec:" in out.getvalue()
     assert "namespace.nmae" in out.getvalue()
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "teardown"])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [  # checked before any emulator starts
+        (
+            b'{"environment": "caf\xe9"}',
+            "not UTF-8 text (byte 0xe9 on line 1): save the spec as UTF-8",
+        ),
+        (
+            b'{"environment": "workshop",\n "services": [}',
+            "not valid JSON (line 2, column 15: Expecting value)",
+        ),
+        (b"[1, 2]\n", "the spec must be a JSON object {…}, got an array"),
+        (b'"hello"\n', "the spec must be a JSON object {…}, got a string"),
+    ],
+)
+def test_a_spec_file_that_is_not_a_json_object_is_one_line_naming_file_and_problem(
+    tmp_path: Path, capsys: Any, command: str, content: bytes, problem: str
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(content)
+
+    code = main([command, str(spec)], out=io.StringIO())
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == f"envbuild: {spec}: {problem}\n"  # one line: no traceback

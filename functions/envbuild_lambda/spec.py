@@ -588,10 +588,20 @@ def describe_errors(error: ValidationError) -> list[str]:
     return problems
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value that is not an object is, for an error message (its start shown)."""
+    kinds = ((bool, "a boolean"), (int | float, "a number"), (str, "a string"), (list, "an array"))
+    kind = next((name for type_, name in kinds if isinstance(value, type_)), None)
+    if value is None:
+        return "null"
+    shown = json.dumps(value, default=str)
+    return f"{kind or type(value).__name__} ({shown[:40]}{'…' if len(shown) > 40 else ''})"
+
+
 def parse_spec(raw: object) -> EnvironmentSpec:
     """Validate a raw spec; raise InvalidSpec naming every bad field."""
     if not isinstance(raw, dict):
-        raise InvalidSpec(f"the spec must be a JSON object, got {type(raw).__name__}")
+        raise InvalidSpec(f"the spec must be a JSON object, got {json_kind(raw)}")
     try:
         return EnvironmentSpec.model_validate(raw)
     except ValidationError as error:

@@ -123,7 +123,7 @@ def test_validate_spec_raises_invalid_spec_naming_every_bad_field(
 
 
 def test_validate_spec_rejects_a_non_object_input(context: FakeContext) -> None:
-    with pytest.raises(InvalidSpec, match="the spec must be a JSON object, got list"):
+    with pytest.raises(InvalidSpec, match=r"the spec must be a JSON object, got an array \(\[\]\)"):
         validate_spec.handler([], context)  # type: ignore[arg-type]
 
 

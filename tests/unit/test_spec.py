@@ -169,11 +169,20 @@ def test_missing_required_fields_are_named(static_spec: dict[str, Any]) -> None:
     assert "services[0].image: required field is missing" in message
 
 
-@pytest.mark.parametrize("raw", [None, [], "spec", 3, [{"environment": "x"}]])
-def test_a_spec_that_is_not_a_json_object_is_rejected(raw: object) -> None:
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (None, "got null"),
+        ([], "got an array ([])"),
+        ("spec", 'got a string ("spec")'),
+        (3, "got a number (3)"),
+        (True, "got a boolean (true)"),
+        ([{"environment": "x"}], 'got an array ([{"environment": "x"}])'),
+    ],
+)
+def test_a_spec_that_is_not_a_json_object_is_rejected(raw: object, named: str) -> None:
     message = problems(raw)
-    assert message.startswith("the spec must be a JSON object, got ")
-    assert type(raw).__name__ in message
+    assert message == f"the spec must be a JSON object, {named}"
 
 
 # --- names ------------------------------------------------------------------------------------

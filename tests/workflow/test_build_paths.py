@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -205,7 +206,63 @@ def test_invalid_spec_is_rejected_before_anything_is_created(
         "services[2]",
     ):
         assert field in cause
-    assert states_entered(history) == ["Validate Spec", "Build Failed"]
+    assert states_entered(history) == ["Validate Spec", "Spec Rejected", "Build Failed"]
+    assert account_snapshot(emulator) == before
+
+
+NOT_OBJECTS = [
+    ([1, 2], "got an array ([1, 2])"),
+    ("hello", 'got a string ("hello")'),
+    (42, "got a number (42)"),
+    # The emulator's Lambda (moto's) hands a null state input to the function as {}: every
+    # required field is then named as missing.
+    (None, "environment: required field is missing"),
+]
+
+
+def assert_rejected_as_not_an_object(emulator: Any, arn: str, named: str) -> None:
+    described = emulator.wait(arn)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidSpec"  # was States.Runtime: Catch ResultPath $.error
+    cause = json.loads(described["cause"])["errorMessage"]
+    if "missing" not in named:
+        assert cause == f"the spec must be a JSON object, {named}"
+    assert named in cause
+    assert states_entered(emulator.history(arn)) == [
+        "Validate Spec",
+        "Spec Rejected",
+        "Build Failed",
+    ]
+
+
+@pytest.mark.parametrize(("document", "named"), NOT_OBJECTS)
+def test_a_build_input_that_is_not_a_json_object_ends_invalid_spec_naming_it(
+    emulator: Any, document: object, named: str
+) -> None:
+    before = account_snapshot(emulator)
+    arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=emulator.state_machine_arn, name="not-an-object", input=json.dumps(document)
+    )["executionArn"]
+
+    assert_rejected_as_not_an_object(emulator, arn, named)
+    assert account_snapshot(emulator) == before
+
+
+def test_a_build_event_whose_detail_is_not_a_json_object_ends_invalid_spec(emulator: Any) -> None:
+    before = account_snapshot(emulator)
+    entry = {
+        "Source": "envbuild",
+        "DetailType": "Environment Build Requested",
+        "Detail": json.dumps([1, 2]),
+    }
+    with warnings.catch_warnings():  # moto: "EventDetail should be of type dict"
+        warnings.simplefilter("ignore", UserWarning)
+        emulator.client("events").put_events(Entries=[entry])
+    sfn = emulator.client("stepfunctions")
+    [execution] = sfn.list_executions(stateMachineArn=emulator.state_machine_arn)["executions"]
+
+    assert_rejected_as_not_an_object(emulator, execution["executionArn"], "got an array ([1, 2])")
     assert account_snapshot(emulator) == before
 
 
@@ -224,7 +281,7 @@ def test_a_spec_too_large_for_step_functions_states_is_rejected_before_anything_
     cause = json.loads(described["cause"])["errorMessage"]
     assert cause.startswith("services: 500 service(s) make the build's largest state")
     assert "over the 224 KiB envbuild allows" in cause
-    assert states_entered(history) == ["Validate Spec", "Build Failed"]
+    assert states_entered(history) == ["Validate Spec", "Spec Rejected", "Build Failed"]
     assert account_snapshot(emulator) == before
 
 

@@ -341,6 +341,33 @@ def test_an_invalid_plan_fails_before_anything_is_removed(
     assert full_listing(emulator) == before
 
 
+@pytest.mark.parametrize(
+    ("plan", "named"),
+    [
+        ("everything", 'got a string ("everything")'),
+        (["web-service"], 'got an array (["web-service"])'),
+        (3, "got a number (3)"),
+        (None, "got null"),
+    ],
+)
+def test_a_plan_that_is_not_a_json_object_fails_invalid_plan_naming_it(
+    emulator: Any, workshop_spec: dict[str, Any], plan: object, named: str
+) -> None:
+    built(emulator, workshop_spec)
+    before = full_listing(emulator)
+
+    described, history = run_teardown(emulator, {"plan": plan})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidPlan"  # was a raw pydantic ValidationError
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("the plan must be a JSON object (a removal plan: environment, cluster,")
+    assert f"kept), {named}; to remove everything" in cause
+    assert "start the teardown with the environment's spec instead of a plan" in cause
+    assert states_entered(history)[-1] == "Teardown Failed"
+    assert full_listing(emulator) == before
+
+
 def test_static_instances_are_deregistered_before_their_registry_is_deleted(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
