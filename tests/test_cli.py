@@ -100,8 +100,8 @@ def test_plan_prints_one_row_per_resource_and_creates_nothing(
     assert lines[1].split()[:3] == ["namespace", "workshop.local", "create"]
     assert lines[2:6] == [
         "  registry        web                create",
-        "  logGroup        /ecs/workshop-web  create",
-        "  taskDefinition  workshop-web       create",
+        "  logGroup        /ecs/workshop_web  create",
+        "  taskDefinition  workshop_web       create",
         "  ecsService      web-service        create",
     ]
     assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
@@ -116,17 +116,17 @@ def test_plan_table_shows_changes_then_the_note() -> None:
         {"type": "ecsService", "name": "web-service", "action": "adopt", "note": "on web:1"},
         {
             "type": "taskDefinition",
-            "name": "workshop-web",
+            "name": "workshop_web",
             "action": "update",
             "changes": ["image: a -> b", "cpu: 256 -> 512"],
-            "note": "registers a new revision after workshop-web:1",
+            "note": "registers a new revision after workshop_web:1",
         },
     ]
     assert format_table(rows) == [
         "RESOURCE        NAME          ACTION  CHANGES",
         "ecsService      web-service   adopt   on web:1",
-        "taskDefinition  workshop-web  update  image: a -> b; cpu: 256 -> 512"
-        " (registers a new revision after workshop-web:1)",
+        "taskDefinition  workshop_web  update  image: a -> b; cpu: 256 -> 512"
+        " (registers a new revision after workshop_web:1)",
     ]
 
 
@@ -248,7 +248,7 @@ def test_teardown_against_a_served_emulator_reports_removed_and_kept(
         assert "✓ Delete Namespace" in text
         assert "removed ECS services: api-service, db-service, web-service" in text
         assert "removed namespace: workshop.local" in text
-        assert "removed task definitions: workshop-api:1, workshop-db:1, workshop-web:1" in text
+        assert "removed task definitions: workshop_api:1, workshop_db:1, workshop_web:1" in text
         assert emulator.client("servicediscovery").list_namespaces()["Namespaces"] == []
 
 

@@ -203,13 +203,13 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         for s in changed.services
     }
     assert new_definitions == {
-        "web": "workshop-web:2",
-        "api": "workshop-api:2",
-        "db": "workshop-db:1",
+        "web": "workshop_web:2",
+        "api": "workshop_api:2",
+        "db": "workshop_db:1",
     }
     current = describe(clients, spec, "web-service")["web-service"]
-    assert services.service_changes(current, web, "workshop-web:2") == {
-        "taskDefinition": ("workshop-web:1", "workshop-web:2"),
+    assert services.service_changes(current, web, "workshop_web:2") == {
+        "taskDefinition": ("workshop_web:1", "workshop_web:2"),
         "desiredCount": ("2", "3"),
     }
 
@@ -223,11 +223,11 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         "db-service": "adopted",
     }
     after = describe(clients, spec, "web-service", "api-service", "db-service")
-    assert after["web-service"]["taskDefinition"].endswith("workshop-web:2")
+    assert after["web-service"]["taskDefinition"].endswith("workshop_web:2")
     assert after["web-service"]["desiredCount"] == 3
-    assert after["api-service"]["taskDefinition"].endswith("workshop-api:1")  # not envbuild's
+    assert after["api-service"]["taskDefinition"].endswith("workshop_api:1")  # not envbuild's
     assert after["api-service"]["desiredCount"] == 7
-    assert after["db-service"]["taskDefinition"].endswith("workshop-db:1")
+    assert after["db-service"]["taskDefinition"].endswith("workshop_db:1")
 
 
 def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(

@@ -506,8 +506,8 @@ def test_invalid_cluster_is_rejected(static_spec: dict[str, Any], cluster: str) 
 def test_names_derived_from_the_spec_follow_the_design(static_spec: dict[str, Any]) -> None:
     spec = parse_spec(static_spec)
     web = spec.service("web")
-    assert web.family("workshop") == "workshop-web"
-    assert web.log_group("workshop") == "/ecs/workshop-web"
+    assert web.family("workshop") == "workshop_web"
+    assert web.log_group("workshop") == "/ecs/workshop_web"
     assert web.ecs_service_name == "web-service"
     assert web.dns_name("workshop.local") == "web.workshop.local"
     assert spec.tags() == {"envbuild:environment": "workshop", "envbuild:managed": "true"}

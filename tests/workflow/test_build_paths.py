@@ -85,17 +85,17 @@ def test_happy_path_builds_the_workshop_environment(
             [emulator.prerequisites["PRIVATE_SUBNET_1"], emulator.prerequisites["PRIVATE_SUBNET_2"]]
         )
 
-    web = ecs.describe_task_definition(taskDefinition="workshop-web")["taskDefinition"]
+    web = ecs.describe_task_definition(taskDefinition="workshop_web")["taskDefinition"]
     container = web["containerDefinitions"][0]
     assert container["image"] == "nginx:latest"
     assert container["environment"] == [
         {"name": "API_ENDPOINT", "value": "http://api.workshop.local"}
     ]
-    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/workshop-web"
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/workshop_web"
     assert (web["cpu"], web["memory"], web["networkMode"]) == ("256", "512", "awsvpc")
     assert web["executionRoleArn"].endswith(":role/ecsTaskExecutionRole")
     groups = {g["logGroupName"] for g in emulator.client("logs").describe_log_groups()["logGroups"]}
-    assert {"/ecs/workshop-web", "/ecs/workshop-api", "/ecs/workshop-db"} <= groups
+    assert {"/ecs/workshop_web", "/ecs/workshop_api", "/ecs/workshop_db"} <= groups
 
     for name in ("web", "api", "db"):
         registry = next(s for s in summary["services"] if s["name"] == name)
@@ -161,8 +161,8 @@ def test_throttling_is_retried_then_succeeds(
         # The web family's first 6 calls are throttled: more than the SDK's own 5 attempts, so
         # the first invocation fails with AwsThrottled and the state machine's Retry runs it again.
         with lock:
-            calls["n"] += family == "workshop-web"
-            throttle = family == "workshop-web" and calls["n"] <= 6
+            calls["n"] += family == "workshop_web"
+            throttle = family == "workshop_web" and calls["n"] <= 6
         if throttle:
             raise JsonRESTError("ThrottlingException", "Rate exceeded")
         return original(self, family, *args, **kwargs)
@@ -179,7 +179,7 @@ def test_throttling_is_retried_then_succeeds(
     ]
     assert "AwsThrottled" in failures
     families = emulator.client("ecs").list_task_definition_families()["families"]
-    assert sorted(families) == ["workshop-api", "workshop-db", "workshop-web"]
+    assert sorted(families) == ["workshop_api", "workshop_db", "workshop_web"]
     assert len(emulator.client("ecs").list_task_definitions()["taskDefinitionArns"]) == 3
 
 
@@ -309,7 +309,7 @@ def test_new_services_whose_tasks_never_start_fail_fast_with_deployment_failed(
     assert described["status"] == "FAILED"
     assert described["error"] == "DeploymentFailed"
     cause = json.loads(described["cause"])["errorMessage"]
-    assert "web-service: deployment of workshop-web:1 FAILED" in cause
+    assert "web-service: deployment of workshop_web:1 FAILED" in cause
     assert "ECS deployment circuit breaker: tasks failed to start." in cause
     # Two launches of 2 tasks: the 3rd failure trips the breaker (max(ceil(0.5 * 2), 3)), the
     # 4th task of that launch fails too.
