@@ -450,9 +450,14 @@ def test_an_ecs_service_of_the_same_name_elsewhere_is_left_alone(
     described, history = run_build(emulator, other)
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "ServiceConflict"
-    assert "web-service already exists in cluster" in described["cause"]
-    assert "Check Services" not in states_entered(history)
+    assert described["error"] == "PreflightFailed"  # found before anything is created (issue 14)
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("3 problem(s)")
+    assert (
+        f"ECS service web-service exists in cluster {cluster} and is envbuild's for environment"
+        " workshop" in cause
+    )
+    assert "Prepare Namespace And Task Definitions" not in states_entered(history)
     after = ecs.describe_services(cluster=cluster, services=names)["services"]
     assert [(s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in after] == [
         (s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in before

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tests.workflow.helpers import run_build
+from tests.workflow.helpers import account_snapshot, existing_namespace, run_build, states_entered
 
 
 def environment_spec(spec: dict[str, Any], environment: str, services: list[str]) -> dict[str, Any]:
@@ -116,3 +116,197 @@ def test_two_environments_whose_hyphenated_names_collided_keep_their_own_resourc
         definition["taskDefinition"]["taskDefinitionArn"],
         1,
     )
+
+
+def test_a_log_group_or_family_of_the_derived_name_envbuild_does_not_own_fails_preflight(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Made by hand, or by envbuild for another environment: the build would write into it (the
+    log group) or register into it (the family). Preflight names both, nothing is created."""
+    logs, ecs = emulator.client("logs"), emulator.client("ecs")
+    logs.create_log_group(logGroupName="/ecs/workshop_web", tags={"owner": "team-a"})
+    logs.create_log_group(
+        logGroupName="/ecs/workshop_api",
+        tags={"envbuild:environment": "other", "envbuild:managed": "true"},
+    )
+    ecs.register_task_definition(
+        family="workshop_db",
+        containerDefinitions=[{"name": "db", "image": "redis:7", "memory": 64}],
+        tags=[{"key": "owner", "value": "team-a"}],
+    )
+    owned = describe_owned(
+        emulator,
+        ["/ecs/workshop_web", "/ecs/workshop_api"],
+        ["workshop_web", "workshop_api", "workshop_db"],
+    )
+    before = account_snapshot(emulator)
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("3 problem(s) found before building:")
+    assert "log group /ecs/workshop_web exists and is not envbuild's" in cause
+    assert "log group /ecs/workshop_api exists and is envbuild's for environment other" in cause
+    assert "task definition family workshop_db has revision(s) not envbuild's" in cause
+    assert "Prepare Namespace And Task Definitions" not in states_entered(history)
+    assert account_snapshot(emulator) == before
+    assert (
+        describe_owned(
+            emulator,
+            ["/ecs/workshop_web", "/ecs/workshop_api"],
+            ["workshop_web", "workshop_api", "workshop_db"],
+        )
+        == owned
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 6: adoption that never changes what it adopts
+
+
+def users_service(
+    emulator: Any, spec: dict[str, Any], name: str, registry: str | None = None
+) -> dict[str, Any]:
+    """What a user made by hand before envbuild: an ECS service <name>-service on their own
+    family, optionally attached to their own registry <registry> in namespace workshop.local."""
+    ecs = emulator.client("ecs")
+    definition = ecs.register_task_definition(
+        family=f"users-{name}",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": name, "image": "httpd:2.4"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    extra: dict[str, Any] = {}
+    if registry is not None:
+        extra["serviceRegistries"] = [{"registryArn": registry}]
+    return dict(
+        ecs.create_service(
+            cluster=spec["cluster"],
+            serviceName=f"{name}-service",
+            taskDefinition=definition,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": spec["network"]["subnets"],
+                    "securityGroups": spec["network"]["securityGroups"],
+                }
+            },
+            **extra,
+        )["service"]
+    )
+
+
+def users_registry_with_instance(emulator: Any, namespace_id: str, name: str) -> str:
+    """A Cloud Map service <name> made by hand in the namespace, with one instance: its ARN."""
+    sd = emulator.client("servicediscovery")
+    registry = sd.create_service(
+        Name=name,
+        NamespaceId=namespace_id,
+        DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": 30}]},
+    )["Service"]
+    sd.register_instance(
+        ServiceId=registry["Id"],
+        InstanceId="users-db-1",
+        Attributes={"AWS_INSTANCE_IPV4": "10.0.3.200"},
+    )
+    emulator.clock.advance(60)
+    return str(registry["Arn"])
+
+
+def describe_users_registry(emulator: Any, name: str) -> list[tuple[str, Any]]:
+    sd = emulator.client("servicediscovery")
+    registry = next(s for s in sd.list_services()["Services"] if s["Name"] == name)
+    return sorted(
+        (i["Id"], i.get("Attributes"))
+        for i in sd.list_instances(ServiceId=registry["Id"])["Instances"]
+    )
+
+
+def test_resources_envbuild_does_not_own_are_all_conflicts_found_by_plan_and_preflight(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """The original scenarios: a user's api-service (envbuild adopted it, registered a revision
+    of its own, and the summary named that revision while the service ran the user's); a user's
+    registry db holding an instance (envbuild registered its tasks beside it, so db.workshop.local
+    answered with both); a user's web-service attached to no registry (found only after the
+    namespace, registries and task definitions were created, then rolled back)."""
+    namespace_id = existing_namespace(
+        emulator, "workshop.local", workshop_spec["namespace"]["vpcId"]
+    )
+    db_registry = users_registry_with_instance(emulator, namespace_id, "db")
+    api_registry = users_registry_with_instance(emulator, namespace_id, "api")
+    users_service(emulator, workshop_spec, "api", api_registry)
+    users_service(emulator, workshop_spec, "web")
+    emulator.clock.advance(120)  # the user's tasks run and are registered
+    owned = (
+        describe_owned(emulator, [], ["users-api", "users-web"], ["api-service", "web-service"]),
+        describe_users_registry(emulator, "db"),
+        describe_users_registry(emulator, "api"),
+    )
+    before = account_snapshot(emulator)
+
+    # plan: one row per conflict, all of them; nothing changed
+    arn = emulator.start_build({**workshop_spec, "plan": True})
+    planned = emulator.wait(arn)
+    assert planned["status"] == "SUCCEEDED", planned.get("cause")
+    output = json.loads(planned["output"])
+    conflicts = [(r["type"], r["name"]) for r in output["plan"] if r["action"] == "conflict"]
+    api_id = api_registry.rsplit("/", 1)[-1]
+    db_id = db_registry.rsplit("/", 1)[-1]
+    assert conflicts == [
+        ("ecsService", "web-service"),
+        ("registry", f"api ({api_id})"),
+        ("ecsService", "api-service"),
+        ("registry", f"db ({db_id})"),
+    ]
+    assert output["conflicts"] == 4
+    assert "4 conflict(s): a build would fail at Preflight" in output["message"]
+    notes = {r["name"]: r["note"] for r in output["plan"] if r["action"] == "conflict"}
+    assert "users-db-1 (10.0.3.200)" in notes[f"db ({db_id})"]
+    assert "is not envbuild's" in notes["api-service"]
+    assert account_snapshot(emulator) == before
+
+    # build: Preflight names every conflict and the fix, before anything is created
+    described, history = run_build(emulator, workshop_spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("4 problem(s) found before building:")
+    for fragment in (
+        "ECS service web-service exists in cluster",
+        "ECS service api-service exists in cluster",
+        f"Cloud Map service api ({api_id}) in namespace workshop.local holds instance(s)",
+        f"Cloud Map service db ({db_id}) in namespace workshop.local holds instance(s)"
+        " envbuild did not register: users-db-1 (10.0.3.200)",
+        "or delete that ECS service",
+        "or deregister those instances",
+    ):
+        assert fragment in cause
+    assert "Prepare Namespace And Task Definitions" not in states_entered(history)
+    assert account_snapshot(emulator) == before
+    assert (
+        describe_owned(emulator, [], ["users-api", "users-web"], ["api-service", "web-service"]),
+        describe_users_registry(emulator, "db"),
+        describe_users_registry(emulator, "api"),
+    ) == owned
+
+
+def test_a_rerun_of_envbuilds_own_environment_has_no_conflict(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Its registries hold its tasks and static instances, its families and log groups are
+    tagged for it: the plan of a re-run shows no conflict and the re-run succeeds."""
+    spec = copy.deepcopy(workshop_spec)
+    spec["services"][2]["instances"] = [{"id": "db-vm", "ipv4": "10.0.3.100"}]
+    built(emulator, spec)
+
+    planned = emulator.wait(emulator.start_build({**spec, "plan": True}))
+    output = json.loads(planned["output"])
+
+    assert output["conflicts"] == 0
+    assert {r["action"] for r in output["plan"]} == {"adopt"}
+    built(emulator, spec)
