@@ -2,7 +2,7 @@
 
 envbuild run SPEC                      build on an embedded emulated account
 envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
-envbuild plan SPEC [--endpoint URL]    what a build would create / adopt / update / delete
+envbuild plan SPEC [--endpoint URL]    what a build would create / adopt / update / delete (and conflicts)
 envbuild teardown SPEC [--endpoint URL] [--delete-log-groups] [--deregister-task-definitions]
                                        remove what envbuild manages for the spec's environment
 envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N

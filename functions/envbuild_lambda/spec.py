@@ -454,7 +454,8 @@ class EnvironmentSpec(BaseModel):
         Field(
             description=(
                 "Dry run: validate, run the preflight and compare the spec with the account; output"
-                " per resource create / adopt / update / delete and change nothing (no lock taken)."
+                " per resource create / adopt / update / delete / conflict and change nothing (no"
+                " lock taken)."
             )
         ),
     ] = False

@@ -268,7 +268,8 @@ def plan_changes(
     clients: Clients, caller: Caller, spec: EnvironmentSpec, max_workers: int
 ) -> list[Change]:
     """Per resource: create / adopt / update (field: old -> new) / delete (with prune) / keep
-    (a removed service without prune). Reads only."""
+    (a removed service without prune) / conflict (exists, not envbuild's: steps/ownership.py).
+    Reads only."""
     ns = spec.namespace
     namespace = find_namespace(clients, ns.name, ns.vpcId)
     rows: list[Change] = []
