@@ -2,7 +2,7 @@
 
 envbuild run SPEC                      build on an embedded emulated account
 envbuild run SPEC --endpoint URL       build on a running `envbuild emulator`
-envbuild plan SPEC [--endpoint URL]    what a build would create / adopt / update / delete
+envbuild plan SPEC [--endpoint URL]    what a build would create / adopt / update / delete (and conflicts)
 envbuild teardown SPEC [--endpoint URL] [--delete-log-groups] [--deregister-task-definitions]
                                        remove what envbuild manages for the spec's environment
 envbuild emulator [--port N]           serve the emulated account on 127.0.0.1:N
@@ -65,20 +65,40 @@ def fill_variables(text: str, *sources: Mapping[str, str]) -> str:
     return VARIABLE.sub(value, text)
 
 
-def load_spec(path: Path, *sources: Mapping[str, str]) -> dict[str, Any]:
+def _parsed(path: Path, text: str) -> dict[str, Any]:
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise CliError(f"cannot read spec {path}: {error.strerror}") from error
-    try:
-        spec = json.loads(fill_variables(text, *sources))
+        spec = json.loads(text)
     except json.JSONDecodeError as error:
         raise CliError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
         ) from error
     if not isinstance(spec, dict):
-        raise CliError(f"{path}: the spec must be a JSON object")
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        raise CliError(
+            f"{path}: the spec must be a JSON object {{…}}, got {kind.get(type(spec), 'a number')}"
+        )
     return spec
+
+
+def read_spec(path: Path) -> str:
+    """The spec file's text, checked before anything starts: readable, UTF-8, a JSON object
+    (each ${VAR} stands in as a number of its length, so positions in errors are the file's)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read spec {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise CliError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}):"
+            " save the spec as UTF-8"
+        ) from None
+    _parsed(path, VARIABLE.sub(lambda m: "1".ljust(len(m.group(0)), "0"), text))
+    return text
+
+
+def load_spec(path: Path, *sources: Mapping[str, str]) -> dict[str, Any]:
+    return _parsed(path, fill_variables(read_spec(path), *sources))
 
 
 def execution_name(spec: Mapping[str, Any]) -> str:
@@ -245,6 +265,7 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    read_spec(Path(args.spec))  # a bad file is reported before an emulator starts
     with target(args, out) as where:
         spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
         return build(
@@ -297,6 +318,7 @@ def report_failure(described: Mapping[str, Any], what: str, out: TextIO) -> int:
 
 
 def teardown(args: argparse.Namespace, out: TextIO) -> int:
+    read_spec(Path(args.spec))
     with target(args, out) as where:
         spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
         document = {

@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from envbuild.cli import STATE_MACHINE_NAME, load_spec, report_failure, start_and_follow, target
+from envbuild.cli import (
+    STATE_MACHINE_NAME,
+    load_spec,
+    read_spec,
+    report_failure,
+    start_and_follow,
+    target,
+)
 
 COLUMNS = ("RESOURCE", "NAME", "ACTION", "CHANGES")
 
@@ -47,6 +54,7 @@ def print_plan(output: Mapping[str, Any], out: TextIO) -> None:
 
 
 def plan(args: argparse.Namespace, out: TextIO) -> int:
+    read_spec(Path(args.spec))  # a bad file is reported before an emulator starts
     with target(args, out) as where:
         spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
         described = start_and_follow(

@@ -100,8 +100,8 @@ def test_plan_prints_one_row_per_resource_and_creates_nothing(
     assert lines[1].split()[:3] == ["namespace", "workshop.local", "create"]
     assert lines[2:6] == [
         "  registry        web                create",
-        "  logGroup        /ecs/workshop-web  create",
-        "  taskDefinition  workshop-web       create",
+        "  logGroup        /ecs/workshop_web  create",
+        "  taskDefinition  workshop_web       create",
         "  ecsService      web-service        create",
     ]
     assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
@@ -116,17 +116,17 @@ def test_plan_table_shows_changes_then_the_note() -> None:
         {"type": "ecsService", "name": "web-service", "action": "adopt", "note": "on web:1"},
         {
             "type": "taskDefinition",
-            "name": "workshop-web",
+            "name": "workshop_web",
             "action": "update",
             "changes": ["image: a -> b", "cpu: 256 -> 512"],
-            "note": "registers a new revision after workshop-web:1",
+            "note": "registers a new revision after workshop_web:1",
         },
     ]
     assert format_table(rows) == [
         "RESOURCE        NAME          ACTION  CHANGES",
         "ecsService      web-service   adopt   on web:1",
-        "taskDefinition  workshop-web  update  image: a -> b; cpu: 256 -> 512"
-        " (registers a new revision after workshop-web:1)",
+        "taskDefinition  workshop_web  update  image: a -> b; cpu: 256 -> 512"
+        " (registers a new revision after workshop_web:1)",
     ]
 
 
@@ -248,7 +248,7 @@ def test_teardown_against_a_served_emulator_reports_removed_and_kept(
         assert "✓ Delete Namespace" in text
         assert "removed ECS services: api-service, db-service, web-service" in text
         assert "removed namespace: workshop.local" in text
-        assert "removed task definitions: workshop-api:1, workshop-db:1, workshop-web:1" in text
+        assert "removed task definitions: workshop_api:1, workshop_db:1, workshop_web:1" in text
         assert emulator.client("servicediscovery").list_namespaces()["Namespaces"] == []
 
 
@@ -266,3 +266,32 @@ def test_teardown_exits_non_zero_with_error_and_cause(
     assert code == 1
     assert "Teardown FAILED: InvalidSpec:" in out.getvalue()
     assert "namespace.nmae" in out.getvalue()
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "teardown"])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [  # checked before any emulator starts
+        (
+            b'{"environment": "caf\xe9"}',
+            "not UTF-8 text (byte 0xe9 on line 1): save the spec as UTF-8",
+        ),
+        (
+            b'{"environment": "workshop",\n "services": [}',
+            "not valid JSON (line 2, column 15: Expecting value)",
+        ),
+        (b"[1, 2]\n", "the spec must be a JSON object {…}, got an array"),
+        (b'"hello"\n', "the spec must be a JSON object {…}, got a string"),
+    ],
+)
+def test_a_spec_file_that_is_not_a_json_object_is_one_line_naming_file_and_problem(
+    tmp_path: Path, capsys: Any, command: str, content: bytes, problem: str
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(content)
+
+    code = main([command, str(spec)], out=io.StringIO())
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == f"envbuild: {spec}: {problem}\n"  # one line: no traceback

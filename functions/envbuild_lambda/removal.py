@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from envbuild_lambda.errors import InvalidPlan
+from envbuild_lambda.spec import json_kind
 from envbuild_lambda.state import Poll
 
 #: "family:revision", as the build's TaskDefinitionRef and RegisterTaskDefinition return it.
@@ -88,7 +89,11 @@ class RemovalPlan(_Model):
 def parse_plan(raw: object) -> RemovalPlan:
     """Validate a plan given as input; InvalidPlan names every bad field."""
     if not isinstance(raw, dict):
-        raise InvalidPlan(f"the plan must be a JSON object, got {type(raw).__name__}")
+        raise InvalidPlan(
+            f"the plan must be a JSON object (a removal plan: {', '.join(RemovalPlan.model_fields)}),"
+            f" got {json_kind(raw)}; to remove everything envbuild manages for an environment,"
+            " start the teardown with the environment's spec instead of a plan"
+        )
     try:
         return RemovalPlan.model_validate(raw)
     except ValidationError as error:
@@ -161,7 +166,8 @@ class PlanInput(_Model):
 class StepInput(_Model):
     """The event of every removal step after planning (the ASL's Parameters)."""
 
-    plan: dict[str, Any]
+    #: As given (any JSON): checked by parse_plan, which names what is wrong (InvalidPlan).
+    plan: object
     progress: Progress | None = None
 
     def removal_plan(self) -> RemovalPlan:
@@ -182,7 +188,7 @@ class OperationsInput(_Model):
 class FinishInput(_Model):
     """The last step's event: the plan and what each removal step removed (by kind)."""
 
-    plan: dict[str, Any]
+    plan: object
     removed: dict[str, list[str]]
 
     def removal_plan(self) -> RemovalPlan:

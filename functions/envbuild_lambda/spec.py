@@ -30,6 +30,9 @@ from envbuild_lambda.errors import InvalidSpec
 
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: Joins the environment and the service in a task definition family and a log group name: never
+#: in a DNS label, so "<environment>_" is the prefix of exactly one environment's names.
+NAME_SEPARATOR = "_"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/([A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
 CLUSTER = (
     r"^([A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$"
@@ -97,6 +100,16 @@ def managed_tags(environment: str, build: str | None = None) -> dict[str, str]:
     if build:
         tags[TAG_BUILD] = build
     return tags
+
+
+def family_prefix(environment: str) -> str:
+    """What every task definition family of the environment starts with (and no other's)."""
+    return f"{environment}{NAME_SEPARATOR}"
+
+
+def log_group_prefix(environment: str) -> str:
+    """What every log group of the environment starts with (and no other's)."""
+    return f"/ecs/{family_prefix(environment)}"
 
 
 def is_managed(tags: dict[str, str], environment: str, created_by: str | None = None) -> bool:
@@ -335,11 +348,14 @@ class Service(BaseModel):
         return self
 
     # Names derived from the spec (docs/design.md). Kept out of the state to keep payloads small.
+    # "_" joins them: allowed in a family and a log group name, never in either DNS label, so
+    # no two (environment, service) pairs share a name (environment a + service b-web and
+    # environment a-b + service web would both be "a-b-web" with "-").
     def family(self, environment: str) -> str:
-        return f"{environment}-{self.name}"
+        return f"{family_prefix(environment)}{self.name}"
 
     def log_group(self, environment: str) -> str:
-        return f"/ecs/{self.family(environment)}"
+        return f"{log_group_prefix(environment)}{self.name}"
 
     @property
     def ecs_service_name(self) -> str:
@@ -438,7 +454,8 @@ class EnvironmentSpec(BaseModel):
         Field(
             description=(
                 "Dry run: validate, run the preflight and compare the spec with the account; output"
-                " per resource create / adopt / update / delete and change nothing (no lock taken)."
+                " per resource create / adopt / update / delete / conflict and change nothing (no"
+                " lock taken)."
             )
         ),
     ] = False
@@ -588,10 +605,20 @@ def describe_errors(error: ValidationError) -> list[str]:
     return problems
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value that is not an object is, for an error message (its start shown)."""
+    kinds = ((bool, "a boolean"), (int | float, "a number"), (str, "a string"), (list, "an array"))
+    kind = next((name for type_, name in kinds if isinstance(value, type_)), None)
+    if value is None:
+        return "null"
+    shown = json.dumps(value, default=str)
+    return f"{kind or type(value).__name__} ({shown[:40]}{'…' if len(shown) > 40 else ''})"
+
+
 def parse_spec(raw: object) -> EnvironmentSpec:
     """Validate a raw spec; raise InvalidSpec naming every bad field."""
     if not isinstance(raw, dict):
-        raise InvalidSpec(f"the spec must be a JSON object, got {type(raw).__name__}")
+        raise InvalidSpec(f"the spec must be a JSON object, got {json_kind(raw)}")
     try:
         return EnvironmentSpec.model_validate(raw)
     except ValidationError as error:

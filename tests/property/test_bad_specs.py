@@ -152,7 +152,7 @@ def test_bad_specs_fail_the_workflow_at_validate_spec_before_any_mutating_aws_ca
         assert described["status"] == "FAILED"
         assert described["error"] == "InvalidSpec", described.get("cause")
         assert_names_exactly_the_bad_fields(bad, json.loads(described["cause"])["errorMessage"])
-        assert states_entered(history) == ["Validate Spec", "Build Failed"]
+        assert states_entered(history) == ["Validate Spec", "Spec Rejected", "Build Failed"]
         assert account_snapshot(emulator) == baseline
 
     check()

@@ -123,7 +123,7 @@ def test_validate_spec_raises_invalid_spec_naming_every_bad_field(
 
 
 def test_validate_spec_rejects_a_non_object_input(context: FakeContext) -> None:
-    with pytest.raises(InvalidSpec, match="the spec must be a JSON object, got list"):
+    with pytest.raises(InvalidSpec, match=r"the spec must be a JSON object, got an array \(\[\]\)"):
         validate_spec.handler([], context)  # type: ignore[arg-type]
 
 
@@ -183,8 +183,8 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         for batch in batches
     ]
     assert task_definitions == [
-        {"web": "workshop-web:1", "api": "workshop-api:1"},
-        {"db": "workshop-db:1"},
+        {"web": "workshop_web:1", "api": "workshop_api:1"},
+        {"db": "workshop_db:1"},
     ]
 
     build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
@@ -240,7 +240,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         ("db", "db.workshop.local", []),
     ]
     web = summary["services"][0]
-    assert web["taskDefinition"] == "workshop-web:1"
+    assert web["taskDefinition"] == "workshop_web:1"
     web_registry = summary["outputs"]["WEB_SERVICE_ID"]
     registry_arn = f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/{web_registry}"
     # the workshop's step 8 names, as outputs and as SSM parameters with the same ids

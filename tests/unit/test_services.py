@@ -147,9 +147,10 @@ def test_assign_public_ip_of_the_spec_is_used(
     assert web["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "ENABLED"
 
 
-def test_adopts_active_services_and_leaves_them_unchanged(
+def test_an_active_service_envbuild_does_not_own_is_a_conflict_and_left_alone(
     clients: Clients, caller: Caller, network_spec: EnvironmentSpec
 ) -> None:
+    """Preflight finds it (steps/ownership.py); this is the last guard (issue 14 item 6)."""
     spec = network_spec
     registry_ids, definitions = prepare(clients, caller, spec)
     clients.ecs.create_service(
@@ -159,38 +160,25 @@ def test_adopts_active_services_and_leaves_them_unchanged(
         desiredCount=5,
         serviceRegistries=[{"registryArn": services.registry_arn(caller, registry_ids["web"])}],
     )
-    state = services.create_or_adopt_services(
-        clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
-    )
-    assert state.actions == {
-        "web-service": "adopted",
-        "api-service": "created",
-        "db-service": "created",
-    }
+    with pytest.raises(ServiceConflict, match=r"web-service .* is not envbuild's for environment"):
+        services.create_or_adopt_services(
+            clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
+        )
     assert describe(clients, spec, "web-service")["web-service"]["desiredCount"] == 5
-    assert len(clients.ecs.list_services(cluster=spec.cluster)["serviceArns"]) == 3
+    assert len(clients.ecs.list_services(cluster=spec.cluster)["serviceArns"]) == 1
 
 
 def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
     clients: Clients, caller: Caller, network_spec: EnvironmentSpec
 ) -> None:
-    """web (envbuild's) gets a new revision and desired count; api (someone else's, same name
-    and registry) is adopted as it is; db (unchanged) is left alone."""
+    """web gets a new revision and desired count; api and db (unchanged) are left alone."""
     spec = network_spec
     registry_ids, definitions = prepare(clients, caller, spec)
-    clients.ecs.create_service(  # not tagged: not envbuild's
-        cluster=spec.cluster,
-        serviceName="api-service",
-        taskDefinition=definitions["api"],
-        desiredCount=7,
-        serviceRegistries=[{"registryArn": services.registry_arn(caller, registry_ids["api"])}],
-    )
     services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
     web = spec.service("web").model_copy(update={"image": "nginx:1.27", "desiredCount": 3})
-    api = spec.service("api").model_copy(update={"image": "httpd:2.4"})
-    changed = spec.model_copy(update={"services": [web, api, spec.service("db")]})
+    changed = spec.model_copy(update={"services": [web, spec.service("api"), spec.service("db")]})
     new_definitions = {
         s.name: task_definitions.register(
             clients,
@@ -203,13 +191,13 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         for s in changed.services
     }
     assert new_definitions == {
-        "web": "workshop-web:2",
-        "api": "workshop-api:2",
-        "db": "workshop-db:1",
+        "web": "workshop_web:2",
+        "api": "workshop_api:1",
+        "db": "workshop_db:1",
     }
     current = describe(clients, spec, "web-service")["web-service"]
-    assert services.service_changes(current, web, "workshop-web:2") == {
-        "taskDefinition": ("workshop-web:1", "workshop-web:2"),
+    assert services.service_changes(current, web, "workshop_web:2") == {
+        "taskDefinition": ("workshop_web:1", "workshop_web:2"),
         "desiredCount": ("2", "3"),
     }
 
@@ -223,11 +211,11 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         "db-service": "adopted",
     }
     after = describe(clients, spec, "web-service", "api-service", "db-service")
-    assert after["web-service"]["taskDefinition"].endswith("workshop-web:2")
+    assert after["web-service"]["taskDefinition"].endswith("workshop_web:2")
     assert after["web-service"]["desiredCount"] == 3
-    assert after["api-service"]["taskDefinition"].endswith("workshop-api:1")  # not envbuild's
-    assert after["api-service"]["desiredCount"] == 7
-    assert after["db-service"]["taskDefinition"].endswith("workshop-db:1")
+    assert after["api-service"]["taskDefinition"].endswith("workshop_api:1")
+    assert after["api-service"]["desiredCount"] == 2
+    assert after["db-service"]["taskDefinition"].endswith("workshop_db:1")
 
 
 def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
@@ -240,6 +228,7 @@ def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
         serviceName="api-service",
         taskDefinition=definitions["api"],
         desiredCount=3,
+        tags=[{"key": k, "value": v} for k, v in spec.tags().items()],  # envbuild's
     )
     with pytest.raises(
         ServiceConflict, match=r"api-service already exists .* no Cloud Map registry"

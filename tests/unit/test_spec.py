@@ -169,11 +169,20 @@ def test_missing_required_fields_are_named(static_spec: dict[str, Any]) -> None:
     assert "services[0].image: required field is missing" in message
 
 
-@pytest.mark.parametrize("raw", [None, [], "spec", 3, [{"environment": "x"}]])
-def test_a_spec_that_is_not_a_json_object_is_rejected(raw: object) -> None:
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (None, "got null"),
+        ([], "got an array ([])"),
+        ("spec", 'got a string ("spec")'),
+        (3, "got a number (3)"),
+        (True, "got a boolean (true)"),
+        ([{"environment": "x"}], 'got an array ([{"environment": "x"}])'),
+    ],
+)
+def test_a_spec_that_is_not_a_json_object_is_rejected(raw: object, named: str) -> None:
     message = problems(raw)
-    assert message.startswith("the spec must be a JSON object, got ")
-    assert type(raw).__name__ in message
+    assert message == f"the spec must be a JSON object, {named}"
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -497,8 +506,8 @@ def test_invalid_cluster_is_rejected(static_spec: dict[str, Any], cluster: str) 
 def test_names_derived_from_the_spec_follow_the_design(static_spec: dict[str, Any]) -> None:
     spec = parse_spec(static_spec)
     web = spec.service("web")
-    assert web.family("workshop") == "workshop-web"
-    assert web.log_group("workshop") == "/ecs/workshop-web"
+    assert web.family("workshop") == "workshop_web"
+    assert web.log_group("workshop") == "/ecs/workshop_web"
     assert web.ecs_service_name == "web-service"
     assert web.dns_name("workshop.local") == "web.workshop.local"
     assert spec.tags() == {"envbuild:environment": "workshop", "envbuild:managed": "true"}

@@ -29,19 +29,19 @@ def test_register_creates_the_log_group_and_the_fargate_task_definition(
     ref = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
     assert ref.model_dump() == {
         "name": "web",
-        "taskDefinition": "workshop-web:1",
-        "logGroup": "/ecs/workshop-web",
+        "taskDefinition": "workshop_web:1",
+        "logGroup": "/ecs/workshop_web",
     }
 
-    (group,) = log_groups(clients, "/ecs/workshop-web")
-    assert group["logGroupName"] == "/ecs/workshop-web"
-    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop-web")["tags"] == MANAGED
+    (group,) = log_groups(clients, "/ecs/workshop_web")
+    assert group["logGroupName"] == "/ecs/workshop_web"
+    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop_web")["tags"] == MANAGED
 
     described = clients.ecs.describe_task_definition(
-        taskDefinition="workshop-web:1", include=["TAGS"]
+        taskDefinition="workshop_web:1", include=["TAGS"]
     )
     definition = described["taskDefinition"]
-    assert definition["family"] == "workshop-web"
+    assert definition["family"] == "workshop_web"
     assert definition["networkMode"] == "awsvpc"
     assert definition["requiresCompatibilities"] == ["FARGATE"]
     assert (definition["cpu"], definition["memory"]) == ("256", "512")
@@ -55,7 +55,7 @@ def test_register_creates_the_log_group_and_the_fargate_task_definition(
     assert container["logConfiguration"] == {
         "logDriver": "awslogs",
         "options": {
-            "awslogs-group": "/ecs/workshop-web",
+            "awslogs-group": "/ecs/workshop_web",
             "awslogs-region": "us-east-1",
             "awslogs-stream-prefix": "ecs",
         },
@@ -73,7 +73,7 @@ def test_environment_variables_are_sorted_by_name(
         update={"environment": {"ZED": "z", "ALPHA": "a", "MID": "m"}}
     )
     task_definitions.register(clients, caller, "workshop", service, EXEC_ROLE, TASK_ROLE)
-    (container,) = clients.ecs.describe_task_definition(taskDefinition="workshop-api")[
+    (container,) = clients.ecs.describe_task_definition(taskDefinition="workshop_api")[
         "taskDefinition"
     ]["containerDefinitions"]
     assert [e["name"] for e in container["environment"]] == ["ALPHA", "MID", "ZED"]
@@ -83,7 +83,7 @@ def test_a_service_without_environment_gets_an_empty_environment(
     clients: Clients, caller: Caller, spec: EnvironmentSpec
 ) -> None:
     task_definitions.register(clients, caller, "workshop", spec.service("db"), EXEC_ROLE, TASK_ROLE)
-    definition = clients.ecs.describe_task_definition(taskDefinition="workshop-db")[
+    definition = clients.ecs.describe_task_definition(taskDefinition="workshop_db")[
         "taskDefinition"
     ]
     (container,) = definition["containerDefinitions"]
@@ -96,7 +96,7 @@ def test_cpu_and_memory_of_the_spec_are_the_task_size(
 ) -> None:
     service = spec.service("web").model_copy(update={"cpu": "1024", "memory": "8192"})
     task_definitions.register(clients, caller, "workshop", service, EXEC_ROLE, TASK_ROLE)
-    definition = clients.ecs.describe_task_definition(taskDefinition="workshop-web")[
+    definition = clients.ecs.describe_task_definition(taskDefinition="workshop_web")[
         "taskDefinition"
     ]
     assert (definition["cpu"], definition["memory"]) == ("1024", "8192")
@@ -105,15 +105,15 @@ def test_cpu_and_memory_of_the_spec_are_the_task_size(
 def test_an_existing_log_group_is_kept_as_it_is(
     clients: Clients, caller: Caller, spec: EnvironmentSpec
 ) -> None:
-    clients.logs.create_log_group(logGroupName="/ecs/workshop-web", tags={"owner": "someone"})
-    clients.logs.put_retention_policy(logGroupName="/ecs/workshop-web", retentionInDays=7)
+    clients.logs.create_log_group(logGroupName="/ecs/workshop_web", tags={"owner": "someone"})
+    clients.logs.put_retention_policy(logGroupName="/ecs/workshop_web", retentionInDays=7)
     ref = task_definitions.register(
         clients, caller, "workshop", spec.service("web"), EXEC_ROLE, TASK_ROLE
     )
-    assert ref.logGroup == "/ecs/workshop-web"
-    (group,) = log_groups(clients, "/ecs/workshop-web")
+    assert ref.logGroup == "/ecs/workshop_web"
+    (group,) = log_groups(clients, "/ecs/workshop_web")
     assert group["retentionInDays"] == 7
-    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop-web")["tags"] == {
+    assert clients.logs.list_tags_log_group(logGroupName="/ecs/workshop_web")["tags"] == {
         "owner": "someone"
     }
 
@@ -130,8 +130,8 @@ def test_registering_the_same_definition_again_reuses_the_revision(
     web = spec.service("web")
     task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
     again = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
-    assert again.taskDefinition == "workshop-web:1"  # a retry after a lost response: no duplicate
-    families = clients.ecs.list_task_definitions(familyPrefix="workshop-web")["taskDefinitionArns"]
+    assert again.taskDefinition == "workshop_web:1"  # a retry after a lost response: no duplicate
+    families = clients.ecs.list_task_definitions(familyPrefix="workshop_web")["taskDefinitionArns"]
     assert len(families) == 1
 
 
@@ -142,7 +142,7 @@ def test_a_changed_definition_makes_the_next_revision(
     task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
     changed = web.model_copy(update={"image": "nginx:1.27"})
     again = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
-    assert again.taskDefinition == "workshop-web:2"
+    assert again.taskDefinition == "workshop_web:2"
 
 
 def test_log_group_error_other_than_exists_is_mapped(
@@ -157,7 +157,7 @@ def test_log_group_error_other_than_exists_is_mapped(
 
     clients.logs = Override(clients.logs, create_log_group=denied)  # type: ignore[misc]
     with pytest.raises(
-        AccessDenied, match=r"CreateLogGroup /ecs/workshop-web: AccessDeniedException"
+        AccessDenied, match=r"CreateLogGroup /ecs/workshop_web: AccessDeniedException"
     ):
         task_definitions.register(
             clients, caller, "workshop", spec.service("web"), EXEC_ROLE, TASK_ROLE
@@ -167,7 +167,7 @@ def test_log_group_error_other_than_exists_is_mapped(
 
 def test_container_definition_uses_the_callers_region_for_awslogs(spec: EnvironmentSpec) -> None:
     container = task_definitions.container_definition(
-        spec.service("web"), "/ecs/workshop-web", "eu-west-1"
+        spec.service("web"), "/ecs/workshop_web", "eu-west-1"
     )
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
 
@@ -177,7 +177,7 @@ def test_a_changed_image_registers_a_new_revision_and_differences_name_the_field
 ) -> None:
     web = spec.service("web")
     first = task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
-    latest = task_definitions.latest_revision(clients, "workshop-web")
+    latest = task_definitions.latest_revision(clients, "workshop_web")
     assert latest is not None
     changed = web.model_copy(
         update={"image": "nginx:1.27", "environment": {"API_ENDPOINT": "http://api2"}}
@@ -189,9 +189,9 @@ def test_a_changed_image_registers_a_new_revision_and_differences_name_the_field
         "environment.API_ENDPOINT: http://api.workshop.local -> http://api2",
     ]
     second = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
-    assert (first.taskDefinition, second.taskDefinition) == ("workshop-web:1", "workshop-web:2")
+    assert (first.taskDefinition, second.taskDefinition) == ("workshop_web:1", "workshop_web:2")
     again = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
-    assert again.taskDefinition == "workshop-web:2"  # no third revision
+    assert again.taskDefinition == "workshop_web:2"  # no third revision
 
 
 def test_differences_of_cpu_memory_and_roles(
@@ -199,7 +199,7 @@ def test_differences_of_cpu_memory_and_roles(
 ) -> None:
     web = spec.service("web")
     task_definitions.register(clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE)
-    latest = task_definitions.latest_revision(clients, "workshop-web")
+    latest = task_definitions.latest_revision(clients, "workshop_web")
     assert latest is not None
     other_role = f"arn:aws:iam::{ACCOUNT}:role/other"
     bigger = web.model_copy(update={"cpu": "512", "memory": "1024"})

@@ -45,13 +45,13 @@ def registry(clients: Clients, namespace_id: str, name: str = "web") -> str:
 
 def ecs_service(clients: Clients, cluster: str, name: str, desired: int = 2) -> None:
     clients.ecs.register_task_definition(
-        family="workshop-web",
+        family="workshop_web",
         containerDefinitions=[{"name": "web", "image": "nginx", "memory": 512}],
     )
     clients.ecs.create_service(
         cluster=cluster,
         serviceName=name,
-        taskDefinition="workshop-web",
+        taskDefinition="workshop_web",
         desiredCount=desired,
         tags=[{"key": "envbuild:environment", "value": "workshop"}],
     )
@@ -322,15 +322,15 @@ def test_finish_removes_log_groups_and_revisions_and_summarizes(
     from .conftest import session
 
     logs, ecs = session().client("logs"), session().client("ecs")
-    logs.create_log_group(logGroupName="/ecs/workshop-web")
+    logs.create_log_group(logGroupName="/ecs/workshop_web")
     ecs.register_task_definition(
-        family="workshop-web",
+        family="workshop_web",
         containerDefinitions=[{"name": "web", "image": "nginx", "memory": 512}],
     )
     plan = {
         "environment": "workshop",
-        "logGroups": ["/ecs/workshop-web", "/ecs/workshop-gone"],
-        "taskDefinitions": ["workshop-web:1"],
+        "logGroups": ["/ecs/workshop_web", "/ecs/workshop_gone"],
+        "taskDefinitions": ["workshop_web:1"],
         "kept": [{"type": "namespace", "id": "ns-1", "name": "x.local", "reason": "adopted"}],
     }
     event = {
@@ -340,8 +340,8 @@ def test_finish_removes_log_groups_and_revisions_and_summarizes(
 
     summary = teardown_finish.handler(event, context)  # type: ignore[arg-type]
 
-    assert summary["removed"]["logGroups"] == ["/ecs/workshop-web"]
-    assert summary["removed"]["taskDefinitions"] == ["workshop-web:1"]
+    assert summary["removed"]["logGroups"] == ["/ecs/workshop_web"]
+    assert summary["removed"]["taskDefinitions"] == ["workshop_web:1"]
     assert summary["found"] is True
     assert summary["message"] == "removed 1 log group(s), 1 task definition revision(s); kept 1"
     assert logs.describe_log_groups()["logGroups"] == []

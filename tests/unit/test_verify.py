@@ -18,7 +18,7 @@ from envbuild_lambda.steps import verify
 from .conftest import ACCOUNT, REGION, workshop_spec
 
 REGISTRIES = {"web": "srv-web0000000001", "api": "srv-api0000000001", "db": "srv-db00000000001"}
-TASK_DEFINITIONS = {"web": "workshop-web:1", "api": "workshop-api:3", "db": "workshop-db:1"}
+TASK_DEFINITIONS = {"web": "workshop_web:1", "api": "workshop_api:3", "db": "workshop_db:1"}
 NAMESPACE = NamespaceState(
     name="workshop.local",
     vpcId="vpc-0a1b2c3d4e5f60718",

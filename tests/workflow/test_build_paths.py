@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -84,17 +85,17 @@ def test_happy_path_builds_the_workshop_environment(
             [emulator.prerequisites["PRIVATE_SUBNET_1"], emulator.prerequisites["PRIVATE_SUBNET_2"]]
         )
 
-    web = ecs.describe_task_definition(taskDefinition="workshop-web")["taskDefinition"]
+    web = ecs.describe_task_definition(taskDefinition="workshop_web")["taskDefinition"]
     container = web["containerDefinitions"][0]
     assert container["image"] == "nginx:latest"
     assert container["environment"] == [
         {"name": "API_ENDPOINT", "value": "http://api.workshop.local"}
     ]
-    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/workshop-web"
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/workshop_web"
     assert (web["cpu"], web["memory"], web["networkMode"]) == ("256", "512", "awsvpc")
     assert web["executionRoleArn"].endswith(":role/ecsTaskExecutionRole")
     groups = {g["logGroupName"] for g in emulator.client("logs").describe_log_groups()["logGroups"]}
-    assert {"/ecs/workshop-web", "/ecs/workshop-api", "/ecs/workshop-db"} <= groups
+    assert {"/ecs/workshop_web", "/ecs/workshop_api", "/ecs/workshop_db"} <= groups
 
     for name in ("web", "api", "db"):
         registry = next(s for s in summary["services"] if s["name"] == name)
@@ -160,8 +161,8 @@ def test_throttling_is_retried_then_succeeds(
         # The web family's first 6 calls are throttled: more than the SDK's own 5 attempts, so
         # the first invocation fails with AwsThrottled and the state machine's Retry runs it again.
         with lock:
-            calls["n"] += family == "workshop-web"
-            throttle = family == "workshop-web" and calls["n"] <= 6
+            calls["n"] += family == "workshop_web"
+            throttle = family == "workshop_web" and calls["n"] <= 6
         if throttle:
             raise JsonRESTError("ThrottlingException", "Rate exceeded")
         return original(self, family, *args, **kwargs)
@@ -178,7 +179,7 @@ def test_throttling_is_retried_then_succeeds(
     ]
     assert "AwsThrottled" in failures
     families = emulator.client("ecs").list_task_definition_families()["families"]
-    assert sorted(families) == ["workshop-api", "workshop-db", "workshop-web"]
+    assert sorted(families) == ["workshop_api", "workshop_db", "workshop_web"]
     assert len(emulator.client("ecs").list_task_definitions()["taskDefinitionArns"]) == 3
 
 
@@ -205,7 +206,63 @@ def test_invalid_spec_is_rejected_before_anything_is_created(
         "services[2]",
     ):
         assert field in cause
-    assert states_entered(history) == ["Validate Spec", "Build Failed"]
+    assert states_entered(history) == ["Validate Spec", "Spec Rejected", "Build Failed"]
+    assert account_snapshot(emulator) == before
+
+
+NOT_OBJECTS = [
+    ([1, 2], "got an array ([1, 2])"),
+    ("hello", 'got a string ("hello")'),
+    (42, "got a number (42)"),
+    # The emulator's Lambda (moto's) hands a null state input to the function as {}: every
+    # required field is then named as missing.
+    (None, "environment: required field is missing"),
+]
+
+
+def assert_rejected_as_not_an_object(emulator: Any, arn: str, named: str) -> None:
+    described = emulator.wait(arn)
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidSpec"  # was States.Runtime: Catch ResultPath $.error
+    cause = json.loads(described["cause"])["errorMessage"]
+    if "missing" not in named:
+        assert cause == f"the spec must be a JSON object, {named}"
+    assert named in cause
+    assert states_entered(emulator.history(arn)) == [
+        "Validate Spec",
+        "Spec Rejected",
+        "Build Failed",
+    ]
+
+
+@pytest.mark.parametrize(("document", "named"), NOT_OBJECTS)
+def test_a_build_input_that_is_not_a_json_object_ends_invalid_spec_naming_it(
+    emulator: Any, document: object, named: str
+) -> None:
+    before = account_snapshot(emulator)
+    arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=emulator.state_machine_arn, name="not-an-object", input=json.dumps(document)
+    )["executionArn"]
+
+    assert_rejected_as_not_an_object(emulator, arn, named)
+    assert account_snapshot(emulator) == before
+
+
+def test_a_build_event_whose_detail_is_not_a_json_object_ends_invalid_spec(emulator: Any) -> None:
+    before = account_snapshot(emulator)
+    entry = {
+        "Source": "envbuild",
+        "DetailType": "Environment Build Requested",
+        "Detail": json.dumps([1, 2]),
+    }
+    with warnings.catch_warnings():  # moto: "EventDetail should be of type dict"
+        warnings.simplefilter("ignore", UserWarning)
+        emulator.client("events").put_events(Entries=[entry])
+    sfn = emulator.client("stepfunctions")
+    [execution] = sfn.list_executions(stateMachineArn=emulator.state_machine_arn)["executions"]
+
+    assert_rejected_as_not_an_object(emulator, execution["executionArn"], "got an array ([1, 2])")
     assert account_snapshot(emulator) == before
 
 
@@ -224,7 +281,7 @@ def test_a_spec_too_large_for_step_functions_states_is_rejected_before_anything_
     cause = json.loads(described["cause"])["errorMessage"]
     assert cause.startswith("services: 500 service(s) make the build's largest state")
     assert "over the 224 KiB envbuild allows" in cause
-    assert states_entered(history) == ["Validate Spec", "Build Failed"]
+    assert states_entered(history) == ["Validate Spec", "Spec Rejected", "Build Failed"]
     assert account_snapshot(emulator) == before
 
 
@@ -252,7 +309,7 @@ def test_new_services_whose_tasks_never_start_fail_fast_with_deployment_failed(
     assert described["status"] == "FAILED"
     assert described["error"] == "DeploymentFailed"
     cause = json.loads(described["cause"])["errorMessage"]
-    assert "web-service: deployment of workshop-web:1 FAILED" in cause
+    assert "web-service: deployment of workshop_web:1 FAILED" in cause
     assert "ECS deployment circuit breaker: tasks failed to start." in cause
     # Two launches of 2 tasks: the 3rd failure trips the breaker (max(ceil(0.5 * 2), 3)), the
     # 4th task of that launch fails too.
@@ -393,9 +450,14 @@ def test_an_ecs_service_of_the_same_name_elsewhere_is_left_alone(
     described, history = run_build(emulator, other)
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "ServiceConflict"
-    assert "web-service already exists in cluster" in described["cause"]
-    assert "Check Services" not in states_entered(history)
+    assert described["error"] == "PreflightFailed"  # found before anything is created (issue 14)
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("3 problem(s)")
+    assert (
+        f"ECS service web-service exists in cluster {cluster} and is envbuild's for environment"
+        " workshop" in cause
+    )
+    assert "Prepare Namespace And Task Definitions" not in states_entered(history)
     after = ecs.describe_services(cluster=cluster, services=names)["services"]
     assert [(s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in after] == [
         (s["serviceRegistries"], s["taskDefinition"], s["desiredCount"]) for s in before

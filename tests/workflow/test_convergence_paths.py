@@ -109,7 +109,7 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     assert again == first  # the same summary: ids, ARNs, IPs, adopted flags
     assert account_snapshot(emulator) == before  # no new task definition revision
-    assert revisions(emulator) == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
+    assert revisions(emulator) == ["workshop_api:1", "workshop_db:1", "workshop_web:1"]
     # The first build's counts, for docs/convergence.md.
     assert sum(environment_calls(first_build).values()) > 0
 
@@ -144,8 +144,8 @@ def test_the_plan_of_a_new_environment_lists_every_create_and_creates_nothing(
     assert [(r["type"], r["name"], r["action"]) for r in plan["plan"]][:5] == [
         ("namespace", "workshop.local", "create"),
         ("registry", "web", "create"),
-        ("logGroup", "/ecs/workshop-web", "create"),
-        ("taskDefinition", "workshop-web", "create"),
+        ("logGroup", "/ecs/workshop_web", "create"),
+        ("taskDefinition", "workshop_web", "create"),
         ("ecsService", "web-service", "create"),
     ]
     assert {row["action"] for row in plan["plan"]} == {"create"}
@@ -188,12 +188,12 @@ def test_one_image_change_is_planned_then_makes_one_revision_and_one_update_serv
     plan, _ = planned(emulator, spec)
 
     assert changes_of(plan) == [
-        ("taskDefinition", "workshop-web", "update", ["image: nginx:latest -> nginx:1.27"]),
+        ("taskDefinition", "workshop_web", "update", ["image: nginx:latest -> nginx:1.27"]),
         (
             "ecsService",
             "web-service",
             "update",
-            ["taskDefinition: workshop-web:1 -> workshop-web:(new revision)"],
+            ["taskDefinition: workshop_web:1 -> workshop_web:(new revision)"],
         ),
     ]
     emulator.aws_faults.calls.clear()
@@ -203,13 +203,13 @@ def test_one_image_change_is_planned_then_makes_one_revision_and_one_update_serv
     calls = environment_calls(mutating(emulator))
     assert calls == Counter({("ecs", "RegisterTaskDefinition"): 1, ("ecs", "UpdateService"): 1})
     assert revisions(emulator) == [
-        "workshop-api:1",
-        "workshop-db:1",
-        "workshop-web:1",
-        "workshop-web:2",
+        "workshop_api:1",
+        "workshop_db:1",
+        "workshop_web:1",
+        "workshop_web:2",
     ]
     web = ecs_service(emulator, "web-service")
-    assert web["taskDefinition"].endswith("task-definition/workshop-web:2")
+    assert web["taskDefinition"].endswith("task-definition/workshop_web:2")
     assert [(d["status"], d["rolloutState"]) for d in web["deployments"]] == [
         ("PRIMARY", "COMPLETED")
     ]
@@ -218,10 +218,10 @@ def test_one_image_change_is_planned_then_makes_one_revision_and_one_update_serv
     cluster = emulator.prerequisites["CLUSTER_NAME"]
     arns = ecs.list_tasks(cluster=cluster, serviceName="web-service")["taskArns"]
     tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
-    assert [t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in tasks] == ["workshop-web:2"] * 2
+    assert [t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in tasks] == ["workshop_web:2"] * 2
     answers = {s["name"]: set(s["ips"]) for s in summary["services"]}
     assert answers["web"] == task_ips(emulator, cluster, "web-service")
-    assert ecs_service(emulator, "api-service")["taskDefinition"].endswith("workshop-api:1")
+    assert ecs_service(emulator, "api-service")["taskDefinition"].endswith("workshop_api:1")
 
 
 def test_the_build_waits_for_the_rolling_update_to_complete(
@@ -238,9 +238,9 @@ def test_the_build_waits_for_the_rolling_update_to_complete(
         json.loads(e["stateEnteredEventDetails"]["input"])["deployment"]["message"]
         for e in entered(history, "Services Ready?")
     ]
-    assert any("deployment to workshop-api:2" in m for m in messages)  # old tasks still there
+    assert any("deployment to workshop_api:2" in m for m in messages)  # old tasks still there
     assert messages[-1] == "all services ready"
-    definition = emulator.client("ecs").describe_task_definition(taskDefinition="workshop-api")
+    definition = emulator.client("ecs").describe_task_definition(taskDefinition="workshop_api")
     assert (definition["taskDefinition"]["cpu"], definition["taskDefinition"]["memory"]) == (
         "512",
         "1024",
@@ -252,13 +252,13 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
 ) -> None:
     """The deployment circuit breaker (rollback on): a re-run with a web image whose tasks never
     start fails with DeploymentFailed after a few polls, ECS has put web-service back on
-    workshop-web:1, and the build's rollback deregistered the failed revision."""
+    workshop_web:1, and the build's rollback deregistered the failed revision."""
     first = built(emulator, workshop_spec)
     assert ecs_service(emulator, "web-service")["deploymentConfiguration"] == {
         "deploymentCircuitBreaker": {"enable": True, "rollback": True}
     }
     emulator.world.faults.tasks_fail_to_start(
-        "workshop-web:2", reason="CannotPullContainerError: nginx:no-such-tag: not found"
+        "workshop_web:2", reason="CannotPullContainerError: nginx:no-such-tag: not found"
     )
 
     described, history = run_build(
@@ -269,9 +269,9 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
     assert described["error"] == "DeploymentFailed"
     cause = json.loads(described["cause"])["errorMessage"]
     assert cause.startswith("1 of 3 services failed to deploy: web-service: deployment of")
-    assert "workshop-web:2 FAILED (ECS deployment circuit breaker: tasks failed to start.)" in cause
+    assert "workshop_web:2 FAILED (ECS deployment circuit breaker: tasks failed to start.)" in cause
     assert "CannotPullContainerError: nginx:no-such-tag: not found" in cause
-    assert cause.endswith("ECS rolled web-service back to workshop-web:1")
+    assert cause.endswith("ECS rolled web-service back to workshop_web:1")
     checks = entered(history, "Check Services")
     budget = json.loads(
         entered(history, "Wait For Services")[0]["stateEnteredEventDetails"]["input"]
@@ -288,7 +288,7 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
         ]:
             break
         emulator.clock.advance(10)
-    assert web["taskDefinition"].endswith("task-definition/workshop-web:1")
+    assert web["taskDefinition"].endswith("task-definition/workshop_web:1")
     assert [(d["status"], d["rolloutState"]) for d in web["deployments"]] == [
         ("PRIMARY", "COMPLETED")
     ]
@@ -297,7 +297,7 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
     arns = ecs.list_tasks(cluster=cluster, serviceName="web-service")["taskArns"]
     tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
     assert [(t["lastStatus"], t["taskDefinitionArn"].rsplit("/", 1)[-1]) for t in tasks] == [
-        ("RUNNING", "workshop-web:1")
+        ("RUNNING", "workshop_web:1")
     ] * web["desiredCount"]
     sd = emulator.client("servicediscovery")
     registry = registry_id(first, {"name": "web"})
@@ -309,9 +309,9 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
     assert healthy == task_ips(emulator, cluster, "web-service")
     assert len(healthy) == 2
     # The build's rollback deregistered the revision it registered; the others are untouched.
-    assert revisions(emulator) == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
+    assert revisions(emulator) == ["workshop_api:1", "workshop_db:1", "workshop_web:1"]
     inactive = ecs.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]
-    assert [arn.rsplit("/", 1)[-1] for arn in inactive] == ["workshop-web:2"]
+    assert [arn.rsplit("/", 1)[-1] for arn in inactive] == ["workshop_web:2"]
 
 
 def test_a_desired_count_change_updates_the_service_and_dns_answers_every_task(
@@ -331,7 +331,7 @@ def test_a_desired_count_change_updates_the_service_and_dns_answers_every_task(
     assert (db["desiredCount"], db["runningCount"]) == (3, 3)
     answers = {s["name"]: s["ips"] for s in summary["services"]}
     assert len(answers["db"]) == 3
-    assert revisions(emulator) == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
+    assert revisions(emulator) == ["workshop_api:1", "workshop_db:1", "workshop_web:1"]
 
 
 def test_a_dns_ttl_change_updates_the_cloud_map_service(
@@ -365,8 +365,8 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
     plan, _ = planned(emulator, spec)
     assert [(t, n, a) for t, n, a, _ in changes_of(plan)] == [
         ("registry", "cache", "create"),
-        ("logGroup", "/ecs/workshop-cache", "create"),
-        ("taskDefinition", "workshop-cache", "create"),
+        ("logGroup", "/ecs/workshop_cache", "create"),
+        ("taskDefinition", "workshop_cache", "create"),
         ("ecsService", "cache-service", "create"),
     ]
     emulator.aws_faults.calls.clear()
@@ -421,8 +421,8 @@ def test_prune_deletes_the_removed_service_through_the_teardown_workflow(
     assert [(t, n, a) for t, n, a, _ in changes_of(plan)] == [
         ("ecsService", "db-service", "delete"),
         ("registry", "db", "delete"),
-        ("logGroup", "/ecs/workshop-db", "delete"),
-        ("taskDefinition", "workshop-db:1", "delete"),
+        ("logGroup", "/ecs/workshop_db", "delete"),
+        ("taskDefinition", "workshop_db:1", "delete"),
     ]
 
     described, history = run_build(emulator, spec)
@@ -437,8 +437,8 @@ def test_prune_deletes_the_removed_service_through_the_teardown_workflow(
         "api-service",
         "web-service",
     ]
-    assert "/ecs/workshop-db" not in after["log_groups"]
-    assert revisions(emulator) == ["workshop-api:1", "workshop-web:1"]
+    assert "/ecs/workshop_db" not in after["log_groups"]
+    assert revisions(emulator) == ["workshop_api:1", "workshop_web:1"]
     assert summary["services"] == [s for s in first["services"] if s["name"] != "db"]
 
 

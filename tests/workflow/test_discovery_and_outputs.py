@@ -354,8 +354,8 @@ def test_the_probe_resolves_every_name_inside_the_vpc_and_reports_the_answers(
     assert len(entered(history, "Check DNS Probe")) >= 1
     # the probe's task definition and log group are envbuild-managed (tagged), its log kept
     logs = emulator.client("logs")
-    group = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop-dns-probe")["logGroups"]
-    assert [g["logGroupName"] for g in group] == ["/ecs/workshop-dns-probe"]
+    group = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop__dns-probe")["logGroups"]
+    assert [g["logGroupName"] for g in group] == ["/ecs/workshop__dns-probe"]
     assert (
         logs.list_tags_for_resource(resourceArn=group[0]["arn"].removesuffix(":*"))["tags"][
             "envbuild:managed"
@@ -366,7 +366,7 @@ def test_the_probe_resolves_every_name_inside_the_vpc_and_reports_the_answers(
     lines = [
         e["message"]
         for e in logs.get_log_events(
-            logGroupName="/ecs/workshop-dns-probe", logStreamName=f"ecs/dns-probe/{task_id}"
+            logGroupName="/ecs/workshop__dns-probe", logStreamName=f"ecs/dns-probe/{task_id}"
         )["events"]
     ]
     assert lines[0].startswith("PROBE web.workshop.local OK ")
@@ -383,7 +383,7 @@ def test_the_probe_resolves_every_name_inside_the_vpc_and_reports_the_answers(
     )
     assert removed["status"] == "SUCCEEDED", removed.get("cause")
     gone = json.loads(removed["output"])["removed"]
-    assert "/ecs/workshop-dns-probe" in gone["logGroups"]
+    assert "/ecs/workshop__dns-probe" in gone["logGroups"]
     assert probe["taskDefinition"] in gone["taskDefinitions"]
 
 

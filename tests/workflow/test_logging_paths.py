@@ -95,7 +95,7 @@ def test_secret_looking_environment_values_appear_in_no_log_line(
     # The values did travel through the functions (into the task definitions), and the
     # functions' lines were captured, with powertools' Lambda context: the absence below is not
     # for want of either. (The steps log their failures; a clean run logs next to nothing.)
-    registered = emulator.client("ecs").describe_task_definition(taskDefinition="workshop-web")
+    registered = emulator.client("ecs").describe_task_definition(taskDefinition="workshop_web")
     environment = {
         e["name"]: e["value"]
         for e in registered["taskDefinition"]["containerDefinitions"][0]["environment"]

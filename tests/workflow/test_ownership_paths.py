@@ -284,7 +284,7 @@ def test_no_teardown_input_gets_around_the_lock_of_a_running_build(
     attempts = {
         "createdBy": {**workshop_spec, "createdBy": first["executionArn"]},
         "startedBy": {**workshop_spec, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": running},
-        "plan": {"plan": {"environment": "workshop", "logGroups": ["/ecs/workshop-web"]}},
+        "plan": {"plan": {"environment": "workshop", "logGroups": ["/ecs/workshop_web"]}},
         "repeated-rollback": repeated,
     }
 

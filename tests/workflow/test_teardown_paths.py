@@ -159,8 +159,8 @@ def test_build_then_teardown_leaves_the_account_as_before_the_build(
         registry_id(summary, s) for s in summary["services"]
     )
     assert removed["namespace"] == {"id": summary["namespace"]["id"], "name": "workshop.local"}
-    assert removed["logGroups"] == ["/ecs/workshop-api", "/ecs/workshop-db", "/ecs/workshop-web"]
-    assert removed["taskDefinitions"] == ["workshop-api:1", "workshop-db:1", "workshop-web:1"]
+    assert removed["logGroups"] == ["/ecs/workshop_api", "/ecs/workshop_db", "/ecs/workshop_web"]
+    assert removed["taskDefinitions"] == ["workshop_api:1", "workshop_db:1", "workshop_web:1"]
     assert output["kept"] == []
     # the ECS services are INACTIVE, their tasks STOPPED (not merely deleted out of order)
     ecs = emulator.client("ecs")
@@ -185,7 +185,7 @@ def test_without_the_options_log_groups_and_task_definitions_stay(
     assert after["namespaces"] == []
     assert after["ecs_services"] == []
     assert len(after["task_definitions"]) == 3
-    assert {"/ecs/workshop-api", "/ecs/workshop-db", "/ecs/workshop-web"} <= set(
+    assert {"/ecs/workshop_api", "/ecs/workshop_db", "/ecs/workshop_web"} <= set(
         after["log_groups"]
     )
 
@@ -302,7 +302,7 @@ def test_a_given_plan_removes_exactly_what_it_names(
         "cluster": workshop_spec["cluster"],
         "ecsServices": ["db-service"],
         "registries": [registry_id(summary, db)],
-        "taskDefinitions": ["workshop-db:1"],
+        "taskDefinitions": ["workshop_db:1"],
     }
 
     described, history = run_teardown(emulator, {"plan": plan})
@@ -317,8 +317,8 @@ def test_a_given_plan_removes_exactly_what_it_names(
     assert after["namespaces"] == ["workshop.local"]
     assert after["log_groups"] == before["log_groups"]
     assert [arn.rsplit("/", 1)[-1] for arn in after["task_definitions"]] == [
-        "workshop-api:1",
-        "workshop-web:1",
+        "workshop_api:1",
+        "workshop_web:1",
     ]
     removed = json.loads(described["output"])["removed"]
     assert removed["ecsServices"] == ["db-service"]
@@ -345,6 +345,33 @@ def test_an_invalid_plan_fails_before_anything_is_removed(
     assert described["status"] == "FAILED"
     assert described["error"] == "InvalidPlan"
     assert "plan.registry: unknown field (did you mean 'registries'?)" in described["cause"]
+    assert full_listing(emulator) == before
+
+
+@pytest.mark.parametrize(
+    ("plan", "named"),
+    [
+        ("everything", 'got a string ("everything")'),
+        (["web-service"], 'got an array (["web-service"])'),
+        (3, "got a number (3)"),
+        (None, "got null"),
+    ],
+)
+def test_a_plan_that_is_not_a_json_object_fails_invalid_plan_naming_it(
+    emulator: Any, workshop_spec: dict[str, Any], plan: object, named: str
+) -> None:
+    built(emulator, workshop_spec)
+    before = full_listing(emulator)
+
+    described, history = run_teardown(emulator, {"plan": plan})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidPlan"  # was a raw pydantic ValidationError
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert cause.startswith("the plan must be a JSON object (a removal plan: environment, cluster,")
+    assert f"kept), {named}; to remove everything" in cause
+    assert "start the teardown with the environment's spec instead of a plan" in cause
+    assert states_entered(history)[-1] == "Teardown Failed"
     assert full_listing(emulator) == before
 
 

@@ -21,7 +21,7 @@ from envbuild_lambda.steps import converge, preflight
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
     clients = get_clients()
-    preflight.preflight(clients, request.spec)
+    preflight.preflight(clients, request.spec, conflicts=False)  # conflicts: rows of the plan
     rows = converge.plan_changes(
         clients,
         Caller.from_function_arn(context.invoked_function_arn),

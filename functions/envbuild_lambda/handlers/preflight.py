@@ -18,7 +18,7 @@ from envbuild_lambda.steps import preflight, record
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
     clients = get_clients()
-    result = preflight.preflight(clients, request.spec)
+    result = preflight.preflight(clients, request.spec, max_workers=get_settings().max_workers)
     count("PreflightPassed")
     record.claim(clients, get_settings().require_record_table(), request.spec, request.build)
     return result

@@ -18,7 +18,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import RemovalPlan
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.steps import outputs, record
+from envbuild_lambda.steps import outputs, ownership, record
 from envbuild_lambda.steps import registries as registry_steps
 from envbuild_lambda.steps import task_definitions as td_steps
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
 
-Action = Literal["create", "adopt", "update", "delete", "keep"]
+Action = Literal["create", "adopt", "update", "delete", "keep", "conflict"]
 #: Order of the plan's rows for one service, as the build creates them.
 NEW_REVISION = "(new revision)"
 
@@ -265,11 +265,24 @@ def _service_rows(
     return rows
 
 
+def _conflict_row(row: Change, conflict: ownership.Conflict | None) -> Change:
+    """The row of a resource envbuild does not own (a build fails at Preflight naming it)."""
+    if conflict is None:
+        return row
+    return Change(
+        type=row.type,
+        name=conflict.name,
+        action="conflict",
+        note=f"{conflict.reason}: {conflict.fix}",
+    )
+
+
 def plan_changes(
     clients: Clients, caller: Caller, spec: EnvironmentSpec, max_workers: int
 ) -> list[Change]:
     """Per resource: create / adopt / update (field: old -> new) / delete (with prune) / keep
-    (a removed service without prune). Reads only."""
+    (a removed service without prune) / conflict (exists, not envbuild's: steps/ownership.py).
+    Reads only."""
     ns = spec.namespace
     namespace = find_namespace(clients, ns.name, ns.vpcId)
     rows: list[Change] = []
@@ -295,12 +308,21 @@ def plan_changes(
         for s in spec.services
         if s.ecs_service_name in in_cluster
     }
-    for service_rows in pmap(
-        lambda s: _service_rows(clients, caller, spec, s, registries, ecs_current),
+    conflicts: dict[tuple[str, str], ownership.Conflict] = {
+        (c.service, c.type): c for c in ownership.find_conflicts(clients, spec, max_workers)
+    }
+    for service, service_rows in zip(
         spec.services,
-        max_workers,
+        pmap(
+            lambda s: _service_rows(clients, caller, spec, s, registries, ecs_current),
+            spec.services,
+            max_workers,
+        ),
+        strict=True,
     ):
-        rows += service_rows
+        rows += [
+            _conflict_row(row, conflicts.get((service.name, row.type))) for row in service_rows
+        ]
 
     namespace_id = namespace.id if namespace is not None else None
     ecs, removed_registries = removed_services(clients, caller, spec, namespace_id)
@@ -340,9 +362,15 @@ def plan_output(spec: EnvironmentSpec, rows: list[Change]) -> dict[str, Any]:
         + f", {counts.get('adopt', 0)} unchanged"
         + (f", {counts['keep']} not in the spec (kept)" if counts.get("keep") else "")
     )
+    if counts.get("conflict"):
+        message += (
+            f"; {counts['conflict']} conflict(s): a build would fail at Preflight"
+            " (PreflightFailed) and create nothing"
+        )
     return {
         "environment": spec.environment,
         "plan": [row.model_dump(mode="json") for row in rows],
         "changes": sum(changes.values()),
+        "conflicts": counts.get("conflict", 0),
         "message": message,
     }

@@ -18,6 +18,7 @@ from envbuild_lambda.errors import (
     error_code,
     map_client_error,
 )
+from envbuild_lambda.steps import ownership
 from envbuild_lambda.steps.services import describe_services
 
 if TYPE_CHECKING:
@@ -201,8 +202,12 @@ def check_draining(clients: Clients, spec: EnvironmentSpec) -> list[str]:
     ]
 
 
-def preflight(clients: Clients, spec: EnvironmentSpec) -> dict[str, Any]:
-    """Raise PreflightFailed listing every problem; return what was checked."""
+def preflight(
+    clients: Clients, spec: EnvironmentSpec, *, conflicts: bool = True, max_workers: int = 4
+) -> dict[str, Any]:
+    """Raise PreflightFailed listing every problem; return what was checked. ``conflicts``: also
+    every existing resource of a derived name envbuild does not own (steps/ownership.py); the
+    plan shows those as rows instead."""
     vpc_id = spec.namespace.vpcId
     problems = check_vpc(clients, vpc_id)
     vpc_exists = not any("does not exist" in p for p in problems)
@@ -214,6 +219,11 @@ def preflight(clients: Clients, spec: EnvironmentSpec) -> dict[str, Any]:
     problems += cluster_problems
     if not cluster_problems:
         problems += check_draining(clients, spec)
+    if conflicts:
+        found = ownership.find_conflicts(
+            clients, spec, max_workers, cluster_exists=not cluster_problems
+        )
+        problems += [conflict.problem() for conflict in found]
     roles = {"executionRoleArn": spec.executionRoleArn, "taskRoleArn": spec.taskRoleArn}
     for field, arn in roles.items():  # both filled by ValidateSpec
         if arn and (field == "executionRoleArn" or arn != spec.executionRoleArn):

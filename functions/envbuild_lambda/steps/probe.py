@@ -2,8 +2,8 @@
 one that really resolves every name through the VPC resolver and exits non-zero on a failure.
 
 "Start DNS Probe" makes sure the probe's log group and task definition exist (envbuild-managed:
-tagged, removed by teardown with the other ``/ecs/<environment>-*`` groups and
-``<environment>-*`` revisions) and runs one Fargate task in the environment's subnets and
+tagged, removed by teardown with the other ``/ecs/<environment>_*`` groups and
+``<environment>_*`` revisions) and runs one Fargate task in the environment's subnets and
 security groups; "Check DNS Probe" (a bounded poll) reads its exit code and its log, one line per
 name: ``PROBE <name> OK <ip> <ip>…`` or ``PROBE <name> FAIL``.
 """
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import ProbeFailed, aws_errors, error_code, map_client_error
+from envbuild_lambda.spec import family_prefix
 from envbuild_lambda.state import Poll, ProbeState
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ SCRIPT = (
 
 
 def family(spec: EnvironmentSpec) -> str:
-    return f"{spec.environment}-dns-probe"
+    # "__": no service's family ("<environment>_<service>", a DNS label) can be this one.
+    return f"{family_prefix(spec.environment)}_dns-probe"
 
 
 def log_group(spec: EnvironmentSpec) -> str:

@@ -161,7 +161,15 @@ def create_service(
 def _check_adoptable(
     current: ServiceTypeDef, service: Service, spec: EnvironmentSpec, wanted: str
 ) -> None:
-    """An existing ECS service is used as it is only if it already answers for this registry."""
+    """An existing ECS service is used only if it is envbuild's for this environment and
+    already answers for this registry (Preflight found any other; this is the last guard)."""
+    if not is_managed(ecs_tags(current), spec.environment):
+        raise ServiceConflict(
+            f"ECS service {service.ecs_service_name} already exists in cluster {spec.cluster_name}"
+            f" and is not envbuild's for environment {spec.environment}; envbuild does not modify"
+            " services it did not create: use other service names or another cluster, or delete"
+            " that service"
+        )
     attached = [r.get("registryArn", "") for r in current.get("serviceRegistries", [])]
     if wanted not in attached:
         raise ServiceConflict(
@@ -290,8 +298,7 @@ def create_or_adopt_services(
         status = current["status"] if current else "INACTIVE"
         if current and status == "ACTIVE":
             _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
-            managed = is_managed(ecs_tags(current), spec.environment)
-            if managed and service_changes(current, service, task_definitions[service.name]):
+            if service_changes(current, service, task_definitions[service.name]):
                 to_update.append(service)
                 actions[service.ecs_service_name] = "updated"
             else:

@@ -69,7 +69,7 @@ def largest_state(spec: EnvironmentSpec) -> dict[str, Any]:
             }
             for i in service.instances
         ]
-        task_definition = f"{spec.environment}-{service.name}:{_WIDEST_REVISION}"
+        task_definition = f"{service.family(spec.environment)}:{_WIDEST_REVISION}"
         services.append(service_summary(service.name, dns_name, ips, task_definition, static))
         if spec.verify.probe:
             answers[dns_name] = ips

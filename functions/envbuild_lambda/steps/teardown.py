@@ -29,7 +29,7 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
-from envbuild_lambda.spec import is_managed
+from envbuild_lambda.spec import family_prefix, is_managed, log_group_prefix
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import outputs
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
@@ -87,7 +87,7 @@ def _plan_log_groups(
     max_workers: int,
     created_by: str | None = None,
 ) -> tuple[list[str], list[KeptResource]]:
-    prefix = f"/ecs/{spec.environment}-"
+    prefix = log_group_prefix(spec.environment)
     with aws_errors(f"DescribeLogGroups {prefix}"):
         pages = clients.logs.get_paginator("describe_log_groups").paginate(
             logGroupNamePrefix=prefix
@@ -124,7 +124,7 @@ def _plan_task_definitions(
     max_workers: int,
     created_by: str | None = None,
 ) -> tuple[list[str], list[KeptResource]]:
-    prefix = f"{spec.environment}-"
+    prefix = family_prefix(spec.environment)
     with aws_errors(f"ListTaskDefinitionFamilies {prefix}"):
         pages = clients.ecs.get_paginator("list_task_definition_families").paginate(
             familyPrefix=prefix, status="ACTIVE"
