@@ -86,11 +86,25 @@ class RemovalPlan(_Model):
         )
 
 
+#: The fields a user writes in a plan (the rest are filled in by the teardown's planning).
+PLAN_FIELDS = (
+    "environment",
+    "cluster",
+    "ecsServices",
+    "registries",
+    "namespace",
+    "logGroups",
+    "taskDefinitions",
+    "parameters",
+    "kept",
+)
+
+
 def parse_plan(raw: object) -> RemovalPlan:
     """Validate a plan given as input; InvalidPlan names every bad field."""
     if not isinstance(raw, dict):
         raise InvalidPlan(
-            f"the plan must be a JSON object (a removal plan: {', '.join(RemovalPlan.model_fields)}),"
+            f"the plan must be a JSON object (a removal plan: {', '.join(PLAN_FIELDS)}),"
             f" got {json_kind(raw)}; to remove everything envbuild manages for an environment,"
             " start the teardown with the environment's spec instead of a plan"
         )

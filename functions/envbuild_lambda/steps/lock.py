@@ -29,6 +29,7 @@ from envbuild_lambda.errors import (
     error_code,
     map_client_error,
 )
+from envbuild_lambda.removal import parse_plan
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -225,7 +226,7 @@ def teardown_environment(raw: object) -> str:
         )
     plan = raw.get("plan")
     if "plan" in raw and not isinstance(plan, dict):
-        raise InvalidPlan(f"plan must be a JSON object (a removal plan), got {plan!r:.80}")
+        parse_plan(plan)  # InvalidPlan, saying what it got and what a plan is
     source = plan if isinstance(plan, dict) else raw
     where = "plan.environment" if isinstance(plan, dict) else "environment"
     environment = source.get("environment")
