@@ -30,7 +30,8 @@ help:
 	@echo "make test       lint + sam build + pytest (what CI runs)"
 	@echo "make lint       every gate at zero findings: ruff, ruff format, mypy --strict, sam validate"
 	@echo "                --lint, cfn-lint + serverless rules (SAM and transformed template),"
-	@echo "                checkov (transformed template), statelint (every ASL, substituted)"
+	@echo "                checkov (transformed template), statelint (every ASL, substituted),"
+	@echo "                IAM resource types (tools/iam_resource_gate.py)"
 	@echo "make validate   sam validate --lint"
 	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
@@ -79,6 +80,7 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(SAM) validate --lint --template-file template.yaml
+	$(BIN)/python tools/iam_resource_gate.py template.yaml
 	env AWS_DEFAULT_REGION=$(SAM_REGION) $(BIN)/python tools/sam_transform.py template.yaml $(LINT_OUT)/transformed.json
 	$(BIN)/python tools/cfn_lint.py --append-rules cfn_lint_serverless.rules -- template.yaml $(LINT_OUT)/transformed.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file $(LINT_OUT)/transformed.json

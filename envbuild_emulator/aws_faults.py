@@ -107,9 +107,14 @@ class AwsFaults:
             self._rules.append(_Rule(service, action, kind, times))
 
     def _take(
-        self, service: str, action: str, parameters: dict[str, Any] | None = None
+        self,
+        service: str,
+        action: str,
+        parameters: dict[str, Any] | None = None,
+        account: str = "",
+        region: str = "",
     ) -> str | None:
-        self.function_calls.record(service, action, parameters)
+        self.function_calls.record(service, action, parameters, account, region)
         with self._lock:
             self.calls[(service, action)] += 1
             for rule in self._rules:
@@ -132,7 +137,8 @@ class AwsFaults:
                 action = str(response._get_action())
                 # Only a function's request is attributed: parse its body for the IAM proof then only.
                 parameters = request_parameters(response) if current_function() else None
-                kind = take(service, action, parameters)
+                account = str(getattr(response, "current_account", "") or "")
+                kind = take(service, action, parameters, account, str(response.region or ""))
                 if kind == "throttle":
                     raise error_class("ThrottlingException", "Rate exceeded (injected)")
                 if kind == "unavailable":

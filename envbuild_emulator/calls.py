@@ -18,12 +18,27 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 _CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("envbuild_current_function", default=None)
+
+#: What the IAM proof keeps of each attributed request, computed before the request runs (so a
+#: resource about to be deleted still has its tags): called with (moto service, operation,
+#: parameters, account, region), returns the authorizations the request needs (hashable values).
+Resolver = Callable[[str, str, Mapping[str, Any], str, str], Iterable[Hashable]]
+_RESOLVER: list[Resolver] = []
+
+
+def resolve_requests_with(resolver: Resolver | None) -> None:
+    """Install (or, with None, remove) the resolver every FunctionCalls applies to the requests
+    it records (tests/conftest.py installs the IAM proof's)."""
+    _RESOLVER.clear()
+    if resolver is not None:
+        _RESOLVER.append(resolver)
+
 
 #: moto's service name -> the IAM service prefix (only where they differ).
 IAM_PREFIX = {"stepfunctions": "states"}
@@ -113,29 +128,50 @@ class FunctionCalls:
         self._lock = threading.Lock()
         self._calls: dict[str, Counter[tuple[str, str]]] = {}
         self._implied: dict[str, dict[str, str]] = {}
+        self._resolved: dict[str, set[Hashable]] = {}
 
     def record(
-        self, service: str, operation: str, parameters: Mapping[str, Any] | None = None
+        self,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, Any] | None = None,
+        account: str = "",
+        region: str = "",
     ) -> None:
         function = _CURRENT_FUNCTION.get()
         if function is None:
             return
         implied = implied_by_request(service, operation, parameters or {})
+        resolved = [
+            item
+            for resolver in _RESOLVER
+            for item in resolver(service, operation, parameters or {}, account, region)
+        ]
         with self._lock:
             self._calls.setdefault(function, Counter())[(service, operation)] += 1
             for action, why in implied.items():
                 self._implied.setdefault(function, {}).setdefault(action, why)
+            if resolved:
+                self._resolved.setdefault(function, set()).update(resolved)
 
     def merge(self, other: FunctionCalls) -> None:
         with other._lock:
             calls = {function: Counter(c) for function, c in other._calls.items()}
             implied = {function: dict(i) for function, i in other._implied.items()}
+            resolved = {function: set(r) for function, r in other._resolved.items()}
         with self._lock:
             for function, counter in calls.items():
                 self._calls.setdefault(function, Counter()).update(counter)
+            for function, items in resolved.items():
+                self._resolved.setdefault(function, set()).update(items)
             for function, actions in implied.items():
                 for action, why in actions.items():
                     self._implied.setdefault(function, {}).setdefault(action, why)
+
+    def resolved(self) -> dict[str, set[Hashable]]:
+        """function logical id -> what the resolver returned for its requests (deduplicated)."""
+        with self._lock:
+            return {function: set(items) for function, items in self._resolved.items()}
 
     def by_function(self) -> dict[str, Counter[tuple[str, str]]]:
         with self._lock:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.iam_proof import SessionRecording
+from envbuild_emulator.calls import resolve_requests_with
+from tests.iam_proof import SessionRecording, resolve_request, resolved_figures
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDING = pytest.StashKey[SessionRecording]()
@@ -24,6 +25,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RECORDING] = SessionRecording(
         node_id_arguments=any("::" in str(arg) for arg in config.args)
     )
+    # Each recorded request keeps the ARNs, tags and condition context IAM authorizes it on.
+    resolve_requests_with(resolve_request)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    resolve_requests_with(None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -70,6 +77,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"IAM proof: {sum(len(a) for a in required.values())} (function, IAM action) pairs "
         f"needed by the calls of {len(required)} functions; "
         + ("complete recording" if reason is None else f"partial recording ({reason})")
+    )
+    terminalreporter.write_line(
+        f"IAM proof with resources: {resolved_figures(recording.calls.resolved())}"
     )
 
 

