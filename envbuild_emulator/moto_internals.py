@@ -124,6 +124,7 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_SD, "ServiceDiscoveryBackend.deregister_instance"),
     Ref(_SD, "ServiceDiscoveryBackend._create_operation"),
     Ref(_SD, "ServiceDiscoveryBackend.list_operations"),
+    Ref(_SD, "ServiceDiscoveryBackend.discover_instances"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_namespaces"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_services"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_operations"),
