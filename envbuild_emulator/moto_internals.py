@@ -161,6 +161,8 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
     Ref("moto.events.models", "Rule.send_to_targets"),
+    # StartExecution's name and input limits (envbuild_emulator.sfn_limits)
+    Ref("moto.stepfunctions.parser.models", "StepFunctionsParserBackend.start_execution"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.delete_item"),
@@ -216,6 +218,8 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.core.base_backend", "BaseBackend.reset"),
     Ref("moto.core.exceptions", "JsonRESTError"),
     Ref("moto.stepfunctions.responses", "get_backend"),
+    Ref("moto.stepfunctions.exceptions", "InvalidName"),
+    Ref("moto.stepfunctions.exceptions", "InvalidExecutionInput"),
     Ref("moto.core.responses", "ActionResult"),
     Ref("moto.ecs.exceptions", "InvalidParameterException"),
 )
