@@ -61,3 +61,18 @@ def test_verify_dns_retries_a_discovery_mismatch_for_a_bounded_time() -> None:
     assert 30 <= sum(waits) <= 180, waits
     # the other errors keep the build's policy
     assert _lambda_retry_policy(state) == BUILD["States"]["Create Services"]["Retry"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n, s in BUILD["States"].items()
+        if s["Type"] == "Task" and "EventsPutEvents" in s["Resource"]
+    ),
+)
+def test_a_put_events_task_retries_a_failed_entry(name: str) -> None:
+    """PutEvents can answer 200 with failed entries; the integration raises
+    EventBridge.FailedEntry. States.TaskFailed matches it too (a wildcard for every error but
+    States.Timeout), but the policy names what it is for."""
+    assert "EventBridge.FailedEntry" in _retried(BUILD["States"][name])

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from envbuild.cli import rollback_outcome
 from tests.workflow.helpers import entered, run_build
+from tests.workflow.test_discovery_and_outputs import capture_events, received
 
 
 def test_a_five_second_discovery_lag_does_not_fail_the_build(
@@ -103,3 +104,19 @@ def test_the_rollback_of_an_environment_with_the_longest_name_starts(
     assert described["status"] == "FAILED"
     assert entered(history, "Roll Back")
     assert not entered(history, "Rollback Failed"), rollback_outcome(history)
+
+
+def test_an_event_entry_that_fails_is_sent_again(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Item 8: PutEvents answers 200 with FailedEntryCount 1 (nothing delivered); the
+    integration fails the Task with EventBridge.FailedEntry and the Retry sends it again."""
+    queue = capture_events(emulator)
+    emulator.aws_faults.fail_entries("events", "PutEvents", times=1)
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    failed = [e for e in history if e["type"] == "TaskFailed"]
+    assert [e["taskFailedEventDetails"]["error"] for e in failed] == ["EventBridge.FailedEntry"]
+    assert [e["detail-type"] for e in received(emulator, queue)] == ["Environment Ready"]
