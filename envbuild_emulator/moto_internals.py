@@ -210,6 +210,7 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.route53.models", "ChangeList.has_insert_or_update"),
     Ref("moto.ec2.models", "ec2_backends"),
     Ref("moto.ec2.models.subnets", "Subnet.request_ip"),
+    Ref("moto.ec2.models.subnets", "Subnet.available_ip_address_count"),
     Ref("moto.ec2.models.subnets", "Subnet.del_subnet_ip"),
     Ref("moto.ec2.models", "EC2Backend.create_network_interface"),
     Ref("moto.ec2.models", "EC2Backend.delete_network_interface"),
