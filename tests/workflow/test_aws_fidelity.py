@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from envbuild.cli import rollback_outcome
 from tests.workflow.helpers import entered, run_build
 from tests.workflow.test_discovery_and_outputs import capture_events, received
 
@@ -86,24 +85,6 @@ def test_start_execution_refuses_an_input_over_256_kib(emulator: Any) -> None:
     assert _start_error(emulator, "wide", json.dumps({"p": wide}, ensure_ascii=False)) == (
         "InvalidExecutionInput"
     )
-
-
-@pytest.mark.xfail(
-    reason="child execution name fixed on main: '<environment>-rollback-<uuid>' is 86 characters"
-    " for a 40-character environment, over StartExecution's 80",
-    strict=False,
-)
-def test_the_rollback_of_an_environment_with_the_longest_name_starts(
-    emulator: Any, workshop_spec: dict[str, Any]
-) -> None:
-    workshop_spec["environment"] = "e" * 40  # the spec's maximum
-    emulator.dispatcher.fail_next("CreateServicesFunction", "RuntimeError", times=1)
-
-    described, history = run_build(emulator, workshop_spec)
-
-    assert described["status"] == "FAILED"
-    assert entered(history, "Roll Back")
-    assert not entered(history, "Rollback Failed"), rollback_outcome(history)
 
 
 def test_an_event_entry_that_fails_is_sent_again(
