@@ -22,7 +22,7 @@ SPEC ?= events/workshop.json
 SAM_REGION ?= us-east-1
 SAM := env AWS_DEFAULT_REGION=$(SAM_REGION) SAM_CLI_TELEMETRY=0 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam
 
-.PHONY: help venv run emulator test lint validate build pytest schema docs diagram clean distclean bench
+.PHONY: help venv system-deps run emulator test lint validate build pytest schema docs diagram clean distclean bench
 
 help:
 	@echo "make run        build the workshop environment on the embedded emulator ($(SPEC))"
@@ -34,6 +34,7 @@ help:
 	@echo "                IAM resource types (tools/iam_resource_gate.py)"
 	@echo "make validate   sam validate --lint"
 	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
+	@echo "make system-deps install the system tools the tests run (busybox) if missing"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
 	@echo "make docs       regenerate the workflow diagrams in README.md (from the ASL) and"
 	@echo "                docs/spec-reference.md (from the schema); a test fails when they are stale"
@@ -56,7 +57,20 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-venv: $(STAMP)
+venv: $(STAMP) system-deps
+
+# System tools the tests run for real: busybox (the DNS probe's script runs with busybox's sh,
+# nslookup and awk in tests/unit/test_probe_script.py). Installed with apt-get if missing.
+system-deps:
+	@if ! command -v busybox >/dev/null; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "error: busybox not found; install it (e.g. 'brew install busybox')" >&2; exit 1; \
+	  fi; \
+	  sudo=""; if [[ "$$(id -u)" -ne 0 ]]; then sudo="sudo"; fi; \
+	  echo "installing busybox (apt-get)"; \
+	  $$sudo apt-get install -y --no-install-recommends busybox \
+	    || { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends busybox; }; \
+	fi
 
 $(CHECKOV_STAMP): requirements-checkov.txt $(STAMP)
 	@if [[ ! -x "$(CHECKOV_VENV)/bin/python" ]]; then echo "creating $(CHECKOV_VENV)"; "$(BIN)/python" -m venv "$(CHECKOV_VENV)"; fi
@@ -94,7 +108,7 @@ build: $(STAMP)
 	$(SAM) build --template-file template.yaml
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 schema: $(STAMP)

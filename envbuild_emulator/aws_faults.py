@@ -5,6 +5,7 @@
     faults.unavailable("servicediscovery", "CreateService")     # ServiceUnavailable (503)
     faults.lose_response("ecs", "CreateService")                 # applied, then the connection drops
     faults.deny("cloudformation", "DescribeStacks")              # AccessDenied (403), as IAM answers
+    faults.fail_entries("events", "PutEvents")                   # 200, every entry failed
 
 Each fault answers the next ``times`` matching requests. ``lose_response`` performs the request
 first: AWS applied the change but the caller never hears of it, so the SDK retries and meets what
@@ -98,6 +99,16 @@ class AwsFaults:
     def deny(self, service: str, action: str, times: int = 1) -> None:
         self._add(service, action, "deny", times)
 
+    def fail_entries(self, service: str, action: str, times: int = 1) -> None:
+        """PutEvents answers HTTP 200 with every entry failed (FailedEntryCount > 0, each entry
+        an ErrorCode and ErrorMessage instead of an EventId), nothing delivered: "The PutEvents
+        request ... can fail ... entries" (Amazon EventBridge API Reference, PutEvents,
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html). The
+        Step Functions integration then fails the Task with EventBridge.FailedEntry ("Call
+        Amazon EventBridge with Step Functions",
+        https://docs.aws.amazon.com/step-functions/latest/dg/connect-eventbridge.html)."""
+        self._add(service, action, "failed_entries", times)
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -149,6 +160,15 @@ class AwsFaults:
                     raise error
                 if kind == "deny":
                     return access_denied(service, action)
+                if kind == "failed_entries":
+                    entries = request_parameters(response).get("Entries") or [{}]
+                    failed = {
+                        "ErrorCode": "InternalFailure",
+                        "ErrorMessage": "Internal failure (injected)",
+                    }
+                    body = {"FailedEntryCount": len(entries), "Entries": [failed] * len(entries)}
+                    headers = {"Content-Type": "application/x-amz-json-1.1"}
+                    return 200, headers, json.dumps(body)
                 result = original(response)
                 if kind == "lost":
                     raise ConnectionClosedError(

@@ -29,6 +29,7 @@ from envbuild_emulator.events import EventBridgeToStepFunctions
 from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
 from envbuild_emulator.models.ecs_idempotency import EcsCreateServiceIdempotency
 from envbuild_emulator.seed import seed
+from envbuild_emulator.sfn_limits import StepFunctionsLimits
 from envbuild_emulator.stack import create_stack
 from envbuild_emulator.template import Template, load_yaml
 from envbuild_emulator.throttling import ApiThrottling
@@ -127,6 +128,8 @@ class Emulator:
         self._stack.append(patches.uninstall)
         events = EventBridgeToStepFunctions().install()
         self._stack.append(events.uninstall)
+        limits = StepFunctionsLimits().install()
+        self._stack.append(limits.uninstall)
         writes = AtomicConditionalWrites().install()
         self._stack.append(writes.uninstall)
         idempotency = EcsCreateServiceIdempotency().install()

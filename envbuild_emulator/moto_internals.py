@@ -124,6 +124,7 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_SD, "ServiceDiscoveryBackend.deregister_instance"),
     Ref(_SD, "ServiceDiscoveryBackend._create_operation"),
     Ref(_SD, "ServiceDiscoveryBackend.list_operations"),
+    Ref(_SD, "ServiceDiscoveryBackend.discover_instances"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_namespaces"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_services"),
     Ref(_SD_RESPONSES, "ServiceDiscoveryResponse.list_operations"),
@@ -160,6 +161,8 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
     Ref("moto.events.models", "Rule.send_to_targets"),
+    # StartExecution's name and input limits (envbuild_emulator.sfn_limits)
+    Ref("moto.stepfunctions.parser.models", "StepFunctionsParserBackend.start_execution"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.put_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.update_item"),
     Ref("moto.dynamodb.models", "DynamoDBBackend.delete_item"),
@@ -207,6 +210,7 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.route53.models", "ChangeList.has_insert_or_update"),
     Ref("moto.ec2.models", "ec2_backends"),
     Ref("moto.ec2.models.subnets", "Subnet.request_ip"),
+    Ref("moto.ec2.models.subnets", "Subnet.available_ip_address_count"),
     Ref("moto.ec2.models.subnets", "Subnet.del_subnet_ip"),
     Ref("moto.ec2.models", "EC2Backend.create_network_interface"),
     Ref("moto.ec2.models", "EC2Backend.delete_network_interface"),
@@ -215,6 +219,8 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.core.base_backend", "BaseBackend.reset"),
     Ref("moto.core.exceptions", "JsonRESTError"),
     Ref("moto.stepfunctions.responses", "get_backend"),
+    Ref("moto.stepfunctions.exceptions", "InvalidName"),
+    Ref("moto.stepfunctions.exceptions", "InvalidExecutionInput"),
     Ref("moto.core.responses", "ActionResult"),
     Ref("moto.ecs.exceptions", "InvalidParameterException"),
 )

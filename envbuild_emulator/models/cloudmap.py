@@ -127,6 +127,8 @@ class CloudMapState(BackendState):
         self.instance_requests: dict[tuple[str, str, str], str] = {}  # (svc, inst, CRI) -> op
         self.pending_registrations: list[_PendingRegistration] = []
         self.records: dict[tuple[str, str], list[InstanceRecord]] = {}  # (svc, inst) -> records
+        #: (svc, inst) -> emulated time its registration reaches DiscoverInstances and Route 53
+        self.propagating: dict[tuple[str, str], float] = {}
 
 
 @dataclass(frozen=True)
@@ -599,8 +601,35 @@ class CloudMapModel:
         service.instances = [i for i in service.instances if i.instance_id != instance_id]
         service.instances.append(instance)
         service.instances_revision[instance_id] = service.instances_revision.get(instance_id, 0) + 1
-        self._update_records(backend, service, instance_id, instance.attributes)
+        lag = self._world.latencies.discovery_propagation_seconds
+        if lag <= 0:
+            self._update_records(backend, service, instance_id, instance.attributes)
+            return instance
+        # The control plane has it now; DiscoverInstances and the records after the lag
+        # (Latencies.discovery_propagation_seconds).
+        state = self.state(backend)
+        key = (service.id, instance_id)
+        revision = service.instances_revision[instance_id]
+        due = self._world.clock.now() + lag
+        state.propagating[key] = due
+
+        def propagate(_at: float) -> None:
+            current = backend.services.get(key[0])
+            if state.propagating.get(key) != due:
+                return  # registered again since: that registration propagates
+            del state.propagating[key]
+            if current is not None and current.instances_revision.get(instance_id) == revision:
+                self._update_records(backend, current, instance_id, instance.attributes)
+
+        state.timers.add(due, propagate)
         return instance
+
+    def discoverable(
+        self, backend: ServiceDiscoveryBackend, instances: list[ServiceInstance]
+    ) -> list[ServiceInstance]:
+        """What DiscoverInstances answers: the instances whose registration has propagated."""
+        propagating = self.state(backend).propagating
+        return [i for i in instances if (i.service_id, i.instance_id) not in propagating]
 
     def remove_instance(
         self, backend: ServiceDiscoveryBackend, service: Service, instance_id: str
@@ -611,6 +640,7 @@ class CloudMapModel:
         if len(service.instances) == before:
             return False
         service.instances_revision[instance_id] = service.instances_revision.get(instance_id, 0) + 1
+        self.state(backend).propagating.pop((service.id, instance_id), None)
         records = self.state(backend).records.pop((service.id, instance_id), [])
         Route53(backend.account_id, backend.partition).remove_records(records)
         return True

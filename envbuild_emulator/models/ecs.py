@@ -42,6 +42,8 @@ _PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
 # AWS gives no exact schedule: the model waits 10 s after the first failure, doubling up to 15 min.
 _RETRY_FIRST_SECONDS = 10.0
 _RETRY_MAX_SECONDS = 900.0
+#: a service whose tasks found no free address tries to place them again after this long
+_PLACEMENT_RETRY_SECONDS = 60.0
 # The deployment circuit breaker's reason, as ECS words it (see EcsModel._circuit_breaker).
 BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
@@ -305,14 +307,22 @@ class EcsModel:
                 pass  # a retry is scheduled
             else:
                 run.retry_at = None
-                started = [self._launch(backend, run, now) for _ in range(missing)]
-                self._event(
-                    service,
-                    now,
-                    f"(service {service.name}) has started {len(started)} tasks: "
-                    + " ".join(f"(task {t.task_id})" for t in started)
-                    + ".",
-                )
+                started = []
+                for _ in range(missing):
+                    task_run = self._launch(backend, run, now)
+                    if task_run is None:
+                        break
+                    started.append(task_run)
+                if started:
+                    self._event(
+                        service,
+                        now,
+                        f"(service {service.name}) has started {len(started)} tasks: "
+                        + " ".join(f"(task {t.task_id})" for t in started)
+                        + ".",
+                    )
+                if len(started) < missing:
+                    self._unplaced(backend, run, now)
         elif missing < 0:
             # Stop tasks that are not running yet first, then the newest running ones.
             order = sorted(
@@ -360,18 +370,49 @@ class EcsModel:
             )
         self._refresh_counts(backend, run)
 
+    def _unplaced(self, backend: EC2ContainerServiceBackend, run: _ServiceRun, now: float) -> None:
+        """No subnet of the service has a free address for a task's ENI: a service event, not an
+        API error; the scheduler tries again later. AWS documents the form of the event, "(service
+        service-name) was unable to place a task. Reason: ..." ("Service event messages", Amazon
+        ECS Developer Guide, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-event-messages.html),
+        not the wording of this reason."""
+        service = run.service
+        subnets = ", ".join(service.network_configuration["awsvpcConfiguration"]["subnets"])
+        self._event(
+            service,
+            now,
+            f"(service {service.name}) was unable to place a task. Reason: no free IPv4 address"
+            f" in subnets {subnets} for the task's network interface.",
+        )
+        run.retry_at = now + _PLACEMENT_RETRY_SECONDS
+        self._refresh_counts(backend, run)
+        self._state_timers(backend).add(run.retry_at, lambda t: self._reconcile(backend, run, t))
+
+    def _subnet_for_task(self, backend: EC2ContainerServiceBackend, run: _ServiceRun) -> str | None:
+        """The next of the service's subnets in turn that has a free address (None: none has)."""
+        subnets: list[str] = list(
+            run.service.network_configuration["awsvpcConfiguration"]["subnets"]
+        )
+        ec2 = self._ec2(backend)
+        for offset in range(len(subnets)):
+            subnet_id = subnets[(run.subnet_cursor + offset) % len(subnets)]
+            if self._has_free_ip(ec2, ec2.get_subnet(subnet_id)):
+                run.subnet_cursor += offset + 1
+                return subnet_id
+        return None
+
     def _launch(
         self, backend: EC2ContainerServiceBackend, run: _ServiceRun, now: float
-    ) -> _TaskRun:
+    ) -> _TaskRun | None:
         world = self._world
         service = run.service
         task_definition: TaskDefinition = backend.describe_task_definition(
             str(service.task_definition)
         )
         awsvpc: dict[str, Any] = dict(service.network_configuration["awsvpcConfiguration"])
-        subnets: list[str] = list(awsvpc["subnets"])
-        subnet_id = subnets[run.subnet_cursor % len(subnets)]
-        run.subnet_cursor += 1
+        subnet_id = self._subnet_for_task(backend, run)
+        if subnet_id is None:
+            return None
         security_groups: list[str] = list(awsvpc.get("securityGroups") or [])
 
         task_cls = lookup(_ECS, "Task")
@@ -1030,6 +1071,18 @@ class EcsModel:
             }
         ]
         return str(eni.id), ip
+
+    @classmethod
+    def _has_free_ip(cls, ec2: EC2Backend, subnet: Subnet) -> bool:
+        """As DescribeSubnets' AvailableIpAddressCount says (moto counts every ENI of the subnet,
+        whichever address it got), and an address actually free for the task's ENI."""
+        if subnet.available_ip_address_count <= 0:
+            return False
+        try:
+            cls._free_ip(ec2, subnet)
+        except RuntimeError:
+            return False
+        return True
 
     @staticmethod
     def _free_ip(ec2: EC2Backend, subnet: Subnet) -> str:

@@ -63,6 +63,14 @@ class Latencies:
     # A RUNNING task asked to stop: DEACTIVATING .. STOPPED.  ECS waits up to the container
     # stopTimeout (default 30 s) after SIGTERM. https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
     task_stop_seconds: float = 30.0
+    # Cloud Map's control plane (ListInstances, GetInstancesHealthStatus) shows a registered
+    # instance at once; its data plane (DiscoverInstances, a separate endpoint
+    # data-servicediscovery.<region>.amazonaws.com) and the Route 53 records it writes follow
+    # asynchronously (RegisterInstance "creates or updates ... records" through an operation:
+    # https://docs.aws.amazon.com/cloud-map/latest/api/API_RegisterInstance.html;
+    # https://docs.aws.amazon.com/cloud-map/latest/api/API_DiscoverInstances.html). Seconds in
+    # practice; 0 here by default (no lag), set it to try the readers' disagreement.
+    discovery_propagation_seconds: float = 0.0
 
 
 class World:
@@ -334,6 +342,18 @@ class World:
         replace(_SD, f"{sd_backend}.deregister_instance", lambda _: deregister_instance)
         replace(_SD, f"{sd_backend}._create_operation", lambda _: create_operation)
         replace(_SD, f"{sd_backend}.list_operations", lambda _: list_operations)
+
+        def wrap_discover_instances(original: Callable[..., Any]) -> object:
+            def discover_instances(
+                backend: ServiceDiscoveryBackend, *args: Any, **kwargs: Any
+            ) -> Any:
+                with world.lock:
+                    instances, revisions = original(backend, *args, **kwargs)
+                    return cloudmap.discoverable(backend, instances), revisions
+
+            return discover_instances
+
+        replace(_SD, f"{sd_backend}.discover_instances", wrap_discover_instances)
 
         def list_namespaces_response(response: ServiceDiscoveryResponse) -> str:
             return cloudmap.list_namespaces(response)

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from botocore.exceptions import ClientError
 
-from envbuild_emulator.models import World
+from envbuild_emulator.models import Latencies, World
 
 from .conftest import Clients, Network
 
@@ -346,3 +346,35 @@ def test_update_operations_take_service_operation_seconds(
     assert _operation(aws, operation_id)["Status"] == "SUBMITTED"
     world.clock.advance(world.latencies.service_operation_seconds)
     assert _operation(aws, operation_id)["Status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize("latencies", [Latencies(discovery_propagation_seconds=5.0)])
+def test_discover_instances_and_route53_lag_the_control_plane(
+    world: World, aws: Clients, network: Network, make_namespace: Any, latencies: Latencies
+) -> None:
+    """Issue 15 item 5: with ``discovery_propagation_seconds`` a registered instance is in
+    ListInstances at once, in DiscoverInstances and the hosted zone only after the lag."""
+    namespace_id = make_namespace("lag.local", network.vpc_id)
+    service = aws.sd.create_service(
+        Name="web", NamespaceId=namespace_id, DnsConfig={"DnsRecords": [{"Type": "A", "TTL": 15}]}
+    )["Service"]
+    zone_id = _zone_of(aws, namespace_id)
+
+    def discovered() -> list[str]:
+        answer = aws.sd.discover_instances(NamespaceName="lag.local", ServiceName="web")
+        return [i["InstanceId"] for i in answer["Instances"]]
+
+    def a_records() -> list[str]:
+        sets = aws.route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        return [r["Value"] for s in sets if s["Type"] == "A" for r in s["ResourceRecords"]]
+
+    aws.sd.register_instance(
+        ServiceId=service["Id"], InstanceId="i-1", Attributes={"AWS_INSTANCE_IPV4": "10.0.1.10"}
+    )
+    world.clock.advance(world.latencies.service_operation_seconds)
+    assert [i["Id"] for i in aws.sd.list_instances(ServiceId=service["Id"])["Instances"]] == ["i-1"]
+    assert (discovered(), a_records()) == ([], [])
+    world.clock.advance(4.9)
+    assert (discovered(), a_records()) == ([], [])
+    world.clock.advance(0.1)
+    assert (discovered(), a_records()) == (["i-1"], ["10.0.1.10"])

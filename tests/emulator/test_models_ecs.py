@@ -479,3 +479,47 @@ def test_a_failed_update_without_rollback_stays_failed_on_the_new_revision(
     ]
     running = _tasks(aws, desiredStatus="RUNNING")
     assert [t["taskDefinitionArn"].rsplit("/", 1)[-1] for t in running] == ["dev-web:1"]
+
+
+def test_a_subnet_without_a_free_address_is_a_service_event_and_placement_is_retried(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    """Issue 15 item 8: the task cannot get an address for its ENI. AWS reports it in the
+    service's events (DescribeServices), not as an error of CreateService; the scheduler tries
+    again, and starts the task once an address is free."""
+    subnet = aws.ec2.create_subnet(VpcId=network.vpc_id, CidrBlock="10.0.9.0/28")["Subnet"]
+    assert subnet["AvailableIpAddressCount"] == 11  # 16 - the 5 AWS reserves
+    enis = [
+        aws.ec2.create_network_interface(SubnetId=subnet["SubnetId"])["NetworkInterface"]
+        for _ in range(11)
+    ]
+    full = aws.ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]
+    assert full["AvailableIpAddressCount"] == 0
+
+    aws.ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="web-service",
+        taskDefinition="dev-web",
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [subnet["SubnetId"]],
+                "securityGroups": [network.security_group],
+            }
+        },
+        serviceRegistries=[{"registryArn": registry["service"]["Arn"]}],
+    )
+
+    service = _service(aws)
+    assert (service["runningCount"], service["pendingCount"]) == (0, 0)
+    assert _tasks(aws) == []
+    assert service["events"][0]["message"] == (
+        f"(service web-service) was unable to place a task. Reason: no free IPv4 address in"
+        f" subnets {subnet['SubnetId']} for the task's network interface."
+    )
+    aws.ec2.delete_network_interface(NetworkInterfaceId=enis[0]["NetworkInterfaceId"])
+    world.clock.advance(60 + world.latencies.task_start_seconds)
+    [task] = _tasks(aws)
+    assert task["lastStatus"] == "RUNNING"
+    assert ipaddress.ip_address(_ip(task)) in ipaddress.ip_network("10.0.9.0/28")

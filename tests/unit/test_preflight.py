@@ -109,3 +109,50 @@ def test_a_draining_service_is_named(
 )
 def test_trust_policy_reading(document: object, trusted: bool) -> None:
     assert preflight.trusts_ecs_tasks(document) is trusted
+
+
+def _small_subnets(clients: Clients, spec: EnvironmentSpec, taken: tuple[int, int]) -> list[str]:
+    """Two /28 subnets (11 usable addresses each) of the spec's VPC, with ``taken`` addresses
+    of each held by network interfaces."""
+    subnets = []
+    for index, count in enumerate(taken):
+        subnet = clients.ec2.create_subnet(
+            VpcId=spec.namespace.vpcId, CidrBlock=f"10.0.{9 + index}.0/28"
+        )["Subnet"]["SubnetId"]
+        for _ in range(count):
+            clients.ec2.create_network_interface(SubnetId=subnet)
+        subnets.append(subnet)
+    return subnets
+
+
+def test_subnets_without_enough_free_addresses_are_named_with_the_numbers(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    """Issue 15 item 8: 5 tasks at desiredCount, up to 10 while deployments roll (maximumPercent
+    200); the subnets have 0 + 3 free addresses."""
+    subnets = _small_subnets(clients, ready, (11, 8))
+    spec = ready.model_copy(
+        update={"network": ready.network.model_copy(update={"subnets": subnets})}
+    )
+    with pytest.raises(PreflightFailed) as raised:
+        preflight.preflight(clients, spec)
+    message = str(raised.value)
+    assert message.startswith("1 problem(s)")
+    assert (
+        f"the subnets have 3 free IPv4 address(es) in all ({subnets[0]}: 0, {subnets[1]}: 3) but"
+        " the build may need 10 (5 task(s) at desiredCount, up to 5 more while deployments roll"
+        " (maximumPercent)"
+    ) in message
+
+
+def test_subnets_with_room_for_the_tasks_and_their_surge_pass(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    subnets = _small_subnets(clients, ready, (6, 6))  # 5 + 5 free: exactly the 10 needed
+    spec = ready.model_copy(
+        update={"network": ready.network.model_copy(update={"subnets": subnets})}
+    )
+    assert preflight.preflight(clients, spec)["checked"] is True
+    probe = spec.model_copy(update={"verify": spec.verify.model_copy(update={"probe": True})})
+    with pytest.raises(PreflightFailed, match=r"may need 11 .*1 for the DNS probe"):
+        preflight.preflight(clients, probe)

@@ -213,3 +213,25 @@ def test_ttl_changes_only_for_registries_envbuild_manages_then_updated(
     }
     assert ttls == {"web": 15, "api": 15, "db": 60}
     assert registries.ttl_changes(clients, changed, ids, 4) == {}
+
+
+def test_a_registry_created_again_by_a_later_build_gets_a_new_creator_request_id(
+    clients: Clients, spec: EnvironmentSpec
+) -> None:
+    """Issue 15 item 8: the token is the same on a retry of one build's creation and differs in
+    the next build that creates the registry again (after it was deleted)."""
+    namespace_id = make_namespace(clients)
+    sd = clients.servicediscovery
+    first_build = "arn:aws:states:us-east-1:123456789012:execution:build:first"
+    later_build = "arn:aws:states:us-east-1:123456789012:execution:build:later"
+    web = spec.services[0]
+
+    created = registries.create_registry(clients, spec, web, namespace_id, first_build)
+    token = sd.get_service(Id=created)["Service"]["CreatorRequestId"]
+    # a retry of the same build's creation: the same token
+    assert registries.creator_request_id(spec, web, namespace_id, first_build) == token
+    sd.delete_service(Id=created)
+
+    again = registries.create_registry(clients, spec, web, namespace_id, later_build)
+    assert again != created
+    assert sd.get_service(Id=again)["Service"]["CreatorRequestId"] != token

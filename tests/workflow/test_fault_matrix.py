@@ -47,6 +47,41 @@ FAULTS = [
 BURST = 8
 OBSERVED: dict[tuple[str, str], str] = {}
 
+#: The teardown's steps that change something (issue 15 item 7; every rollback and prune runs
+#: them): step -> (its Lambda logical id, the AWS calls it makes that change something).
+TEARDOWN_STEPS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "Scale ECS Services To Zero": ("TeardownScaleServicesFunction", [("ecs", "UpdateService")]),
+    "Delete ECS Services": ("TeardownDeleteServicesFunction", [("ecs", "DeleteService")]),
+    "Deregister Instances": (
+        "TeardownDeregisterInstancesFunction",
+        [("servicediscovery", "DeregisterInstance")],
+    ),
+    "Delete Cloud Map Services": (
+        "TeardownDeleteRegistriesFunction",
+        [("servicediscovery", "DeleteService")],
+    ),
+    "Delete Namespace": (
+        "TeardownDeleteNamespaceFunction",
+        [("servicediscovery", "DeleteNamespace")],
+    ),
+    "Remove Log Groups And Task Definitions": (
+        "TeardownFinishFunction",
+        [("logs", "DeleteLogGroup"), ("ecs", "DeregisterTaskDefinition")],
+    ),
+}
+TEARDOWN_FAULTS = [
+    "throttling burst",
+    "transient 5xx",
+    "response lost",
+    "handler crash",
+    "handler timeout",
+]
+TEARDOWN_OPTIONS = {"deleteLogGroups": True, "deregisterTaskDefinitions": True}
+#: a static instance, so that Deregister Instances has something to deregister (ECS deregisters
+#: the tasks' instances itself when they stop)
+STATIC_INSTANCE = {"id": "db-primary", "ipv4": "10.0.3.100", "attributes": {"role": "primary"}}
+TEARDOWN_OBSERVED: dict[tuple[str, str], str] = {}
+
 
 @pytest.fixture(autouse=True)
 def no_sdk_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,6 +166,64 @@ def test_fault_cell(emulator: Any, workshop_spec: dict[str, Any], step: str, fau
     OBSERVED[(step, fault)] = "succeeds, no duplicate"
 
 
+def arm_teardown(emulator: Any, step: str, fault: str) -> None:
+    function, calls = TEARDOWN_STEPS[step]
+    if fault == "handler crash":
+        emulator.dispatcher.fail_next(function, "RuntimeError", times=100)
+    elif fault == "handler timeout":
+        emulator.dispatcher.fail_next(function, "Sandbox.Timedout", times=1)
+    else:
+        for service, action in calls:
+            if fault == "throttling burst":
+                emulator.aws_faults.throttle(service, action, times=BURST)
+            elif fault == "transient 5xx":
+                emulator.aws_faults.unavailable(service, action, times=BURST)
+            else:
+                emulator.aws_faults.lose_response(service, action, times=2)
+
+
+def run_teardown(emulator: Any, document: dict[str, Any]) -> dict[str, Any]:
+    described: dict[str, Any] = emulator.wait(emulator.start_teardown(document))
+    return described
+
+
+@pytest.mark.parametrize("fault", TEARDOWN_FAULTS)
+@pytest.mark.parametrize("step", list(TEARDOWN_STEPS))
+def test_teardown_fault_cell(
+    emulator: Any, workshop_spec: dict[str, Any], step: str, fault: str
+) -> None:
+    """The teardown (so every rollback and every prune) survives what the build survives: a
+    transient fault in any of its steps still ends SUCCEEDED with nothing left; a crash that
+    lasts fails naming it, and a re-run removes everything."""
+    before = account_snapshot(emulator)
+    workshop_spec["services"][2]["instances"] = [STATIC_INSTANCE]
+    built, _ = run_build(emulator, workshop_spec)
+    assert built["status"] == "SUCCEEDED", built.get("cause")
+    function, calls = TEARDOWN_STEPS[step]
+    invoked = emulator.dispatcher.invocations[function]
+    made = {call: emulator.aws_faults.calls[call] for call in calls}
+    arm_teardown(emulator, step, fault)
+
+    described = run_teardown(emulator, {**workshop_spec, **TEARDOWN_OPTIONS})
+
+    assert emulator.dispatcher.invocations[function] > invoked, f"{step} did not run"
+    if fault not in ("handler crash", "handler timeout"):
+        # the fault met the step's calls (a cell that injects nothing proves nothing)
+        assert all(emulator.aws_faults.calls[call] > made[call] for call in calls), calls
+    if fault == "handler crash":
+        assert described["status"] == "FAILED"
+        assert described["error"] == "RuntimeError"
+        assert "injected crash" in described["cause"]
+        emulator.dispatcher.fail_next(function, "RuntimeError", times=0)
+        described = run_teardown(emulator, {**workshop_spec, **TEARDOWN_OPTIONS})
+        outcome = "fails `RuntimeError`; re-run: succeeds, nothing left"
+    else:
+        outcome = "succeeds, nothing left"
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert account_snapshot(emulator) == before, "the teardown left something behind"
+    TEARDOWN_OBSERVED[(step, fault)] = outcome
+
+
 def render() -> str:
     lines = [
         "# Fault matrix",
@@ -150,11 +243,34 @@ def render() -> str:
         lines.append(
             f"| {step} | " + " | ".join(OBSERVED[(step, fault)] for fault in FAULTS) + " |"
         )
+    lines += [
+        "",
+        "## Teardown (every rollback and prune runs it)",
+        "",
+        "Each cell builds the workshop spec (with a static instance, so that Deregister Instances",
+        "has one to remove), injects the fault into every call of that teardown step that changes",
+        "something, then runs the teardown with both options on: it must end SUCCEEDED with the",
+        "account as before the build. A crash that lasts fails the teardown naming it; a re-run",
+        "without it must then remove everything. The lock steps (Acquire Lock, Release Lock) are not",
+        "in the table.",
+        "",
+        "| step | " + " | ".join(TEARDOWN_FAULTS) + " |",
+        "|---|" + "---|" * len(TEARDOWN_FAULTS),
+    ]
+    for step in TEARDOWN_STEPS:
+        lines.append(
+            f"| {step} | "
+            + " | ".join(TEARDOWN_OBSERVED[(step, fault)] for fault in TEARDOWN_FAULTS)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def test_fault_matrix_document_is_current() -> None:
     missing = [(s, f) for s in STEPS for f in FAULTS if (s, f) not in OBSERVED]
+    missing += [
+        (s, f) for s in TEARDOWN_STEPS for f in TEARDOWN_FAULTS if (s, f) not in TEARDOWN_OBSERVED
+    ]
     if missing:
         pytest.skip(f"{len(missing)} cells did not run in this session")
     text = render()

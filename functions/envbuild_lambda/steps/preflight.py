@@ -192,8 +192,57 @@ def check_domain(clients: Clients, name: str, vpc_id: str) -> list[str]:
     return problems
 
 
-def check_draining(clients: Clients, spec: EnvironmentSpec) -> list[str]:
-    existing = describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
+#: ECS's default maximumPercent of a replica service's rolling deployments (envbuild sets none):
+#: "the default value for maximumPercent is 200%" (DeploymentConfiguration, Amazon ECS API
+#: Reference, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html)
+DEFAULT_MAXIMUM_PERCENT = 200
+
+
+def free_addresses(clients: Clients, subnet_ids: list[str]) -> dict[str, int]:
+    """Subnet id -> its AvailableIpAddressCount (DescribeSubnets)."""
+    with aws_errors(f"DescribeSubnets {' '.join(subnet_ids)}"):
+        subnets = clients.ec2.describe_subnets(SubnetIds=list(dict.fromkeys(subnet_ids)))["Subnets"]
+    return {s["SubnetId"]: int(s.get("AvailableIpAddressCount", 0)) for s in subnets}
+
+
+def check_free_addresses(
+    clients: Clients, spec: EnvironmentSpec, existing: dict[str, Any]
+) -> list[str]:
+    """Every Fargate task takes one address of the spec's subnets for its network interface; a
+    rolling deployment runs up to maximumPercent of desiredCount at once. Needed: for each
+    service, desiredCount x maximumPercent (rounded up) less the addresses its running and
+    pending tasks already hold, plus one for the DNS probe. A shortfall would leave tasks
+    unplaced (a service event) until the services' readiness check times out."""
+    free = free_addresses(clients, spec.network.subnets)
+    needed = 0
+    surge = 0
+    for service in spec.services:
+        current = existing.get(service.ecs_service_name) or {}
+        held = 0
+        maximum = DEFAULT_MAXIMUM_PERCENT
+        if current.get("status") == "ACTIVE":
+            held = int(current.get("runningCount", 0)) + int(current.get("pendingCount", 0))
+            maximum = int(current.get("deploymentConfiguration", {}).get("maximumPercent", maximum))
+        peak = -(-service.desiredCount * maximum // 100)
+        needed += max(0, peak - held)
+        surge += peak - service.desiredCount
+    probe = 1 if spec.verify.probe else 0
+    needed += probe
+    total = sum(free.values())
+    if total >= needed:
+        return []
+    counts = ", ".join(f"{subnet}: {free.get(subnet, 0)}" for subnet in spec.network.subnets)
+    desired = sum(service.desiredCount for service in spec.services)
+    return [
+        f"the subnets have {total} free IPv4 address(es) in all ({counts}) but the build may need"
+        f" {needed} ({desired} task(s) at desiredCount, up to {surge} more while deployments roll"
+        f" (maximumPercent){', 1 for the DNS probe' if probe else ''}, less the"
+        " addresses the services' running tasks hold): use larger subnets or more subnets in"
+        " network.subnets, or free addresses in them"
+    ]
+
+
+def check_draining(spec: EnvironmentSpec, existing: dict[str, Any]) -> list[str]:
     return [
         f"ECS service {name} in cluster {spec.cluster_name} is DRAINING after a delete (a new one would"
         " fail: 'Creation of service was not idempotent'): wait until it is INACTIVE"
@@ -211,14 +260,22 @@ def preflight(
     vpc_id = spec.namespace.vpcId
     problems = check_vpc(clients, vpc_id)
     vpc_exists = not any("does not exist" in p for p in problems)
+    subnet_problems: list[str] = []
     if vpc_exists:
-        problems += check_subnets(clients, vpc_id, spec.network.subnets)
+        subnet_problems = check_subnets(clients, vpc_id, spec.network.subnets)
+        problems += subnet_problems
         problems += check_security_groups(clients, vpc_id, spec.network.securityGroups)
         problems += check_domain(clients, spec.namespace.name, vpc_id)
     cluster_problems = check_cluster(clients, spec.cluster)
     problems += cluster_problems
+    existing: dict[str, Any] = {}
     if not cluster_problems:
-        problems += check_draining(clients, spec)
+        existing = dict(
+            describe_services(clients, spec.cluster, (s.ecs_service_name for s in spec.services))
+        )
+        problems += check_draining(spec, existing)
+    if vpc_exists and not subnet_problems:
+        problems += check_free_addresses(clients, spec, existing)
     if conflicts:
         found = ownership.find_conflicts(
             clients, spec, max_workers, cluster_exists=not cluster_problems

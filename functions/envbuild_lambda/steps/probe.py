@@ -25,12 +25,20 @@ if TYPE_CHECKING:
 
 CONTAINER = "dns-probe"
 #: Small, pulled from ECR Public (no Docker Hub rate limit); its nslookup asks the VPC resolver.
+#: ECR VPC endpoints do not serve ECR Public: the subnets need NAT (or the task a public IP).
 IMAGE = "public.ecr.aws/docker/library/busybox:stable"
 NAMES_VARIABLE = "ENVBUILD_PROBE_NAMES"
-#: One line per name; exit 1 if any name has no A answer.
+#: Optional nslookup server argument ("host" or "host:port"); unset in the task: the VPC resolver
+#: of /etc/resolv.conf. tests/unit/test_probe_script.py points it at its own DNS server.
+RESOLVER_VARIABLE = "ENVBUILD_PROBE_RESOLVER"
+#: One line per name; exit 1 if any name has no A answer. nslookup prints the server it asked
+#: first (busybox: "Server: 10.0.0.2" then "Address: 10.0.0.2:53"; bind: "Address: 10.0.0.2#53"),
+#: then each answer as "Name: <name>" and "Address: <ip>": only Address lines after a Name line
+#: are answers (an NXDOMAIN or a timeout prints none).
 SCRIPT = (
-    'rc=0; for name in $ENVBUILD_PROBE_NAMES; do answers=$(nslookup -type=A "$name" 2>/dev/null'
-    " | awk '/^Address/ && $NF !~ /#53$/ {print $NF}' | sort | tr '\\n' ' ');"
+    'rc=0; for name in $ENVBUILD_PROBE_NAMES; do answers=$(nslookup -type=A "$name"'
+    " $ENVBUILD_PROBE_RESOLVER 2>/dev/null"
+    " | awk '/^Name:/ {named=1} named && /^Address/ {print $NF}' | sort | tr '\\n' ' ');"
     ' if [ -n "$answers" ]; then echo "PROBE $name OK $answers"; else echo "PROBE $name FAIL";'
     " rc=1; fi; done; exit $rc"
 )

@@ -25,6 +25,16 @@ def existing_registries(clients: Clients, namespace_id: str) -> dict[str, str]:
         return {summary["Name"]: summary["Id"] for page in pages for summary in page["Services"]}
 
 
+def creator_request_id(
+    spec: EnvironmentSpec, service: Service, namespace_id: str, build: str | None
+) -> str:
+    """The CreateService token: the same on every retry of this build's creation (a retried step,
+    an SDK retry after a lost response), another in a later build that creates the registry again
+    (after a teardown, a prune or a deletion by hand), so Cloud Map never answers a new creation
+    with the request that made a registry deleted since."""
+    return spec.request_token("registry", namespace_id, service.name, *([build] if build else []))
+
+
 def create_registry(
     clients: Clients,
     spec: EnvironmentSpec,
@@ -36,7 +46,7 @@ def create_registry(
         response = clients.servicediscovery.create_service(
             Name=service.name,
             NamespaceId=namespace_id,
-            CreatorRequestId=spec.request_token("registry", namespace_id, service.name),
+            CreatorRequestId=creator_request_id(spec, service, namespace_id, build),
             Description=f"{service.name} service registry (envbuild {spec.environment})",
             DnsConfig={
                 "RoutingPolicy": "MULTIVALUE",
