@@ -240,7 +240,14 @@ def namespace_operations_in_flight(clients: Clients) -> list[str]:
                 {"Name": "STATUS", "Values": list(IN_FLIGHT_STATUSES), "Condition": "IN"},
             ]
         )
-        return sorted({operation["Id"] for page in pages for operation in page["Operations"]})
+        return sorted(
+            {
+                operation["Id"]
+                for page in pages
+                for operation in page["Operations"]
+                if operation.get("Status") in IN_FLIGHT_STATUSES  # whatever the filters did
+            }
+        )
 
 
 def check_operations_in_flight(
