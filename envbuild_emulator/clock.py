@@ -18,9 +18,10 @@ The models apply what became due at the next request (``World.tick``), or at onc
 ``Emulator.advance``. docs/aws-fidelity.md, "Time".
 
 A Lambda invocation goes on after the state that started it was stopped (a Parallel state whose
-other branch failed): "If any branch fails ... the entire Parallel state fails and all of its
-branches are stopped" (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html),
-but Step Functions cannot stop a running invocation; it ends when the handler returns or at the
+other branch failed): "If any branch fails ... the entire Parallel state is considered to have
+failed and all its branches are stopped"
+(https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html), but stopping a state
+does not stop a synchronous invocation already running: it ends when the handler returns or at the
 function's timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). At
 scale 0 a Wait state takes no real time, so a Wait that ends at emulated time T also waits (in
 real time) for the invocations started before T that are still running (``wait_state``): what they
