@@ -145,3 +145,34 @@ def test_the_rollback_waits_for_a_namespace_operation_still_running_after_the_gr
     assert 30 <= len(checks) < 60  # about (300 - 120) / 5, within the bound
     nothing_left(emulator, before)
     waited_for_namespace_operations(history)
+
+
+def test_the_failure_path_waits_out_every_lambda_of_the_interrupted_parallel() -> None:
+    """ "Wait For Interrupted Steps" lasts at least the longest timeout of the functions the
+    Parallel's branches invoke: a stopped branch's invocation has ended before the rollback
+    looks (template.yaml: Globals Timeout, or the function's own)."""
+    from envbuild_emulator.template import load_yaml
+
+    template = load_yaml(REPO / "template.yaml")
+    default = template["Globals"]["Function"]["Timeout"]
+    asl = json.loads((REPO / "statemachine" / "build_environment.asl.json").read_text())
+    states = asl["States"]
+    parallel = states["Prepare Namespace And Task Definitions"]
+
+    def resources(branch_states: dict[str, Any]) -> list[str]:
+        found = []
+        for state in branch_states.values():
+            if "Resource" in state:
+                found.append(state["Resource"])
+            for inner in [*state.get("Branches", []), state.get("ItemProcessor") or {}]:
+                found += resources(inner.get("States", {}))
+        return found
+
+    placeholders = {r for b in parallel["Branches"] for r in resources(b["States"])}
+    functions = sorted(p.removeprefix("${").removesuffix("Arn}") for p in placeholders)
+    assert "CreateNamespaceFunction" in functions
+    timeouts = {
+        name: template["Resources"][name]["Properties"].get("Timeout", default)
+        for name in functions
+    }
+    assert states["Wait For Interrupted Steps"]["Seconds"] >= max(timeouts.values()), timeouts
