@@ -142,7 +142,10 @@ def test_the_rollback_waits_for_a_namespace_operation_still_running_after_the_gr
 
     assert described["error"] == "RuntimeError"
     checks = entered(history, "Check Namespace Operations In Flight")
-    assert 30 <= len(checks) < 60  # about (300 - 120) / 5, within the bound
+    # about (300 - 120) / 5, fewer when the stopped namespace branch's 50 s Wait had already
+    # moved the Parallel's emulated time (docs/aws-fidelity.md, per-branch timelines); within
+    # the bound of 60 either way
+    assert 10 <= len(checks) < 60
     nothing_left(emulator, before)
     waited_for_namespace_operations(history)
 
