@@ -12,6 +12,7 @@ reads the account through the APIs, as a user would.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,6 +94,38 @@ def test_create_namespace_crashing_after_its_call_leaves_nothing(
     assert described["status"] == "FAILED"
     assert described["error"] == "RuntimeError"
     assert entered(history, "Namespace Ready?") == []  # the state never knew the operation
+    assert len(namespace_operations(emulator)) == 1
+    nothing_left(emulator, before)
+    waited_for_namespace_operations(history)
+
+
+def test_a_create_namespace_invocation_still_running_when_the_parallel_fails_is_waited_for(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    # Create Namespace takes seconds of real time before its call, so the other branch fails
+    # (and the Parallel with it) while the invocation runs: Step Functions stops the branch, not
+    # the invocation, which still creates the namespace. The failure path's 120 s Wait comes
+    # after it (Clock.wait_state: at scale 0 the Wait takes no real time of its own).
+    before = account_snapshot(emulator)
+    resolve = emulator.dispatcher.resolve_handler
+
+    def slow_create_namespace(function: Any) -> Any:
+        handler = resolve(function)
+        if function.logical_id != "CreateNamespaceFunction":
+            return handler
+
+        def slow(event: dict[str, Any], context: Any) -> Any:
+            time.sleep(3)
+            return handler(event, context)
+
+        return slow
+
+    emulator.dispatcher.resolve_handler = slow_create_namespace
+    emulator.dispatcher.fail_next("RegisterTaskDefinitionsFunction", "RuntimeError", times=100)
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert described["error"] == "RuntimeError"
     assert len(namespace_operations(emulator)) == 1
     nothing_left(emulator, before)
     waited_for_namespace_operations(history)
