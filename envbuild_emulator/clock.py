@@ -9,6 +9,23 @@ Parallel branch, Map iteration and Lambda invocation starts at its parent's time
 retry back-off and pacing move only its own time, and when it ends its parent (and the clock as
 seen from outside) reads at least the time it reached. Parallel branches therefore overlap, as on
 AWS, instead of adding up, whatever order the threads happen to run in.
+
+Emulated time does not stop when an execution ends: AWS goes on with whatever the execution
+started (a Cloud Map operation completes about a minute after CreatePrivateDnsNamespace whether or
+not its caller is still there). At scale 0 time then moves only through ``advance`` (tests: "ten
+minutes later"); at any other scale it keeps flowing with real time, ``advance`` jumping it ahead.
+The models apply what became due at the next request (``World.tick``), or at once through
+``Emulator.advance``. docs/aws-fidelity.md, "Time".
+
+A Lambda invocation goes on after the state that started it was stopped (a Parallel state whose
+other branch failed): "If any branch fails ... the entire Parallel state is considered to have
+failed and all its branches are stopped"
+(https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html), but stopping a state
+does not stop a synchronous invocation already running: it ends when the handler returns or at the
+function's timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). At
+scale 0 a Wait state takes no real time, so a Wait that ends at emulated time T also waits (in
+real time) for the invocations started before T that are still running (``wait_state``): what they
+do happened before T on AWS, and the state after the Wait sees it.
 """
 
 from __future__ import annotations
@@ -58,6 +75,11 @@ class Clock:
         self._lock = threading.Lock()
         self._virtual = 0.0
         self._real_start = time.monotonic()
+        #: emulated seconds added to real time by ``advance`` (scale > 0)
+        self._offset = 0.0
+        #: scale 0: the start time of every Lambda invocation still running (``wait_state``)
+        self._running: dict[int, float] = {}
+        self._invocation_ended = threading.Condition(self._lock)
         self._timeline: contextvars.ContextVar[_Timeline | None] = contextvars.ContextVar(
             f"envbuild-clock-{id(self)}", default=None
         )
@@ -86,10 +108,15 @@ class Clock:
         start = parent.absorb() if parent is not None else self.now()
         timeline = _Timeline(start, parent)
         token = self._timeline.set(timeline)
+        with self._lock:
+            self._running[id(timeline)] = start
         try:
             yield
         finally:
             self._timeline.reset(token)
+            with self._lock:
+                self._running.pop(id(timeline), None)
+                self._invocation_ended.notify_all()
             end = timeline.now()
             if parent is not None:
                 with parent.lock:
@@ -139,7 +166,7 @@ class Clock:
 
     def _now_locked(self) -> float:
         if self._scale > 0:
-            real = (time.monotonic() - self._real_start) / self._scale
+            real = (time.monotonic() - self._real_start) / self._scale + self._offset
             return max(self._virtual, real)
         return self._virtual
 
@@ -164,13 +191,35 @@ class Clock:
         with self._lock:
             self._virtual = max(self._virtual, t0 + seconds)
 
+    def wait_state(self, seconds: float, patience: float = 30.0) -> None:
+        """A Wait state of ``seconds``: ``sleep``, then (scale 0) wait in real time, at most
+        ``patience`` real seconds, until no Lambda invocation that started before the Wait's end
+        is still running (module docstring). At any other scale time is real and shared: the
+        sleep itself lets them run."""
+        self.sleep(seconds)
+        if self._scale > 0:
+            return
+        end = self.now()
+        deadline = time.monotonic() + patience
+        with self._invocation_ended:
+            while any(start < end for start in self._running.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._invocation_ended.wait(remaining)
+
     def advance(self, seconds: float) -> float:
-        """Move emulated time forward by ``seconds`` at once (tests); returns the new now()."""
+        """Move emulated time forward by ``seconds`` at once (tests); returns the new now().
+
+        At scale > 0 time goes on flowing from there (real time plus every advance)."""
         if seconds < 0:
             raise ValueError(f"cannot advance by a negative time: {seconds!r}")
         with self._lock:
-            self._virtual = self._now_locked() + seconds
-            return self._virtual
+            target = self._now_locked() + seconds
+            if self._scale > 0:
+                self._offset += seconds
+            self._virtual = target
+            return target
 
     def __repr__(self) -> str:
         return f"Clock(scale={self._scale!r}, now={self.now():.3f})"

@@ -225,6 +225,16 @@ class Emulator:
             )["executionArn"]
         )
 
+    def advance(self, seconds: float) -> float:
+        """Emulated time goes on after an execution ended, as AWS's does: move it ``seconds``
+        ahead and apply everything that became due meanwhile (a Cloud Map operation a failed
+        build submitted completes 60 s after its request, the build or not). Returns the new
+        time. Use it once the executions have ended: a running one keeps its own time at scale 0
+        (envbuild_emulator.clock); docs/aws-fidelity.md, "Time"."""
+        now = self.clock.advance(seconds)
+        self.world.tick()
+        return now
+
     def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout

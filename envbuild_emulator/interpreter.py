@@ -113,8 +113,9 @@ class LambdaDispatcher:
         self.functions: dict[str, Function] = {}
         self.invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
-        #: logical id -> [error type, remaining]: the next invocations fail as Lambda reports it
-        #: (e.g. "RuntimeError" for a crash, "Sandbox.Timedout" for a function timeout).
+        #: logical id -> [error type, remaining, after the handler]: the next invocations fail as
+        #: Lambda reports it (e.g. "RuntimeError" for a crash, "Sandbox.Timedout" for a function
+        #: timeout), before the handler runs or after it made its calls.
         self._faults: dict[str, list[Any]] = {}
         #: logical id -> the gate its invocations wait at (hold): a step that is "in flight".
         self._holds: dict[str, Hold] = {}
@@ -128,17 +129,28 @@ class LambdaDispatcher:
             self._holds[logical_id] = gate
         return gate
 
-    def fail_next(self, logical_id: str, error_type: str = "RuntimeError", times: int = 1) -> None:
+    def fail_next(
+        self,
+        logical_id: str,
+        error_type: str = "RuntimeError",
+        times: int = 1,
+        *,
+        after_calls: bool = False,
+    ) -> None:
+        """The next ``times`` invocations of the function fail with ``error_type``. With
+        ``after_calls`` the handler runs first (its AWS calls take effect) and the invocation
+        fails anyway, as a function that crashes or times out after its last call: the caller
+        never sees what it returned."""
         with self._lock:
-            self._faults[logical_id] = [error_type, times]
+            self._faults[logical_id] = [error_type, times, after_calls]
 
-    def _fault(self, logical_id: str) -> str | None:
+    def _fault(self, logical_id: str) -> tuple[str, bool] | None:
         with self._lock:
             fault = self._faults.get(logical_id)
             if not fault or fault[1] <= 0:
                 return None
             fault[1] -= 1
-            return str(fault[0])
+            return str(fault[0]), bool(fault[2])
 
     def register(self, function: Function) -> None:
         code = str(function.code_uri)
@@ -181,23 +193,29 @@ class LambdaDispatcher:
             gate = self._holds.get(function.logical_id)
         if gate is not None:
             gate.wait()
-        injected = self._fault(function.logical_id)
-        if injected is not None:
+        fault = self._fault(function.logical_id)
+        injected: dict[str, Any] | None = None
+        if fault is not None:
+            error_type, after_calls = fault
             message = (
                 f"Task timed out after {function.timeout}.00 seconds"
-                if injected == "Sandbox.Timedout"
+                if error_type == "Sandbox.Timedout"
                 else f"injected crash of {function.logical_id}"
             )
-            return {
+            injected = {
                 "StatusCode": 200,
                 "FunctionError": "Unhandled",
                 "ExecutedVersion": "$LATEST",
-                "Payload": {"errorType": injected, "errorMessage": message},
+                "Payload": {"errorType": error_type, "errorMessage": message},
             }
+            if not after_calls:
+                return injected
         event = json.loads(payload) if isinstance(payload, str | bytes) else (payload or {})
         try:
             with calling_as(function.logical_id):
                 result = handler(event, context)
+            if injected is not None:
+                return injected
         except Exception as error:
             return {
                 "StatusCode": 200,
@@ -238,7 +256,7 @@ class InterpreterPatches:
                 return dispatcher.invoke(str(parameters["FunctionName"]), parameters.get("Payload"))
 
         def wait_interval(_self: Any, env: Any, wait_seconds: int) -> None:
-            clock.sleep(wait_seconds)
+            clock.wait_state(wait_seconds)
 
         class _RetryTime:
             """Stands in for the ``time`` module inside retrier_decl and botocore.endpoint (which

@@ -46,6 +46,18 @@ class NamespaceState(_State):
     message: str = ""
 
 
+class NamespaceOperationsState(_State):
+    """A failed build's wait, before its rollback, for the namespace creations still running
+    (Cloud Map CREATE_NAMESPACE operations SUBMITTED or PENDING): the namespace one of them
+    creates appears when it ends, and the rollback must find it (issue 15)."""
+
+    done: bool
+    #: ids of the operations still running at the last check
+    pending: list[str] = []
+    poll: Poll
+    message: str = ""
+
+
 class TaskDefinitionRef(_State):
     name: str
     #: "family:revision" (the ARN is derived when needed)

@@ -182,3 +182,72 @@ def test_parallel_branches_start_together_and_the_next_state_starts_after_the_la
     thread.join()
     assert seen == {"one": 50, "two started": 0, "two": 20, "next": 50}
     assert clock.now() == 50
+
+
+def test_time_goes_on_after_an_advance_at_a_real_scale() -> None:
+    """At scale > 0 an advance jumps time ahead and it keeps flowing from there (it does not stand
+    still until real time catches up)."""
+    clock = Clock(scale=0.001)
+    ahead = clock.advance(600)
+    time.sleep(0.03)
+    assert clock.now() >= ahead + 30
+
+
+def test_a_wait_state_waits_for_the_invocations_started_before_its_end() -> None:
+    """A Parallel branch's Lambda invocation still running when its sibling's Wait (or the state
+    after a failed Parallel) ends: at scale 0 the Wait takes no real time, so it waits for the
+    invocation, whose calls happened before the Wait's end on AWS."""
+    clock = Clock()
+    started = threading.Event()
+    done: list[float] = []
+
+    def handler() -> None:
+        with clock.invocation():
+            started.set()
+            time.sleep(0.2)  # real time: the handler's AWS calls
+            done.append(clock.now())
+
+    thread = clock.branch()
+    runner = threading.Thread(target=thread, args=(handler,))
+    runner.start()
+    started.wait(5)
+    clock.branch()(lambda: clock.wait_state(120))
+    assert done == [0.0], "the Wait ended before the invocation it must follow"
+    runner.join()
+    assert clock.now() == 120
+
+
+def test_a_wait_state_does_not_wait_for_invocations_that_start_after_its_end() -> None:
+    clock = Clock()
+    clock.advance(100)
+    release = threading.Event()
+
+    def later_handler() -> None:
+        with clock.invocation():
+            release.wait(5)
+
+    runner = threading.Thread(target=later_handler)
+    runner.start()
+    started = time.monotonic()
+    clock.branch()(lambda: clock.wait_state(0))  # ends at 100: the invocation started at 100
+    assert time.monotonic() - started < 1
+    release.set()
+    runner.join()
+
+
+def test_a_wait_state_gives_up_on_an_invocation_that_never_ends() -> None:
+    clock = Clock()
+    release = threading.Event()
+
+    def stuck() -> None:
+        with clock.invocation():
+            release.wait(5)
+
+    runner = threading.Thread(target=stuck)
+    runner.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    clock.branch()(lambda: clock.wait_state(10, patience=0.2))
+    assert 0.2 <= time.monotonic() - started < 2
+    release.set()
+    runner.join()

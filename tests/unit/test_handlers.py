@@ -443,3 +443,22 @@ def test_a_step_publishes_the_metrics_it_added_once_as_emf(
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [blob["ServicesBuilt"] for blob in blobs] == [[3.0], [3.0]]  # one blob per invocation
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "envbuild"
+
+
+def test_check_namespace_operation_handler_looks_at_namespace_creations_in_flight(
+    prerequisites: Prerequisites, context: FakeContext
+) -> None:
+    """The failure path's event ({"namespaceOperations": null}, then the last answer): moto's
+    operations are SUCCESS at once, so nothing is in flight."""
+    spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
+    call(create_namespace.handler, {"spec": spec}, context)
+    first = call(check_namespace_operation.handler, {"namespaceOperations": None}, context)
+    assert first == {
+        "done": True,
+        "pending": [],
+        "poll": {"attempt": 0, "waitSeconds": 5, "maxAttempts": 60},
+        "message": "no namespace creation in flight",
+    }
+    again = call(check_namespace_operation.handler, {"namespaceOperations": first}, context)
+    assert again["done"] is True
+    assert again["poll"]["attempt"] == 1

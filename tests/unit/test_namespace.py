@@ -19,7 +19,7 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.settings import PollSchedule
 from envbuild_lambda.spec import EnvironmentSpec
-from envbuild_lambda.state import NamespaceState, Poll
+from envbuild_lambda.state import NamespaceOperationsState, NamespaceState, Poll
 from envbuild_lambda.steps import namespace
 
 from .conftest import REGION, Override, client_error, session
@@ -449,3 +449,107 @@ def test_check_operation_maps_aws_errors(
     stubber.add_client_error("get_operation", service_error_code=code, service_message="no")
     with stubber, pytest.raises(error, match=f"GetOperation {OPERATION_ID}: {code}: no"):
         namespace.check_operation(clients, submitted(spec, schedule), schedule)
+
+
+# --- check_operations_in_flight (a failed build's wait before its rollback) --------------------
+
+IN_FLIGHT_FILTERS = [
+    {"Name": "TYPE", "Values": ["CREATE_NAMESPACE"], "Condition": "EQ"},
+    {"Name": "STATUS", "Values": ["SUBMITTED", "PENDING"], "Condition": "IN"},
+]
+OTHER_ID = "zyxwvutsrqponmlkjihgfedcba543210-hgfedcba"
+
+
+def _operation(operation_id: str, status: str) -> dict[str, Any]:
+    return {"Operation": {"Id": operation_id, "Type": "CREATE_NAMESPACE", "Status": status}}
+
+
+def test_in_flight_first_look_lists_running_namespace_creations_with_filters(
+    clients: Clients, schedule: PollSchedule
+) -> None:
+    clients, stubber = stubbed_servicediscovery(clients)
+    stubber.add_response(
+        "list_operations",
+        {
+            "Operations": [{"Id": OTHER_ID, "Status": "PENDING"}],
+            "NextToken": "page-2",
+        },
+        {"Filters": IN_FLIGHT_FILTERS},
+    )
+    stubber.add_response(
+        "list_operations",
+        {"Operations": [{"Id": OPERATION_ID, "Status": "SUBMITTED"}]},
+        {"Filters": IN_FLIGHT_FILTERS, "NextToken": "page-2"},
+    )
+    with stubber:
+        state = namespace.check_operations_in_flight(clients, None, schedule)
+    stubber.assert_no_pending_responses()
+    assert state.done is False
+    assert state.pending == sorted([OPERATION_ID, OTHER_ID])
+    # the steady interval, not the long first wait of a fresh creation
+    assert state.poll == Poll(attempt=0, waitSeconds=10, maxAttempts=20)
+    assert "2 Cloud Map CREATE_NAMESPACE operation(s) still running" in state.message
+
+
+def test_in_flight_nothing_running_is_done_at_once(
+    clients: Clients, schedule: PollSchedule
+) -> None:
+    clients, stubber = stubbed_servicediscovery(clients)
+    stubber.add_response("list_operations", {"Operations": []}, {"Filters": IN_FLIGHT_FILTERS})
+    with stubber:
+        state = namespace.check_operations_in_flight(clients, None, schedule)
+    assert (state.done, state.pending, state.message) == (
+        True,
+        [],
+        "no namespace creation in flight",
+    )
+
+
+def test_in_flight_later_looks_follow_only_the_operations_found_until_they_end(
+    clients: Clients, schedule: PollSchedule
+) -> None:
+    clients, stubber = stubbed_servicediscovery(clients)
+    stubber.add_response(
+        "get_operation", _operation(OPERATION_ID, "PENDING"), {"OperationId": OPERATION_ID}
+    )
+    stubber.add_response("get_operation", _operation(OTHER_ID, "FAIL"), {"OperationId": OTHER_ID})
+    stubber.add_response(
+        "get_operation", _operation(OPERATION_ID, "SUCCESS"), {"OperationId": OPERATION_ID}
+    )
+    found = NamespaceOperationsState(
+        done=False,
+        pending=[OPERATION_ID, OTHER_ID],
+        poll=Poll(attempt=0, waitSeconds=10, maxAttempts=20),
+    )
+    with stubber:
+        once = namespace.check_operations_in_flight(clients, found, schedule)
+        twice = namespace.check_operations_in_flight(clients, once, schedule)
+    stubber.assert_no_pending_responses()
+    assert (once.done, once.pending, once.poll.attempt) == (False, [OPERATION_ID], 1)
+    assert (twice.done, twice.pending, twice.poll.attempt) == (True, [], 2)
+
+
+def test_in_flight_an_operation_cloud_map_no_longer_knows_is_not_waited_for(
+    clients: Clients, schedule: PollSchedule
+) -> None:
+    clients, stubber = stubbed_servicediscovery(clients)
+    stubber.add_client_error(
+        "get_operation",
+        "OperationNotFound",
+        "gone",
+        400,
+        expected_params={"OperationId": OPERATION_ID},
+    )
+    found = NamespaceOperationsState(
+        done=False, pending=[OPERATION_ID], poll=Poll(attempt=0, waitSeconds=10, maxAttempts=20)
+    )
+    with stubber:
+        state = namespace.check_operations_in_flight(clients, found, schedule)
+    assert state.done is True
+
+
+def test_in_flight_listing_maps_aws_errors(clients: Clients, schedule: PollSchedule) -> None:
+    clients, stubber = stubbed_servicediscovery(clients)
+    stubber.add_client_error("list_operations", "ThrottlingException", "slow down", 400)
+    with stubber, pytest.raises(AwsThrottled):
+        namespace.check_operations_in_flight(clients, None, schedule)

@@ -7,7 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from envbuild_lambda.spec import EnvironmentSpec, Service
-from envbuild_lambda.state import NamespaceState, ProbeState, ServicesState
+from envbuild_lambda.state import (
+    NamespaceOperationsState,
+    NamespaceState,
+    ProbeState,
+    ServicesState,
+)
 
 
 class _Input(BaseModel):
@@ -35,6 +40,12 @@ class TeardownLockInput(_Input):
 
 class CheckNamespaceInput(_Input):
     namespace: NamespaceState
+
+
+class NamespaceOperationsInput(_Input):
+    """The failure path's wait for namespace creations in flight: None at the first look."""
+
+    namespaceOperations: NamespaceOperationsState | None = None
 
 
 class CreateRegistriesInput(_Input):

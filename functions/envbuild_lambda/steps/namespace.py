@@ -14,7 +14,7 @@ from envbuild_lambda.errors import (
     map_client_error,
 )
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.state import NamespaceState, Poll
+from envbuild_lambda.state import NamespaceOperationsState, NamespaceState, Poll
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -216,3 +216,72 @@ def check_operation(
             ),
         }
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The failure path: namespace creations still in flight (issue 15)
+
+#: The statuses of an operation Cloud Map has not finished ("SUBMITTED: This is the initial state
+#: that occurs immediately after you submit a request. PENDING: Cloud Map is performing the
+#: operation." https://docs.aws.amazon.com/cloud-map/latest/api/API_Operation.html).
+IN_FLIGHT_STATUSES = ("SUBMITTED", "PENDING")
+
+
+def namespace_operations_in_flight(clients: Clients) -> list[str]:
+    """The account's CREATE_NAMESPACE operations that Cloud Map has not finished (ListOperations
+    with the TYPE and STATUS filters, https://docs.aws.amazon.com/cloud-map/latest/api/API_OperationFilter.html).
+
+    Not only this build's: an operation names only the namespace id it will create, whose name
+    and tags exist once it has (GetNamespace answers NamespaceNotFound until then)."""
+    with aws_errors("ListOperations CREATE_NAMESPACE in flight"):
+        pages = clients.servicediscovery.get_paginator("list_operations").paginate(
+            Filters=[
+                {"Name": "TYPE", "Values": ["CREATE_NAMESPACE"], "Condition": "EQ"},
+                {"Name": "STATUS", "Values": list(IN_FLIGHT_STATUSES), "Condition": "IN"},
+            ]
+        )
+        return sorted(
+            {
+                operation["Id"]
+                for page in pages
+                for operation in page["Operations"]
+                if operation.get("Status") in IN_FLIGHT_STATUSES  # whatever the filters did
+            }
+        )
+
+
+def check_operations_in_flight(
+    clients: Clients, state: NamespaceOperationsState | None, schedule: PollSchedule
+) -> NamespaceOperationsState:
+    """One look at the namespace creations a failed build's rollback must wait for.
+
+    The first look (``state`` None) lists every CREATE_NAMESPACE operation still running: the
+    build's own may be among them even when its id never reached the execution's state (Create
+    Namespace crashed after its call, or the Parallel state failed in the other branch and took
+    the namespace branch's state with it). Each later look asks Cloud Map about those operations
+    only (GetOperation); an operation that ends, SUCCESS or FAIL, leaves the list. The waits
+    follow the namespace poll's steady interval, at most ``schedule.max_attempts`` looks; the
+    rollback then finds by its tags the namespace any of them created for this build."""
+    if state is None:
+        pending = namespace_operations_in_flight(clients)
+        poll = Poll.start(schedule, first_wait=schedule.interval_seconds)
+    else:
+
+        def running(operation_id: str) -> bool:
+            try:
+                with aws_errors(f"GetOperation {operation_id}"):
+                    operation = clients.servicediscovery.get_operation(OperationId=operation_id)
+            except ResourceNotFound:  # OperationNotFound: nothing left to wait for
+                return False
+            return operation["Operation"]["Status"] in IN_FLIGHT_STATUSES
+
+        pending = [operation_id for operation_id in state.pending if running(operation_id)]
+        poll = state.poll.next(schedule)
+    if not pending:
+        message = "no namespace creation in flight"
+    else:
+        message = (
+            f"{len(pending)} Cloud Map CREATE_NAMESPACE operation(s) still running after"
+            f" {poll.attempt} checks: {', '.join(pending[:10])}"
+        )
+    return NamespaceOperationsState(done=not pending, pending=pending, poll=poll, message=message)
