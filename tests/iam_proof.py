@@ -535,7 +535,7 @@ def denied_requests(text: str, resolved: Mapping[str, set[Any]]) -> list[str]:
 # lambda:InvokeFunction on the function; startExecution.sync:2 needs states:StartExecution on the
 # state machine, DescribeExecution/StopExecution on its executions and the managed EventBridge
 # rule's PutTargets/PutRule/DescribeRule; events:putEvents needs PutEvents on the bus;
-# dynamodb:deleteItem needs DeleteItem on the table.
+# dynamodb:deleteItem / updateItem need DeleteItem / UpdateItem on the table.
 SYNC_RULE = "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
 
 
@@ -619,9 +619,10 @@ def state_machine_requests(
                             "events:PutEvents", f"arn:{p}:events:{r}:{a}:event-bus/{bus}"
                         )
                     )
-            elif arn.endswith(":dynamodb:deleteItem"):
+            elif arn.endswith((":dynamodb:deleteItem", ":dynamodb:updateItem")):
                 table = f"arn:{p}:dynamodb:{r}:{a}:table/{args['TableName']}"
-                requests.append(iam_policy.Request("dynamodb:DeleteItem", table))
+                action = "DeleteItem" if arn.endswith("deleteItem") else "UpdateItem"
+                requests.append(iam_policy.Request(f"dynamodb:{action}", table))
             else:
                 raise ValueError(f"{name}: Task resource {arn} is no integration the proof knows")
     return needed

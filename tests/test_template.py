@@ -652,3 +652,28 @@ def test_every_unscoped_teardown_statement_says_why(template: dict[str, Any]) ->
         if line.strip() == 'Resource: "*"':
             statement_start = max(i for i in range(index) if lines[i].lstrip().startswith("- Sid:"))
             assert lines[statement_start - 1].lstrip().startswith("#"), lines[statement_start]
+
+
+@pytest.mark.parametrize(
+    ("variable", "table"),
+    [
+        ("RECORD_TABLE_NAME", "EnvironmentRecordsTable"),
+        ("LOCK_TABLE_NAME", "EnvironmentLocksTable"),
+    ],
+)
+def test_a_function_that_may_use_a_table_is_told_its_name_and_only_then(
+    template: dict[str, Any], variable: str, table: str
+) -> None:
+    """The emulator runs every handler in one process, so an environment variable set for one
+    function is seen by all: a function missing its own would pass there and fail on AWS. The
+    IAM proof ties each recorded call to a grant; this ties each grant to the variable."""
+    for logical_id, fn in functions(template).items():
+        props = fn["Properties"]
+        told = variable in (props.get("Environment") or {}).get("Variables", {})
+        granted = any(
+            statement.get("Resource") == {"Fn::GetAtt": [table, "Arn"]}
+            for policy in props.get("Policies", [])
+            if isinstance(policy, dict)
+            for statement in policy.get("Statement", [])
+        )
+        assert told == granted, f"{logical_id}: {variable} set: {told}, {table} granted: {granted}"
