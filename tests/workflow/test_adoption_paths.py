@@ -310,3 +310,33 @@ def test_a_rerun_of_envbuilds_own_environment_has_no_conflict(
     assert output["conflicts"] == 0
     assert {r["action"] for r in output["plan"]} == {"adopt"}
     built(emulator, spec)
+
+
+def test_another_environments_registry_is_a_conflict_even_when_it_is_empty(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """An adversarial pass: alpha's web scaled to 0 by hand (its registry empty), then beta, in
+    another cluster but alpha's namespace, with a service web. Beta used to adopt alpha's
+    registry: web.alpha.local answered with beta's tasks and alpha's teardown then failed."""
+    alpha = environment_spec(workshop_spec, "alpha", ["web"])
+    described, _ = run_build(emulator, alpha)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    ecs, sd = emulator.client("ecs"), emulator.client("servicediscovery")
+    ecs.update_service(cluster=alpha["cluster"], service="web-service", desiredCount=0)
+    emulator.advance(600)  # alpha's tasks stopped and left the registry
+    ecs.create_cluster(clusterName="other-cluster")
+    (registry,) = [s for s in sd.list_services()["Services"] if s["Name"] == "web"]
+    assert sd.list_instances(ServiceId=registry["Id"])["Instances"] == []
+    beta = {**environment_spec(workshop_spec, "beta", ["web"]), "cluster": "other-cluster"}
+    beta["namespace"] = dict(alpha["namespace"])
+    before = account_snapshot(emulator)
+
+    refused, _ = run_build(emulator, beta)
+
+    assert (refused["status"], refused["error"]) == ("FAILED", "PreflightFailed")
+    assert (
+        f"Cloud Map service web ({registry['Id']}) in namespace alpha.local is envbuild's for"
+        " environment alpha" in refused["cause"]
+    )
+    assert account_snapshot(emulator) == before
+    assert sd.list_instances(ServiceId=registry["Id"])["Instances"] == []

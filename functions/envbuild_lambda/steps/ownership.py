@@ -10,7 +10,8 @@ update is a conflict unless it is envbuild's for this environment:
   conflict if any revision (ACTIVE or INACTIVE) is not tagged so.
 - ECS service ``<service>-service``: the build updates it; a conflict unless tagged so.
 - Cloud Map service (registry) ``<service>`` in the namespace: the build registers its tasks
-  into it (its DNS name answers with them); a conflict if it holds an instance envbuild did not
+  into it (its DNS name answers with them); a conflict if it is envbuild's for another
+  environment (tagged so, even when empty), or if it holds an instance envbuild did not
   register: neither a task of the spec's ECS service in the spec's cluster (the attributes ECS
   sets: ECS_CLUSTER_NAME, ECS_SERVICE_NAME) nor one of the spec's static instances.
 
@@ -28,7 +29,7 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED, is_managed
-from envbuild_lambda.steps.namespace import find_namespace
+from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import describe_services, ecs_tags, list_instances
 
@@ -184,6 +185,18 @@ def registry_conflict(
 ) -> Conflict | None:
     if registry_id is None:
         return None
+    with aws_errors(f"GetService (Cloud Map) {registry_id}"):
+        arn = clients.servicediscovery.get_service(Id=registry_id)["Service"].get("Arn", "")
+    tags = cloudmap_tags(clients, arn) if arn else {}
+    if tags.get(TAG_MANAGED) == "true" and tags.get(TAG_ENVIRONMENT) != spec.environment:
+        return Conflict(
+            service.name,
+            "registry",
+            f"{service.name} ({registry_id})",
+            f"in namespace {spec.namespace.name} {_owner(tags)}: its DNS name is that"
+            " environment's, even while it holds no instance",
+            "give the service another name or use another namespace",
+        )
     foreign = [
         f"{i.id} ({i.ipv4 or 'no IPv4'})"
         for i in list_instances(clients, registry_id)
