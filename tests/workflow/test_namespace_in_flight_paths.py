@@ -160,12 +160,12 @@ def test_a_namespace_poll_that_times_out_leaves_nothing(slow_cloud_map: Any) -> 
     waited_for_namespace_operations(history)
 
 
-@pytest.mark.parametrize("slow_cloud_map", [300.0], indirect=True)
+@pytest.mark.parametrize("slow_cloud_map", [450.0], indirect=True)
 def test_the_rollback_waits_for_a_namespace_operation_still_running_after_the_grace_period(
     slow_cloud_map: Any,
 ) -> None:
-    # The task-definition branch fails at once; Cloud Map needs 300 s, so the operation is still
-    # running after the 120 s the failure path gives the stopped branch's Lambda: the rollback
+    # The task-definition branch fails at once; Cloud Map needs 450 s, so the operation is still
+    # running after the 300 s the failure path gives the stopped branch's Lambda: the rollback
     # polls it until it ends, then removes the namespace it created.
     emulator = slow_cloud_map
     before = account_snapshot(emulator)
@@ -175,7 +175,7 @@ def test_the_rollback_waits_for_a_namespace_operation_still_running_after_the_gr
 
     assert described["error"] == "RuntimeError"
     checks = entered(history, "Check Namespace Operations In Flight")
-    # about (300 - 120) / 5, fewer when the stopped namespace branch's 50 s Wait had already
+    # about (450 - 300) / 5, fewer when the stopped namespace branch's 50 s Wait had already
     # moved the Parallel's emulated time (docs/aws-fidelity.md, per-branch timelines); within
     # the bound of 60 either way
     assert 10 <= len(checks) < 60
