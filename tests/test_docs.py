@@ -125,3 +125,24 @@ def test_troubleshooting_covers_every_error_a_workflow_can_end_with() -> None:
     listed = troubleshooting_errors()
     missing = sorted((domain | from_asl | {"States.Timeout"}) - listed)
     assert not missing, f"README Troubleshooting does not explain: {missing}"
+
+
+def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
+    """A merge once committed README.md with its conflict markers."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    marked = []
+    for name in tracked:
+        path = REPO / name
+        if (
+            path.suffix not in (".md", ".py", ".json", ".yaml", ".toml", ".txt")
+            or not path.is_file()
+        ):
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in lines):
+            marked.append(name)
+    assert marked == []
