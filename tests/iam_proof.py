@@ -372,6 +372,9 @@ def _arns(
     info = iam_policy.action_info(action)
     if isinstance(given, str):  # TagResource / ListTagsForResource name their resource
         return [given.removesuffix(":*")] if info.resource_types else ["*"]
+    execution = parameters.get("executionArn")
+    if service == "states" and isinstance(execution, str):  # DescribeExecution names its own
+        return [execution]
     types = [rt for rt in info.resource_types if rt.required] or []
     if not types:
         return ["*"]

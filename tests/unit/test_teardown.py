@@ -352,3 +352,51 @@ def test_nothing_found_is_said_so() -> None:
     summary = teardown.summarize(RemovalPlan(environment="demo"), {}, [], [])
     assert summary["found"] is False
     assert summary["message"] == "nothing found for environment demo: nothing to remove"
+
+
+def test_a_delete_denied_on_a_resource_already_gone_is_skipped_and_on_a_live_one_is_an_error(
+    clients: Clients, schedule: PollSchedule
+) -> None:
+    """The delete permissions are conditioned on envbuild's tags (docs/security.md). IAM finds
+    no tags on a resource that no longer exists, so a retried step's delete of what its lost
+    first attempt removed is denied on AWS (the IAM proof with resources saw it): that is gone,
+    not an error. A denied delete of a resource that is still there stays an error."""
+    namespace_id = make_namespace(clients)
+    live = registry(clients, namespace_id)
+    real = clients.servicediscovery
+
+    def delete_service(Id: str) -> Any:  # every delete is denied, as for an untagged resource
+        raise client_error("AccessDeniedException", f"not authorized on {Id}", "DeleteService")
+
+    def get_service(Id: str) -> Any:
+        if Id == "srv-gone":
+            raise client_error("ServiceNotFound", f"Service not found: {Id}", "GetService")
+        return real.get_service(Id=Id)
+
+    clients.servicediscovery = Override(  # type: ignore[misc]
+        real, delete_service=delete_service, get_service=get_service
+    )
+
+    skipped = teardown.delete_registries(
+        clients, RemovalPlan(registries=["srv-gone"]), schedule, max_workers=1
+    )
+    assert skipped.removed == []
+    with pytest.raises(Exception, match="AccessDenied"):
+        teardown.delete_registries(clients, RemovalPlan(registries=[live]), schedule, 1)
+
+
+def test_a_log_group_already_gone_is_not_deleted_again(clients: Clients) -> None:
+    real = clients.logs
+    real.create_log_group(logGroupName="/ecs/workshop_web")
+    calls: list[str] = []
+
+    def delete_log_group(logGroupName: str) -> Any:
+        calls.append(logGroupName)
+        return real.delete_log_group(logGroupName=logGroupName)
+
+    clients.logs = Override(real, delete_log_group=delete_log_group)  # type: ignore[misc]
+
+    removed = teardown.delete_log_groups(clients, ["/ecs/workshop_web", "/ecs/workshop_gone"], 2)
+
+    assert removed == ["/ecs/workshop_web"]
+    assert calls == ["/ecs/workshop_web"]  # no delete for the one already gone (IAM would deny it)

@@ -14,12 +14,13 @@ safe to retry and a plan can be run twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import (
+    ACCESS_DENIED_CODES,
     CloudMapOperationFailed,
     InvalidPlan,
     ResourceNotFound,
@@ -61,6 +62,26 @@ GONE_CODES = frozenset(
 
 def _gone(error: ClientError) -> bool:
     return error_code(error) in GONE_CODES
+
+
+def _gone_after(error: ClientError, exists: Callable[[], bool]) -> bool:
+    """Already gone? A not-found code says so; so does AccessDenied on a resource that no longer
+    exists: the delete permissions are conditioned on the resource's tags (docs/security.md), and
+    IAM denies a request on a resource that has none, e.g. one deleted by the lost first attempt
+    of a retried step. Any other AccessDenied stays an error."""
+    if _gone(error):
+        return True
+    return error_code(error) in ACCESS_DENIED_CODES and not exists()
+
+
+def _exists(read: Callable[[], object]) -> bool:
+    try:
+        read()
+    except ClientError as error:
+        if _gone(error):
+            return False
+        raise map_client_error(error, "checking whether a resource still exists") from error
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -744,7 +765,14 @@ def deregister_instances(
                 ServiceId=registry_id, InstanceId=instance_id
             )["OperationId"]
         except ClientError as error:
-            if _gone(error):
+            if _gone_after(
+                error,
+                lambda: _exists(
+                    lambda: clients.servicediscovery.get_instance(
+                        ServiceId=registry_id, InstanceId=instance_id
+                    )
+                ),
+            ):
                 return None
             raise map_client_error(
                 error, f"DeregisterInstance {instance_id} from {registry_id}"
@@ -805,7 +833,10 @@ def delete_registries(
         try:
             clients.servicediscovery.delete_service(Id=registry_id)
         except ClientError as error:
-            if _gone(error):
+            if _gone_after(
+                error,
+                lambda: _exists(lambda: clients.servicediscovery.get_service(Id=registry_id)),
+            ):
                 return False
             raise map_client_error(error, f"DeleteService (Cloud Map) {registry_id}") from error
         return True
@@ -828,7 +859,9 @@ def delete_namespace(clients: Clients, plan: RemovalPlan, schedule: PollSchedule
     try:
         operation_id = clients.servicediscovery.delete_namespace(Id=namespace.id)["OperationId"]
     except ClientError as error:
-        if _gone(error):
+        if _gone_after(
+            error, lambda: _exists(lambda: clients.servicediscovery.get_namespace(Id=namespace.id))
+        ):
             return Progress(
                 done=True,
                 poll=Poll.start(schedule),
@@ -851,11 +884,18 @@ def delete_namespace(clients: Clients, plan: RemovalPlan, schedule: PollSchedule
 
 
 def delete_log_groups(clients: Clients, names: Iterable[str], max_workers: int) -> list[str]:
+    def exists(name: str) -> bool:
+        with aws_errors(f"DescribeLogGroups {name}"):
+            found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)
+        return any(g["logGroupName"] == name for g in found["logGroups"])
+
     def delete(name: str) -> bool:
+        if not exists(name):  # gone already: a delete would be denied (no tags to match)
+            return False
         try:
             clients.logs.delete_log_group(logGroupName=name)
         except ClientError as error:
-            if _gone(error):
+            if _gone_after(error, lambda: exists(name)):
                 return False
             raise map_client_error(error, f"DeleteLogGroup {name}") from error
         return True
