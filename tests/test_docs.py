@@ -131,7 +131,7 @@ def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
     """A merge once committed README.md with its conflict markers."""
     import subprocess
 
-    tracked = subprocess.run(  # noqa: S603
+    tracked = subprocess.run(
         ["git", "ls-files"],  # noqa: S607
         cwd=REPO,
         capture_output=True,
