@@ -255,6 +255,10 @@ def test_definition_substitutions_are_the_function_arns(
         expected["DynamoDbUpdateItem"] = {
             "Fn::Sub": "arn:${AWS::Partition}:states:::dynamodb:updateItem"
         }
+        expected["TeardownExecutionArnPrefix"] = {
+            "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution"
+            ":${AWS::StackName}-TeardownEnvironmentStateMachine"
+        }
     assert subs == expected
 
 

@@ -211,3 +211,27 @@ def test_any_other_teardown_must_take_the_lock_itself(
 def test_a_teardown_input_that_names_no_environment_is_invalid(raw: object, message: str) -> None:
     with pytest.raises(InvalidPlan, match=message):
         lock.teardown_environment(raw)
+
+
+def test_a_stopped_build_whose_rollback_still_runs_is_not_taken_over(
+    clients: Clients, table: str, machine: str
+) -> None:
+    """An adversarial pass: the build was stopped while its rollback ran; a new build took the
+    lock over and the rollback then removed what the new build had adopted."""
+    build, rollback = start(clients, machine, "build"), start(clients, machine, "rollback")
+    newcomer = start(clients, machine, "newcomer")
+    lock.acquire(clients, table, "workshop", build, 3600, now=1000)
+    clients.dynamodb.update_item(  # what "Hand The Lock To The Rollback" writes
+        TableName=TABLE,
+        Key={"environment": {"S": "workshop"}},
+        UpdateExpression="SET child = :child, childArn = :arn",
+        ExpressionAttributeValues={":child": {"S": "rollback"}, ":arn": {"S": rollback}},
+    )
+    clients.stepfunctions.stop_execution(executionArn=build)
+
+    with pytest.raises(EnvironmentBusy, match=f"its rollback or prune {rollback} still runs"):
+        lock.acquire(clients, table, "workshop", newcomer, 3600, now=1001)
+    clients.stepfunctions.stop_execution(executionArn=rollback)
+    assert (
+        lock.acquire(clients, table, "workshop", newcomer, 3600, now=1002)["tookOverFrom"] == build
+    )

@@ -325,3 +325,36 @@ def test_a_teardown_input_that_is_not_a_teardown_is_refused_naming_the_problem(
     assert states_entered(emulator.history(arn)) == ["Acquire Lock", "Teardown Refused"]
     assert full_listing(emulator) == before
     assert items(emulator, LOCKS) == []
+
+
+def test_a_build_stopped_while_its_rollback_runs_leaves_the_environment_to_the_rollback(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """An adversarial pass: the build was stopped during its rollback, a new build took the lock
+    over, and the still-running rollback removed what the new build had adopted. (On AWS a .sync
+    child may be stopped with its parent; the emulator keeps it running, the harder case.)"""
+    before = full_listing(emulator)
+    emulator.dispatcher.fail_next("CreateServicesFunction", "RuntimeError", times=1)
+    gate = emulator.dispatcher.hold("TeardownScaleServicesFunction")
+    build = emulator.start_build(workshop_spec)
+    assert gate.entered.wait(30)  # the rollback runs, in its first removal step
+    emulator.client("stepfunctions").stop_execution(executionArn=build)
+    assert emulator.wait(build)["status"] == "ABORTED"  # the child rollback still runs
+
+    second, _ = run_build(emulator, workshop_spec)
+
+    assert (second["status"], second["error"]) == ("FAILED", "EnvironmentBusy")
+    assert "its rollback or prune" in second["cause"]
+    assert "-rollback-" in second["cause"]
+    gate.release()
+    emulator.dispatcher.hold("TeardownScaleServicesFunction").release()
+    sfn = emulator.client("stepfunctions")
+    (child,) = sfn.list_executions(stateMachineArn=emulator.teardown_state_machine_arn)[
+        "executions"
+    ]
+    assert emulator.wait(child["executionArn"])["status"] == "SUCCEEDED"
+    third, _ = run_build(emulator, workshop_spec)  # the rollback ended: the lock is free to take
+    assert third["status"] == "SUCCEEDED", third.get("cause")
+    described, _ = run_teardown(emulator, {**workshop_spec, **OPTIONS})
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert full_listing(emulator) == before

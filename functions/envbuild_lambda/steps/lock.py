@@ -161,6 +161,14 @@ def _take_over(
             f" {status}; wait until it ends, or stop it (a stopped execution no longer holds"
             " the environment)"
         )
+    child = _text(item, "childArn")
+    child_status = holder_status(clients, child) if child else "GONE"
+    if child_status in LIVE:  # the holder was stopped while its rollback or prune runs
+        raise EnvironmentBusy(
+            f"environment {environment} is held by {describe_holder(item, now)}, which is"
+            f" {status}, and its rollback or prune {child} still runs ({child_status}); wait"
+            " until it ends, or stop it"
+        )
     try:
         _put(
             clients,
