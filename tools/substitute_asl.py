@@ -17,7 +17,12 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
-EXAMPLE = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "111122223333"}
+EXAMPLE = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "111122223333",
+    "AWS::StackName": "envbuild",
+}
 ARN_OF = {
     "AWS::Serverless::Function": "arn:aws:lambda:us-east-1:111122223333:function:{}",
     "AWS::Serverless::StateMachine": "arn:aws:states:us-east-1:111122223333:stateMachine:{}",
