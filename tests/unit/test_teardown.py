@@ -400,3 +400,24 @@ def test_a_log_group_already_gone_is_not_deleted_again(clients: Clients) -> None
 
     assert removed == ["/ecs/workshop_web"]
     assert calls == ["/ecs/workshop_web"]  # no delete for the one already gone (IAM would deny it)
+
+
+def test_output_parameters_already_gone_are_not_deleted_again(clients: Clients) -> None:
+    real = clients.ssm
+    real.put_parameter(Name="/envbuild/workshop/NAMESPACE_ID", Value="ns-1", Type="String")
+    calls: list[list[str]] = []
+
+    def delete_parameters(Names: list[str]) -> Any:
+        calls.append(list(Names))
+        return real.delete_parameters(Names=Names)
+
+    clients.ssm = Override(real, delete_parameters=delete_parameters)  # type: ignore[misc]
+
+    deleted = teardown.delete_parameters(
+        clients, ["/envbuild/workshop/NAMESPACE_ID", "/envbuild/workshop/WEB_SERVICE_ID"]
+    )
+    again = teardown.delete_parameters(clients, ["/envbuild/workshop/NAMESPACE_ID"])
+
+    assert deleted == ["/envbuild/workshop/NAMESPACE_ID"]
+    assert calls == [["/envbuild/workshop/NAMESPACE_ID"]]  # none for what is gone (IAM would deny)
+    assert again == []

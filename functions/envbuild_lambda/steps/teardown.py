@@ -223,8 +223,16 @@ def delete_parameters(clients: Clients, names: Iterable[str]) -> list[str]:
     deleted: list[str] = []
     items = list(names)
     for start in range(0, len(items), 10):
-        with aws_errors(f"DeleteParameters {', '.join(items[start : start + 10])}"):
-            answer = clients.ssm.delete_parameters(Names=items[start : start + 10])
+        batch = items[start : start + 10]
+        # Only those still there: a delete of one already gone (a retried step) would be denied,
+        # the permission being conditioned on tags it no longer has (docs/ownership.md).
+        with aws_errors(f"GetParameters {', '.join(batch)}"):
+            missing = set(clients.ssm.get_parameters(Names=batch).get("InvalidParameters", []))
+        batch = [name for name in batch if name not in missing]
+        if not batch:
+            continue
+        with aws_errors(f"DeleteParameters {', '.join(batch)}"):
+            answer = clients.ssm.delete_parameters(Names=batch)
         deleted += answer.get("DeletedParameters", [])
     return sorted(deleted)
 
