@@ -373,7 +373,7 @@ def _arns(
     if isinstance(given, str):  # TagResource / ListTagsForResource name their resource
         return [given.removesuffix(":*")] if info.resource_types else ["*"]
     execution = parameters.get("executionArn")
-    if service == "states" and isinstance(execution, str):  # DescribeExecution names its own
+    if isinstance(execution, str) and action.startswith("states:"):  # DescribeExecution & co.
         return [execution]
     types = [rt for rt in info.resource_types if rt.required] or []
     if not types:
