@@ -460,6 +460,8 @@ def _resolve(
     for arn in arns:
         context = dict(base)
         tags = _tags_of(arn, where["Account"], where["Region"]) if "*" not in arn else None
+        if tags is None and "*" not in arn and action in GONE_WHEN_DENIED:
+            context[ABSENT] = "true"  # the resource no longer exists when the request is made
         for key, value in (tags or {}).items():
             context[f"aws:ResourceTag/{key}"] = value
             if service == "ecs":
@@ -508,6 +510,22 @@ def function_statements(
     return by_owner
 
 
+#: Deletes whose permission is conditioned on the resource's tags and whose callers treat an
+#: AccessDenied on a resource that no longer exists as "already gone" (steps/teardown.py
+#: ``_gone_after``; tests/unit/test_teardown.py). AWS denies such a request (no tags to match):
+#: e.g. the SDK's own retry after a lost response of a delete that went through. The proof lets
+#: that denial pass and counts it (``absent_denials``).
+GONE_WHEN_DENIED = frozenset(
+    {
+        "logs:DeleteLogGroup",
+        "servicediscovery:DeleteService",
+        "servicediscovery:DeleteNamespace",
+        "servicediscovery:DeregisterInstance",
+    }
+)
+ABSENT = "envbuild:resourceAbsent"
+
+
 def denied_requests(text: str, resolved: Mapping[str, set[Any]]) -> list[str]:
     """One message per recorded authorization no statement of the function's policy in
     template ``text`` allows (the template deployed where the request was made)."""
@@ -524,6 +542,8 @@ def denied_requests(text: str, resolved: Mapping[str, set[Any]]) -> list[str]:
                 deployed[item.where] = function_statements(text, item.where)
             own = deployed[item.where].get(function, [])
             request = iam_policy.Request(item.action, item.resource, dict(item.context))
+            if dict(item.context).get(ABSENT) == "true":
+                continue  # denied on AWS and handled as "already gone" (GONE_WHEN_DENIED)
             if not iam_policy.allowing_statements(own, request):
                 tags = {k: v for k, v in item.context if k.startswith("aws:ResourceTag/")}
                 messages.append(

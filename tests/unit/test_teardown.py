@@ -421,3 +421,21 @@ def test_output_parameters_already_gone_are_not_deleted_again(clients: Clients) 
     assert deleted == ["/envbuild/workshop/NAMESPACE_ID"]
     assert calls == [["/envbuild/workshop/NAMESPACE_ID"]]  # none for what is gone (IAM would deny)
     assert again == []
+
+
+def test_a_log_group_delete_denied_after_its_lost_first_attempt_is_already_gone(
+    clients: Clients,
+) -> None:
+    """The SDK's retry of a DeleteLogGroup whose first response was lost: the group is gone, and
+    AWS denies the retry (no tags left to match the permission's condition)."""
+    real = clients.logs
+    real.create_log_group(logGroupName="/ecs/workshop_web")
+
+    def delete_log_group(logGroupName: str) -> Any:
+        real.delete_log_group(logGroupName=logGroupName)  # the first attempt went through
+        raise client_error("AccessDeniedException", "not authorized", "DeleteLogGroup")
+
+    clients.logs = Override(real, delete_log_group=delete_log_group)  # type: ignore[misc]
+
+    assert teardown.delete_log_groups(clients, ["/ecs/workshop_web"], 1) == []
+    assert real.describe_log_groups(logGroupNamePrefix="/ecs/workshop_web")["logGroups"] == []
