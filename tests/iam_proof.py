@@ -398,8 +398,11 @@ def _tags_of(arn: str, account: str, region: str) -> dict[str, str] | None:
     service = arn.split(":")[2]
     try:
         if service == "servicediscovery":
-            tagged = get_backend("servicediscovery")[account][region].tagger
-            return dict(tagged.get_tag_dict_for_resource(arn)) or None
+            backend = get_backend("servicediscovery")[account][region]
+            resource_id = arn.rsplit("/", 1)[-1]
+            if resource_id not in backend.services and resource_id not in backend.namespaces:
+                return None  # gone (or never made): no tags to condition on
+            return dict(backend.tagger.get_tag_dict_for_resource(arn))
         if service == "ecs":
             tags = get_backend("ecs")[account][region].list_tags_for_resource(arn)
             return {t["key"]: t["value"] for t in tags or []}
