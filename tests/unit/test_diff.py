@@ -124,15 +124,15 @@ def test_editing_a_field_changes_a_rendered_request_and_the_diff_reports_it(path
     changed = {resource: found for resource, found in changed.items() if found}
     assert changed, f"{path}: no rendered request differs"
     # and the reverse edit too (a field set back, or removed, is seen)
-    back = {
-        resource: diff.compare(old[resource], desired.sent(new[resource])) for resource in old
-    }
+    back = {resource: diff.compare(old[resource], desired.sent(new[resource])) for resource in old}
     assert any(back.values())
 
 
 def test_a_static_instance_edit_is_create_update_or_remove() -> None:
-    service = spec().services[0].model_copy(
-        update={"instances": [StaticInstance(id="a", ipv4="10.0.3.1")]}
+    service = (
+        spec()
+        .services[0]
+        .model_copy(update={"instances": [StaticInstance(id="a", ipv4="10.0.3.1")]})
     )
     registered = {
         "a": {"AWS_INSTANCE_IPV4": "10.0.3.9"},

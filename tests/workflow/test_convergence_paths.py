@@ -359,6 +359,17 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
     registry = next(registry_id(first, s) for s in first["services"] if s["name"] == "api")
     records = emulator.client("servicediscovery").get_service(Id=registry)["Service"]["DnsConfig"]
     assert records["DnsRecords"] == [{"Type": "A", "TTL": 15}]
+    assert summary.pop("changes") == [
+        {
+            "kind": "registry",
+            "name": "api",
+            "action": "update",
+            "fields": {"dnsTtl": [60, 15]},
+            "note": "",
+        }
+    ]
+    assert summary.pop("counts") == {"unchanged": 9, "update": 1}
+    first.pop("changes"), first.pop("counts")
     assert summary == first  # same registry, tasks and answers
 
 
