@@ -98,6 +98,7 @@ def _restore(event: dict[str, Any]) -> dict[str, Any]:
         request.registries,
         request.previous,
         get_settings().max_workers,
+        request.build,
     )
     count("ResourcesRestored", len(restored))
     return {"restored": restored}

@@ -92,6 +92,8 @@ class RestoreInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str] = {}
     previous: Restore
+    #: The failed build execution (ARN): the restore's Cloud Map request tokens are its own.
+    build: str | None = None
 
 
 class CheckServicesInput(_Input):

@@ -23,6 +23,7 @@ def restore(
     registries: dict[str, str],
     previous: Restore,
     max_workers: int,
+    build: str | None = None,
 ) -> list[str]:
     """UpdateService (ECS) of each updated service with its fields as they were, Cloud Map
     UpdateService of each updated registry's DNS records, RegisterInstance of each changed or
@@ -58,7 +59,11 @@ def restore(
                 clients.servicediscovery.register_instance(
                     ServiceId=registries[name],
                     InstanceId=instance_id,
-                    CreatorRequestId=spec.request_token("restore", registries[name], instance_id),
+                    # this rollback's own token: Cloud Map answers a repeated token with the
+                    # first request's operation
+                    CreatorRequestId=spec.request_token(
+                        "restore", registries[name], instance_id, build or ""
+                    ),
                     Attributes=attributes,
                 )
         return f"instance {key}"
