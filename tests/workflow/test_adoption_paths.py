@@ -254,7 +254,7 @@ def test_resources_envbuild_does_not_own_are_all_conflicts_found_by_plan_and_pre
     planned = emulator.wait(arn)
     assert planned["status"] == "SUCCEEDED", planned.get("cause")
     output = json.loads(planned["output"])
-    conflicts = [(r["type"], r["name"]) for r in output["plan"] if r["action"] == "conflict"]
+    conflicts = [(r["kind"], r["name"]) for r in output["changes"] if r["action"] == "conflict"]
     api_id = api_registry.rsplit("/", 1)[-1]
     db_id = db_registry.rsplit("/", 1)[-1]
     assert conflicts == [
@@ -265,7 +265,7 @@ def test_resources_envbuild_does_not_own_are_all_conflicts_found_by_plan_and_pre
     ]
     assert output["conflicts"] == 4
     assert "4 conflict(s): a build would fail at Preflight" in output["message"]
-    notes = {r["name"]: r["note"] for r in output["plan"] if r["action"] == "conflict"}
+    notes = {r["name"]: r["note"] for r in output["changes"] if r["action"] == "conflict"}
     assert "users-db-1 (10.0.3.200)" in notes[f"db ({db_id})"]
     assert "is not envbuild's" in notes["api-service"]
     assert account_snapshot(emulator) == before
@@ -308,7 +308,7 @@ def test_a_rerun_of_envbuilds_own_environment_has_no_conflict(
     output = json.loads(planned["output"])
 
     assert output["conflicts"] == 0
-    assert {r["action"] for r in output["plan"]} == {"adopt"}
+    assert {r["action"] for r in output["changes"]} == {"unchanged"}
     built(emulator, spec)
 
 
