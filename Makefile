@@ -16,6 +16,8 @@ LINT_OUT := .aws-sam/lint
 PYTHON_VERSION := $(shell cat .python-version 2>/dev/null || echo 3.13.0)
 PORT ?= 5000
 SPEC ?= events/workshop.json
+# pytest-xdist workers for `make pytest` (auto: one per CPU; 0: in this process, no workers).
+PYTEST_WORKERS ?= auto
 
 # SAM needs a region even for validate/build (nothing is deployed) and python3.13 on PATH for
 # `sam build` (the venv's python comes first). Telemetry off.
@@ -109,7 +111,7 @@ build: $(STAMP)
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
 pytest: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 schema: $(STAMP)
 	@mkdir -p schema

@@ -160,6 +160,8 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
         "StateTaskServiceSfn._normalise_response",
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
+    # the ASL parse (a parse tree kept per definition, envbuild_emulator.interpreter)
+    Ref("moto.stepfunctions.parser.asl.parse.asl_parser", "AmazonStateLanguageParser.parse"),
     Ref("moto.events.models", "Rule.send_to_targets"),
     # StartExecution's name and input limits (envbuild_emulator.sfn_limits)
     Ref("moto.stepfunctions.parser.models", "StepFunctionsParserBackend.start_execution"),
@@ -223,4 +225,5 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.stepfunctions.exceptions", "InvalidExecutionInput"),
     Ref("moto.core.responses", "ActionResult"),
     Ref("moto.ecs.exceptions", "InvalidParameterException"),
+    Ref("moto.stepfunctions.parser.asl.parse.preprocessor", "Preprocessor"),
 )
