@@ -160,6 +160,11 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
         "StateTaskServiceSfn._normalise_response",
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
+    # history events stamped with emulated time at scale 0 (envbuild_emulator.interpreter)
+    Ref(
+        "moto.stepfunctions.parser.asl.eval.event.event_manager",
+        "EventManager._get_current_timestamp",
+    ),
     # the ASL parse (a parse tree kept per definition, envbuild_emulator.interpreter)
     Ref("moto.stepfunctions.parser.asl.parse.asl_parser", "AmazonStateLanguageParser.parse"),
     Ref("moto.events.models", "Rule.send_to_targets"),
