@@ -217,7 +217,11 @@ def test_run_against_a_served_emulator_builds_any_spec(
     )
 
 
-def test_run_against_nothing_says_so_in_one_line(tmp_path: Path, capsys: Any) -> None:
+def test_run_against_nothing_says_so_in_one_line(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one attempt per call: the SDK's retries of a refused connection only make the test slow
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
     assert code == 2
     assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err
