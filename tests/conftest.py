@@ -36,6 +36,8 @@ SHARED = pytest.StashKey[Path]()
 #: Node ids of this run's tests that are not iam_proof tests (after -k/-m), and, per worker,
 #: how many of them it has written so far.
 OTHERS = pytest.StashKey[set[str]]()
+#: Whether this worker's recording changed since it last wrote it (written only then).
+CHANGED = pytest.StashKey[bool]()
 SHARED_KEY = "envbuild_iam_recordings"
 #: An iam_proof test waits at most this long (wall clock) without any other test finishing.
 WAIT_WITHOUT_PROGRESS_S = 900.0
@@ -79,18 +81,23 @@ def _share(config: pytest.Config, nodeid: str) -> None:
     recording = config.stash[RECORDING]
     target = directory / f"{worker}.pickle"
     partial = directory / f".{worker}.pickle.tmp"
-    partial.write_bytes(pickle.dumps(recording, protocol=pickle.HIGHEST_PROTOCOL))
-    os.replace(partial, target)
+    if config.stash.get(CHANGED, True):
+        partial.write_bytes(pickle.dumps(recording, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(partial, target)
+        config.stash[CHANGED] = False
     with (directory / f"{worker}.done").open("a") as done:
         done.write(nodeid + "\n")
 
 
-def _shared_recordings(directory: Path) -> tuple[list[SessionRecording], set[str]]:
-    recordings = [pickle.loads(path.read_bytes()) for path in sorted(directory.glob("*.pickle"))]  # noqa: S301 - written by this run's workers
+def _shared_recordings(directory: Path) -> list[SessionRecording]:
+    return [pickle.loads(path.read_bytes()) for path in sorted(directory.glob("*.pickle"))]  # noqa: S301 - written by this run's workers
+
+
+def _finished(directory: Path) -> set[str]:
     done: set[str] = set()
     for path in directory.glob("*.done"):
         done.update(line for line in path.read_text().splitlines() if line)
-    return recordings, done
+    return done
 
 
 def _merged(recordings: list[SessionRecording], node_id_arguments: bool) -> SessionRecording:
@@ -111,21 +118,19 @@ def _wait_for_all_workers(config: pytest.Config) -> SessionRecording:
     own = config.stash[RECORDING]
     last_count, last_progress = -1, time.monotonic()
     while True:
-        recordings, done = _shared_recordings(directory)
+        done = _finished(directory)  # cheap: the recordings are read once, at the end
         missing = others - done
         if not missing:
-            break
+            return _merged(_shared_recordings(directory), own.node_id_arguments)
         if len(done) != last_count:
             last_count, last_progress = len(done), time.monotonic()
         elif time.monotonic() - last_progress > WAIT_WITHOUT_PROGRESS_S:
-            recordings = [*recordings, own]
-            merged = _merged(recordings, own.node_id_arguments)
+            merged = _merged([*_shared_recordings(directory), own], own.node_id_arguments)
             merged.not_passed.update(
                 dict.fromkeys(sorted(missing)[:3], "did not finish on any worker")
             )
             return merged
-        time.sleep(0.2)
-    return _merged(recordings, own.node_id_arguments)
+        time.sleep(1.0)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -138,6 +143,11 @@ def pytest_collection_modifyitems(
     recording.collected |= {i.nodeid for i in items if recording.is_workflow(i.nodeid)}
     result = yield
     items.sort(key=lambda item: item.get_closest_marker("iam_proof") is not None)
+    for item in items if config.pluginmanager.hasplugin("xdist") else ():
+        if item.get_closest_marker("iam_proof") is not None:
+            # `--dist loadgroup` (make pytest) hands them to one worker together, once every
+            # other test has been handed out one at a time: no worker waits with a backlog.
+            item.add_marker(pytest.mark.xdist_group("iam_proof"))
     config.stash[OTHERS] = {i.nodeid for i in items if i.get_closest_marker("iam_proof") is None}
     return result
 
@@ -158,8 +168,10 @@ def pytest_runtest_makereport(
     if recording.is_workflow(item.nodeid):
         if report.when == "call" and report.passed:
             recording.passed.add(item.nodeid)
+            item.config.stash[CHANGED] = True
         elif not report.passed:
             recording.not_passed[item.nodeid] = f"{report.when} {report.outcome}"
+            item.config.stash[CHANGED] = True
     return report
 
 
@@ -194,9 +206,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         bad_input.pytest_terminal_summary(terminalreporter)
     recording = config.stash[RECORDING]
     if SHARED in config.stash and _worker_id(config) is None:  # xdist controller: the workers'
-        recording = _merged(
-            _shared_recordings(config.stash[SHARED])[0], recording.node_id_arguments
-        )
+        recording = _merged(_shared_recordings(config.stash[SHARED]), recording.node_id_arguments)
     required = recording.calls.required_actions()
     if not required:
         return
@@ -226,6 +236,7 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Any]:
     with Emulator(time_scale=0.0) as emu:
         yield emu
         request.config.stash[RECORDING].calls.merge(emu.aws_faults.function_calls)
+        request.config.stash[CHANGED] = True
 
 
 def fill(text: str, variables: dict[str, str]) -> str:
