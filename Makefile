@@ -42,7 +42,8 @@ help:
 	@echo "make docs       regenerate the workflow diagrams in README.md (from the ASL) and"
 	@echo "                docs/spec-reference.md (from the schema); a test fails when they are stale"
 	@echo "make clean      remove build output and caches (distclean: the venv too)"
-	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200) into docs/benchmark.md"
+	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200, 500; a latency sweep at 3"
+	@echo "                and 20; cold import of the built artifact) into docs/benchmark.md and .json"
 
 # --- virtualenv -----------------------------------------------------------------------------
 # Python 3.13: pyenv's $(PYTHON_VERSION) if pyenv has it, else python3.13 on PATH.
@@ -143,6 +144,6 @@ clean:
 distclean: clean
 	rm -rf $(VENV) $(CHECKOV_VENV)
 
-# --- benchmark (issue 8; not part of `make test`) -------------------------------------------
-bench: $(STAMP)
-	$(BIN)/python -m bench.run --out docs/benchmark.md
+# --- benchmark (issues 8, 18; not part of `make test`; builds first: it times the artifact) --
+bench: $(STAMP) build
+	$(BIN)/python -m bench.run --out docs/benchmark.md --json docs/benchmark.json
