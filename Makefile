@@ -17,7 +17,8 @@ PYTHON_VERSION := $(shell cat .python-version 2>/dev/null || echo 3.13.0)
 PORT ?= 5000
 SPEC ?= events/workshop.json
 # pytest-xdist workers for `make pytest` (auto: one per CPU; 0: in this process, no workers).
-# --dist loadgroup: tests are handed out one at a time, the IAM proof's all together at the end.
+# --maxschedchunk 1: tests are handed out one at a time (a worker holds at most 2), so when the
+# IAM proof's tests (collected last) wait for every other test, no worker is left with a backlog.
 PYTEST_WORKERS ?= auto
 
 # SAM needs a region even for validate/build (nothing is deployed) and python3.13 on PATH for
@@ -124,7 +125,7 @@ build: $(STAMP)
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
 pytest: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
 
 schema: $(STAMP)
 	@mkdir -p schema

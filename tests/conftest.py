@@ -9,7 +9,8 @@ test a worker writes its recording (a pickle) and the test's node id to a direct
 controller made; an ``iam_proof`` test on any worker waits until every other test of the run has
 finished on some worker, then checks the recordings of all workers merged. Items are dispatched
 in collection order and the proof's are last, so a worker only waits once every other test has
-been handed out.
+been handed out; `make pytest` passes ``--maxschedchunk 1`` so that no other worker holds more
+than two of them then.
 """
 
 from __future__ import annotations
@@ -143,11 +144,6 @@ def pytest_collection_modifyitems(
     recording.collected |= {i.nodeid for i in items if recording.is_workflow(i.nodeid)}
     result = yield
     items.sort(key=lambda item: item.get_closest_marker("iam_proof") is not None)
-    for item in items if config.pluginmanager.hasplugin("xdist") else ():
-        if item.get_closest_marker("iam_proof") is not None:
-            # `--dist loadgroup` (make pytest) hands them to one worker together, once every
-            # other test has been handed out one at a time: no worker waits with a backlog.
-            item.add_marker(pytest.mark.xdist_group("iam_proof"))
     config.stash[OTHERS] = {i.nodeid for i in items if i.get_closest_marker("iam_proof") is None}
     return result
 
