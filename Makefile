@@ -17,9 +17,9 @@ PYTHON_VERSION := $(shell cat .python-version 2>/dev/null || echo 3.13.0)
 PORT ?= 5000
 SPEC ?= events/workshop.json
 # pytest-xdist workers for `make pytest` (auto: one per CPU; 0: in this process, no workers).
-# --maxschedchunk 1: tests are handed out one at a time (a worker holds at most 2), so when the
-# IAM proof's tests (collected last) wait for every other test, no worker is left with a backlog.
 PYTEST_WORKERS ?= auto
+# Where the test processes leave their recordings of AWS calls for the IAM proof (tests/conftest.py).
+IAM_RECORDINGS := .pytest-iam
 
 # SAM needs a region even for validate/build (nothing is deployed) and python3.13 on PATH for
 # `sam build` (the venv's python comes first). Telemetry off.
@@ -124,8 +124,13 @@ build: $(STAMP)
 	@echo "compiled bytecode (unchecked-hash) into .aws-sam/build/*/"
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
+# Two phases: every test but the IAM proof's on xdist workers, each leaving its recording of the
+# functions' AWS calls in $(IAM_RECORDINGS); then the proof, in one process, on all of them merged.
 pytest: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
+	rm -rf $(IAM_RECORDINGS)
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
+	  --ignore=tests/test_iam_proof.py
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest tests/test_iam_proof.py
 
 schema: $(STAMP)
 	@mkdir -p schema
@@ -139,7 +144,7 @@ docs: $(STAMP)
 diagram: docs
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf .aws-sam .pytest_cache .pytest-iam .mypy_cache .ruff_cache build dist *.egg-info
 	find . \( -path ./$(VENV) -o -path ./$(CHECKOV_VENV) \) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean
