@@ -16,6 +16,10 @@ LINT_OUT := .aws-sam/lint
 PYTHON_VERSION := $(shell cat .python-version 2>/dev/null || echo 3.13.0)
 PORT ?= 5000
 SPEC ?= events/workshop.json
+# pytest-xdist workers for `make pytest` (auto: one per CPU; 0: in this process, no workers).
+PYTEST_WORKERS ?= auto
+# Where the test processes leave their recordings of AWS calls for the IAM proof (tests/conftest.py).
+IAM_RECORDINGS := .pytest-iam
 
 # SAM needs a region even for validate/build (nothing is deployed) and python3.13 on PATH for
 # `sam build` (the venv's python comes first). Telemetry off.
@@ -33,13 +37,14 @@ help:
 	@echo "                checkov (transformed template), statelint (every ASL, substituted),"
 	@echo "                IAM resource types (tools/iam_resource_gate.py)"
 	@echo "make validate   sam validate --lint"
-	@echo "make build      sam build (python3.13, arm64) into .aws-sam/"
+	@echo "make build      sam build (python3.13, arm64) into .aws-sam/, then precompiled bytecode"
 	@echo "make system-deps install the system tools the tests run (busybox) if missing"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
 	@echo "make docs       regenerate the workflow diagrams in README.md (from the ASL) and"
 	@echo "                docs/spec-reference.md (from the schema); a test fails when they are stale"
 	@echo "make clean      remove build output and caches (distclean: the venv too)"
-	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200) into docs/benchmark.md"
+	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200, 500; a latency sweep at 3"
+	@echo "                and 20; cold import of the built artifact) into docs/benchmark.md and .json"
 
 # --- virtualenv -----------------------------------------------------------------------------
 # Python 3.13: pyenv's $(PYTHON_VERSION) if pyenv has it, else python3.13 on PATH.
@@ -104,12 +109,28 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 validate: $(STAMP)
 	$(SAM) validate --lint --template-file template.yaml
 
+# `sam build` unpacks wheels without compiling them, and Lambda's file system is read-only outside
+# /tmp: without bytecode in the artifact every cold start compiles boto3, pydantic and Powertools
+# from source. Each function's artifact is compiled here with the runtime's Python (3.13; the
+# magic number is the same on arm64), hash-based and unchecked (the source never changes in a
+# deployed package, and the zip's timestamps are not kept), paths as Lambda sees them (/var/task).
 build: $(STAMP)
 	$(SAM) build --template-file template.yaml
+	@for dir in .aws-sam/build/*/; do \
+	  [[ -f "$$dir/envbuild_lambda/__init__.py" ]] || continue; \
+	  $(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+	    -s "$$dir" -p /var/task "$$dir" >/dev/null || { echo "error: compileall failed in $$dir" >&2; exit 1; }; \
+	done
+	@echo "compiled bytecode (unchecked-hash) into .aws-sam/build/*/"
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
+# Two phases: every test but the IAM proof's on xdist workers, each leaving its recording of the
+# functions' AWS calls in $(IAM_RECORDINGS); then the proof, in one process, on all of them merged.
 pytest: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	rm -rf $(IAM_RECORDINGS)
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
+	  --ignore=tests/test_iam_proof.py
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest tests/test_iam_proof.py
 
 schema: $(STAMP)
 	@mkdir -p schema
@@ -123,12 +144,12 @@ docs: $(STAMP)
 diagram: docs
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf .aws-sam .pytest_cache .pytest-iam .mypy_cache .ruff_cache build dist *.egg-info
 	find . \( -path ./$(VENV) -o -path ./$(CHECKOV_VENV) \) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV) $(CHECKOV_VENV)
 
-# --- benchmark (issue 8; not part of `make test`) -------------------------------------------
-bench: $(STAMP)
-	$(BIN)/python -m bench.run --out docs/benchmark.md
+# --- benchmark (issues 8, 18; not part of `make test`; builds first: it times the artifact) --
+bench: $(STAMP) build
+	$(BIN)/python -m bench.run --out docs/benchmark.md --json docs/benchmark.json

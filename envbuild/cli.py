@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,6 +42,9 @@ STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
 TEARDOWN_STATE_MACHINE_NAME = "envbuild-TeardownEnvironmentStateMachine"
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 DEFAULT_TIME_SCALE = 0.02  # 60 emulated seconds (a Cloud Map namespace) take 1.2 s
+#: `run` / `teardown` on the embedded emulator: time moves only through the workflow's waits, so
+#: the timeline shows the AWS time the build models (not the handlers' CPU time scaled up).
+DEFAULT_RUN_TIME_SCALE = 0.0
 
 
 class CliError(Exception):
@@ -248,13 +252,17 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             STATE_MACHINE_NAME: emulator.state_machine_arn,
             TEARDOWN_STATE_MACHINE_NAME: emulator.teardown_state_machine_arn,
         }
-        started: list[float] = []
+        started: list[Any] = []
 
-        def emulated(_event: Mapping[str, Any]) -> str:
-            """Emulated seconds since the execution's first event was shown."""
+        def emulated(event: Mapping[str, Any]) -> str:
+            """Emulated seconds since the execution's first event was shown: at time scale 0 the
+            emulator stamps each history event with the AWS time the build models."""
+            stamp = event.get("timestamp")
+            if not isinstance(stamp, datetime):
+                return "t+    ?s"
             if not started:
-                started.append(emulator.clock.now())
-            return f"t+{emulator.clock.now() - started[0]:5.0f}s"
+                started.append(stamp)
+            return f"t+{(stamp - started[0]).total_seconds():5.0f}s"
 
         yield Target(
             emulator.client("stepfunctions"),
@@ -448,7 +456,7 @@ def add_execution_arguments(command: argparse.ArgumentParser, spec_help: str) ->
     command.add_argument(
         "--time-scale",
         type=float,
-        default=DEFAULT_TIME_SCALE,
+        default=DEFAULT_RUN_TIME_SCALE,
         help="real seconds per emulated second for the embedded emulator (default %(default)s)",
     )
 

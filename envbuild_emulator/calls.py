@@ -154,6 +154,18 @@ class FunctionCalls:
             if resolved:
                 self._resolved.setdefault(function, set()).update(resolved)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle keeps (the lock is made anew): the test suite's workers send their
+        recordings to each other this way (tests/conftest.py)."""
+        with self._lock:
+            return {"calls": self._calls, "implied": self._implied, "resolved": self._resolved}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._lock = threading.Lock()
+        self._calls = state["calls"]
+        self._implied = state["implied"]
+        self._resolved = state["resolved"]
+
     def merge(self, other: FunctionCalls) -> None:
         with other._lock:
             calls = {function: Counter(c) for function, c in other._calls.items()}

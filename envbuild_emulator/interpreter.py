@@ -8,6 +8,7 @@ replaced through ``Patcher``, which fails loudly if moto moved it.
 from __future__ import annotations
 
 import contextvars
+import datetime
 import importlib
 import json
 import os
@@ -36,6 +37,37 @@ THREAD_STARTERS = tuple(ref.module for ref in INTERPRETER_PATCH_POINTS if ref.at
 PROGRAM = "moto.stepfunctions.parser.asl.component.program.program"
 #: Evaluates each Task state on a helper thread and waits for it.
 EXECUTE_STATE = "moto.stepfunctions.parser.asl.component.state.exec.execute_state"
+#: Stamps every history event (moto: the wall clock).
+EVENT_MANAGER = "moto.stepfunctions.parser.asl.eval.event.event_manager"
+#: Parses a definition at CreateStateMachine (validation) and again at every execution start.
+ASL_PARSER = "moto.stepfunctions.parser.asl.parse.asl_parser"
+PREPROCESSOR = "moto.stepfunctions.parser.asl.parse.preprocessor"
+
+#: definition -> its ANTLR parse tree. Parsing is the slow half of a parse (~0.5 s for the build
+#: machine, at each CreateStateMachine and each StartExecution); the tree is only read afterwards,
+#: so it is kept for the life of the process, across emulators. The program (evaluation
+#: components, which keep per-execution state) is still made fresh from it for every parse.
+_PARSE_TREES: dict[str, Any] = {}
+_PARSE_TREES_LOCK = threading.Lock()
+_PARSE_TREES_LIMIT = 64
+
+
+def _cached_parse(original: Any) -> Any:
+    preprocessor = importlib.import_module(PREPROCESSOR).Preprocessor
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with _PARSE_TREES_LOCK:
+            tree = _PARSE_TREES.get(definition)
+        if tree is None:
+            program, tree = original(definition)  # a syntax error raises: nothing is kept
+            with _PARSE_TREES_LOCK:
+                if len(_PARSE_TREES) >= _PARSE_TREES_LIMIT:
+                    _PARSE_TREES.clear()
+                _PARSE_TREES[definition] = tree
+            return program, tree
+        return preprocessor().visit(tree), tree
+
+    return staticmethod(parse)
 
 
 class _TimelineThreads:
@@ -315,6 +347,23 @@ class InterpreterPatches:
             return evaluate
 
         self._patcher.replace(TIMEOUTS, "TimeoutSeconds.eval", literal_timeout)
+        self._patcher.replace(ASL_PARSER, "AmazonStateLanguageParser.parse", _cached_parse)
+        if clock.scale == 0:
+            # At scale 0 a history event is stamped with the emulated time of the execution,
+            # branch or invocation that adds it (its timeline): the history then reads as AWS's
+            # would, e.g. Check Namespace Operation 60 s after the build started, however fast
+            # the handlers ran here. (At any other scale emulated time is real time scaled.)
+            epoch = datetime.datetime.now(tz=datetime.UTC) - datetime.timedelta(seconds=clock.now())
+
+            def emulated_timestamp(_original: Any) -> Any:
+                def stamp() -> datetime.datetime:
+                    return epoch + datetime.timedelta(seconds=clock.now())
+
+                return staticmethod(stamp)
+
+            self._patcher.replace(
+                EVENT_MANAGER, "EventManager._get_current_timestamp", emulated_timestamp
+            )
         self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_parameters", to_boto)
         self._patcher.replace(SFN_SERVICE, "StateTaskServiceSfn._normalise_response", to_asl)
         self._patcher.replace(LAMBDA_EVAL_UTILS, "_invoke_lambda_function", lambda _: invoke_lambda)

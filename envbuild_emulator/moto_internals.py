@@ -160,6 +160,13 @@ INTERPRETER_PATCH_POINTS: tuple[Ref, ...] = (
         "StateTaskServiceSfn._normalise_response",
     ),
     Ref("moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "TimeoutSeconds.eval"),
+    # history events stamped with emulated time at scale 0 (envbuild_emulator.interpreter)
+    Ref(
+        "moto.stepfunctions.parser.asl.eval.event.event_manager",
+        "EventManager._get_current_timestamp",
+    ),
+    # the ASL parse (a parse tree kept per definition, envbuild_emulator.interpreter)
+    Ref("moto.stepfunctions.parser.asl.parse.asl_parser", "AmazonStateLanguageParser.parse"),
     Ref("moto.events.models", "Rule.send_to_targets"),
     # StartExecution's name and input limits (envbuild_emulator.sfn_limits)
     Ref("moto.stepfunctions.parser.models", "StepFunctionsParserBackend.start_execution"),
@@ -223,4 +230,5 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.stepfunctions.exceptions", "InvalidExecutionInput"),
     Ref("moto.core.responses", "ActionResult"),
     Ref("moto.ecs.exceptions", "InvalidParameterException"),
+    Ref("moto.stepfunctions.parser.asl.parse.preprocessor", "Preprocessor"),
 )

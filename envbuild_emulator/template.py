@@ -7,6 +7,7 @@ Anything else raises, naming the construct, so a template change cannot be silen
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -59,12 +60,22 @@ for _tag in SHORT_TAGS:
     _Loader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
+#: (path, mtime, size) -> the parsed template: reading template.yaml takes ~0.2 s, and every
+#: emulator (one per test) reads it. Callers get a deep copy, so they may change theirs.
+_LOADED: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    with path.open() as handle:
-        data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a template")
-    return data
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(key)
+    if cached is None:
+        with path.open() as handle:
+            data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a template")
+        cached = _LOADED[key] = data
+    return copy.deepcopy(cached)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,19 @@
 Every emulator's record of the AWS calls each function made is merged into the session's
 ``SessionRecording`` (tests/iam_proof.py); the tests marked ``iam_proof`` run after all others
 and check template.yaml's policies against it.
+
+With pytest-xdist the tests run in several processes, each with its own recording. ``make pytest``
+therefore runs in two phases: every test but the proof's on xdist workers, each process writing
+its recording (a pickle) at the end of its session into the directory ``ENVBUILD_IAM_RECORDINGS``
+names; then tests/test_iam_proof.py in one process, which checks the recordings found there,
+merged. Without that variable (a plain ``pytest``) the proof checks this session's own recording.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,14 @@ from tests.iam_proof import SessionRecording, resolve_request, resolved_figures
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDING = pytest.StashKey[SessionRecording]()
+#: A directory of recordings (one pickle per test process): written by a run of the other tests,
+#: read by the proof's (``make pytest``).
+RECORDINGS_DIR = "ENVBUILD_IAM_RECORDINGS"
+
+
+def _process_name(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return "main" if workerinput is None else str(workerinput["workerid"])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +47,48 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     resolve_requests_with(None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With ENVBUILD_IAM_RECORDINGS set, a process that recorded calls writes its recording."""
+    directory = os.environ.get(RECORDINGS_DIR)
+    recording = session.config.stash[RECORDING]
+    if not directory or not (recording.collected or recording.calls.by_function()):
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    partial = path / f".{_process_name(session.config)}.{os.getpid()}.tmp"
+    partial.write_bytes(pickle.dumps(recording, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(partial, path / f"{_process_name(session.config)}.{os.getpid()}.pickle")
+
+
+def recordings_from(directory: Path) -> SessionRecording | None:
+    """The recordings of a directory merged (None if it has none)."""
+    pickles = sorted(directory.glob("*.pickle"))
+    if not pickles:
+        return None
+    merged = SessionRecording()
+    for path in pickles:
+        recording: SessionRecording = pickle.loads(path.read_bytes())  # noqa: S301 - written by this run's own test processes
+        merged.calls.merge(recording.calls)
+        merged.collected |= recording.collected
+        merged.deselected |= recording.deselected
+        merged.passed |= recording.passed
+        merged.not_passed.update(recording.not_passed)
+        merged.node_id_arguments |= recording.node_id_arguments
+    return merged
+
+
+def _proof_recording(config: pytest.Config) -> SessionRecording:
+    """What the proof checks: the recordings of ENVBUILD_IAM_RECORDINGS when this session ran no
+    workflow test itself (the proof's phase of ``make pytest``), else this session's own."""
+    own = config.stash[RECORDING]
+    directory = os.environ.get(RECORDINGS_DIR)
+    if directory and not own.collected:
+        shared = recordings_from(Path(directory))
+        if shared is not None:
+            return shared
+    return own
 
 
 @pytest.hookimpl(wrapper=True)
@@ -67,8 +125,24 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a worker's counts of generated bad specs (tests/property)."""
+    from tests.property import conftest as bad_input
+
+    output = getattr(node, "workeroutput", {})
+    bad_input.BAD_SPECS.update(output.get("envbuild_bad_specs", {}))
+    bad_input.MUTATION_KINDS.update(output.get("envbuild_mutation_kinds", {}))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    recording = terminalreporter.config.stash[RECORDING]
+    config = terminalreporter.config
+    if getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        # an xdist controller does not collect: tests/property/conftest.py is not its plugin
+        from tests.property import conftest as bad_input
+
+        bad_input.pytest_terminal_summary(terminalreporter)
+    recording = _proof_recording(config)
     required = recording.calls.required_actions()
     if not required:
         return
@@ -85,7 +159,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def iam_recording(request: pytest.FixtureRequest) -> SessionRecording:
-    return request.config.stash[RECORDING]
+    return _proof_recording(request.config)
 
 
 @pytest.fixture

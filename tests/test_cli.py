@@ -85,6 +85,32 @@ def test_run_builds_the_workshop_on_the_embedded_emulator(
         assert f"export {key}=" in env
 
 
+def test_the_run_timeline_shows_the_aws_time_the_build_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`envbuild run` (default time scale): each line's t+ is the emulated AWS time of its state,
+    not the handlers' CPU time scaled up: the namespace is first checked after the first poll wait
+    (50 s), and the build ends after the modelled critical path (namespace 60 s + task start 30 s
+    + registration 5 s), within the polls' overshoot."""
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+
+    code = main(["run", str(REPO / "events" / "workshop.json")], out=out)
+
+    text = out.getvalue()
+    assert code == 0, text
+    stamps = [
+        (int(line.split("t+", 1)[1].split("s", 1)[0]), line.split("s", 1)[1].strip())
+        for line in text.splitlines()
+        if line.strip().startswith("t+")
+    ]
+    first_check = next(t for t, state in stamps if state.endswith("Check Namespace Operation"))
+    assert first_check == 50, text
+    last, final_state = stamps[-1]
+    assert final_state.endswith("Release Lock"), text
+    assert 95 <= last <= 110, text
+
+
 def test_plan_prints_one_row_per_resource_and_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,7 +220,11 @@ def test_run_against_a_served_emulator_builds_any_spec(
     )
 
 
-def test_run_against_nothing_says_so_in_one_line(tmp_path: Path, capsys: Any) -> None:
+def test_run_against_nothing_says_so_in_one_line(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one attempt per call: the SDK's retries of a refused connection only make the test slow
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
     assert code == 2
     assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err

@@ -32,6 +32,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write("mutations applied, by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(MUTATION_KINDS.items())))  # fmt: skip
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: its counts go to the controller, which prints the summary
+    (tests/conftest.py, pytest_testnodedown)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["envbuild_bad_specs"] = dict(BAD_SPECS)
+        workeroutput["envbuild_mutation_kinds"] = dict(MUTATION_KINDS)
+
+
 @dataclass
 class Call:
     service: str

@@ -16,6 +16,14 @@ def test_first_wait_then_steady_interval() -> None:
     assert schedule.wait_before(10_000) == 5
 
 
+def test_a_fine_window_checks_more_often_right_after_the_first_check() -> None:
+    schedule = PollSchedule(50, 5, 60, fine_seconds=2, fine_window_seconds=6)
+    assert [schedule.wait_before(a) for a in range(6)] == [50, 2, 2, 2, 5, 5]
+    assert schedule.budget_seconds() == 50 + 3 * 2 + 5 * 56
+    # never coarser than the interval
+    assert PollSchedule(5, 1, 5, fine_seconds=2, fine_window_seconds=10).wait_before(1) == 1
+
+
 def test_budget_seconds_is_the_sum_of_every_wait() -> None:
     assert PollSchedule(50, 5, 60).budget_seconds() == 50 + 5 * 59
     assert PollSchedule(30, 5, 120).budget_seconds() == 30 + 5 * 119
@@ -24,8 +32,8 @@ def test_budget_seconds_is_the_sum_of_every_wait() -> None:
 
 def test_from_env_defaults() -> None:
     settings = Settings.from_env({})
-    assert settings.namespace_poll == PollSchedule(50, 5, 60)
-    assert settings.services_poll == PollSchedule(30, 5, 120)
+    assert settings.namespace_poll == PollSchedule(50, 5, 60, 2, 20)
+    assert settings.services_poll == PollSchedule(30, 5, 120, 2, 20)
     assert settings.teardown_poll == PollSchedule(5, 5, 180)
     assert settings.max_workers == 4
 
@@ -46,7 +54,7 @@ def test_from_env_overrides_every_value() -> None:
         }
     )
     assert settings == Settings(
-        PollSchedule(1, 2, 3), PollSchedule(4, 5, 6), PollSchedule(0, 8, 9), 7
+        PollSchedule(1, 2, 3, 2, 20), PollSchedule(4, 5, 6, 2, 20), PollSchedule(0, 8, 9), 7
     )
 
 

@@ -115,10 +115,11 @@ def test_namespace_poll_loop_waits_the_usual_duration_then_checks_often(
         json.loads(e["stateEnteredEventDetails"]["input"])["namespace"]["poll"]["waitSeconds"]
         for e in entered(history, "Wait For Namespace")
     ]
-    # The first wait is most of the usual minute, then short steady checks: the operation that
-    # ends at 60 s is seen at 60 s, after 50 + 5 + 5 (template defaults).
-    assert waits == [50, 5, 5]
-    assert len(checks) == 3
+    # The first wait is most of the usual minute, then checks every 2 s for the 20 s in which the
+    # operation most likely ends (settings.FINE_POLL_SECONDS / FINE_WINDOW_SECONDS), then every
+    # 5 s (template default): the operation that ends at 60 s is seen at 60 s.
+    assert waits == [50, 2, 2, 2, 2, 2]
+    assert len(checks) == 6
     assert sum(waits) >= 60  # it did not finish before the modelled minute had passed
 
 
