@@ -13,7 +13,6 @@ carries the template's outputs): one session, one botocore Config, the same call
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from envbuild.cli import (
     TEARDOWN_STATE_MACHINE_NAME,
     CliError,
     Target,
-    print_teardown_summary,
-    report_build,
-    report_failure,
+    add_output_argument,
+    finish,
+    progress_stream,
 )
 from envbuild.follow import AWS, StillRunning, follow, since_start
 
@@ -211,21 +210,20 @@ def region_of(arn: str) -> str | None:
 
 
 def watch(args: argparse.Namespace, out: TextIO) -> int:
+    """Follow any execution of the stack (build, plan, teardown, prune, rollback) to its end."""
     aws = connect(args, region_of(args.execution_arn))
+    progress = progress_stream(args, out)
     with aws_errors(aws):
         sfn = aws.client("stepfunctions")
         described = sfn.describe_execution(executionArn=args.execution_arn)
-        out.write(
+        progress.write(
             f"Execution {described['name']} of {described['stateMachineArn'].split(':')[-1]}"
             f" ({described['status']}, started {described['startDate']:%Y-%m-%d %H:%M:%S %Z})\n"
         )
-        described = follow(sfn, args.execution_arn, out, since_start(described["startDate"]), AWS)
-        if "TeardownEnvironmentStateMachine" in described["stateMachineArn"]:
-            if described["status"] != "SUCCEEDED":
-                return report_failure(described, "Teardown", out)
-            print_teardown_summary(json.loads(described["output"]), out)
-            return 0
-        return report_build(sfn, described, args, out)
+        described = follow(
+            sfn, args.execution_arn, progress, since_start(described["startDate"]), AWS
+        )
+        return finish(sfn, described, args, out)
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -246,6 +244,7 @@ def add_commands(commands: Any) -> None:
     watch_cmd.add_argument(
         "--env-file", help="where a build writes resource ids (default <environment>-resources.env)"
     )
+    add_output_argument(watch_cmd)
     watch_cmd.set_defaults(handler=watch)
     history_cmd = commands.add_parser(
         "history", help="recent builds and teardowns of an environment: status, start, duration"

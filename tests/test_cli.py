@@ -211,7 +211,7 @@ def test_teardown_on_the_embedded_emulator_reports_nothing_found(
         teardown = where.state_machine("envbuild-TeardownEnvironmentStateMachine")
         assert build != teardown
     # a fresh embedded account: nothing was built in it
-    code = main(["teardown", spec, "--time-scale", "0", "--delete-log-groups"], out=out)
+    code = main(["teardown", spec, "--time-scale", "0", "--delete-log-groups", "--yes"], out=out)
 
     text = out.getvalue()
     assert code == 0, text
@@ -235,6 +235,7 @@ def test_teardown_against_a_served_emulator_reports_removed_and_kept(
             [
                 "teardown",
                 spec,
+                "--yes",
                 "--endpoint",
                 emulator.endpoint_url,
                 "--delete-log-groups",
@@ -261,7 +262,7 @@ def test_teardown_exits_non_zero_with_error_and_cause(
     (tmp_path / "bad.json").write_text(json.dumps(spec))
     out = io.StringIO()
 
-    code = main(["teardown", "bad.json", "--time-scale", "0"], out=out)
+    code = main(["teardown", "bad.json", "--time-scale", "0", "--yes"], out=out)
 
     assert code == 1
     assert "Teardown FAILED: InvalidSpec:" in out.getvalue()

@@ -157,7 +157,15 @@ def test_history_lists_builds_and_teardowns_of_one_environment(served: Any, aws:
     out = io.StringIO()
     assert main(["run", "bad.json", "--stack-name", "envbuild", *aws], out=out) == 1
     assert main(["run", WORKSHOP, "--stack-name", "envbuild", *aws], out=out) == 0, out.getvalue()
-    teardown = ["teardown", WORKSHOP, "--stack-name", "envbuild", "--delete-log-groups", *aws]
+    teardown = [
+        "teardown",
+        WORKSHOP,
+        "--yes",
+        "--stack-name",
+        "envbuild",
+        "--delete-log-groups",
+        *aws,
+    ]
     assert main(teardown, out=out) == 0, out.getvalue()
     assert "removed namespace: workshop.local" in out.getvalue()
     out = io.StringIO()
