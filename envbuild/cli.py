@@ -256,7 +256,7 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             sfn,
             lambda name: find_state_machine(sfn, name),
             prerequisites,
-            lambda _event: f"{time.monotonic() - t0:6.1f}s",
+            Clock(lambda _event: time.monotonic() - t0, "wall time"),
         )
         return
 
@@ -271,17 +271,17 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
         }
         started: list[float] = []
 
-        def emulated(_event: Mapping[str, Any]) -> str:
+        def emulated(_event: Mapping[str, Any]) -> float:
             """Emulated seconds since the execution's first event was shown."""
             if not started:
                 started.append(emulator.clock.now())
-            return f"t+{emulator.clock.now() - started[0]:5.0f}s"
+            return float(emulator.clock.now() - started[0])
 
         yield Target(
             emulator.client("stepfunctions"),
             machines.__getitem__,
             emulator.prerequisites,
-            emulated,
+            Clock(emulated, "modelled AWS time on the embedded emulator"),
         )
 
 

@@ -31,7 +31,7 @@ from envbuild.cli import (
     finish,
     progress_stream,
 )
-from envbuild.follow import AWS, StillRunning, follow, since_start
+from envbuild.follow import AWS, Clock, StillRunning, follow, since_start
 
 DEFAULT_STACK_NAME = "envbuild"  # samconfig.toml's stack_name
 #: template.yaml Outputs the CLI reads, by state machine.
@@ -184,16 +184,16 @@ def stack_target(args: argparse.Namespace) -> Iterator[Target]:
         sfn = aws.client("stepfunctions")
         started: dict[str, Any] = {}
 
-        def clock(event: Mapping[str, Any]) -> str:
+        def seconds(event: Mapping[str, Any]) -> float:
             if "at" not in started:  # the first event is ExecutionStarted
                 started["at"] = event["timestamp"]
-            return since_start(started["at"])(event)
+            return since_start(started["at"]).seconds(event)
 
         yield Target(
             sfn,
             lambda name: output(outputs, OUTPUTS[name], args.stack_name),
             {},  # ${VARS} come from the environment only
-            clock,
+            Clock(seconds, "Step Functions' event times"),
             AWS,
         )
 
@@ -221,7 +221,11 @@ def watch(args: argparse.Namespace, out: TextIO) -> int:
             f" ({described['status']}, started {described['startDate']:%Y-%m-%d %H:%M:%S %Z})\n"
         )
         described = follow(
-            sfn, args.execution_arn, progress, since_start(described["startDate"]), AWS
+            sfn,
+            args.execution_arn,
+            progress,
+            since_start(described["startDate"], "Step Functions' event times"),
+            AWS,
         )
         return finish(sfn, described, args, out)
 

@@ -84,11 +84,13 @@ def test_run_on_the_stack_shows_progress_and_the_summary_and_builds_the_account(
     assert re.search(r"^Building environment workshop \(execution workshop-\d{8}T", text, re.M)
     # progress: one line per state as it ends, timed from the execution's start
     for state in ("Validate Spec", "Acquire Lock", "Preflight", "Create Namespace", "Verify DNS"):
-        assert re.search(rf"^  \+ *\d+\.\ds  ✓ {state}$", text, re.M), state
+        assert re.search(rf"^ +\d+\.\ds  ✓ {state}$", text, re.M), state
     assert re.search(
         r"✓ Register Task Definitions? \(3 services\)|✓ Register Task Definitions", text
     )
-    assert re.search(r"^  \+ *\d+\.\ds  … Wait For Services$", text, re.M)
+    # the poll loop: one line of per-service counts, no "Wait For" lines
+    assert re.search(r"^ +\d+\.\ds  ✓ Check Services \(\d+ checks?\)", text, re.M)
+    assert "Wait For" not in text
     # the summary, as the local run prints it
     assert "Environment workshop is ready." in text
     for name, count in (("web", 2), ("api", 2), ("db", 1)):
@@ -143,8 +145,8 @@ def test_watch_attaches_to_an_execution_started_elsewhere(served: Any, aws: list
     text = out.getvalue()
     assert code == 0, text
     assert text.startswith("Execution a1b2c3d4-console of envbuild-BuildEnvironmentStateMachine (")
-    assert re.search(r"^  \+ *\d+\.\ds  ✓ Validate Spec$", text, re.M)
-    assert re.search(r"^  \+ *\d+\.\ds  ✓ Release Lock$", text, re.M)
+    assert re.search(r"^ +\d+\.\ds  ✓ Validate Spec$", text, re.M)
+    assert re.search(r"^ +\d+\.\ds  ✓ Release Lock$", text, re.M)
     assert "Environment console is ready." in text
     assert "frontend.console.local  ->  10." in text
     assert Path("console-resources.env").exists()
