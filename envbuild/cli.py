@@ -628,7 +628,8 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     args = parser().parse_args(argv)
     try:
         from envbuild.plan import plan  # envbuild.plan builds on this module

@@ -413,3 +413,45 @@ def test_unlock_without_a_terminal_asks_for_yes(served: Any, aws: list[str], cap
     assert code == 2
     assert "pass --yes to release it (no terminal to confirm on)" in one_error_line(capsys)
     assert locked(served, "no-tty")
+
+
+def test_history_tells_plans_prunes_and_rollbacks_apart_and_watch_follows_a_plan(
+    served: Any, aws: list[str], tmp_path: Path
+) -> None:
+    spec = json.loads(Path(WORKSHOP).read_text())
+    spec["environment"] = "kinds"
+    spec["namespace"]["name"] = "kinds.local"
+    write = lambda name, document: (tmp_path / name).write_text(json.dumps(document))  # noqa: E731
+    write("full.json", spec)
+    write("two.json", {**spec, "services": spec["services"][:2], "prune": True})
+    stack = ["--stack-name", "envbuild", *aws]
+    out = io.StringIO()
+    assert main(["plan", "full.json", *stack], out=out) == 0, out.getvalue()
+    assert main(["run", "full.json", *stack], out=out) == 0, out.getvalue()
+    assert main(["run", "two.json", *stack], out=out) == 0, out.getvalue()
+    assert "\nPrune: removed 1 ECS service(s)" in out.getvalue()
+    served.world.faults.tasks_fail_to_start("kinds_api")  # the next build fails: rolled back
+    try:
+        write("changed.json", {**spec, "services": [{**spec["services"][1], "image": "x:2"}]})
+        assert main(["run", "changed.json", *stack], out=out) == 1
+    finally:
+        served.world.faults.clear_tasks_fail_to_start("kinds_api")
+    # a plan started elsewhere (console, EventBridge) is watched to its table
+    text = (tmp_path / "full.json").read_text()
+    for key, value in served.prerequisites.items():
+        text = text.replace("${" + key + "}", value)
+    arn = served.client("stepfunctions").start_execution(
+        stateMachineArn=served.state_machine_arn,
+        name="console-plan",
+        input=json.dumps({**json.loads(text), "plan": True}),
+    )["executionArn"]
+    out = io.StringIO()
+    assert main(["watch", arn, "--endpoint", served.endpoint_url], out=out) == 0, out.getvalue()
+    assert "Plan for environment kinds (nothing was changed):" in out.getvalue()
+    out = io.StringIO()
+
+    assert main(["history", "kinds", *aws], out=out) == 0
+
+    kinds = [line.split()[2] for line in out.getvalue().splitlines()[2:]]
+    assert kinds[0] == "plan"  # the console's, newest
+    assert sorted(set(kinds)) == ["build", "plan", "prune", "rollback"], out.getvalue()
