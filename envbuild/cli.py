@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -200,6 +202,46 @@ def print_build_details(result: Result, out: TextIO) -> None:
         out.write(f"\nDNS probe: {probe.get('message', '')}\n")
         for name, answers in (probe.get("answers") or {}).items():
             out.write(f"  {name}  ->  {', '.join(answers) or '(no answer)'}\n")
+
+
+# -- --endpoint ---------------------------------------------------------------------------------
+#: How long the CLI waits for a TCP connection to --endpoint before saying nothing answers.
+ENDPOINT_CONNECT_SECONDS = 2.0
+
+
+def check_endpoint(url: str) -> str:
+    """--endpoint, checked at once (no SDK retries): a URL with a scheme, where something
+    listens. Each problem is one line with the fix."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        bare = url.split("://", 1)[-1]
+        raise CliError(
+            f"--endpoint {url!r} is not an http(s) URL: use --endpoint http://{bare}"
+            " (`envbuild emulator` prints its URL, by default http://127.0.0.1:5000)"
+        )
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError as error:
+        raise CliError(f"--endpoint {url!r}: {error}") from error
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=ENDPOINT_CONNECT_SECONDS):
+            pass
+    except ConnectionRefusedError as error:
+        raise CliError(
+            f"nothing listens at {parsed.hostname}:{port} (--endpoint {url}): start the emulator"
+            " with `make emulator` (or `.venv/bin/envbuild emulator --port N`) and pass the URL"
+            " it prints"
+        ) from error
+    except TimeoutError as error:
+        raise CliError(
+            f"no answer from {parsed.hostname}:{port} within {ENDPOINT_CONNECT_SECONDS:.0f} s"
+            f" (--endpoint {url}): check the host and port"
+        ) from error
+    except OSError as error:
+        raise CliError(
+            f"cannot connect to {parsed.hostname}:{port} (--endpoint {url}): {error.strerror or error}"
+        ) from error
+    return url
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -632,6 +674,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     out = out if out is not None else sys.stdout
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "endpoint", None):
+            args.endpoint = check_endpoint(args.endpoint)
         from envbuild.plan import plan  # envbuild.plan builds on this module
 
         commands = {"run": run, "plan": plan, "teardown": teardown, "emulator": serve}

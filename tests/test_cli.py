@@ -191,10 +191,35 @@ def test_run_against_a_served_emulator_builds_any_spec(
     )
 
 
-def test_run_against_nothing_says_so_in_one_line(tmp_path: Path, capsys: Any) -> None:
+def test_run_against_nothing_says_so_in_one_line_at_once(tmp_path: Path, capsys: Any) -> None:
+    import time
+
+    started = time.monotonic()
     code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
     assert code == 2
-    assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "envbuild: nothing listens at 127.0.0.1:9 (--endpoint http://127.0.0.1:9): start the"
+        " emulator with `make emulator` (or `.venv/bin/envbuild emulator --port N`) and pass the"
+        " URL it prints\n"
+    )
+    assert time.monotonic() - started < 2  # no SDK retries
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "teardown", "watch", "history", "unlock"])
+def test_an_endpoint_without_a_scheme_is_answered_with_the_fix(command: str, capsys: Any) -> None:
+    first = {
+        "watch": "arn:aws:states:us-east-1:123456789012:execution:m:e",
+        "history": "workshop",
+        "unlock": "workshop",
+    }.get(command, str(REPO / "events" / "workshop.json"))
+
+    code = main([command, first, "--endpoint", "localhost:5000"])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "envbuild: --endpoint 'localhost:5000' is not an http(s) URL:"
+        " use --endpoint http://localhost:5000 "
+    )
 
 
 def test_teardown_on_the_embedded_emulator_reports_nothing_found(
