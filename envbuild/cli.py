@@ -264,6 +264,16 @@ class Target:
     prerequisites: Mapping[str, str]
     clock: Clock
     polling: Polling = EMULATOR
+    #: The embedded emulator, when there is one (make docs arms its faults for a sample).
+    emulator: Any = None
+
+    def load_spec(self, path: Path) -> dict[str, Any]:
+        """The spec with its ${VARS} filled: from the environment, then the emulator's
+        prerequisites; on the embedded emulator (a fresh account) its own ids come first, so ids
+        exported for another account (a served emulator, AWS) do not leak into it."""
+        if self.emulator is not None:
+            return load_spec(path, self.prerequisites, os.environ)
+        return load_spec(path, os.environ, self.prerequisites)
 
 
 @contextmanager
@@ -313,10 +323,10 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
         }
         started: list[float] = []
 
-        def emulated(_event: Mapping[str, Any]) -> float:
+        def emulated(event: Mapping[str, Any]) -> float:
             """Emulated seconds since the execution's first event was shown."""
-            if not started:
-                started.append(emulator.clock.now())
+            if not started or event.get("type") == "ExecutionStarted":
+                started[:] = [emulator.clock.now()]
             return float(emulator.clock.now() - started[0])
 
         yield Target(
@@ -324,6 +334,7 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             machines.__getitem__,
             emulator.prerequisites,
             Clock(emulated, "modelled AWS time on the embedded emulator"),
+            emulator=emulator,
         )
 
 
@@ -336,7 +347,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     read_spec(Path(args.spec))  # a bad file is reported before an emulator starts
     progress = progress_stream(args, out)
     with target(args, progress) as where:
-        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+        spec = where.load_spec(Path(args.spec))
         return build(
             where.sfn,
             where.state_machine(STATE_MACHINE_NAME),
@@ -393,7 +404,7 @@ def teardown(args: argparse.Namespace, out: TextIO, stdin: TextIO | None = None)
             " (see first what it would remove with --plan)"
         )
     with target(args, progress) as where:
-        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+        spec = where.load_spec(Path(args.spec))
         machine = where.state_machine(TEARDOWN_STATE_MACHINE_NAME)
         document = teardown_document(spec, args)
         if args.plan or ask:

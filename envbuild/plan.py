@@ -8,14 +8,12 @@ contract.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TextIO
 
 from envbuild.cli import (
     STATE_MACHINE_NAME,
     finish,
-    load_spec,
     progress_stream,
     read_spec,
     start_and_follow,
@@ -36,7 +34,7 @@ def plan(args: argparse.Namespace, out: TextIO) -> int:
     read_spec(Path(args.spec))  # a bad file is reported before an emulator starts
     progress = progress_stream(args, out)
     with target(args, progress) as where:
-        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+        spec = where.load_spec(Path(args.spec))
         described = start_and_follow(
             where.sfn,
             where.state_machine(STATE_MACHINE_NAME),

@@ -78,12 +78,15 @@ def removal_changes(
     """The rows of a teardown: what it removed (or would remove: a removal plan), and kept."""
     names = plan.get("registryNames") or {}
     namespace = plan.get("namespace")
-    rows = [_row("ecsService", name, "remove") for name in plan.get("ecsServices", [])]
-    rows += [_row("instance", name, "remove") for name in plan.get("instances", [])]
-    rows += [
-        _row("registry", names.get(registry, registry), "remove", registry)
-        for registry in plan.get("registries", [])
-    ]
+    rows = [_row("ecsService", name, "remove") for name in sorted(plan.get("ecsServices", []))]
+    rows += [_row("instance", name, "remove") for name in sorted(plan.get("instances", []))]
+    rows += sorted(
+        (
+            _row("registry", names.get(registry, registry), "remove", registry)
+            for registry in plan.get("registries", [])
+        ),
+        key=lambda row: str(row["name"]),
+    )
     if namespace:
         rows.append(_row("namespace", namespace["name"], "remove", namespace["id"]))
     rows += [_row("logGroup", name, "remove") for name in plan.get("logGroups", [])]
