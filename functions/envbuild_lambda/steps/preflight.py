@@ -252,7 +252,12 @@ def check_draining(spec: EnvironmentSpec, existing: dict[str, Any]) -> list[str]
 
 
 def preflight(
-    clients: Clients, spec: EnvironmentSpec, *, conflicts: bool = True, max_workers: int = 4
+    clients: Clients,
+    spec: EnvironmentSpec,
+    *,
+    conflicts: bool = True,
+    max_workers: int = 4,
+    recorded_instances: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Raise PreflightFailed listing every problem; return what was checked. ``conflicts``: also
     every existing resource of a derived name envbuild does not own (steps/ownership.py); the
@@ -283,7 +288,11 @@ def preflight(
         problems += check_free_addresses(clients, spec, existing)
     if conflicts:
         found = ownership.find_conflicts(
-            clients, spec, max_workers, cluster_exists=not cluster_problems
+            clients,
+            spec,
+            max_workers,
+            cluster_exists=not cluster_problems,
+            recorded_instances=recorded_instances,
         )
         problems += [conflict.problem() for conflict in found]
     roles = {"executionRoleArn": spec.executionRoleArn, "taskRoleArn": spec.taskRoleArn}
