@@ -38,6 +38,7 @@ import boto3
 
 from envbuild.follow import EMULATOR, Clock, Polling, follow
 from envbuild.report import (
+    ACTIONS,
     Result,
     collect,
     error_message,
@@ -189,6 +190,18 @@ def print_build_details(result: Result, out: TextIO) -> None:
     if result.changes:
         out.write("\nChanges:\n")
         write_table(result.changes, out)
+    counts = summary.get("counts") or {}
+    if counts:
+        out.write(
+            "\n"
+            + ", ".join(f"{counts[action]} {action}" for action in ACTIONS if counts.get(action))
+            + (
+                f" ({summary['changesOmitted']} changed rows not shown: see --output json)"
+                if summary.get("changesOmitted")
+                else ""
+            )
+            + ".\n"
+        )
     not_in_spec = summary.get("notInSpec") or []
     if not_in_spec:
         out.write(

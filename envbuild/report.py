@@ -120,13 +120,16 @@ class Result:
 
     def document(self) -> dict[str, Any]:
         counts = Counter(row["action"] for row in self.changes)
+        given = (self.summary or {}).get("counts")
+        if isinstance(given, dict):  # the output's own counts (unchanged rows are only counted)
+            counts = Counter({str(k): int(v) for k, v in given.items()})
         doc: dict[str, Any] = {
             "status": self.status,
             "kind": self.kind,
             "execution": self.execution,
             "environment": self.environment,
             "changes": self.changes,
-            "counts": {action: counts[action] for action in ACTIONS if counts[action]},
+            "counts": {action: n for action, n in counts.items() if n},
             "summary": self.summary,
             "message": self.message,
         }

@@ -104,7 +104,10 @@ def test_plan_prints_one_row_per_resource_and_creates_nothing(
         "  taskDefinition  workshop_web       create",
         "  ecsService      web-service        create",
     ]
-    assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
+    assert (
+        "plan for workshop: 13 to create, 0 to update, 0 to replace, 0 to remove, 0 unchanged."
+        in text
+    )
     assert "✓ Plan Changes" in text
     assert not (tmp_path / "workshop-resources.env").exists()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from envbuild.cli import execution_name, main
 from envbuild.stack import OUTPUTS
@@ -30,6 +31,8 @@ def served() -> Iterator[Any]:
 
     with Emulator(port=0, time_scale=0.0) as emulator:
         yield emulator
+        # a served account's state outlives its server in this process: reset it for the next
+        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=30)
 
 
 @pytest.fixture
@@ -311,9 +314,15 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_aws_config")
 def test_no_credentials(capsys: Any) -> None:
-    # nothing listens on port 9: the credentials are missing before any request is sent
-    args = ["--stack-name", "envbuild", "--region", "eu-west-1", "--endpoint", "http://127.0.0.1:9"]
-    assert main(["run", WORKSHOP, *args]) == 2
+    import socket
+
+    # something listens (the endpoint check passes), but nothing answers: the credentials are
+    # found missing before any request is sent
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        args = ["--stack-name", "envbuild", "--region", "eu-west-1", "--endpoint", endpoint]
+        code = main(["run", WORKSHOP, *args])
+    assert code == 2
     assert one_error_line(capsys) == (
         "envbuild: no AWS credentials found: run `aws configure` or `aws sso login`, "
         "or pass --profile"

@@ -80,6 +80,7 @@ def test_teardown_options_are_split_from_the_spec_and_must_be_booleans() -> None
         "deregisterTaskDefinitions": False,
         "planOnly": False,
         "createdBy": None,
+        "restore": {},
     }
     with pytest.raises(InvalidPlan, match="deregisterTaskDefinitions must be true or false"):
         split_options({"deregisterTaskDefinitions": "yes"})
