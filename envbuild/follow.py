@@ -227,21 +227,23 @@ class Progress:
         if self.live is None:
             return
         lines = Text("\n").join(
-            Text(f"  {stamp(at)}  … {state} (check {checks}){': ' + text if text else ''}")
+            Text(
+                f"  {stamp(at)}  … {state} (check {checks}){': ' + text if text else ''}",
+                no_wrap=True,
+                overflow="ellipsis",
+            )
             for state, (checks, text, at) in self.polling.items()
         )
         self.live.update(lines, refresh=True)
 
     def end_poll(self, state: str) -> None:
         checks, text, at = self.polling.pop(state)
-        mark, style = "✓", "green"
-        if self.printed.get(state) == text:
+        self.refresh()  # the live line goes before its final line is printed
+        if self.printed.pop(state, None) == text:
             text = ""  # said on the line just above: no repeat
         self.line(
-            at, mark, f"{state} ({counted(checks, 'checks')}){': ' + text if text else ''}", style
+            at, "✓", f"{state} ({counted(checks, 'checks')}){': ' + text if text else ''}", "green"
         )
-        self.printed.pop(state, None)
-        self.refresh()
 
     def poll(self, state: str, at: float, output: Any) -> None:
         checks, _text, _at = self.polling.get(state, (0, "", at))
