@@ -99,6 +99,30 @@ def stale() -> list[str]:
     return out
 
 
+def differences() -> str:
+    """What differs in each stale part (masked for a sample): a unified diff, for the test's
+    message."""
+    import difflib
+
+    from envbuild.samples import mask
+
+    out = []
+    for part in parts():
+        current = part.path.read_text() if part.path.exists() else ""
+        fresh = wanted(part)
+        if part.volatile:
+            current, fresh = mask(current), mask(fresh)
+        if current != fresh:
+            out += difflib.unified_diff(
+                current.splitlines(keepends=True),
+                fresh.splitlines(keepends=True),
+                str(part.path.relative_to(REPO)),
+                "fresh",
+                n=1,
+            )
+    return "".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m envbuild.docgen", description="Regenerate the generated documentation."

@@ -430,6 +430,8 @@ def test_history_tells_plans_prunes_and_rollbacks_apart_and_watch_follows_a_plan
     spec = json.loads(Path(WORKSHOP).read_text())
     spec["environment"] = "kinds"
     spec["namespace"]["name"] = "kinds.local"
+    for service in spec["services"]:  # ECS service names of their own in the shared cluster
+        service["name"] = "k" + service["name"]
     write = lambda name, document: (tmp_path / name).write_text(json.dumps(document))  # noqa: E731
     write("full.json", spec)
     write("two.json", {**spec, "services": spec["services"][:2], "prune": True})
@@ -439,12 +441,12 @@ def test_history_tells_plans_prunes_and_rollbacks_apart_and_watch_follows_a_plan
     assert main(["run", "full.json", *stack], out=out) == 0, out.getvalue()
     assert main(["run", "two.json", *stack], out=out) == 0, out.getvalue()
     assert "\nPrune: removed 1 ECS service(s)" in out.getvalue()
-    served.world.faults.tasks_fail_to_start("kinds_api")  # the next build fails: rolled back
+    served.world.faults.tasks_fail_to_start("kinds_kapi")  # the next build fails: rolled back
     try:
         write("changed.json", {**spec, "services": [{**spec["services"][1], "image": "x:2"}]})
         assert main(["run", "changed.json", *stack], out=out) == 1
     finally:
-        served.world.faults.clear_tasks_fail_to_start("kinds_api")
+        served.world.faults.clear_tasks_fail_to_start("kinds_kapi")
     # a plan started elsewhere (console, EventBridge) is watched to its table
     text = (tmp_path / "full.json").read_text()
     for key, value in served.prerequisites.items():

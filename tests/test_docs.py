@@ -22,7 +22,7 @@ def test_the_generated_documentation_is_up_to_date() -> None:
     stale = docgen.stale()
     assert not stale, (
         f"stale generated documentation: {', '.join(stale)}. Regenerate it with `make docs` "
-        "(python -m envbuild.docgen) and commit the result."
+        "(python -m envbuild.docgen) and commit the result.\n" + docgen.differences()
     )
 
 
