@@ -151,11 +151,20 @@ COLUMNS = ("RESOURCE", "NAME", "ACTION", "CHANGES")
 def detail(row: Mapping[str, Any]) -> str:
     """The CHANGES cell: 'field: old -> new' joined by '; ', then the note in parentheses."""
     fields = row.get("fields") or {}
-    text = "; ".join(f"{name}: {old} -> {new}" for name, (old, new) in fields.items())
+    text = "; ".join(f"{name}: {shown(old)} -> {shown(new)}" for name, (old, new) in fields.items())
     note = str(row.get("note") or "")
     if text and note:
         return f"{text} ({note})"
     return text or note
+
+
+def shown(value: Any) -> str:
+    """A field's value in the table: None as (none), objects and lists as JSON."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:

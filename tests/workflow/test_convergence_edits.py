@@ -112,9 +112,11 @@ def test_a_static_instance_removed_from_the_spec_is_deregistered_and_leaves_dns(
     sd = emulator.client("servicediscovery")
     registry = registry_id(first, {"name": "db"})
     ids = sorted(i["Id"] for i in sd.list_instances(ServiceId=registry)["Instances"])
-    assert "legacy-db-2" not in ids and "legacy-db-1" in ids
+    assert "legacy-db-2" not in ids
+    assert "legacy-db-1" in ids
     (db,) = [s for s in output["services"] if s["name"] == "db"]
-    assert "10.0.1.202" not in db["ips"] and "10.0.1.201" in db["ips"]
+    assert "10.0.1.202" not in db["ips"]
+    assert "10.0.1.201" in db["ips"]
     assert ("instance", "db/legacy-db-2", "remove", {}) in rows(output)
     again, _ = planned(emulator, spec)
     assert rows(again) == []
@@ -137,7 +139,8 @@ def test_a_static_instance_ip_change_is_an_update(
     ]
     output = built(emulator, spec)
     (db,) = [s for s in output["services"] if s["name"] == "db"]
-    assert "10.0.1.209" in db["ips"] and "10.0.1.201" not in db["ips"]
+    assert "10.0.1.209" in db["ips"]
+    assert "10.0.1.201" not in db["ips"]
 
 
 def test_an_instance_someone_else_registered_is_named_never_deregistered(
@@ -273,14 +276,30 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     """api's update succeeds, web's fails: the rollback puts api back on workshop_api:1 with its
-    old count, deregisters both new revisions and never one a service runs."""
-    built(emulator, workshop_spec)
+    old count, api's registry back on its TTL, db's static instances back as they were,
+    deregisters both new revisions and never one a service runs."""
+    spec_a = static_spec(workshop_spec, [{"id": "legacy-db", "ipv4": "10.0.1.201"}])
+    first = built(emulator, spec_a)
+    sd = emulator.client("servicediscovery")
 
     def state() -> dict[str, Any]:
         services = {name: ecs_service(emulator, f"{name}-service") for name in ("web", "api", "db")}
+        registries = {
+            name: sd.get_service(Id=registry_id(first, {"name": name}))["Service"]
+            for name in ("web", "api", "db")
+        }
+        db_instances = sd.list_instances(ServiceId=registry_id(first, {"name": "db"}))
         return {
-            name: (s["taskDefinition"].rsplit("/", 1)[-1], s["desiredCount"], network(s))
-            for name, s in services.items()
+            "services": {
+                name: (s["taskDefinition"].rsplit("/", 1)[-1], s["desiredCount"], network(s))
+                for name, s in services.items()
+            },
+            "ttl": {n: r["DnsConfig"]["DnsRecords"] for n, r in registries.items()},
+            "static": sorted(
+                (i["Id"], i["Attributes"]["AWS_INSTANCE_IPV4"])
+                for i in db_instances["Instances"]
+                if "ECS_SERVICE_NAME" not in i["Attributes"]
+            ),
         }
 
     before = state()
@@ -288,10 +307,21 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
     active = sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"])
     emulator.world.faults.tasks_fail_to_start("workshop_web:2", reason="CannotPullContainerError")
     spec = changed(
-        changed(workshop_spec, "web", image="nginx:no-such-tag"),
+        changed(
+            static_spec(
+                workshop_spec,
+                [
+                    {"id": "legacy-db", "ipv4": "10.0.1.209"},
+                    {"id": "legacy-db-2", "ipv4": "10.0.1.210"},
+                ],
+            ),
+            "web",
+            image="nginx:no-such-tag",
+        ),
         "api",
         image="nginx:1.27",
         desiredCount=3,
+        dnsTtl=15,
     )
 
     described, history = run_build(emulator, spec)
@@ -309,3 +339,7 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
         "workshop_api:2",
         "workshop_web:2",
     ]
+    # and the next build of the first spec changes nothing
+    emulator.aws_faults.calls.clear()
+    built(emulator, spec_a)
+    assert not environment_calls(mutating(emulator))
