@@ -40,8 +40,9 @@ help:
 	@echo "make build      sam build (python3.13, arm64) into .aws-sam/, then precompiled bytecode"
 	@echo "make system-deps install the system tools the tests run (busybox) if missing"
 	@echo "make schema     regenerate schema/environment-spec.schema.json from the pydantic model"
-	@echo "make docs       regenerate the workflow diagrams in README.md (from the ASL) and"
-	@echo "                docs/spec-reference.md (from the schema); a test fails when they are stale"
+	@echo "make docs       regenerate the workflow diagrams in docs/architecture.md (from the ASL),"
+	@echo "                docs/spec-reference.md (from the schema) and the README's sample outputs"
+	@echo "                (real runs on the embedded emulator); a test fails when they are stale"
 	@echo "make clean      remove build output and caches (distclean: the venv too)"
 	@echo "make bench      benchmark builds on the emulator (N = 3, 20, 200, 500; a latency sweep at 3"
 	@echo "                and 20; cold import of the built artifact) into docs/benchmark.md and .json"
@@ -137,7 +138,8 @@ schema: $(STAMP)
 	PYTHONPATH=functions $(BIN)/python -m envbuild_lambda.spec > schema/environment-spec.schema.json.tmp
 	mv schema/environment-spec.schema.json.tmp schema/environment-spec.schema.json
 
-# Generated documentation: the Mermaid diagrams in README.md and docs/spec-reference.md.
+# Generated documentation: the Mermaid diagrams in docs/architecture.md, docs/spec-reference.md and
+# the README's sample outputs (envbuild/docgen.py).
 docs: $(STAMP)
 	$(BIN)/python -m envbuild.docgen
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -32,10 +33,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import boto3
 
 from envbuild.follow import EMULATOR, Clock, Polling, follow
+from envbuild.report import (
+    ACTIONS,
+    Result,
+    collect,
+    error_message,
+    from_history,
+    write_json,
+    write_table,
+)
 from envbuild_emulator.emulator import execution_history
 
 STATE_MACHINE_NAME = "envbuild-BuildEnvironmentStateMachine"
@@ -115,15 +126,6 @@ def execution_name(spec: Mapping[str, Any]) -> str:
 # -- following an execution: envbuild/follow.py ------------------------------------------------
 
 
-def error_message(cause: str) -> str:
-    """A Lambda error's Cause is JSON ({errorType, errorMessage, stackTrace}); show its message."""
-    try:
-        parsed = json.loads(cause)
-    except (TypeError, json.JSONDecodeError):
-        return cause
-    return str(parsed.get("errorMessage", cause)) if isinstance(parsed, dict) else cause
-
-
 def env_name(name: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
@@ -170,8 +172,9 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
     out.write(
         f"  namespace {namespace['name']}  {namespace['id']}{adopted}  hosted zone {namespace.get('hostedZoneId')}\n"
     )
-    width = max(len(s["dnsName"]) for s in summary["services"])
-    for service in summary["services"]:
+    services = summary.get("services") or []
+    width = max((len(s["dnsName"]) for s in services), default=0)
+    for service in services:
         ips = ", ".join(service["ips"]) or "(no tasks)"
         out.write(f"  {service['dnsName']:<{width}}  ->  {ips}\n")
         for instance in service.get("staticInstances", []):
@@ -183,6 +186,79 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
                 f"  {'':<{width}}      static {instance['id']} {instance['ipv4']} HEALTHY"
                 f"{'  ' + attributes if attributes else ''}\n"
             )
+
+
+def print_build_details(result: Result, out: TextIO) -> None:
+    """After a build's summary: what changed, what runs outside the spec, the probe, the prune."""
+    summary = result.summary or {}
+    if result.changes:
+        out.write("\nChanges:\n")
+        write_table(result.changes, out)
+    counts = summary.get("counts") or {}
+    if counts:
+        out.write(
+            "\n"
+            + ", ".join(f"{counts[action]} {action}" for action in ACTIONS if counts.get(action))
+            + (
+                f" ({summary['changesOmitted']} changed rows not shown: see --output json)"
+                if summary.get("changesOmitted")
+                else ""
+            )
+            + ".\n"
+        )
+    not_in_spec = summary.get("notInSpec") or []
+    if not_in_spec:
+        out.write(
+            f'\nNot in the spec (left running; "prune": true removes them): '
+            f"{', '.join(map(str, not_in_spec))}\n"
+        )
+    if result.pruned:
+        out.write(f"\nPrune: {result.pruned}\n")
+    probe = summary.get("probe") or {}
+    if probe.get("requested"):
+        out.write(f"\nDNS probe: {probe.get('message', '')}\n")
+        for name, answers in (probe.get("answers") or {}).items():
+            out.write(f"  {name}  ->  {', '.join(answers) or '(no answer)'}\n")
+
+
+# -- --endpoint ---------------------------------------------------------------------------------
+#: How long the CLI waits for a TCP connection to --endpoint before saying nothing answers.
+ENDPOINT_CONNECT_SECONDS = 2.0
+
+
+def check_endpoint(url: str) -> str:
+    """--endpoint, checked at once (no SDK retries): a URL with a scheme, where something
+    listens. Each problem is one line with the fix."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        bare = url.split("://", 1)[-1]
+        raise CliError(
+            f"--endpoint {url!r} is not an http(s) URL: use --endpoint http://{bare}"
+            " (`envbuild emulator` prints its URL, by default http://127.0.0.1:5000)"
+        )
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError as error:
+        raise CliError(f"--endpoint {url!r}: {error}") from error
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=ENDPOINT_CONNECT_SECONDS):
+            pass
+    except ConnectionRefusedError as error:
+        raise CliError(
+            f"nothing listens at {parsed.hostname}:{port} (--endpoint {url}): start the emulator"
+            " with `make emulator` (or `.venv/bin/envbuild emulator --port N`) and pass the URL"
+            " it prints"
+        ) from error
+    except TimeoutError as error:
+        raise CliError(
+            f"no answer from {parsed.hostname}:{port} within {ENDPOINT_CONNECT_SECONDS:.0f} s"
+            f" (--endpoint {url}): check the host and port"
+        ) from error
+    except OSError as error:
+        raise CliError(
+            f"cannot connect to {parsed.hostname}:{port} (--endpoint {url}): {error.strerror or error}"
+        ) from error
+    return url
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -205,6 +281,16 @@ class Target:
     prerequisites: Mapping[str, str]
     clock: Clock
     polling: Polling = EMULATOR
+    #: The embedded emulator, when there is one (make docs arms its faults for a sample).
+    emulator: Any = None
+
+    def load_spec(self, path: Path) -> dict[str, Any]:
+        """The spec with its ${VARS} filled: from the environment, then the emulator's
+        prerequisites; on the embedded emulator (a fresh account) its own ids come first, so ids
+        exported for another account (a served emulator, AWS) do not leak into it."""
+        if self.emulator is not None:
+            return load_spec(path, self.prerequisites, os.environ)
+        return load_spec(path, os.environ, self.prerequisites)
 
 
 @contextmanager
@@ -239,7 +325,7 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
             sfn,
             lambda name: find_state_machine(sfn, name),
             prerequisites,
-            lambda _event: f"{time.monotonic() - t0:6.1f}s",
+            Clock(lambda _event: time.monotonic() - t0, "wall time"),
         )
         return
 
@@ -254,28 +340,39 @@ def target(args: argparse.Namespace, out: TextIO) -> Iterator[Target]:
         }
         started: list[Any] = []
 
-        def emulated(event: Mapping[str, Any]) -> str:
+        def emulated(event: Mapping[str, Any]) -> float:
             """Emulated seconds since the execution's first event was shown: at time scale 0 the
-            emulator stamps each history event with the AWS time the build models."""
+            emulator stamps each history event with the AWS time the build models (the clock's
+            time otherwise)."""
             stamp = event.get("timestamp")
-            if not isinstance(stamp, datetime):
-                return "t+    ?s"
-            if not started:
-                started.append(stamp)
-            return f"t+{(stamp - started[0]).total_seconds():5.0f}s"
+            now: Any = stamp if isinstance(stamp, datetime) else emulator.clock.now()
+            if not started or event.get("type") == "ExecutionStarted":
+                started[:] = [now]
+            if isinstance(now, datetime) and isinstance(started[0], datetime):
+                return (now - started[0]).total_seconds()
+            if isinstance(now, datetime) or isinstance(started[0], datetime):
+                return 0.0
+            return float(now - started[0])
 
         yield Target(
             emulator.client("stepfunctions"),
             machines.__getitem__,
             emulator.prerequisites,
-            emulated,
+            Clock(emulated, "modelled AWS time on the embedded emulator"),
+            emulator=emulator,
         )
+
+
+def progress_stream(args: argparse.Namespace, out: TextIO) -> TextIO:
+    """Where progress goes: stdout, or stderr when stdout carries the JSON document."""
+    return sys.stderr if getattr(args, "output", "text") == "json" else out
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     read_spec(Path(args.spec))  # a bad file is reported before an emulator starts
-    with target(args, out) as where:
-        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
+    progress = progress_stream(args, out)
+    with target(args, progress) as where:
+        spec = where.load_spec(Path(args.spec))
         return build(
             where.sfn,
             where.state_machine(STATE_MACHINE_NAME),
@@ -297,6 +394,7 @@ def start_and_follow(
     verb: str,
     polling: Polling = EMULATOR,
 ) -> dict[str, Any]:
+    """Start an execution and follow it; progress goes to ``out`` (stderr for --output json)."""
     name = args.name or execution_name(document)
     arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(document))[
         "executionArn"
@@ -305,49 +403,73 @@ def start_and_follow(
     return follow(sfn, arn, out, clock, polling)
 
 
-#: The states of a failed build that record what happened to what it had created.
-ROLLBACK_STATES = ("Roll Back", "Rollback Failed", "Keep What Was Built", "Nothing Was Created")
-
-
 def rollback_outcome(history: list[dict[str, Any]]) -> str | None:
-    for event in reversed(history):
-        details = event.get("stateExitedEventDetails") or {}
-        if details.get("name") in ROLLBACK_STATES:
-            rollback = json.loads(details.get("output") or "{}").get("rollback") or {}
-            return str(rollback.get("outcome")) if rollback.get("outcome") else None
-    return None
+    return from_history(history)[0]
 
 
-def report_failure(described: Mapping[str, Any], what: str, out: TextIO) -> int:
-    error = described.get("error", described["status"])
-    cause = error_message(described.get("cause", ""))
-    out.write(f"\n{what} {described['status']}: {error}: {cause}\n")
-    return 1
+def teardown_document(spec: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        **spec,
+        "deleteLogGroups": args.delete_log_groups,
+        "deregisterTaskDefinitions": args.deregister_task_definitions,
+    }
 
 
-def teardown(args: argparse.Namespace, out: TextIO) -> int:
+def teardown(args: argparse.Namespace, out: TextIO, stdin: TextIO | None = None) -> int:
+    """Remove what envbuild manages for the spec's environment. ``--plan``: only say what would
+    be removed, kept or refused. Otherwise on a terminal: the plan first, then a question (``--yes``
+    skips it); without a terminal ``--yes`` is required (nothing prompts a script)."""
+    stdin = stdin if stdin is not None else sys.stdin
     read_spec(Path(args.spec))
-    with target(args, out) as where:
-        spec = load_spec(Path(args.spec), os.environ, where.prerequisites)
-        document = {
-            **spec,
-            "deleteLogGroups": args.delete_log_groups,
-            "deregisterTaskDefinitions": args.deregister_task_definitions,
-        }
+    progress = progress_stream(args, out)
+    ask = not args.plan and not args.yes
+    if ask and not (stdin.isatty() and progress.isatty() and args.output == "text"):
+        raise CliError(
+            "teardown removes resources: pass --yes to confirm without a terminal"
+            " (see first what it would remove with --plan)"
+        )
+    with target(args, progress) as where:
+        spec = where.load_spec(Path(args.spec))
+        machine = where.state_machine(TEARDOWN_STATE_MACHINE_NAME)
+        document = teardown_document(spec, args)
+        if args.plan or ask:
+            described = start_and_follow(
+                where.sfn,
+                machine,
+                {**document, "planOnly": True},
+                args,
+                progress,
+                where.clock,
+                "Planning the teardown of",
+                where.polling,
+            )
+            code = finish(where.sfn, described, args, out)
+            if args.plan or code != 0:
+                return code
+            result = collect(described, [])
+            if not any(row["action"] == "remove" for row in result.changes):
+                return 0
+            if not confirm("Remove these resources?", stdin, out):
+                out.write("Nothing was removed.\n")
+                return 1
+            args.name = None  # the plan's name is taken
         described = start_and_follow(
             where.sfn,
-            where.state_machine(TEARDOWN_STATE_MACHINE_NAME),
+            machine,
             document,
             args,
-            out,
+            progress,
             where.clock,
             "Tearing down",
             where.polling,
         )
-    if described["status"] != "SUCCEEDED":
-        return report_failure(described, "Teardown", out)
-    print_teardown_summary(json.loads(described["output"]), out)
-    return 0
+        return finish(where.sfn, described, args, out)
+
+
+def confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
+    out.write(f"\n{question} [y/N] ")
+    out.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 def print_teardown_summary(summary: Mapping[str, Any], out: TextIO) -> None:
@@ -361,12 +483,25 @@ def print_teardown_summary(summary: Mapping[str, Any], out: TextIO) -> None:
         ("namespace", [f"{namespace['name']} ({namespace['id']})"] if namespace else []),
         ("log groups", removed.get("logGroups", [])),
         ("task definitions", removed.get("taskDefinitions", [])),
+        ("SSM parameters", removed.get("parameters", [])),
     ]
     for label, values in rows:
         if values:
             out.write(f"  removed {label}: {', '.join(values)}\n")
     for kept in summary.get("kept", []):
         out.write(f"  kept {kept['type']} {kept['name']} ({kept['id']}): {kept['reason']}\n")
+    for note in summary.get("notes", []):
+        out.write(f"  note: {note}\n")
+
+
+def print_teardown_plan(result: Result, out: TextIO) -> None:
+    plan = (result.summary or {}).get("plan") or {}
+    out.write(f"\nTeardown plan for environment {result.environment} (nothing was removed):\n")
+    if result.changes:
+        write_table(result.changes, out)
+    for note in plan.get("notes", []):
+        out.write(f"  note: {note}\n")
+    out.write(f"\n{result.message}.\n")
 
 
 def build(
@@ -378,25 +513,70 @@ def build(
     clock: Clock,
     polling: Polling = EMULATOR,
 ) -> int:
-    described = start_and_follow(sfn, state_machine, spec, args, out, clock, "Building", polling)
-    return report_build(sfn, described, args, out)
+    progress = progress_stream(args, out)
+    described = start_and_follow(
+        sfn, state_machine, spec, args, progress, clock, "Building", polling
+    )
+    return finish(sfn, described, args, out)
 
 
-def report_build(
-    sfn: Any, described: Mapping[str, Any], args: argparse.Namespace, out: TextIO
-) -> int:
-    """A finished build: the summary and env file, or the Error, Cause and rollback outcome."""
-    if described["status"] != "SUCCEEDED":
-        code = report_failure(described, "Build", out)
-        outcome = rollback_outcome(execution_history(sfn, described["executionArn"]))
-        if outcome:
-            out.write(f"Rollback: {outcome}\n")
-        return code
-    summary = json.loads(described["output"])
-    print_summary(summary, out)
-    env_file = Path(args.env_file or f"{summary['environment']}-resources.env")
-    env_file.write_text(resources_env(summary))
-    out.write(f"\nResource ids written to {env_file} (source it as the workshop's step 8 does).\n")
+#: What each kind of execution is called in a failure line.
+WHAT = {
+    "build": "Build",
+    "plan": "Plan",
+    "teardown": "Teardown",
+    "teardown-plan": "Teardown plan",
+    "prune": "Prune",
+    "rollback": "Rollback",
+}
+
+
+def report_failure(described: Mapping[str, Any], what: str, out: TextIO) -> int:
+    error = described.get("error", described["status"])
+    cause = error_message(described.get("cause", ""))
+    out.write(f"\n{what} {described['status']}: {error}: {cause}\n")
+    return 1
+
+
+def finish(sfn: Any, described: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    """A stopped execution, reported: text (summary, then the changes) or one JSON document.
+    A build that succeeded writes its env file either way. Exit code 0, or 1 on failure."""
+    history = execution_history(sfn, described["executionArn"])
+    result = collect(described, history)
+    env_file: Path | None = None
+    if result.succeeded and result.kind == "build" and result.summary:
+        env_file = Path(
+            getattr(args, "env_file", None) or f"{result.summary['environment']}-resources.env"
+        )
+        env_file.write_text(resources_env(result.summary))
+        result.extra["envFile"] = str(env_file)
+    if getattr(args, "output", "text") == "json":
+        write_json(result, out)
+        return 0 if result.succeeded else 1
+    if not result.succeeded:
+        out.write(
+            f"\n{WHAT.get(result.kind, 'Execution')} {result.status}: {result.error}: {result.cause}\n"
+        )
+        if result.rollback:
+            out.write(f"Rollback: {result.rollback}\n")
+        return 1
+    summary = result.summary or {}
+    if result.kind == "build":
+        print_summary(summary, out)
+        print_build_details(result, out)
+        out.write(
+            f"\nResource ids written to {env_file} (source it as the workshop's step 8 does).\n"
+        )
+    elif result.kind == "plan":
+        from envbuild.plan import print_plan
+
+        print_plan(result, out)
+    elif result.kind == "teardown-plan":
+        print_teardown_plan(result, out)
+    elif "removed" in summary:
+        print_teardown_summary(summary, out)
+    else:
+        out.write(f"\n{result.message}\n")
     return 0
 
 
@@ -459,6 +639,16 @@ def add_execution_arguments(command: argparse.ArgumentParser, spec_help: str) ->
         default=DEFAULT_RUN_TIME_SCALE,
         help="real seconds per emulated second for the embedded emulator (default %(default)s)",
     )
+    add_output_argument(command)
+
+
+def add_output_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default), or json: one JSON document on stdout, progress on stderr",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -487,6 +677,16 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also deregister the task definition revisions envbuild registered",
     )
+    down_cmd.add_argument(
+        "--plan",
+        action="store_true",
+        help="only show what would be removed, kept or refused (removes nothing)",
+    )
+    down_cmd.add_argument(
+        "--yes",
+        action="store_true",
+        help="remove without asking (required without a terminal)",
+    )
     emu_cmd = commands.add_parser(
         "emulator", help="serve the emulated AWS account with envbuild deployed"
     )
@@ -506,9 +706,12 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "endpoint", None):
+            args.endpoint = check_endpoint(args.endpoint)
         from envbuild.plan import plan  # envbuild.plan builds on this module
 
         commands = {"run": run, "plan": plan, "teardown": teardown, "emulator": serve}

@@ -1,7 +1,7 @@
 """Mermaid (`stateDiagram-v2`) diagrams of the workflows, generated from their ASL.
 
     python -m envbuild.diagram statemachine/build_environment.asl.json   # print one diagram
-    make docs                                                            # rewrite them in README.md
+    make docs                                                            # rewrite them in docs/architecture.md
 
 What is drawn, for reading at a glance: every state (Choice names end in "?"); Next and Default
 edges; each Choice rule labelled by its condition; Parallel branches and Map iterations as nested
@@ -200,7 +200,7 @@ def mermaid(definition: Mapping[str, Any]) -> str:
 
 
 def mermaid_section(path: Path) -> str:
-    """The README section: the diagram as a ```mermaid block (GitHub renders it)."""
+    """The docs/architecture.md section: the diagram as a ```mermaid block (GitHub renders it)."""
     definition = json.loads(path.read_text())
     source = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
     return f"Generated from `{source}` by `make docs`.\n\n```mermaid\n{mermaid(definition)}```\n"

@@ -1,6 +1,9 @@
 """Documentation generated from the sources (the ASL, the JSON Schema), checked for staleness.
 
-A generated part is either a whole file or a section of a file between two markers:
+The parts: the workflow diagrams in docs/architecture.md (from the ASL), docs/spec-reference.md
+(from the JSON Schema) and the README's sample outputs (from real runs on the embedded emulator,
+envbuild/samples.py; compared with ids and times masked). A generated part is either a whole file
+or a section of a file between two markers:
 
     <!-- generated: NAME (make docs) -->
     ...
@@ -22,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = "make docs"  # = python -m envbuild.docgen
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Part:
     path: Path
     section: str | None  # None: the whole file
     render: Callable[[], str]
+    #: Compared with ids, names and times masked (a sample output of a real run).
+    volatile: bool = False
 
 
 def begin(name: str) -> str:
@@ -55,27 +61,66 @@ def wanted(part: Part) -> str:
 
 def parts() -> list[Part]:
     from envbuild.diagram import STATE_MACHINES, mermaid_section
+    from envbuild.samples import render as sample
     from envbuild.spec_reference import render as spec_reference
 
     found = [
-        Part(REPO / "README.md", f"diagram {name}", partial(mermaid_section, path))
+        Part(ARCHITECTURE, f"diagram {name}", partial(mermaid_section, path))
         for name, path in STATE_MACHINES.items()
     ]
     found.append(Part(REPO / "docs" / "spec-reference.md", None, spec_reference))
+    found += [
+        Part(REPO / path, name, sample(name), volatile=True)
+        for path, name in (
+            ("README.md", "sample build"),
+            ("README.md", "sample plan"),
+            ("docs/operate.md", "sample failed build"),
+            ("docs/operate.md", "sample teardown plan"),
+        )
+    ]
     return found
 
 
 def stale() -> list[str]:
     """The generated parts that differ from what the sources give now."""
+    from envbuild.samples import mask
+
     out = []
     for part in parts():
         current = part.path.read_text() if part.path.exists() else ""
-        if current != wanted(part):
+        fresh = wanted(part)
+        if part.volatile:
+            current, fresh = mask(current), mask(fresh)
+        if current != fresh:
             where = f"{part.path.relative_to(REPO)}" + (
                 f" ({part.section})" if part.section else ""
             )
             out.append(where)
     return out
+
+
+def differences() -> str:
+    """What differs in each stale part (masked for a sample): a unified diff, for the test's
+    message."""
+    import difflib
+
+    from envbuild.samples import mask
+
+    out = []
+    for part in parts():
+        current = part.path.read_text() if part.path.exists() else ""
+        fresh = wanted(part)
+        if part.volatile:
+            current, fresh = mask(current), mask(fresh)
+        if current != fresh:
+            out += difflib.unified_diff(
+                current.splitlines(keepends=True),
+                fresh.splitlines(keepends=True),
+                str(part.path.relative_to(REPO)),
+                "fresh",
+                n=1,
+            )
+    return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

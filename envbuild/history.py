@@ -1,21 +1,22 @@
 """`envbuild history ENVIRONMENT`: the recent builds and teardowns of one environment.
 
 Both state machines of the stack are listed (ListExecutions, newest first, one page of SCAN each:
-bounded). An execution belongs to the environment when its name is the CLI's
-``<environment>-<UTC time>-<random>``; any other name (console, EventBridge, a rollback's teardown)
-is decided by its input's ``environment`` (DescribeExecution, also bounded by SCAN).
+bounded). An execution belongs to the environment when its input names it (``environment``, or a
+removal plan's ``plan.environment``); its KIND comes from its input too (envbuild/report.py
+``kind_of``): build, plan (``plan: true``), teardown, teardown-plan (``planOnly``), rollback (a
+failed build's teardown, ``createdBy``), prune (a build's teardown of a removal plan). So every
+listed execution is described (DescribeExecution, bounded by SCAN as well).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from envbuild.cli import error_message
+from envbuild.report import error_message, kind_of
 from envbuild.stack import aws_errors, connect, output, stack_outputs
 
 SCAN = 100  # executions listed per state machine (ListExecutions' maximum page)
@@ -31,10 +32,6 @@ class Row:
     error: str
 
 
-def cli_name(environment: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(environment)}-\d{{8}}T\d{{6}}-[0-9a-f]{{6}}$")
-
-
 def duration(started: datetime, stopped: datetime | None, now: datetime) -> str:
     seconds = int(((stopped or now) - started).total_seconds())
     text = f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -47,26 +44,20 @@ def environment_of(document: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def rows(sfn: Any, machine_arn: str, kind: str, environment: str, now: datetime) -> list[Row]:
+def rows(sfn: Any, machine_arn: str, environment: str, now: datetime) -> list[Row]:
     listed = sfn.list_executions(stateMachineArn=machine_arn, maxResults=SCAN)["executions"]
-    named = cli_name(environment)
     found: list[Row] = []
     for execution in listed:
-        described: dict[str, Any] | None = None
-        kind_here = kind
-        if not named.match(execution["name"]):
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            try:
-                document = json.loads(described.get("input") or "{}")
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(document, dict) or environment_of(document) != environment:
-                continue
-            if kind == "teardown" and document.get("createdBy"):
-                kind_here = "rollback"  # the teardown a failed build ran for what it created
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        try:
+            document = json.loads(described.get("input") or "{}")
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(document, dict) or environment_of(document) != environment:
+            continue
+        kind_here = kind_of(machine_arn, document)
         error = ""
         if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
-            described = described or sfn.describe_execution(executionArn=execution["executionArn"])
             error = str(described.get("error") or "")
             cause = error_message(str(described.get("cause") or ""))
             error = f"{error}: {cause}"[:100] if cause else error
@@ -90,14 +81,10 @@ def history(args: argparse.Namespace, out: TextIO) -> int:
         machines = {
             "build": output(outputs, "BuildEnvironmentStateMachineArn", args.stack_name),
             "teardown": output(outputs, "TeardownEnvironmentStateMachineArn", args.stack_name),
-        }
+        }  # kind_of tells them apart by the state machine's name
         sfn = aws.client("stepfunctions")
         now = datetime.now(UTC)
-        found = [
-            row
-            for kind, arn in machines.items()
-            for row in rows(sfn, arn, kind, args.environment, now)
-        ]
+        found = [row for arn in machines.values() for row in rows(sfn, arn, args.environment, now)]
     found.sort(key=lambda row: row.started, reverse=True)
     found = found[: max(args.limit, 1)]
     if not found:

@@ -13,7 +13,6 @@ carries the template's outputs): one session, one botocore Config, the same call
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ from envbuild.cli import (
     TEARDOWN_STATE_MACHINE_NAME,
     CliError,
     Target,
-    print_teardown_summary,
-    report_build,
-    report_failure,
+    add_output_argument,
+    finish,
+    progress_stream,
 )
-from envbuild.follow import AWS, StillRunning, follow, since_start
+from envbuild.follow import AWS, Clock, StillRunning, follow, since_start
 
 DEFAULT_STACK_NAME = "envbuild"  # samconfig.toml's stack_name
 #: template.yaml Outputs the CLI reads, by state machine.
@@ -185,16 +184,16 @@ def stack_target(args: argparse.Namespace) -> Iterator[Target]:
         sfn = aws.client("stepfunctions")
         started: dict[str, Any] = {}
 
-        def clock(event: Mapping[str, Any]) -> str:
+        def seconds(event: Mapping[str, Any]) -> float:
             if "at" not in started:  # the first event is ExecutionStarted
                 started["at"] = event["timestamp"]
-            return since_start(started["at"])(event)
+            return since_start(started["at"]).seconds(event)
 
         yield Target(
             sfn,
             lambda name: output(outputs, OUTPUTS[name], args.stack_name),
             {},  # ${VARS} come from the environment only
-            clock,
+            Clock(seconds, "Step Functions' event times"),
             AWS,
         )
 
@@ -211,21 +210,24 @@ def region_of(arn: str) -> str | None:
 
 
 def watch(args: argparse.Namespace, out: TextIO) -> int:
+    """Follow any execution of the stack (build, plan, teardown, prune, rollback) to its end."""
     aws = connect(args, region_of(args.execution_arn))
+    progress = progress_stream(args, out)
     with aws_errors(aws):
         sfn = aws.client("stepfunctions")
         described = sfn.describe_execution(executionArn=args.execution_arn)
-        out.write(
+        progress.write(
             f"Execution {described['name']} of {described['stateMachineArn'].split(':')[-1]}"
             f" ({described['status']}, started {described['startDate']:%Y-%m-%d %H:%M:%S %Z})\n"
         )
-        described = follow(sfn, args.execution_arn, out, since_start(described["startDate"]), AWS)
-        if "TeardownEnvironmentStateMachine" in described["stateMachineArn"]:
-            if described["status"] != "SUCCEEDED":
-                return report_failure(described, "Teardown", out)
-            print_teardown_summary(json.loads(described["output"]), out)
-            return 0
-        return report_build(sfn, described, args, out)
+        described = follow(
+            sfn,
+            args.execution_arn,
+            progress,
+            since_start(described["startDate"], "Step Functions' event times"),
+            AWS,
+        )
+        return finish(sfn, described, args, out)
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -246,6 +248,7 @@ def add_commands(commands: Any) -> None:
     watch_cmd.add_argument(
         "--env-file", help="where a build writes resource ids (default <environment>-resources.env)"
     )
+    add_output_argument(watch_cmd)
     watch_cmd.set_defaults(handler=watch)
     history_cmd = commands.add_parser(
         "history", help="recent builds and teardowns of an environment: status, start, duration"

@@ -220,14 +220,32 @@ def test_run_against_a_served_emulator_builds_any_spec(
     )
 
 
-def test_run_against_nothing_says_so_in_one_line(
-    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # one attempt per call: the SDK's retries of a refused connection only make the test slow
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+def test_run_against_nothing_says_so_in_one_line_at_once(tmp_path: Path, capsys: Any) -> None:
+    """Checked before any SDK call: the answer names the fix, with no retries behind it."""
     code = main(["run", str(REPO / "events" / "workshop.json"), "--endpoint", "http://127.0.0.1:9"])
     assert code == 2
-    assert "cannot reach the emulator at http://127.0.0.1:9" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "envbuild: nothing listens at 127.0.0.1:9 (--endpoint http://127.0.0.1:9): start the"
+        " emulator with `make emulator` (or `.venv/bin/envbuild emulator --port N`) and pass the"
+        " URL it prints\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "teardown", "watch", "history", "unlock"])
+def test_an_endpoint_without_a_scheme_is_answered_with_the_fix(command: str, capsys: Any) -> None:
+    first = {
+        "watch": "arn:aws:states:us-east-1:123456789012:execution:m:e",
+        "history": "workshop",
+        "unlock": "workshop",
+    }.get(command, str(REPO / "events" / "workshop.json"))
+
+    code = main([command, first, "--endpoint", "localhost:5000"])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "envbuild: --endpoint 'localhost:5000' is not an http(s) URL:"
+        " use --endpoint http://localhost:5000 "
+    )
 
 
 def test_teardown_on_the_embedded_emulator_reports_nothing_found(
@@ -244,7 +262,7 @@ def test_teardown_on_the_embedded_emulator_reports_nothing_found(
         teardown = where.state_machine("envbuild-TeardownEnvironmentStateMachine")
         assert build != teardown
     # a fresh embedded account: nothing was built in it
-    code = main(["teardown", spec, "--time-scale", "0", "--delete-log-groups"], out=out)
+    code = main(["teardown", spec, "--time-scale", "0", "--delete-log-groups", "--yes"], out=out)
 
     text = out.getvalue()
     assert code == 0, text
@@ -268,6 +286,7 @@ def test_teardown_against_a_served_emulator_reports_removed_and_kept(
             [
                 "teardown",
                 spec,
+                "--yes",
                 "--endpoint",
                 emulator.endpoint_url,
                 "--delete-log-groups",
@@ -294,7 +313,7 @@ def test_teardown_exits_non_zero_with_error_and_cause(
     (tmp_path / "bad.json").write_text(json.dumps(spec))
     out = io.StringIO()
 
-    code = main(["teardown", "bad.json", "--time-scale", "0"], out=out)
+    code = main(["teardown", "bad.json", "--time-scale", "0", "--yes"], out=out)
 
     assert code == 1
     assert "Teardown FAILED: InvalidSpec:" in out.getvalue()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from envbuild.cli import execution_name, main
 from envbuild.stack import OUTPUTS
@@ -30,6 +31,8 @@ def served() -> Iterator[Any]:
 
     with Emulator(port=0, time_scale=0.0) as emulator:
         yield emulator
+        # a served account's state outlives its server in this process: reset it for the next
+        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=30)
 
 
 @pytest.fixture
@@ -84,11 +87,13 @@ def test_run_on_the_stack_shows_progress_and_the_summary_and_builds_the_account(
     assert re.search(r"^Building environment workshop \(execution workshop-\d{8}T", text, re.M)
     # progress: one line per state as it ends, timed from the execution's start
     for state in ("Validate Spec", "Acquire Lock", "Preflight", "Create Namespace", "Verify DNS"):
-        assert re.search(rf"^  \+ *\d+\.\ds  ✓ {state}$", text, re.M), state
+        assert re.search(rf"^ +\d+\.\ds  ✓ {state}$", text, re.M), state
     assert re.search(
         r"✓ Register Task Definitions? \(3 services\)|✓ Register Task Definitions", text
     )
-    assert re.search(r"^  \+ *\d+\.\ds  … Wait For Services$", text, re.M)
+    # the poll loop: one line of per-service counts, no "Wait For" lines
+    assert re.search(r"^ +\d+\.\ds  ✓ Check Services \(\d+ checks?\)", text, re.M)
+    assert "Wait For" not in text
     # the summary, as the local run prints it
     assert "Environment workshop is ready." in text
     for name, count in (("web", 2), ("api", 2), ("db", 1)):
@@ -143,8 +148,8 @@ def test_watch_attaches_to_an_execution_started_elsewhere(served: Any, aws: list
     text = out.getvalue()
     assert code == 0, text
     assert text.startswith("Execution a1b2c3d4-console of envbuild-BuildEnvironmentStateMachine (")
-    assert re.search(r"^  \+ *\d+\.\ds  ✓ Validate Spec$", text, re.M)
-    assert re.search(r"^  \+ *\d+\.\ds  ✓ Release Lock$", text, re.M)
+    assert re.search(r"^ +\d+\.\ds  ✓ Validate Spec$", text, re.M)
+    assert re.search(r"^ +\d+\.\ds  ✓ Release Lock$", text, re.M)
     assert "Environment console is ready." in text
     assert "frontend.console.local  ->  10." in text
     assert Path("console-resources.env").exists()
@@ -157,7 +162,15 @@ def test_history_lists_builds_and_teardowns_of_one_environment(served: Any, aws:
     out = io.StringIO()
     assert main(["run", "bad.json", "--stack-name", "envbuild", *aws], out=out) == 1
     assert main(["run", WORKSHOP, "--stack-name", "envbuild", *aws], out=out) == 0, out.getvalue()
-    teardown = ["teardown", WORKSHOP, "--stack-name", "envbuild", "--delete-log-groups", *aws]
+    teardown = [
+        "teardown",
+        WORKSHOP,
+        "--yes",
+        "--stack-name",
+        "envbuild",
+        "--delete-log-groups",
+        *aws,
+    ]
     assert main(teardown, out=out) == 0, out.getvalue()
     assert "removed namespace: workshop.local" in out.getvalue()
     out = io.StringIO()
@@ -301,9 +314,15 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_aws_config")
 def test_no_credentials(capsys: Any) -> None:
-    # nothing listens on port 9: the credentials are missing before any request is sent
-    args = ["--stack-name", "envbuild", "--region", "eu-west-1", "--endpoint", "http://127.0.0.1:9"]
-    assert main(["run", WORKSHOP, *args]) == 2
+    import socket
+
+    # something listens (the endpoint check passes), but nothing answers: the credentials are
+    # found missing before any request is sent
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        args = ["--stack-name", "envbuild", "--region", "eu-west-1", "--endpoint", endpoint]
+        code = main(["run", WORKSHOP, *args])
+    assert code == 2
     assert one_error_line(capsys) == (
         "envbuild: no AWS credentials found: run `aws configure` or `aws sso login`, "
         "or pass --profile"
@@ -403,3 +422,47 @@ def test_unlock_without_a_terminal_asks_for_yes(served: Any, aws: list[str], cap
     assert code == 2
     assert "pass --yes to release it (no terminal to confirm on)" in one_error_line(capsys)
     assert locked(served, "no-tty")
+
+
+def test_history_tells_plans_prunes_and_rollbacks_apart_and_watch_follows_a_plan(
+    served: Any, aws: list[str], tmp_path: Path
+) -> None:
+    spec = json.loads(Path(WORKSHOP).read_text())
+    spec["environment"] = "kinds"
+    spec["namespace"]["name"] = "kinds.local"
+    for service in spec["services"]:  # ECS service names of their own in the shared cluster
+        service["name"] = "k" + service["name"]
+    write = lambda name, document: (tmp_path / name).write_text(json.dumps(document))  # noqa: E731
+    write("full.json", spec)
+    write("two.json", {**spec, "services": spec["services"][:2], "prune": True})
+    stack = ["--stack-name", "envbuild", *aws]
+    out = io.StringIO()
+    assert main(["plan", "full.json", *stack], out=out) == 0, out.getvalue()
+    assert main(["run", "full.json", *stack], out=out) == 0, out.getvalue()
+    assert main(["run", "two.json", *stack], out=out) == 0, out.getvalue()
+    assert "\nPrune: removed 1 ECS service(s)" in out.getvalue()
+    served.world.faults.tasks_fail_to_start("kinds_kapi")  # the next build fails: rolled back
+    try:
+        write("changed.json", {**spec, "services": [{**spec["services"][1], "image": "x:2"}]})
+        assert main(["run", "changed.json", *stack], out=out) == 1
+    finally:
+        served.world.faults.clear_tasks_fail_to_start("kinds_kapi")
+    # a plan started elsewhere (console, EventBridge) is watched to its table
+    text = (tmp_path / "full.json").read_text()
+    for key, value in served.prerequisites.items():
+        text = text.replace("${" + key + "}", value)
+    arn = served.client("stepfunctions").start_execution(
+        stateMachineArn=served.state_machine_arn,
+        name="console-plan",
+        input=json.dumps({**json.loads(text), "plan": True}),
+    )["executionArn"]
+    out = io.StringIO()
+    assert main(["watch", arn, "--endpoint", served.endpoint_url], out=out) == 0, out.getvalue()
+    assert "Plan for environment kinds (nothing was changed):" in out.getvalue()
+    out = io.StringIO()
+
+    assert main(["history", "kinds", *aws], out=out) == 0
+
+    kinds = [line.split()[2] for line in out.getvalue().splitlines()[2:]]
+    assert kinds[0] == "plan"  # the console's, newest
+    assert sorted(set(kinds)) == ["build", "plan", "prune", "rollback"], out.getvalue()

@@ -22,7 +22,7 @@ def test_the_generated_documentation_is_up_to_date() -> None:
     stale = docgen.stale()
     assert not stale, (
         f"stale generated documentation: {', '.join(stale)}. Regenerate it with `make docs` "
-        "(python -m envbuild.docgen) and commit the result."
+        "(python -m envbuild.docgen) and commit the result.\n" + docgen.differences()
     )
 
 
@@ -80,7 +80,7 @@ def test_a_changed_state_machine_makes_the_readme_stale(
     changed.write_text(json.dumps(definition))
     monkeypatch.setitem(diagram.STATE_MACHINES, "build", changed)
 
-    assert docgen.stale() == ["README.md (diagram build)"]
+    assert docgen.stale() == ["docs/architecture.md (diagram build)"]
     assert 'state "Say Hello" as SayHello' in diagram.mermaid(definition)
 
 
@@ -104,7 +104,7 @@ def test_the_spec_reference_lists_every_schema_field() -> None:
 
 
 def troubleshooting_errors() -> set[str]:
-    section = README.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs" / "troubleshooting.md").read_text()
     return set(re.findall(r"`([A-Za-z][A-Za-z.]*(?:\*)?)`", section))
 
 
@@ -124,7 +124,7 @@ def test_troubleshooting_covers_every_error_a_workflow_can_end_with() -> None:
                 from_asl.add(literal)
     listed = troubleshooting_errors()
     missing = sorted((domain | from_asl | {"States.Timeout"}) - listed)
-    assert not missing, f"README Troubleshooting does not explain: {missing}"
+    assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
 
 
 def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:

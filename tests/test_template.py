@@ -543,7 +543,9 @@ def test_teardown_tasks_have_timeouts_retries_with_jitter_and_a_catch(
         if name == "Release Lock":  # a lock not released expires; the teardown itself succeeded
             assert catch["Next"] == "Teardown Succeeded"
             continue
-        if name == "Acquire Lock":  # the input may be no object: the error replaces the state
+        # Acquire Lock: the input may be no object; Plan Teardown Only (planOnly: true) holds no
+        # lock. Either way the error replaces the state and the execution fails with it.
+        if name in ("Acquire Lock", "Plan Teardown Only"):
             assert catch["ResultPath"] == "$"
             refused = states[catch["Next"]]
             assert (refused["Type"], refused["ErrorPath"], refused["CausePath"]) == (
@@ -594,9 +596,25 @@ def test_teardown_choices_and_bounded_loops(teardown_asl: dict[str, Any]) -> Non
 def test_every_teardown_input_takes_the_lock_then_is_planned_or_checked(
     teardown_asl: dict[str, Any],
 ) -> None:
-    """No input skips the lock (a createdBy or a plan once did) or the record check."""
+    """No input that can remove anything skips the lock (a createdBy or a plan once did) or the
+    record check. The one way past the lock is planOnly: true (`envbuild teardown --plan`), whose
+    path reads only: Plan Teardown Only, then the end (or Teardown Refused)."""
     states = teardown_asl["States"]
-    assert teardown_asl["StartAt"] == "Acquire Lock"
+    assert teardown_asl["StartAt"] == "Plan Only?"
+    choice = states["Plan Only?"]
+    assert choice["Default"] == "Acquire Lock"
+    (only,) = choice["Choices"]
+    assert only == {
+        "And": [
+            {"Variable": "$.planOnly", "IsPresent": True},
+            {"Variable": "$.planOnly", "BooleanEquals": True},
+        ],
+        "Next": "Plan Teardown Only",
+    }
+    plan_only = states["Plan Teardown Only"]
+    assert plan_only["Resource"] == states["Plan Teardown"]["Resource"]
+    assert states[plan_only["Next"]]["Type"] == "Succeed"
+    assert [c["Next"] for c in plan_only["Catch"]] == ["Teardown Refused"]
     assert states["Acquire Lock"]["Next"] == "Plan Teardown"
     assert states["Acquire Lock"]["Parameters"] == {
         "teardown.$": "$",
@@ -604,7 +622,11 @@ def test_every_teardown_input_takes_the_lock_then_is_planned_or_checked(
         "executionName.$": "$$.Execution.Name",
     }
     assert states["Plan Teardown"]["Next"] == "Scale ECS Services To Zero"
-    assert not [s for s in states.values() if s["Type"] == "Choice" and "plan" in json.dumps(s)]
+    assert not [
+        name
+        for name, s in states.items()
+        if s["Type"] == "Choice" and '"$.plan' in json.dumps(s) and name != "Plan Only?"
+    ]
 
 
 def teardown_rule(template: dict[str, Any]) -> dict[str, Any]:

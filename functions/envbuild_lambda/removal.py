@@ -21,7 +21,8 @@ from envbuild_lambda.state import Poll
 #: "family:revision", as the build's TaskDefinitionRef and RegisterTaskDefinition return it.
 TASK_DEFINITION = r"^[A-Za-z0-9_-]{1,255}:[1-9][0-9]*$"
 #: Teardown options a spec input may carry beside the spec (the spec itself is accepted as-is).
-OPTIONS = ("deleteLogGroups", "deregisterTaskDefinitions")
+#: planOnly: the state machine only plans (its "Plan Only?" choice); the plan is the same.
+OPTIONS = ("deleteLogGroups", "deregisterTaskDefinitions", "planOnly")
 
 
 class _Model(BaseModel):

@@ -128,6 +128,41 @@ _STRICT = ConfigDict(
 )
 
 
+def fargate_pair_problem(cpu_units: str, memory_mib: str) -> str | None:
+    """What is wrong with a cpu/memory pair on Fargate, or None."""
+    cpu, memory = int(cpu_units), int(memory_mib)
+    if cpu not in FARGATE_MEMORY:
+        return f"cpu {cpu_units} is not a Fargate size, use one of {', '.join(str(c) for c in FARGATE_MEMORY)}"
+    if memory not in FARGATE_MEMORY[cpu]:
+        allowed = sorted(FARGATE_MEMORY[cpu])
+        return (
+            f"memory {memory_mib} is not valid with cpu {cpu_units} on Fargate; use {allowed[0]}..{allowed[-1]}"
+            f" ({', '.join(str(m) for m in allowed[:6])}{', ...' if len(allowed) > 6 else ''})"
+        )
+    return None
+
+
+def _pair_problems(raw: dict[str, Any], reported: list[str]) -> list[str]:
+    """The cpu/memory pair of every service whose other fields failed too: pydantic runs a
+    model's cross-field check only once its fields are valid, so a bad pair would otherwise be
+    reported only after the other errors are fixed."""
+    problems: list[str] = []
+    services = raw.get("services")
+    for index, service in enumerate(services if isinstance(services, list) else []):
+        if not isinstance(service, dict):
+            continue
+        try:
+            cpu = _units(service.get("cpu", "256"), "cpu")
+            memory = _units(service.get("memory", "512"), "memory")
+        except ValueError:
+            continue  # reported as a field error
+        problem = fargate_pair_problem(cpu, memory)
+        line = f"services[{index}]: {problem}"
+        if problem and not any(line in text for text in reported):
+            problems.append(line)
+    return problems
+
+
 def _units(value: object, field: str) -> str:
     """Accept "256" or 256 (ASCII digits only); anything else is an error naming the field."""
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -334,17 +369,9 @@ class Service(BaseModel):
 
     @model_validator(mode="after")
     def _fargate_pair(self) -> Service:
-        cpu, memory = int(self.cpu), int(self.memory)
-        if cpu not in FARGATE_MEMORY:
-            raise ValueError(
-                f"cpu {self.cpu} is not a Fargate size, use one of {', '.join(str(c) for c in FARGATE_MEMORY)}"
-            )
-        if memory not in FARGATE_MEMORY[cpu]:
-            allowed = sorted(FARGATE_MEMORY[cpu])
-            raise ValueError(
-                f"memory {self.memory} is not valid with cpu {self.cpu} on Fargate; use {allowed[0]}..{allowed[-1]}"
-                f" ({', '.join(str(m) for m in allowed[:6])}{', ...' if len(allowed) > 6 else ''})"
-            )
+        problem = fargate_pair_problem(self.cpu, self.memory)
+        if problem:
+            raise ValueError(problem)
         return self
 
     # Names derived from the spec (docs/design.md). Kept out of the state to keep payloads small.
@@ -633,6 +660,7 @@ def parse_spec(raw: object) -> EnvironmentSpec:
         return EnvironmentSpec.model_validate(raw)
     except ValidationError as error:
         problems = describe_errors(error)
+        problems += _pair_problems(raw, problems)
         raise InvalidSpec(
             f"{len(problems)} problem(s) in the spec: " + "; ".join(problems)
         ) from None

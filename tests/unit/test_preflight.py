@@ -60,6 +60,31 @@ def test_a_missing_vpc_skips_the_checks_that_depend_on_it(
     assert "VPC vpc-0123456789abcdef0 does not exist" in str(raised.value)
 
 
+def test_every_missing_resource_is_reported_at_once(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    spec = ready.model_copy(
+        update={
+            "namespace": ready.namespace.model_copy(update={"vpcId": "vpc-0123456789abcdef0"}),
+            "network": ready.network.model_copy(
+                update={
+                    "subnets": [ready.network.subnets[0], "subnet-0123456789abcdef0"],
+                    "securityGroups": ["sg-0123456789abcdef0"],
+                }
+            ),
+            "cluster": "no-such-cluster",
+        }
+    )
+    with pytest.raises(PreflightFailed) as raised:
+        preflight.preflight(clients, spec)
+    message = str(raised.value)
+    assert "VPC vpc-0123456789abcdef0 does not exist" in message
+    assert "subnet subnet-0123456789abcdef0 does not exist" in message
+    assert "security group sg-0123456789abcdef0 does not exist" in message
+    assert "no-such-cluster" in message
+    assert message.startswith("4 problem(s)"), message  # the existing subnet is not blamed
+
+
 def test_a_draining_service_is_named(
     clients: Clients, ready: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,6 +78,7 @@ def test_teardown_options_are_split_from_the_spec_and_must_be_booleans() -> None
     assert options == {
         "deleteLogGroups": True,
         "deregisterTaskDefinitions": False,
+        "planOnly": False,
         "createdBy": None,
     }
     with pytest.raises(InvalidPlan, match="deregisterTaskDefinitions must be true or false"):

@@ -322,7 +322,11 @@ def test_a_teardown_input_that_is_not_a_teardown_is_refused_naming_the_problem(
 
     assert (described["status"], described["error"]) == ("FAILED", "InvalidPlan")
     assert fragment in described["cause"]
-    assert states_entered(emulator.history(arn)) == ["Acquire Lock", "Teardown Refused"]
+    assert states_entered(emulator.history(arn)) == [
+        "Plan Only?",
+        "Acquire Lock",
+        "Teardown Refused",
+    ]
     assert full_listing(emulator) == before
     assert items(emulator, LOCKS) == []
 

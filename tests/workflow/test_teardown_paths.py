@@ -371,7 +371,11 @@ def test_a_plan_that_is_not_a_json_object_fails_invalid_plan_naming_it(
     assert cause.startswith("the plan must be a JSON object (a removal plan: environment, cluster,")
     assert f"kept), {named}; to remove everything" in cause
     assert "start the teardown with the environment's spec instead of a plan" in cause
-    assert states_entered(history) == ["Acquire Lock", "Teardown Refused"]  # before the lock
+    assert states_entered(history) == [
+        "Plan Only?",
+        "Acquire Lock",
+        "Teardown Refused",
+    ]  # before the lock
     assert full_listing(emulator) == before
 
 

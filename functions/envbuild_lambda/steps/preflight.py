@@ -265,11 +265,16 @@ def preflight(
     vpc_id = spec.namespace.vpcId
     problems = check_vpc(clients, vpc_id)
     vpc_exists = not any("does not exist" in p for p in problems)
-    subnet_problems: list[str] = []
+    # Subnets and security groups are checked even when the VPC is missing: every missing
+    # resource is reported at once, not one run at a time (whether they are in the VPC is asked
+    # only of a VPC that exists).
+    subnet_problems = check_subnets(clients, vpc_id, spec.network.subnets)
+    group_problems = check_security_groups(clients, vpc_id, spec.network.securityGroups)
+    if not vpc_exists:
+        subnet_problems = [p for p in subnet_problems if "does not exist" in p]
+        group_problems = [p for p in group_problems if "does not exist" in p]
+    problems += subnet_problems + group_problems
     if vpc_exists:
-        subnet_problems = check_subnets(clients, vpc_id, spec.network.subnets)
-        problems += subnet_problems
-        problems += check_security_groups(clients, vpc_id, spec.network.securityGroups)
         problems += check_domain(clients, spec.namespace.name, vpc_id)
     cluster_problems = check_cluster(clients, spec.cluster)
     problems += cluster_problems
