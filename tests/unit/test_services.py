@@ -228,7 +228,7 @@ def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
         serviceName="api-service",
         taskDefinition=definitions["api"],
         desiredCount=3,
-        tags=[{"key": k, "value": v} for k, v in spec.tags().items()],  # envbuild's
+        tags=[{"key": k, "value": v} for k, v in spec.resource_tags().items()],  # envbuild's
     )
     with pytest.raises(
         ServiceConflict, match=r"api-service already exists .* no Cloud Map registry"

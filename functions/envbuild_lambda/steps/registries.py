@@ -53,7 +53,10 @@ def create_registry(
                 "DnsRecords": [{"Type": "A", "TTL": service.dnsTtl}],
             },
             HealthCheckCustomConfig={"FailureThreshold": 1},
-            Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
+            Tags=[
+                {"Key": key, "Value": value}
+                for key, value in spec.resource_tags(build, service).items()
+            ],
         )
     except ClientError as error:
         if error_code(error) == "ServiceAlreadyExists":  # created meanwhile: adopt it

@@ -149,7 +149,10 @@ def create_service(
                 clientToken=spec.request_token(
                     "ecs-service", spec.cluster_name, service.name, registry_id, max_length=36
                 ),
-                tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
+                tags=[
+                    {"key": key, "value": value}
+                    for key, value in spec.resource_tags(build, service).items()
+                ],
                 propagateTags="SERVICE",
                 enableECSManagedTags=True,
             )
