@@ -76,6 +76,7 @@ def seed(
         "EXECUTION_ROLE_ARN": roles["ecsTaskExecutionRole"],
         "TASK_ROLE_ARN": roles["ecsTaskRole"],
         "AWS_REGION": region,
+        "ACCOUNT_ID": roles["ecsTaskRole"].split(":")[4],
     }
     client("ssm").put_parameter(
         Name=PARAMETER, Type="String", Value=json.dumps(prerequisites), Overwrite=True
