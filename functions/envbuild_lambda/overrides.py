@@ -80,6 +80,13 @@ def _input_shape(operation: str) -> Any:
     )
 
 
+@cache
+def update_service_members() -> frozenset[str]:
+    """The fields UpdateService takes (an override of one of them converges on a re-run; the
+    others only CreateService takes)."""
+    return frozenset(_input_shape("UpdateService").members)
+
+
 def _request(part: str, value: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The request the part is validated in, and the prefix of its own fields in error paths."""
     if part == "taskDefinition":
