@@ -318,9 +318,7 @@ def create_only(spec: EnvironmentSpec, service: Service) -> dict[str, Any]:
         request["desiredCount"] = service.desiredCount
     if service.overrides.service:
         updatable = _update_service_members()
-        request.update(
-            {k: v for k, v in service.overrides.service.items() if k not in updatable}
-        )
+        request.update({k: v for k, v in service.overrides.service.items() if k not in updatable})
     return request
 
 
