@@ -200,6 +200,8 @@ INTERNALS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.describe_task_definition"),
     Ref(_ECS, "EC2ContainerServiceBackend._calculate_task_resource_requirements"),
     Ref(_ECS, "EC2ContainerServiceBackend._get_cluster"),
+    Ref("moto.ecs.exceptions", "InvalidParameterException"),
+    Ref("moto.ecs.responses", "EC2ContainerServiceResponse.ecs_backend"),
     Ref("moto.logs.models", "logs_backends"),
     Ref("moto.route53.models", "route53_backends"),
     Ref("moto.route53.models", "Route53Backend.create_hosted_zone"),

@@ -278,12 +278,91 @@ class EcsModel:
         status = desired_status or "RUNNING"
         return [task for task in tasks if task.desired_status == status]
 
+    # ------------------------------------------------------------------ CreateService fields
+    #: What CreateService takes that moto's backend drops, kept on the service as DescribeServices
+    #: returns it (UpdateService already sets them: moto sets every parameter it is given).
+    KEPT_CREATE_FIELDS = (
+        "enableExecuteCommand",
+        "healthCheckGracePeriodSeconds",
+        "availabilityZoneRebalancing",
+        "placementStrategy",
+        "placementConstraints",
+    )
+
+    def create_service_fields(self, response: Any) -> dict[str, Any]:
+        """CreateService's capacity provider strategy, checked as ECS checks it: not with a
+        launch type, only providers associated with the cluster
+        (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html)."""
+        fields: dict[str, Any] = {
+            name: response._get_param(name)
+            for name in self.KEPT_CREATE_FIELDS
+            if response._get_param(name) is not None
+        }
+        strategy = response._get_param("capacityProviderStrategy")
+        if strategy:
+            invalid = lookup("moto.ecs.exceptions", "InvalidParameterException")
+            if response._get_param("launchType"):
+                raise invalid(
+                    "Specifying both a launch type and capacity provider strategy is not supported."
+                )
+            backend = response.ecs_backend
+            cluster = backend._get_cluster(response._get_param("cluster", "default"))
+            associated = set(cluster.capacity_providers or [])
+            for item in strategy:
+                if item.get("capacityProvider") not in associated:
+                    raise invalid(
+                        "The specified capacity provider strategy cannot contain a capacity"
+                        " provider that is not associated with the cluster. Associate the"
+                        " capacity provider with the cluster or specify a valid capacity"
+                        " provider and try again."
+                    )
+            fields["capacityProviderStrategy"] = [
+                {
+                    "capacityProvider": item["capacityProvider"],
+                    "weight": int(item.get("weight", 0)),
+                    "base": int(item.get("base", 0)),
+                }
+                for item in strategy
+            ]
+        return fields
+
+    @staticmethod
+    def apply_service_fields(service: Service, fields: dict[str, Any] | None) -> None:
+        """Keep CreateService's fields on the new service (a capacity provider strategy replaces
+        the launch type moto defaults to EC2; ECS describes no launchType then)."""
+        if not fields:
+            if getattr(service, "enable_execute_command", None) is None:
+                service.enable_execute_command = False  # ECS's default, described
+            return
+        strategy = fields.get("capacityProviderStrategy")
+        if strategy:
+            service.capacity_provider_strategy = strategy
+            service.launch_type = None
+            for deployment in service.deployments:
+                deployment["launchType"] = None
+                deployment["capacityProviderStrategy"] = strategy
+        service.enable_execute_command = bool(fields.get("enableExecuteCommand", False))
+        for name in ("healthCheckGracePeriodSeconds", "availabilityZoneRebalancing",
+                     "placementStrategy", "placementConstraints"):  # fmt: skip
+            if name in fields:
+                setattr(service, _snake(name), fields[name])
+
     # ------------------------------------------------------------------ scheduler
     @staticmethod
-    def _modelled(service: Service) -> bool:
+    def _fargate(service: Service) -> bool:
+        """Runs on Fargate: the FARGATE launch type, or a strategy of Fargate providers."""
+        strategy = getattr(service, "capacity_provider_strategy", None) or []
+        if service.launch_type == "FARGATE":
+            return True
+        return bool(strategy) and all(
+            item.get("capacityProvider") in ("FARGATE", "FARGATE_SPOT") for item in strategy
+        )
+
+    @classmethod
+    def _modelled(cls, service: Service) -> bool:
         awsvpc = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
         return (
-            service.launch_type == "FARGATE"
+            cls._fargate(service)
             and bool(awsvpc.get("subnets"))
             and service.task_definition is not None
             and service.status == "ACTIVE"
@@ -1112,3 +1191,7 @@ class EcsModel:
     def _servicediscovery(backend: EC2ContainerServiceBackend) -> Any:
         backends = lookup("moto.servicediscovery.models", "servicediscovery_backends")
         return backends[backend.account_id][backend.region_name]
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

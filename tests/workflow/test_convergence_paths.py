@@ -255,7 +255,9 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
     workshop_web:1, and the build's rollback deregistered the failed revision."""
     first = built(emulator, workshop_spec)
     assert ecs_service(emulator, "web-service")["deploymentConfiguration"] == {
-        "deploymentCircuitBreaker": {"enable": True, "rollback": True}
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        "maximumPercent": 200,  # ECS's defaults, filled in when CreateService leaves them out
+        "minimumHealthyPercent": 100,
     }
     emulator.world.faults.tasks_fail_to_start(
         "workshop_web:2", reason="CannotPullContainerError: nginx:no-such-tag: not found"
