@@ -153,3 +153,90 @@ def test_a_capacity_provider_the_cluster_lacks_or_a_launch_type_beside_one_is_re
         aws.ecs.create_service(
             cluster=CLUSTER, capacityProviderStrategy=spot, launchType="FARGATE", **common
         )
+
+
+# --- container health checks, reported to Cloud Map -----------------------------------------
+
+
+def _records(aws: Clients, zone_id: str, name: str, rtype: str) -> list[str]:
+    sets = aws.route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return sorted(
+        r["Value"]
+        for s in sets
+        if s["Type"] == rtype and s["Name"] == name
+        for r in s["ResourceRecords"]
+    )
+
+
+def _zone(aws: Clients, built: dict[str, Any]) -> str:
+    namespace_id = built["registries"]["web"]["NamespaceId"]
+    namespace = aws.sd.get_namespace(Id=namespace_id)["Namespace"]
+    return str(namespace["Properties"]["DnsProperties"]["HostedZoneId"])
+
+
+def _web_tasks(aws: Clients) -> list[dict[str, Any]]:
+    arns = aws.ecs.list_tasks(cluster=CLUSTER, serviceName="web-service")["taskArns"]
+    return list(aws.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]) if arns else []
+
+
+def test_a_task_is_in_dns_once_its_health_check_passes_with_its_srv_port(
+    world: World, aws: Clients, built: dict[str, Any]
+) -> None:
+    """web: healthCheck interval 10, startPeriod 15; dnsRecords A and SRV."""
+    registry_id = built["registries"]["web"]["Id"]
+    zone = _zone(aws, built)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    tasks = _web_tasks(aws)
+    assert {t["healthStatus"] for t in tasks} == {"UNKNOWN"}
+    health = aws.sd.get_instances_health_status(ServiceId=registry_id)["Status"]
+    assert set(health.values()) == {"UNHEALTHY"}
+    assert _records(aws, zone, "web.shop.local.", "A") == []
+
+    world.clock.advance(15 + 10)
+    tasks = _web_tasks(aws)
+    assert {t["healthStatus"] for t in tasks} == {"HEALTHY"}
+    health = aws.sd.get_instances_health_status(ServiceId=registry_id)["Status"]
+    assert health == {t["taskArn"].rsplit("/", 1)[-1]: "HEALTHY" for t in tasks}
+    ips = sorted(
+        d["value"]
+        for t in tasks
+        for d in t["attachments"][0]["details"]
+        if d["name"] == "privateIPv4Address"
+    )
+    assert _records(aws, zone, "web.shop.local.", "A") == ips
+    assert _records(aws, zone, "web.shop.local.", "SRV") == sorted(
+        f"1 1 80 {t['taskArn'].rsplit('/', 1)[-1]}.web.shop.local." for t in tasks
+    )
+    discovered = aws.sd.discover_instances(
+        NamespaceName="shop.local", ServiceName="web", HealthStatus="HEALTHY"
+    )["Instances"]
+    assert {i["Attributes"]["AWS_INSTANCE_PORT"] for i in discovered} == {"80"}
+
+
+def test_a_failing_health_check_keeps_the_task_out_of_dns_and_ecs_replaces_it(
+    world: World, aws: Clients, network: Network, make_namespace: Any, request: Any
+) -> None:
+    world.faults.containers_unhealthy("web-service")
+    built = request.getfixturevalue("built")
+    zone = _zone(aws, built)
+    world.clock.advance(world.latencies.task_start_seconds + world.latencies.registration_seconds)
+    world.clock.advance(15 + 10 * 3)  # startPeriod + interval * retries
+    stopped = aws.ecs.list_tasks(cluster=CLUSTER, serviceName="web-service", desiredStatus="STOPPED")["taskArns"]  # fmt: skip
+    described = aws.ecs.describe_tasks(cluster=CLUSTER, tasks=stopped)["tasks"]
+    assert len(described) == 2
+    assert {t["stoppedReason"] for t in described} == {"Task failed container health checks"}
+    assert {t["healthStatus"] for t in described} == {"UNHEALTHY"}
+    assert _records(aws, zone, "web.shop.local.", "A") == []
+    (web,) = aws.ecs.describe_services(cluster=CLUSTER, services=["web-service"])["services"]
+    assert any("failed container health checks" in e["message"] for e in web["events"])
+    assert web["deployments"][0]["failedTasks"] == 2
+
+
+def test_a_static_instance_without_a_port_is_refused_by_a_registry_with_srv(
+    aws: Clients, built: dict[str, Any]
+) -> None:
+    registry_id = built["registries"]["web"]["Id"]
+    with pytest.raises(aws.sd.exceptions.InvalidInput, match="AWS_INSTANCE_PORT"):
+        aws.sd.register_instance(
+            ServiceId=registry_id, InstanceId="legacy", Attributes={"AWS_INSTANCE_IPV4": "10.0.1.9"}
+        )
