@@ -613,7 +613,9 @@ def test_created_and_updated_services_enable_the_circuit_breaker_with_rollback(
     )
     services.update_service(clients, spec, spec.services[0], definitions["web"])
     breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
-    assert sent == [("create", breaker)] * 3 + [("update", breaker)]
+    # CreateService (steps/desired.py) sends the spec's deployment percents, ECS's defaults here
+    created = {**breaker, "minimumHealthyPercent": 100, "maximumPercent": 200}
+    assert sent == [("create", created)] * 3 + [("update", breaker)]
 
 
 def failing(clients: Clients, spec: EnvironmentSpec, change: Any) -> None:

@@ -53,11 +53,12 @@ def spec(**changes: Any) -> dict[str, Any]:
     return raw
 
 
-def test_new_fields_at_their_defaults_are_left_out_of_the_state_form() -> None:
+def test_new_service_fields_at_their_defaults_are_left_out_of_the_state_form() -> None:
     state = state_form(parse_spec(spec()))
-    assert "tags" not in state
-    assert "logRetentionDays" not in state
     assert state["services"] == [{"name": "web", "image": "nginx", "port": 80}]
+    # top-level fields are always there: the state machine's paths read them
+    assert state["tags"] == {}
+    assert state["logRetentionDays"] == 30
 
 
 def test_set_fields_are_in_the_state_form_and_parse_back_to_the_same_service() -> None:

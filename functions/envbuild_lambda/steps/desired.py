@@ -66,12 +66,12 @@ def tags(
     return {**own, **managed_tags(spec.environment, build)}
 
 
-def ecs_tags(tag_map: dict[str, str]) -> list[dict[str, str]]:
+def ecs_tags(tag_map: dict[str, str]) -> list[Any]:
     """ECS (and CloudWatch Logs' TagResource) form: [{key, value}]."""
     return [{"key": key, "value": value} for key, value in tag_map.items()]
 
 
-def cloud_map_tags(tag_map: dict[str, str]) -> list[dict[str, str]]:
+def cloud_map_tags(tag_map: dict[str, str]) -> list[Any]:
     """Cloud Map and Application Auto Scaling form: [{Key, Value}] (Auto Scaling: a map)."""
     return [{"Key": key, "Value": value} for key, value in tag_map.items()]
 
@@ -100,7 +100,7 @@ def registry(spec: EnvironmentSpec, service: Service) -> dict[str, Any]:
     }
 
 
-def dns_records(service: Service) -> list[dict[str, Any]]:
+def dns_records(service: Service) -> list[Any]:
     """A, and SRV when the spec's dnsRecords has it (the same TTL): Cloud Map's DnsRecords.
     With SRV, ECS registers each task with its port (``ecs_service``'s serviceRegistries)."""
     order = ("A", "SRV")

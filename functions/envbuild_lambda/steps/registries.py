@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
+from envbuild_lambda.steps import desired
 from envbuild_lambda.steps.namespace import cloudmap_tags
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def create_registry(
             Description=f"{service.name} service registry (envbuild {spec.environment})",
             DnsConfig={
                 "RoutingPolicy": "MULTIVALUE",
-                "DnsRecords": [{"Type": "A", "TTL": service.dnsTtl}],
+                "DnsRecords": desired.dns_records(service),
             },
             HealthCheckCustomConfig={"FailureThreshold": 1},
             Tags=[

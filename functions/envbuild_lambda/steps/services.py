@@ -16,6 +16,7 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll, ServicesState
+from envbuild_lambda.steps import desired
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef, ServiceTypeDef
@@ -130,31 +131,16 @@ def create_service(
             f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
         ):
             clients.ecs.create_service(
-                cluster=spec.cluster,
-                serviceName=service.ecs_service_name,
-                taskDefinition=task_definition,
-                desiredCount=service.desiredCount,
-                launchType="FARGATE",
-                deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
-                networkConfiguration={
-                    "awsvpcConfiguration": {
-                        "subnets": spec.network.subnets,
-                        "securityGroups": spec.network.securityGroups,
-                        "assignPublicIp": spec.network.assignPublicIp,
-                    }
-                },
-                serviceRegistries=[{"registryArn": registry_arn(caller, registry_id)}],
+                **desired.sent(
+                    desired.ecs_service(caller, spec, service, registry_id, task_definition)
+                ),
+                **desired.sent(desired.create_only(spec, service)),
                 # With the registry: a service re-created after a prune or teardown (new
                 # registry) is a new request, not an answer with the deleted one.
                 clientToken=spec.request_token(
                     "ecs-service", spec.cluster_name, service.name, registry_id, max_length=36
                 ),
-                tags=[
-                    {"key": key, "value": value}
-                    for key, value in spec.resource_tags(build, service).items()
-                ],
-                propagateTags="SERVICE",
-                enableECSManagedTags=True,
+                tags=desired.ecs_tags(desired.tags(spec, service, build)),
             )
 
     # CreateService is idempotent (clientToken): a throttled attempt may be repeated.
@@ -255,7 +241,7 @@ def register_static_instances(
 
     def register(item: tuple[Service, StaticInstance]) -> tuple[str, str] | None:
         service, instance = item
-        attributes = instance.cloud_map_attributes()
+        attributes = desired.instance_attributes(service, instance)
         existing = next((i for i in current[service.name] if i.id == instance.id), None)
         if existing is not None and existing.attributes == attributes:
             return None  # registered as wanted: nothing to change
@@ -401,7 +387,7 @@ def _last_error(description: ServiceTypeDef) -> str:
     newest event: what DescribeServices already says about why the tasks stopped."""
     events = [str(e.get("message", "")) for e in description.get("events", [])]
     for message in events:
-        if "error" in message.lower():
+        if "error" in message.lower() or "health check" in message.lower():
             return message
     return events[0] if events else ""
 
@@ -445,6 +431,11 @@ def _deployment_failure(
     last = _last_error(description)
     if last:
         reason += f", last error: {last}"
+    if service.healthCheck is not None and "health check" in last.lower():
+        reason += (
+            f", its tasks never became healthy: the healthCheck of {service.name}"
+            f" ({' '.join(service.healthCheck.command)}) fails"
+        )
     if now != wanted:
         reason += f", ECS rolled {name} back to {now}"
     else:

@@ -11,6 +11,7 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
+from envbuild_lambda.steps import desired
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -118,10 +119,10 @@ def _same(desired: dict[str, Any], current: dict[str, Any]) -> bool:
             ]
             if have != value:
                 return False
-        elif key == "environment":
-            if sorted(current.get(key, []), key=lambda e: e.get("name", "")) != value:
+        elif key in ("environment", "secrets"):
+            if sorted(current.get(key) or [], key=lambda e: e.get("name", "")) != value:
                 return False
-        elif current.get(key) != value:
+        elif current.get(key) != value and not (value in ([], {}) and not current.get(key)):
             return False
     return True
 
@@ -193,20 +194,11 @@ def desired_definition(
     execution_role_arn: str,
     task_role_arn: str,
 ) -> dict[str, Any]:
-    """The RegisterTaskDefinition request for a service (without tags): what is compared."""
-    family = service.family(environment)
-    return {
-        "family": family,
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "cpu": service.cpu,
-        "memory": service.memory,
-        "executionRoleArn": execution_role_arn,
-        "taskRoleArn": task_role_arn,
-        "containerDefinitions": [
-            container_definition(service, service.log_group(environment), caller.region)
-        ],
-    }
+    """The RegisterTaskDefinition request for a service (without tags): steps/desired.py's
+    rendering, as sent (the unset fields left out)."""
+    return desired.sent(
+        desired.task_definition(caller, environment, service, execution_role_arn, task_role_arn)
+    )
 
 
 def register(
@@ -264,15 +256,26 @@ def register_all(
     build: str | None,
     max_workers: int,
     writes_per_second: int = 1,
+    *,
+    spec_tags: dict[str, str] | None = None,
+    log_retention_days: int | Literal["keep"] | None = KEEP,
 ) -> list[TaskDefinitionRef]:
     """``register`` for a batch of services, in spec order. RegisterTaskDefinition is paced at
     ``writes_per_second`` (the ECS task-definition-modification quota, account-wide); the log
     group and revision look-ups run ``max_workers`` at a time."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
-    return pmap(
-        lambda service: register(
-            clients, caller, environment, service, execution_role_arn, task_role_arn, build, pace
-        ),
-        services,
-        max_workers,
-    )
+
+    def one(service: Service) -> TaskDefinitionRef:
+        """The service's own tags and logRetentionDays over the spec's (``spec_tags`` and
+        ``log_retention_days``: the top-level values; KEEP leaves the retention alone)."""
+        retention = (
+            KEEP
+            if log_retention_days == KEEP
+            else service.effective_log_retention(log_retention_days)
+        )
+        return register(
+            clients, caller, environment, service, execution_role_arn, task_role_arn, build,
+            pace, log_retention_days=retention, spec_tags=service.effective_tags(spec_tags or {}),
+        )  # fmt: skip
+
+    return pmap(one, services, max_workers)
