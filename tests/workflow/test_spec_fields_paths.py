@@ -108,3 +108,26 @@ def test_a_failing_health_check_keeps_the_tasks_out_of_dns_and_fails_the_build_n
     found = sd.discover_instances(NamespaceName="shop.local", ServiceName="web", HealthStatus="HEALTHY")  # fmt: skip
     assert found["Instances"] == []
     assert registries["web"]["Id"]
+
+
+def test_a_rerun_of_the_production_like_spec_makes_no_mutating_call_on_the_environment(
+    emulator: Any,
+) -> None:
+    from collections import Counter
+
+    from envbuild_emulator.aws_faults import is_mutating
+
+    spec = production_like(emulator)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    emulator.aws_faults.calls.clear()
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    calls = Counter(
+        {
+            key: n
+            for key, n in emulator.aws_faults.calls.items()
+            if is_mutating(key[1]) and n and key[0] not in ("dynamodb", "events", "stepfunctions")
+        }
+    )
+    assert calls == Counter()
