@@ -136,6 +136,11 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.list_tasks"),
     # CreateService's deploymentConfiguration (the backend's create_service does not receive it)
     Ref("moto.ecs.responses", "EC2ContainerServiceResponse.create_service"),
+    # Application Auto Scaling: deregistering a scalable target deletes its scaling policies
+    Ref(
+        "moto.applicationautoscaling.models",
+        "ApplicationAutoscalingBackend.deregister_scalable_target",
+    ),
 )
 
 #: What the emulator core replaces: Lambda Tasks dispatched in-process, Wait states and retry

@@ -510,6 +510,33 @@ class World:
 
             return create_service
 
+        def wrap_deregister_scalable_target(original: Callable[..., None]) -> object:
+            def deregister_scalable_target(
+                backend: Any, namespace: str, r_id: str, dimension: str
+            ) -> None:
+                """https://docs.aws.amazon.com/autoscaling/application/APIReference/API_DeregisterScalableTarget.html:
+                "Deregistering a scalable target deletes the scaling policies [...] that are
+                associated with it" (moto keeps them)."""
+                with world.lock:
+                    original(backend, namespace, r_id, dimension)
+                    backend.policies = {
+                        key: policy
+                        for key, policy in backend.policies.items()
+                        if not (
+                            policy.service_namespace == namespace
+                            and policy.resource_id == r_id
+                            and policy.scalable_dimension == dimension
+                        )
+                    }
+
+            return deregister_scalable_target
+
+        replace(
+            "moto.applicationautoscaling.models",
+            "ApplicationAutoscalingBackend.deregister_scalable_target",
+            wrap_deregister_scalable_target,
+        )
+
         ecs_backend = "EC2ContainerServiceBackend"
         replace(
             _ECS_RESPONSES,

@@ -99,6 +99,10 @@ class Clients:
         return self._client("ssm")
 
     @cached_property
+    def autoscaling(self) -> Any:  # Application Auto Scaling; no stubs pinned: typed Any
+        return self._client("application-autoscaling")
+
+    @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._client("dynamodb")  # type: ignore[no-any-return]
 

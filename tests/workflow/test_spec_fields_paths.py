@@ -22,11 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def production_like(emulator: Any) -> dict[str, Any]:
     text = (REPO / "events" / "production-like.json").read_text()
-    spec = dict(json.loads(fill(text, emulator.prerequisites)))
-    # the example's autoscaling is not applied by the build yet (see the branch's report)
-    for service in spec["services"]:
-        service.pop("autoscaling", None)
-    return spec
+    return dict(json.loads(fill(text, emulator.prerequisites)))
 
 
 def test_the_production_like_spec_builds_and_each_field_lands_where_aws_keeps_it(
@@ -83,6 +79,16 @@ def test_the_production_like_spec_builds_and_each_field_lands_where_aws_keeps_it
     health = sd.get_instances_health_status(ServiceId=registries["web"]["Id"])["Status"]
     assert set(health.values()) == {"HEALTHY"}
 
+    scaling = emulator.client("application-autoscaling")
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert target["ResourceId"] == f"service/{cluster}/web-service"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 6)
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    assert {
+        p["PolicyName"]: p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
+        for p in policies
+    } == {"web-service-cpu": 60.0, "web-service-memory": 75.0}
+
     retention = {
         g["logGroupName"]: g.get("retentionInDays")
         for g in logs.describe_log_groups(logGroupNamePrefix="/ecs/shop_")["logGroups"]
@@ -131,3 +137,50 @@ def test_a_rerun_of_the_production_like_spec_makes_no_mutating_call_on_the_envir
         }
     )
     assert calls == Counter()
+
+
+def test_the_scaler_owns_the_count_edits_converge_and_teardown_deregisters_the_target_first(
+    emulator: Any,
+) -> None:
+    spec = production_like(emulator)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    ecs = emulator.client("ecs")
+    scaling = emulator.client("application-autoscaling")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+
+    # The scaler moved web to 4 tasks: a re-run leaves the count alone.
+    ecs.update_service(cluster=cluster, service="web-service", desiredCount=4)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    (web,) = ecs.describe_services(cluster=cluster, services=["web-service"])["services"]
+    assert web["desiredCount"] == 4
+
+    # Edited limits and no memory target: the target and policies follow.
+    spec["services"][0]["autoscaling"] = {"minCount": 2, "maxCount": 8, "targetCpuPercent": 50}
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert target["MaxCapacity"] == 8
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    assert [
+        (p["PolicyName"], p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"])
+        for p in policies
+    ] == [("web-service-cpu", 50.0)]
+
+    # Teardown: nothing is left, the scalable target included.
+    described = emulator.wait(emulator.start_teardown(spec))
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
+
+
+def test_removing_autoscaling_from_the_spec_deregisters_the_target(emulator: Any) -> None:
+    spec = production_like(emulator)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    del spec["services"][0]["autoscaling"]
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    scaling = emulator.client("application-autoscaling")
+    assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []

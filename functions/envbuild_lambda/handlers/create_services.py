@@ -17,7 +17,7 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import converge, registries, services
+from envbuild_lambda.steps import autoscaling, converge, registries, services
 
 
 @step("CreateServices")
@@ -44,6 +44,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request.build,
         settings.service_writes_per_second,
     )
+    scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
+    count("ScalingChanges", len(scaled))
     removed, prune = converge.removals(
         clients,
         caller,

@@ -85,7 +85,8 @@ def service_changes(
     have = short_task_definition(str(current.get("taskDefinition", "")))
     if have != task_definition:
         changes["taskDefinition"] = (have, task_definition)
-    if current.get("desiredCount") != service.desiredCount:
+    # With autoscaling the scaler owns the count: desiredCount is only the initial one.
+    if service.autoscaling is None and current.get("desiredCount") != service.desiredCount:
         changes["desiredCount"] = (str(current.get("desiredCount")), str(service.desiredCount))
     return changes
 
@@ -105,12 +106,15 @@ def update_service(
         with aws_errors(
             f"UpdateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
         ):
+            count = (
+                {} if service.autoscaling is not None else {"desiredCount": service.desiredCount}
+            )
             clients.ecs.update_service(
                 cluster=spec.cluster,
                 service=service.ecs_service_name,
                 taskDefinition=task_definition,
-                desiredCount=service.desiredCount,
                 deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
+                **count,  # type: ignore[arg-type]
             )
 
     paced(pace, update)

@@ -32,7 +32,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
 from envbuild_lambda.spec import family_prefix, is_managed, log_group_prefix
 from envbuild_lambda.state import Poll
-from envbuild_lambda.steps import outputs
+from envbuild_lambda.steps import autoscaling, outputs
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.registries import existing_registries
@@ -715,6 +715,14 @@ def delete_ecs_services(
     active = [
         name for name in plan.ecsServices if described.get(name, {}).get("status") == "ACTIVE"
     ]
+    # A scalable target (the spec's autoscaling) is deregistered before its service is deleted.
+    ids = {name: autoscaling.resource_id(cluster, name) for name in active}
+    scaled = autoscaling.existing_targets(clients, list(ids.values())) if ids else set()
+    pmap(
+        lambda name: autoscaling.deregister(clients, ids[name]),
+        [name for name in active if ids[name] in scaled],
+        max_workers,
+    )
 
     def delete(name: str) -> None:
         try:
