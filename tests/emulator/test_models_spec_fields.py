@@ -30,6 +30,7 @@ def production_like(network: Network) -> EnvironmentSpec:
         "EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole",
         "TASK_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/ecsTaskRole", "AWS_REGION": REGION,
         "ACCOUNT_ID": ACCOUNT,
+        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/db-AbCdEf",
     }  # fmt: skip
     text = (REPO / "events" / "production-like.json").read_text()
     for key, value in values.items():

@@ -279,6 +279,7 @@ def test_the_production_like_example_uses_every_new_field_and_is_valid() -> None
         "ECS_SG": "sg-0123456789abcdef0", "EXECUTION_ROLE_ARN": "arn:aws:iam::111122223333:role/e",
         "TASK_ROLE_ARN": "arn:aws:iam::111122223333:role/t", "AWS_REGION": "us-east-1",
         "ACCOUNT_ID": "111122223333",
+        "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:shop/db-AbCdEf",
     }  # fmt: skip
     text = (Path(__file__).resolve().parents[2] / "events" / "production-like.json").read_text()
     raw = json.loads(fill(text, prerequisites))

@@ -29,6 +29,7 @@ PREREQUISITES = {
     "ECS_SG": "sg-0123456789abcdef0", "EXECUTION_ROLE_ARN": "arn:aws:iam::111122223333:role/e",
     "TASK_ROLE_ARN": "arn:aws:iam::111122223333:role/t", "AWS_REGION": "us-east-1",
     "ACCOUNT_ID": "111122223333",
+    "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:shop/db-AbCdEf",
 }  # fmt: skip
 SESSION = botocore.session.get_session()
 

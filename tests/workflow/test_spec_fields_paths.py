@@ -21,8 +21,15 @@ pytestmark = pytest.mark.e2e
 
 
 def production_like(emulator: Any) -> dict[str, Any]:
+    """The example with the emulated account's ids, and the secrets it names created."""
+    secret = emulator.client("secretsmanager").create_secret(
+        Name="shop/db", SecretString=json.dumps({"password": "not-a-real-one"})
+    )
+    emulator.client("ssm").put_parameter(
+        Name="/shop/fluent-bit-token", Type="SecureString", Value="token", Overwrite=True
+    )
     text = (REPO / "events" / "production-like.json").read_text()
-    return dict(json.loads(fill(text, emulator.prerequisites)))
+    return dict(json.loads(fill(text, {**emulator.prerequisites, "DB_SECRET_ARN": secret["ARN"]})))
 
 
 def test_the_production_like_spec_builds_and_each_field_lands_where_aws_keeps_it(
@@ -57,7 +64,8 @@ def test_the_production_like_spec_builds_and_each_field_lands_where_aws_keeps_it
     api_td = ecs.describe_task_definition(taskDefinition="shop_api")["taskDefinition"]
     (api_container,) = api_td["containerDefinitions"]
     assert api_container["secrets"][0]["name"] == "DB_PASSWORD"
-    assert api_container["secrets"][0]["valueFrom"].endswith(":secret:shop/db-AbCdEf:password::")
+    assert api_container["secrets"][0]["valueFrom"].endswith(":password::")
+    assert ":secret:shop/db-" in api_container["secrets"][0]["valueFrom"]
 
     found = ecs.describe_services(cluster=cluster, services=["web-service", "api-service"])
     web, api = sorted(found["services"], key=lambda s: s["serviceName"], reverse=True)
@@ -184,3 +192,19 @@ def test_removing_autoscaling_from_the_spec_deregisters_the_target(emulator: Any
     assert described["status"] == "SUCCEEDED", described.get("cause")
     scaling = emulator.client("application-autoscaling")
     assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+
+
+def test_a_secret_that_does_not_exist_fails_the_preflight_naming_it_before_any_change(
+    emulator: Any,
+) -> None:
+    spec = production_like(emulator)
+    missing = spec["services"][1]["secrets"]["DB_PASSWORD"].replace("shop/db-", "shop/gone-")
+    spec["services"][1]["secrets"]["DB_PASSWORD"] = missing
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "PreflightFailed"
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert "secret arn:aws:secretsmanager:" in cause
+    assert "shop/gone-" in cause
+    assert "(api.secrets.DB_PASSWORD) does not exist in Secrets Manager" in cause
+    assert emulator.client("ecs").list_task_definitions()["taskDefinitionArns"] == []
