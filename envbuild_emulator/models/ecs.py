@@ -143,10 +143,17 @@ class EcsModel:
         state.runs.append(run)
         self._reconcile(backend, run, self._world.clock.now())
 
-    def after_update_service(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+    def after_update_service(
+        self,
+        backend: EC2ContainerServiceBackend,
+        service: Service,
+        *,
+        force_new_deployment: bool = False,
+    ) -> None:
         """UpdateService changes desiredCount: the scheduler starts or stops tasks.  (moto sets
         runningCount = desiredCount at once; the model puts the real counts back.)  A new task
-        definition starts a new deployment (rolling update): see ``_new_deployment``."""
+        definition, ``forceNewDeployment`` or a new network configuration starts a new
+        deployment (rolling update): see ``_new_deployment``."""
         state = self.state(backend)
         run = state.run_of(service)
         if run is None:
@@ -154,14 +161,16 @@ class EcsModel:
                 return
             run = _ServiceRun(service=service, cluster_name=service.cluster_name)
             state.runs.append(run)
-        self._new_deployment(backend, service)
+        self._new_deployment(backend, service, force=force_new_deployment)
         if service.deployments:
             service.deployments[0]["desiredCount"] = service.desired_count
         run.steady_reported = False
         run.failures, run.retry_at = 0, None
         self._reconcile(backend, run, self._world.clock.now())
 
-    def _new_deployment(self, backend: EC2ContainerServiceBackend, service: Service) -> None:
+    def _new_deployment(
+        self, backend: EC2ContainerServiceBackend, service: Service, *, force: bool = False
+    ) -> None:
         """UpdateService with another task definition: "a new deployment is triggered"; the
         rolling update (minimumHealthyPercent 100, maximumPercent 200 by default) starts the new
         tasks, and stops the old deployment's tasks once the new ones are running and healthy
@@ -174,7 +183,7 @@ class EcsModel:
         # moto stores UpdateService's taskDefinition as given ("family:3"); AWS reports the ARN.
         definition = backend.describe_task_definition(str(service.task_definition))
         service.task_definition = definition.arn
-        if service.deployments[0].get("taskDefinition") == definition.arn:
+        if service.deployments[0].get("taskDefinition") == definition.arn and not force:
             return
         self._start_deployment(service, definition.arn)
 

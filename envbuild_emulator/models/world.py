@@ -389,8 +389,13 @@ class World:
                 backend: EC2ContainerServiceBackend, service_properties: dict[str, Any]
             ) -> Service:
                 with world.lock:
+                    # What starts a new deployment on ECS besides another task definition:
+                    # forceNewDeployment and a changed network configuration.
+                    force = bool(service_properties.get("force_new_deployment")) or (
+                        service_properties.get("network_configuration") is not None
+                    )
                     service = original(backend, service_properties)
-                    ecs.after_update_service(backend, service)
+                    ecs.after_update_service(backend, service, force_new_deployment=force)
                     return service
 
             return update_service

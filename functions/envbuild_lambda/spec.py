@@ -1034,6 +1034,16 @@ class EnvironmentSpec(BaseModel):
             )
         ),
     ] = False
+    redeploy: Annotated[
+        StrictBool,
+        Field(
+            description=(
+                "Start a new deployment of every ECS service even if nothing in the spec changed"
+                " (a mutable image tag such as :latest that moved); a service whose last"
+                " deployment FAILED gets one without it. For one run: envbuild run --redeploy."
+            )
+        ),
+    ] = False
     verify: Annotated[
         VerifyOptions, Field(description="Verification options (the three-way check always runs).")
     ] = VerifyOptions()

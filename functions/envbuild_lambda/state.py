@@ -74,6 +74,12 @@ class ServicesState(_State):
     #: Cloud Map operations the build started and Check Services awaits:
     #: "RegisterInstance <service>/<id>" or "UpdateService <registry>" -> operation id
     operations: dict[str, str] = {}
+    #: ECS service name -> what UpdateService changed, as it was before this build updated it
+    #: (taskDefinition, desiredCount, networkConfiguration): the request a rollback sends.
+    previous: dict[str, dict[str, Any]] = {}
+    #: What the build changed (converge.change_report: rows of steps/diff.py, counts), for the
+    #: build's output.
+    changes: dict[str, Any] = {}
     #: ECS services envbuild created for the environment that the spec no longer lists.
     removed: list[str] = []
     #: With prune: the teardown's RemovalPlan for the removed services (None: nothing to prune).

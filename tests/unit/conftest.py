@@ -217,3 +217,20 @@ def network_spec(prerequisites: Prerequisites) -> EnvironmentSpec:
 @pytest.fixture
 def static_spec() -> dict[str, Any]:
     return copy.deepcopy(workshop_spec())
+
+
+RECORDS = "records"
+
+
+@pytest.fixture
+def records(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The environment records table, as template.yaml makes it."""
+    clients.dynamodb.create_table(
+        TableName=RECORDS,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
+    )
+    monkeypatch.setenv("RECORD_TABLE_NAME", RECORDS)
+    get_settings.cache_clear()
+    return RECORDS

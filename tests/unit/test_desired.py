@@ -209,7 +209,11 @@ def test_fields_left_unset_render_as_none_or_as_the_default_aws_describes() -> N
     assert service["deploymentConfiguration"]["minimumHealthyPercent"] == 100
     assert service["deploymentConfiguration"]["maximumPercent"] == 200
     assert service["serviceRegistries"] == [
-        {"registryArn": "arn:aws:servicediscovery:us-east-1:111122223333:service/srv-abc"}
+        {
+            "registryArn": "arn:aws:servicediscovery:us-east-1:111122223333:service/srv-abc",
+            "containerName": None,  # not sent; an entry naming them is a difference
+            "containerPort": None,
+        }
     ]
     assert r["registry"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 60}]
     assert desired.scalable_target(spec, spec.service("db")) is None

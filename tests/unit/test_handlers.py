@@ -147,7 +147,7 @@ def test_validate_spec_rejects_a_non_object_input(context: FakeContext) -> None:
 
 
 def test_handlers_chained_as_the_state_machine_passes_their_outputs(
-    prerequisites: Prerequisites, context: FakeContext
+    prerequisites: Prerequisites, context: FakeContext, records: str
 ) -> None:
     """desiredCount 0 everywhere: moto starts no task, so 0 running = 0 desired is a ready build."""
     state = call(validate_spec.handler, spec_event(prerequisites, desired=0), context)
@@ -178,7 +178,8 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     cloud_map = call(
         create_registries.handler, {"spec": spec, "namespace": branch["namespace"]}, context
     )
-    assert set(cloud_map) == {"namespace", "registries"}
+    assert set(cloud_map) == {"namespace", "registries", "created"}
+    assert cloud_map["created"] == ["api", "db", "web"]
     assert cloud_map["namespace"] == branch["namespace"]
     assert list(cloud_map["registries"]) == ["web", "api", "db"]
 
@@ -206,13 +207,29 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
     deployment = call(
         create_services.handler,
-        {
+        {  # as the ASL's Parameters
             "spec": spec,
             "registries": build["cloudMap"]["registries"],
             "taskDefinitions": build["taskDefinitions"],
+            "namespace": build["cloudMap"]["namespace"],
+            "registriesCreated": build["cloudMap"]["created"],
         },
         context,
     )
+    changes = deployment.pop("changes")
+    assert changes["counts"] == {"create": 10}
+    assert [(r["kind"], r["name"], r["action"]) for r in changes["rows"]] == [
+        ("namespace", "workshop.local", "create"),
+        ("registry", "web", "create"),
+        ("registry", "api", "create"),
+        ("registry", "db", "create"),
+        ("taskDefinition", "workshop_web:1", "create"),
+        ("taskDefinition", "workshop_api:1", "create"),
+        ("taskDefinition", "workshop_db:1", "create"),
+        ("ecsService", "web-service", "create"),
+        ("ecsService", "api-service", "create"),
+        ("ecsService", "db-service", "create"),
+    ]
     assert deployment == {
         "ready": False,
         "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},
@@ -221,7 +238,9 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "operations": {},  # no registry TTL to update, no static instance
         "removed": [],  # no ECS service of the environment outside the spec
         "prune": None,
+        "previous": {},  # no service updated
     }
+    deployment["changes"] = changes
     deployment = call(
         check_services.handler,
         {"spec": spec, "registries": build["cloudMap"]["registries"], "deployment": deployment},
@@ -283,7 +302,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
 
 
 def test_check_services_handler_reports_services_not_ready(
-    prerequisites: Prerequisites, context: FakeContext
+    prerequisites: Prerequisites, context: FakeContext, records: str
 ) -> None:
     spec = call(validate_spec.handler, spec_event(prerequisites), context)["spec"]
     namespace = call(

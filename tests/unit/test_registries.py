@@ -187,7 +187,7 @@ def test_fifty_services_get_fifty_registries(clients: Clients, spec: Environment
     assert names == set(result)
 
 
-def test_ttl_changes_only_for_registries_envbuild_manages_then_updated(
+def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
     clients: Clients, spec: EnvironmentSpec
 ) -> None:
     honour_filters(clients)
@@ -200,19 +200,23 @@ def test_ttl_changes_only_for_registries_envbuild_manages_then_updated(
         update={"services": [s.model_copy(update={"dnsTtl": 15}) for s in spec.services]}
     )
 
-    changes = registries.ttl_changes(clients, changed, ids, 4)
+    rows = registries.registry_changes(clients, changed, ids, 4)
 
-    assert changes == {"web": (60, 15), "api": (60, 15)}  # db: adopted, left as it is
-    operations = registries.update_ttls(
-        clients, ids, {n: new for n, (_, new) in changes.items()}, 4
-    )
+    assert [(r.name, r.action, r.fields) for r in rows] == [
+        ("web", "update", {"dnsTtl": [60, 15]}),
+        ("api", "update", {"dnsTtl": [60, 15]}),
+        ("db", "adopt", {}),  # not envbuild's: left as it is
+    ]
+    assert "dnsTtl 60, spec 15" in rows[2].note
+    operations = registries.update_registries(clients, changed, ids, rows, 4)
     assert sorted(operations) == ["UpdateService api", "UpdateService web"]
     ttls = {
         name: sd.get_service(Id=ids[name])["Service"]["DnsConfig"]["DnsRecords"][0]["TTL"]
         for name in ("web", "api", "db")
     }
     assert ttls == {"web": 15, "api": 15, "db": 60}
-    assert registries.ttl_changes(clients, changed, ids, 4) == {}
+    again = registries.registry_changes(clients, changed, ids, 4)
+    assert [r.action for r in again] == ["unchanged", "unchanged", "adopt"]
 
 
 def test_a_registry_created_again_by_a_later_build_gets_a_new_creator_request_id(

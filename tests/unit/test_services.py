@@ -20,7 +20,7 @@ from envbuild_lambda.errors import (
 from envbuild_lambda.settings import PollSchedule
 from envbuild_lambda.spec import EnvironmentSpec, StaticInstance
 from envbuild_lambda.state import Poll, ServicesState
-from envbuild_lambda.steps import registries, services, task_definitions
+from envbuild_lambda.steps import desired, registries, services, task_definitions
 
 from .conftest import ACCOUNT, REGION, Override, client_error
 
@@ -58,12 +58,17 @@ def describe(clients: Clients, spec: EnvironmentSpec, *names: str) -> dict[str, 
     return {s["serviceName"]: s for s in answer["services"]}
 
 
-def register_instances(clients: Clients, registry_id: str, ips: list[str]) -> None:
+def register_instances(
+    clients: Clients, registry_id: str, ips: list[str], service: str = "", cluster: str = ""
+) -> None:
+    """Instances as ECS registers a service's tasks (with the attributes ECS sets); without
+    ``service`` as anyone else could register them."""
     for i, ip in enumerate(ips):
+        ecs = {"ECS_SERVICE_NAME": service, "ECS_CLUSTER_NAME": cluster} if service else {}
         clients.servicediscovery.register_instance(
             ServiceId=registry_id,
             InstanceId=f"task-{registry_id}-{i}",
-            Attributes={"AWS_INSTANCE_IPV4": ip},
+            Attributes={"AWS_INSTANCE_IPV4": ip, **ecs},
         )
 
 
@@ -75,7 +80,7 @@ def test_creates_fargate_services_attached_to_their_registries(
 ) -> None:
     spec = network_spec
     registry_ids, definitions = prepare(clients, caller, spec)
-    state = services.create_or_adopt_services(
+    state, _rows = services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
     assert state == ServicesState(
@@ -177,6 +182,19 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
     services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
+    for name in ("web-service", "api-service", "db-service"):
+        # plain moto drops CreateService's deploymentConfiguration (the emulator and ECS keep
+        # it); its UpdateService keeps it
+        clients.ecs.update_service(
+            cluster=spec.cluster,
+            service=name,
+            deploymentConfiguration={
+                **desired.CIRCUIT_BREAKER,
+                "minimumHealthyPercent": desired.DEFAULT_MINIMUM_HEALTHY_PERCENT,
+                "maximumPercent": desired.DEFAULT_MAXIMUM_PERCENT,
+            },
+            enableExecuteCommand=False,  # ECS's default, which plain moto does not describe
+        )
     web = spec.service("web").model_copy(update={"image": "nginx:1.27", "desiredCount": 3})
     changed = spec.model_copy(update={"services": [web, spec.service("api"), spec.service("db")]})
     new_definitions = {
@@ -195,15 +213,28 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         "api": "workshop_api:1",
         "db": "workshop_db:1",
     }
-    current = describe(clients, spec, "web-service")["web-service"]
-    assert services.service_changes(current, web, "workshop_web:2") == {
-        "taskDefinition": ("workshop_web:1", "workshop_web:2"),
-        "desiredCount": ("2", "3"),
-    }
-
-    state = services.create_or_adopt_services(
+    state, rows = services.create_or_adopt_services(
         clients, caller, changed, registry_ids, new_definitions, SERVICES_POLL, 4
     )
+
+    assert [(r.name, r.action, r.fields) for r in rows] == [
+        (
+            "web-service",
+            "update",
+            {"taskDefinition": ["workshop_web:1", "workshop_web:2"], "desiredCount": [2, 3]},
+        ),
+        ("api-service", "unchanged", {}),
+        ("db-service", "unchanged", {}),
+    ]
+    assert state.previous == {
+        "web-service": {
+            "taskDefinition": "workshop_web:1",
+            "desiredCount": 2,
+            "networkConfiguration": describe(clients, spec, "web-service")["web-service"][
+                "networkConfiguration"
+            ],
+        }
+    }
 
     assert state.actions == {
         "web-service": "updated",
@@ -253,7 +284,7 @@ def test_an_inactive_service_is_created_again(
     )
     clients.ecs.delete_service(cluster=spec.cluster, service="db-service")
     assert describe(clients, spec, "db-service")["db-service"]["status"] == "INACTIVE"
-    state = services.create_or_adopt_services(
+    state, _rows = services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
     assert state.actions["db-service"] == "created"
@@ -309,7 +340,7 @@ def test_a_cluster_given_as_arn_works(
     registry_ids, definitions = prepare(clients, caller, network_spec)
     arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/workshop-cluster"
     spec = network_spec.model_copy(update={"cluster": arn})
-    state = services.create_or_adopt_services(
+    state, _rows = services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
     assert set(state.actions.values()) == {"created"}
@@ -342,7 +373,7 @@ def test_services_are_described_in_batches_of_ten(
         return real.describe_services(**kwargs)
 
     clients.ecs = Override(real, describe_services=describe_at_most_ten)  # type: ignore[misc]
-    state = services.create_or_adopt_services(
+    state, _rows = services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 8
     )
     assert len(state.actions) == 23
@@ -372,7 +403,7 @@ def test_create_service_sends_a_client_token_ecs_accepts(
 
     clients.ecs = Override(real, create_service=create_as_ecs_validates)  # type: ignore[misc]
     try:
-        state = services.create_or_adopt_services(
+        state, _rows = services.create_or_adopt_services(
             clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
         )
     except AwsRequestFailed as error:
@@ -408,13 +439,57 @@ def test_check_services_is_ready_when_every_task_runs_and_is_registered(
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
     )
-    register_instances(clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"])
-    register_instances(clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"])
-    register_instances(clients, registry_ids["db"], ["10.0.1.12"])
+    register_instances(
+        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
+    )
+    register_instances(
+        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
+    )
+    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
     checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
     assert checked.ready is True
     assert checked.message == "all services ready"
     assert checked.poll == Poll(attempt=1, waitSeconds=20, maxAttempts=40)
+
+
+def test_check_services_counts_only_this_services_tasks_and_names_any_other_instance(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    state = create_with_running(
+        clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
+    )
+    register_instances(
+        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
+    )
+    register_instances(
+        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
+    )
+    # db's registry: a task of another cluster's db-service, and an instance someone registered
+    clients.servicediscovery.register_instance(
+        ServiceId=registry_ids["db"],
+        InstanceId="other-cluster-task",
+        Attributes={
+            "AWS_INSTANCE_IPV4": "10.0.9.1",
+            "ECS_SERVICE_NAME": "db-service",
+            "ECS_CLUSTER_NAME": "another-cluster",
+        },
+    )
+    clients.servicediscovery.register_instance(
+        ServiceId=registry_ids["db"],
+        InstanceId="by-hand",
+        Attributes={"AWS_INSTANCE_IPV4": "10.0.9.2"},
+    )
+    checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
+    assert checked.ready is False  # db's own task is not registered: 2 others do not count
+    assert checked.message.endswith(
+        "db-service: 1/1 tasks running, 0/1 registered in Cloud Map; also in the registry, not"
+        " this service's (not counted): other-cluster-task (10.0.9.1), by-hand (10.0.9.2)"
+    )
+    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
+    checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
+    assert checked.ready is True  # the others are tolerated (Verify DNS names them if they answer)
 
 
 def test_check_services_not_ready_names_each_service_with_running_and_registered_counts(
@@ -425,8 +500,12 @@ def test_check_services_not_ready_names_each_service_with_running_and_registered
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 0}, monkeypatch
     )
-    register_instances(clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"])
-    register_instances(clients, registry_ids["api"], ["10.0.1.11"])
+    register_instances(
+        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
+    )
+    register_instances(
+        clients, registry_ids["api"], ["10.0.1.11"], "api-service", spec.cluster_name
+    )
     checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
     assert checked.ready is False
     assert checked.poll.attempt == 1
@@ -532,9 +611,13 @@ def test_check_services_waits_for_unhealthy_instances_naming_them_by_id_and_ip(
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
     )
-    register_instances(clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"])
-    register_instances(clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"])
-    register_instances(clients, registry_ids["db"], ["10.0.1.12"])
+    register_instances(
+        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
+    )
+    register_instances(
+        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
+    )
+    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
     sd = clients.servicediscovery
     sick = sd.list_instances(ServiceId=registry_ids["db"])["Instances"][0]["Id"]
     sd.update_instance_custom_health_status(
@@ -556,15 +639,54 @@ def test_static_instances_are_registered_once_and_their_operations_awaited(
         StaticInstance(id="custom-web-instance", ipv4="10.0.3.100", attributes={"v": "1.0"})
     ]
     registry_ids, _ = prepare(clients, caller, spec)
-    operations = services.register_static_instances(clients, spec, registry_ids, 2)
+    operations, rows = services.converge_static_instances(
+        clients, spec, registry_ids, frozenset(), 2
+    )
     assert list(operations) == ["RegisterInstance web/custom-web-instance"]
+    assert [(r.kind, r.name, r.action) for r in rows] == [
+        ("instance", "web/custom-web-instance", "create")
+    ]
     assert services.pending_operations(clients, operations) == {}  # moto: SUCCESS at once
     (instance,) = clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])[
         "Instances"
     ]
     assert instance["Attributes"] == {"AWS_INSTANCE_IPV4": "10.0.3.100", "v": "1.0"}
     # registered with these attributes already: nothing to do on a re-run
-    assert services.register_static_instances(clients, spec, registry_ids, 2) == {}
+    operations, rows = services.converge_static_instances(
+        clients, spec, registry_ids, frozenset({"web/custom-web-instance"}), 2
+    )
+    assert operations == {}
+    assert [r.action for r in rows] == ["unchanged"]
+
+    # removed from the spec: deregistered, as envbuild registered it (the record says so) ...
+    spec.services[0].instances = []
+    operations, rows = services.converge_static_instances(
+        clients, spec, registry_ids, frozenset({"web/custom-web-instance"}), 2
+    )
+    assert list(operations) == ["DeregisterInstance web/custom-web-instance"]
+    assert [(r.name, r.action) for r in rows] == [("web/custom-web-instance", "remove")]
+    assert clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])["Instances"] == []
+
+
+def test_a_static_instance_envbuild_did_not_register_is_never_deregistered(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec
+) -> None:
+    spec = network_spec
+    registry_ids, _ = prepare(clients, caller, spec)
+    clients.servicediscovery.register_instance(
+        ServiceId=registry_ids["web"],
+        InstanceId="someone-elses",
+        Attributes={"AWS_INSTANCE_IPV4": "10.0.3.7"},
+    )
+    operations, rows = services.converge_static_instances(
+        clients, spec, registry_ids, frozenset({"web/other-recorded"}), 2
+    )
+    assert operations == {}
+    assert rows == []
+    assert [
+        i["Id"]
+        for i in clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])["Instances"]
+    ] == ["someone-elses"]
 
 
 def test_a_failed_static_registration_names_the_instance(clients: Clients) -> None:
@@ -611,7 +733,12 @@ def test_created_and_updated_services_enable_the_circuit_breaker_with_rollback(
     services.create_or_adopt_services(
         clients, caller, spec, registry_ids, definitions, SERVICES_POLL, 4
     )
-    services.update_service(clients, spec, spec.services[0], definitions["web"])
+    services.update_service(
+        clients,
+        spec,
+        spec.services[0],
+        {"taskDefinition": definitions["web"], "deploymentConfiguration": desired.CIRCUIT_BREAKER},
+    )
     breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
     # CreateService (steps/desired.py) sends the spec's deployment percents, ECS's defaults here
     created = {**breaker, "minimumHealthyPercent": 100, "maximumPercent": 200}

@@ -116,11 +116,16 @@ def test_the_state_size_estimate_includes_the_new_fields() -> None:
     )
 
 
-def test_200_services_using_every_field_still_fit_a_state() -> None:
+def test_190_services_using_every_field_fit_a_state_and_200_are_refused_naming_the_limit() -> None:
+    """About 880 bytes of state form per service using every field with ordinary values (each
+    its own network, sidecar, health check, secret, overrides): 190 such services fit beside
+    the build's summary and change rows; 200 come to about 226 KiB of the 224 allowed and are
+    refused before anything is created."""
     services = [dict(copy.deepcopy(EVERY_FIELD), name=f"svc-{i:03d}") for i in range(200)]
-    check_state_size(
-        parse_spec(spec(tags={"team": "payments"}, logRetentionDays=14, services=services))
-    )
+    top = {"tags": {"team": "payments"}, "logRetentionDays": 14}
+    check_state_size(parse_spec(spec(**top, services=services[:190])))
+    with pytest.raises(InvalidSpec, match="over the 224 KiB envbuild allows"):
+        check_state_size(parse_spec(spec(**top, services=services)))
 
 
 @pytest.mark.parametrize(

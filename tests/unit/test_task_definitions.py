@@ -9,7 +9,7 @@ import pytest
 from envbuild_lambda.aws import Caller, Clients
 from envbuild_lambda.errors import AccessDenied
 from envbuild_lambda.spec import EnvironmentSpec
-from envbuild_lambda.steps import task_definitions
+from envbuild_lambda.steps import desired, diff, task_definitions
 
 from .conftest import ACCOUNT, Override, client_error
 
@@ -166,9 +166,7 @@ def test_log_group_error_other_than_exists_is_mapped(
 
 
 def test_container_definition_uses_the_callers_region_for_awslogs(spec: EnvironmentSpec) -> None:
-    container = task_definitions.container_definition(
-        spec.service("web"), "/ecs/workshop_web", "eu-west-1"
-    )
+    container = desired.container_definition(spec.service("web"), "/ecs/workshop_web", "eu-west-1")
     assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
 
 
@@ -182,12 +180,12 @@ def test_a_changed_image_registers_a_new_revision_and_differences_name_the_field
     changed = web.model_copy(
         update={"image": "nginx:1.27", "environment": {"API_ENDPOINT": "http://api2"}}
     )
-    desired = task_definitions.desired_definition(caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
+    wanted = desired.task_definition(caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
 
-    assert task_definitions.differences(desired, latest) == [
-        "image: nginx:latest -> nginx:1.27",
-        "environment.API_ENDPOINT: http://api.workshop.local -> http://api2",
-    ]
+    assert diff.task_definition_fields(changed, wanted, latest) == {
+        "image": ["nginx:latest", "nginx:1.27"],
+        "environment.API_ENDPOINT": ["http://api.workshop.local", "http://api2"],
+    }
     second = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
     assert (first.taskDefinition, second.taskDefinition) == ("workshop_web:1", "workshop_web:2")
     again = task_definitions.register(clients, caller, "workshop", changed, EXEC_ROLE, TASK_ROLE)
@@ -203,13 +201,13 @@ def test_differences_of_cpu_memory_and_roles(
     assert latest is not None
     other_role = f"arn:aws:iam::{ACCOUNT}:role/other"
     bigger = web.model_copy(update={"cpu": "512", "memory": "1024"})
-    desired = task_definitions.desired_definition(caller, "workshop", bigger, EXEC_ROLE, other_role)
+    wanted = desired.task_definition(caller, "workshop", bigger, EXEC_ROLE, other_role)
 
-    assert task_definitions.differences(desired, latest) == [
-        "cpu: 256 -> 512",
-        "memory: 512 -> 1024",
-        f"taskRoleArn: {TASK_ROLE} -> {other_role}",
-    ]
+    assert diff.task_definition_fields(bigger, wanted, latest) == {
+        "cpu": ["256", "512"],
+        "memory": ["512", "1024"],
+        "taskRoleArn": [TASK_ROLE, other_role],
+    }
 
 
 # --- issue 17: logRetentionDays and the spec's tags ----------------------------------------------

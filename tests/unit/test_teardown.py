@@ -23,7 +23,7 @@ from envbuild_lambda.spec import EnvironmentSpec
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import record, teardown
 
-from .conftest import FakeContext, Override, client_error, workshop_spec
+from .conftest import RECORDS, FakeContext, Override, client_error, workshop_spec
 from .test_registries import make_namespace
 
 TAGS = [
@@ -86,23 +86,6 @@ def test_teardown_options_are_split_from_the_spec_and_must_be_booleans() -> None
     assert split_options({"environment": "x", "createdBy": build})[1]["createdBy"] == build
     with pytest.raises(InvalidPlan, match="createdBy must be a build execution ARN"):
         split_options({"createdBy": 7})
-
-
-RECORDS = "records"
-
-
-@pytest.fixture
-def records(clients: Clients, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The environment records table, as template.yaml makes it."""
-    clients.dynamodb.create_table(
-        TableName=RECORDS,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "environment", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "environment", "KeyType": "HASH"}],
-    )
-    monkeypatch.setenv("RECORD_TABLE_NAME", RECORDS)
-    get_settings.cache_clear()
-    return RECORDS
 
 
 def test_plan_of_a_never_built_environment_is_empty(

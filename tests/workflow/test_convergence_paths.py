@@ -70,11 +70,12 @@ def planned(emulator: Any, spec: dict[str, Any]) -> tuple[dict[str, Any], list[d
     return dict(json.loads(described["output"])), history
 
 
-def changes_of(plan: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+def changes_of(plan: dict[str, Any]) -> list[tuple[str, str, str, dict[str, list[Any]]]]:
+    """(kind, name, action, fields) of the rows that change something or are not envbuild's."""
     return [
-        (row["type"], row["name"], row["action"], row["changes"])
-        for row in plan["plan"]
-        if row["action"] != "adopt"
+        (row["kind"], row["name"], row["action"], row["fields"])
+        for row in plan["changes"]
+        if row["action"] != "unchanged"
     ]
 
 
@@ -107,7 +108,12 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
         {("dynamodb", "PutItem"): 1, ("dynamodb", "DeleteItem"): 1, ("dynamodb", "UpdateItem"): 1}
     )
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
-    assert again == first  # the same summary: ids, ARNs, IPs, adopted flags
+    # the same summary (ids, ARNs, IPs, adopted flags) but for what changed: nothing
+    assert again["counts"] == {"unchanged": 10}  # namespace, 3 x registry, revision, service
+    assert (again.pop("changes"), first.pop("changes")[0]["action"]) == ([], "create")
+    assert first.pop("counts") == {"create": 10}
+    again.pop("counts")
+    assert again == first
     assert account_snapshot(emulator) == before  # no new task definition revision
     assert revisions(emulator) == ["workshop_api:1", "workshop_db:1", "workshop_web:1"]
     # The first build's counts, for docs/convergence.md.
@@ -123,13 +129,14 @@ def test_the_plan_of_an_unchanged_environment_shows_only_adopt_and_changes_nothi
     plan, history = planned(emulator, workshop_spec)
 
     assert changes_of(plan) == []
-    assert {row["action"] for row in plan["plan"]} == {"adopt"}
-    assert len(plan["plan"]) == 1 + 4 * 3  # namespace; registry, log group, revision, ECS service
+    assert {row["action"] for row in plan["changes"]} == {"unchanged"}
+    assert len(plan["changes"]) == 1 + 4 * 3  # namespace; registry, log group, revision, service
     calls = mutating(emulator)
     assert calls == Counter({("stepfunctions", "StartExecution"): 1})  # the test's own start
     assert "Acquire Lock" not in states_entered(history)
     assert (
-        plan["message"] == "plan for workshop: 0 to create, 0 to update, 0 to delete, 13 unchanged"
+        plan["message"]
+        == "plan for workshop: 0 to create, 0 to update, 0 to replace, 0 to remove, 13 unchanged"
     )
 
 
@@ -141,14 +148,14 @@ def test_the_plan_of_a_new_environment_lists_every_create_and_creates_nothing(
 
     plan, history = planned(emulator, workshop_spec)
 
-    assert [(r["type"], r["name"], r["action"]) for r in plan["plan"]][:5] == [
+    assert [(r["kind"], r["name"], r["action"]) for r in plan["changes"]][:5] == [
         ("namespace", "workshop.local", "create"),
         ("registry", "web", "create"),
         ("logGroup", "/ecs/workshop_web", "create"),
         ("taskDefinition", "workshop_web", "create"),
         ("ecsService", "web-service", "create"),
     ]
-    assert {row["action"] for row in plan["plan"]} == {"create"}
+    assert {row["action"] for row in plan["changes"]} == {"create"}
     assert account_snapshot(emulator) == before
     assert environment_calls(mutating(emulator)) == Counter()
     assert lock_calls(mutating(emulator)) == Counter()  # a plan takes no lock
@@ -188,12 +195,12 @@ def test_one_image_change_is_planned_then_makes_one_revision_and_one_update_serv
     plan, _ = planned(emulator, spec)
 
     assert changes_of(plan) == [
-        ("taskDefinition", "workshop_web", "update", ["image: nginx:latest -> nginx:1.27"]),
+        ("taskDefinition", "workshop_web", "update", {"image": ["nginx:latest", "nginx:1.27"]}),
         (
             "ecsService",
             "web-service",
             "update",
-            ["taskDefinition: workshop_web:1 -> workshop_web:(new revision)"],
+            {"taskDefinition": ["workshop_web:1", "workshop_web:(new revision)"]},
         ),
     ]
     emulator.aws_faults.calls.clear()
@@ -323,7 +330,7 @@ def test_a_desired_count_change_updates_the_service_and_dns_answers_every_task(
     spec = changed(workshop_spec, "db", desiredCount=3)
 
     plan, _ = planned(emulator, spec)
-    assert changes_of(plan) == [("ecsService", "db-service", "update", ["desiredCount: 1 -> 3"])]
+    assert changes_of(plan) == [("ecsService", "db-service", "update", {"desiredCount": [1, 3]})]
     emulator.aws_faults.calls.clear()
 
     summary = built(emulator, spec)
@@ -343,7 +350,7 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
     spec = changed(workshop_spec, "api", dnsTtl=15)
 
     plan, _ = planned(emulator, spec)
-    assert changes_of(plan) == [("registry", "api", "update", ["dnsTtl: 60 -> 15"])]
+    assert changes_of(plan) == [("registry", "api", "update", {"dnsTtl": [60, 15]})]
     emulator.aws_faults.calls.clear()
 
     summary = built(emulator, spec)
@@ -354,6 +361,17 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
     registry = next(registry_id(first, s) for s in first["services"] if s["name"] == "api")
     records = emulator.client("servicediscovery").get_service(Id=registry)["Service"]["DnsConfig"]
     assert records["DnsRecords"] == [{"Type": "A", "TTL": 15}]
+    assert summary.pop("changes") == [
+        {
+            "kind": "registry",
+            "name": "api",
+            "action": "update",
+            "fields": {"dnsTtl": [60, 15]},
+            "note": "",
+        }
+    ]
+    assert summary.pop("counts") == {"unchanged": 9, "update": 1}
+    first.pop("changes"), first.pop("counts")
     assert summary == first  # same registry, tasks and answers
 
 
@@ -421,10 +439,11 @@ def test_prune_deletes_the_removed_service_through_the_teardown_workflow(
 
     plan, _ = planned(emulator, spec)
     assert [(t, n, a) for t, n, a, _ in changes_of(plan)] == [
-        ("ecsService", "db-service", "delete"),
-        ("registry", "db", "delete"),
-        ("logGroup", "/ecs/workshop_db", "delete"),
-        ("taskDefinition", "workshop_db:1", "delete"),
+        ("ecsService", "db-service", "remove"),
+        ("registry", "db", "remove"),
+        ("logGroup", "/ecs/workshop_db", "remove"),
+        ("taskDefinition", "workshop_db:1", "remove"),
+        ("parameter", "/envbuild/workshop/DB_SERVICE_ID", "remove"),  # its output too
     ]
 
     described, history = run_build(emulator, spec)

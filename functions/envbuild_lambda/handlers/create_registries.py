@@ -21,9 +21,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise NamespaceOperationFailed(
             f"namespace {request.namespace.name} has no id: its creation did not succeed"
         )
-    result = registries.create_or_adopt_registries(
+    result, created = registries.create_missing_registries(
         get_clients(), request.spec, request.namespace.id, get_settings().max_workers, request.build
     )
     count("Registries", len(result))
     # The Cloud Map part of the build, as one object (the Parallel state's first branch output).
-    return {"namespace": request.namespace.model_dump(mode="json"), "registries": result}
+    return {
+        "namespace": request.namespace.model_dump(mode="json"),
+        "registries": result,
+        "created": created,
+    }

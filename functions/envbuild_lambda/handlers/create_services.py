@@ -1,10 +1,12 @@
 """CreateServices: converge the ECS services and their Cloud Map services on the spec.
 
-Missing ECS services are created, attached to their registries; those envbuild manages for the
-environment are rolled to the spec's task definition and desired count (UpdateService), their
-registries' A record TTL updated (Cloud Map UpdateService); existing ones it did not create are
-adopted as they are. Services the spec no longer lists are reported, and with ``prune`` given to
-the teardown workflow as a removal plan (the next state starts it).
+The one diff (steps/diff.py) decides: missing ECS services are created, attached to their
+registries; those envbuild manages for the environment get UpdateService with the fields that
+differ (a new deployment when the last one FAILED or the spec asks to redeploy); registries'
+DNS records are updated (Cloud Map UpdateService); static instances registered, changed and,
+when envbuild registered them and the spec dropped them, deregistered. Services the spec no
+longer lists are reported, and with ``prune`` given to the teardown workflow as a removal plan
+(the next state starts it). The rows of what changed go to the build's output.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import autoscaling, converge, registries, services
+from envbuild_lambda.steps import autoscaling, converge, record, registries, services
 
 
 @step("CreateServices")
@@ -26,32 +28,50 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     clients = get_clients()
     caller = Caller.from_function_arn(context.invoked_function_arn)
-    ttls = registries.ttl_changes(clients, request.spec, request.registries, settings.max_workers)
-    operations = registries.update_ttls(
-        clients,
-        request.registries,
-        {name: new for name, (_old, new) in ttls.items()},
-        settings.max_workers,
+    spec = request.spec
+    recorded = record.read(clients, settings.require_record_table(), spec.environment)
+    registry_rows = registries.registry_changes(
+        clients, spec, request.registries, settings.max_workers
     )
-    state = services.create_or_adopt_services(
+    operations = registries.update_registries(
+        clients, spec, request.registries, registry_rows, settings.max_workers
+    )
+    state, service_rows = services.create_or_adopt_services(
         clients,
         caller,
-        request.spec,
+        spec,
         request.registries,
         request.task_definition_by_name(),
         settings.services_poll,
         settings.max_workers,
         request.build,
         settings.service_writes_per_second,
+        redeploy=spec.redeploy,
+        recorded_instances=recorded.names.get("instances", frozenset())
+        if recorded
+        else frozenset(),
     )
     scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
     count("ScalingChanges", len(scaled))
     removed, prune = converge.removals(
         clients,
         caller,
-        request.spec,
+        spec,
         request.namespace.id if request.namespace else None,
         settings.max_workers,
+    )
+    changes = converge.build_changes(
+        clients,
+        caller,
+        spec,
+        request.namespace,
+        request.registriesCreated,
+        registry_rows,
+        service_rows,
+        request.task_definition_by_name(),
+        state.previous,
+        removed,
+        prune,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))
@@ -61,6 +81,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "operations": {**state.operations, **operations},
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
+            "changes": changes,
         }
     )
     return state.model_dump(mode="json")

@@ -74,6 +74,8 @@ class CreateServicesInput(_Input):
     build: str | None = None
     #: The namespace (for the Cloud Map services the spec no longer lists).
     namespace: NamespaceState | None = None
+    #: The registries Create Registries created in this build (the rest existed).
+    registriesCreated: list[str] = []
 
     @field_validator("taskDefinitions", mode="before")
     @classmethod
@@ -104,6 +106,8 @@ class VerifyDnsInput(CreateServicesInput):
     namespace: NamespaceState
     #: ECS services of the environment the spec no longer lists (CreateServices' report).
     removed: list[str] = []
+    #: What the build changed (CreateServices' report: converge.change_report).
+    changes: dict[str, Any] = {}
     #: $$.Execution.StartTime: the build's duration metric
     startedAt: str | None = None
 

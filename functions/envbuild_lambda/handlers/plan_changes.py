@@ -32,5 +32,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     output = converge.plan_output(request.spec, rows)
     count("PlansMade")
-    count("PlannedChanges", output["changes"])
+    count("PlannedChanges", output["changing"])
     return output

@@ -18,12 +18,19 @@ from envbuild_lambda.steps import preflight, record
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
     clients = get_clients()
+    table = get_settings().require_record_table()
+    # A move (cluster, namespace, VPC) is refused first: the other checks would only report
+    # the old place's resources as conflicts.
+    recorded = record.check_place(clients, table, request.spec)
     result = preflight.preflight(
         clients,
         request.spec,
         max_workers=get_settings().max_workers,
         caller=Caller.from_function_arn(context.invoked_function_arn),
+        recorded_instances=recorded.names.get("instances", frozenset())
+        if recorded
+        else frozenset(),
     )
     count("PreflightPassed")
-    record.claim(clients, get_settings().require_record_table(), request.spec, request.build)
+    record.claim(clients, table, request.spec, request.build)
     return result

@@ -21,7 +21,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     clients, settings = get_clients(), get_settings()
     workers = settings.max_workers
     log_groups = teardown.delete_log_groups(clients, plan.logGroups, workers)
-    revisions = teardown.deregister_task_definitions(clients, plan.taskDefinitions, workers)
+    running = teardown.in_use(clients, plan.cluster, plan.taskDefinitions)
+    revisions = teardown.deregister_task_definitions(
+        clients, [r for r in plan.taskDefinitions if r not in running], workers
+    )
     parameters = teardown.delete_parameters(clients, plan.parameters)
     count("LogGroupsDeleted", len(log_groups))
     count("TaskDefinitionsDeregistered", len(revisions))

@@ -49,6 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             request.task_definition_by_name(),
             settings.max_workers,
             [] if request.spec.prune else request.removed,
+            request.changes,
         )
     except DiscoveryMismatch:
         count("VerificationFailures")

@@ -1,56 +1,40 @@
 """Convergence: what a build of a spec would change in the account, and what it leaves behind.
 
-The plan (``plan: true`` / ``envbuild plan``) compares the spec with the account using the same
-functions the build steps decide with (task_definitions.differences, services.service_changes,
-registries.ttl_changes, teardown.plan_teardown), so the plan shows what the build does. It reads
+The plan (``plan: true`` / ``envbuild plan``) and the build's output (``changes``) are rows of
+the one diff (steps/diff.py), the same functions the build's steps apply, and the removal plan
+of the teardown (teardown.plan_teardown), so the plan shows what the build does. The plan reads
 only. docs/convergence.md describes what is compared for each resource.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+import json
+from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import aws_errors
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import RemovalPlan
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.steps import outputs, ownership, record
+from envbuild_lambda.steps import desired, diff, outputs, ownership, record
 from envbuild_lambda.steps import registries as registry_steps
 from envbuild_lambda.steps import task_definitions as td_steps
+from envbuild_lambda.steps.desired import registry_arn
+from envbuild_lambda.steps.diff import Change
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
-from envbuild_lambda.steps.services import (
-    describe_services,
-    ecs_tags,
-    registry_arn,
-    service_changes,
-    short_task_definition,
-)
+from envbuild_lambda.steps.services import describe_services, ecs_tags, is_task, list_instances
+from envbuild_lambda.steps.summary import CHANGE_ROWS_BYTES
 from envbuild_lambda.steps.teardown import ecs_services_in_cluster, plan_teardown
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.state import NamespaceState
+    from envbuild_lambda.steps.record import EnvironmentRecord
 
-Action = Literal["create", "adopt", "update", "delete", "keep", "conflict"]
-#: Order of the plan's rows for one service, as the build creates them.
+#: How the plan names a task definition revision a build would register.
 NEW_REVISION = "(new revision)"
-
-
-class Change(BaseModel):
-    """One row of the plan: a resource and what the build does to it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["namespace", "registry", "logGroup", "taskDefinition", "ecsService"]
-    name: str
-    action: Action
-    #: "field: old -> new", for action update.
-    changes: list[str] = []
-    note: str = ""
+_NOT_OURS = "exists, not created by envbuild: used as it is"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,109 +143,216 @@ def removals(
 
 
 # ---------------------------------------------------------------------------------------------
-# The plan
+# The build's change rows (its output) and the plan: both from steps/diff.py
+
+#: The build output's rows take at most this many bytes (JSON); the rest are only counted, so
+#: the summary stays far below Step Functions' 256 KiB per state at any size (the state-size
+#: estimate, steps/summary.py, reserves it). Unchanged rows are only counted.
+MAX_CHANGE_BYTES = CHANGE_ROWS_BYTES
 
 
-def _managed_note(managed: bool) -> str:
-    return "" if managed else "exists, not created by envbuild: used as it is"
+def change_report(rows: list[Change], *, budget: int = MAX_CHANGE_BYTES) -> dict[str, Any]:
+    """The rows as the build output carries them: {"rows", "counts"}, and "omitted" (how many
+    changed rows did not fit in ``budget`` bytes)."""
+    shown: list[dict[str, Any]] = []
+    used = 0
+    changed = [r for r in rows if r.action != "unchanged"]
+    for row in changed:
+        item = row.row()
+        size = len(json.dumps(item)) + 2
+        if used + size > budget:
+            break
+        shown.append(item)
+        used += size
+    report: dict[str, Any] = {"rows": shown, "counts": diff.counts(rows)}
+    if len(shown) < len(changed):
+        report["omitted"] = len(changed) - len(shown)
+    return report
 
 
-def _service_rows(
+def _removal_rows(
+    plan: RemovalPlan | None, removed: list[str], names: dict[str, str]
+) -> list[Change]:
+    """remove rows for a prune's removal plan; keep rows for removed services without prune."""
+    if plan is None:
+        return [
+            Change(
+                kind="ecsService",
+                name=name,
+                action="keep",
+                note="not in the spec: left running (prune: true deletes it)",
+            )
+            for name in removed
+        ]
+    rows: list[Change] = []
+    for kind, items in (
+        ("ecsService", plan.ecsServices),
+        ("registry", [plan.registryNames.get(r) or names.get(r, r) for r in plan.registries]),
+        ("logGroup", plan.logGroups),
+        ("taskDefinition", plan.taskDefinitions),
+        ("parameter", plan.parameters),
+    ):
+        rows += [
+            Change(kind=kind, name=item, action="remove", note="not in the spec (prune: true)")  # type: ignore[arg-type]
+            for item in items
+        ]
+    return rows
+
+
+def _namespace_row(namespace: NamespaceState | None, spec: EnvironmentSpec) -> Change:
+    name = spec.namespace.name
+    if namespace is not None and namespace.operationId:
+        return Change(
+            kind="namespace", name=name, action="create", note=f"in {spec.namespace.vpcId}"
+        )
+    if namespace is not None and namespace.adopted:
+        return Change(kind="namespace", name=name, action="adopt", note=_NOT_OURS)
+    return Change(
+        kind="namespace",
+        name=name,
+        action="unchanged",
+        note=namespace.id or "" if namespace else "",
+    )
+
+
+def _task_definition_row(
+    clients: Clients,
+    caller: Caller,
+    spec: EnvironmentSpec,
+    service: Service,
+    service_row: Change,
+    task_definition: str,
+    before: str | None,
+) -> Change:
+    """The task definition's row of a build, from what happened to its ECS service: created
+    with it, a new revision the service was rolled to (fields: what differs from the revision
+    it ran before), or unchanged."""
+    if service_row.action == "create":
+        return Change(kind="taskDefinition", name=task_definition, action="create")
+    if before is None or before == task_definition:
+        return Change(kind="taskDefinition", name=task_definition, action="unchanged")
+    wanted = desired.task_definition(
+        caller, spec.environment, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
+    )
+    with aws_errors(f"DescribeTaskDefinition {before}"):
+        old = clients.ecs.describe_task_definition(taskDefinition=before)["taskDefinition"]
+    return Change(
+        kind="taskDefinition",
+        name=task_definition,
+        action="update",
+        fields=diff.task_definition_fields(service, wanted, dict(old)),
+        note=f"new revision, after {before}",
+    )
+
+
+def build_changes(
+    clients: Clients,
+    caller: Caller,
+    spec: EnvironmentSpec,
+    namespace: NamespaceState | None,
+    created_registries: list[str],
+    registry_rows: list[Change],
+    service_rows: list[Change],
+    task_definitions: dict[str, str],
+    previous: dict[str, dict[str, Any]],
+    removed: list[str],
+    prune: RemovalPlan | None,
+) -> dict[str, Any]:
+    """What this build changed, as rows of the one diff (the build output's ``changes``)."""
+    rows = [_namespace_row(namespace, spec)]
+    by_name = {row.name: row for row in registry_rows}
+    created = set(created_registries)
+    for service in spec.services:
+        if service.name in created:
+            rows.append(Change(kind="registry", name=service.name, action="create"))
+        elif service.name in by_name:
+            rows.append(by_name[service.name])
+    services_by_name = {row.name: row for row in service_rows if row.kind == "ecsService"}
+    rows += [
+        _task_definition_row(
+            clients,
+            caller,
+            spec,
+            service,
+            services_by_name[service.ecs_service_name],
+            task_definitions[service.name],
+            previous.get(service.ecs_service_name, {}).get("taskDefinition"),
+        )
+        for service in spec.services
+    ]
+    rows += service_rows
+    rows += _removal_rows(prune, removed if not spec.prune else [], {})
+    return change_report(rows)
+
+
+def _service_plan_rows(
     clients: Clients,
     caller: Caller,
     spec: EnvironmentSpec,
     service: Service,
     registries: dict[str, str],
     ecs_current: dict[str, Any],
+    recorded: EnvironmentRecord | None,
 ) -> list[Change]:
+    """The rows of one service as a build would make them: the same diff functions the build's
+    steps apply, on the same reads."""
     env = spec.environment
     rows: list[Change] = []
 
-    # Cloud Map service (registry): created, or its A record TTL updated if envbuild manages it.
+    # Cloud Map service (registry) and its static instances.
     registry_id = registries.get(service.name)
+    want_registry = desired.registry(spec, service)
     if registry_id is None:
-        rows.append(Change(type="registry", name=service.name, action="create"))
+        rows.append(diff.registry_change(service, want_registry, None, managed=True))
+        rows += [
+            Change(kind="instance", name=diff.instance_key(service.name, i.id), action="create")
+            for i in service.instances
+        ]
     else:
-        registry = registry_steps.describe_registry(clients, registry_id)
-        ttl = registry_steps.dns_ttl(registry)
-        managed = is_managed(cloudmap_tags(clients, str(registry["Arn"])), env)
-        if managed and ttl != service.dnsTtl:
-            rows.append(
-                Change(
-                    type="registry",
-                    name=service.name,
-                    action="update",
-                    changes=[f"dnsTtl: {ttl} -> {service.dnsTtl}"],
-                )
-            )
-        else:
-            rows.append(
-                Change(
-                    type="registry",
-                    name=service.name,
-                    action="adopt",
-                    note=_managed_note(managed)
-                    + (f" (dnsTtl {ttl}, spec {service.dnsTtl})" if ttl != service.dnsTtl else ""),
-                )
-            )
+        current = registry_steps.describe_registry(clients, registry_id)
+        managed = is_managed(cloudmap_tags(clients, str(current["Arn"])), env)
+        rows.append(diff.registry_change(service, want_registry, current, managed=managed))
+        static = {
+            i.id: i.attributes for i in list_instances(clients, registry_id) if not is_task(i)
+        }
+        instances = recorded.names.get("instances", frozenset()) if recorded else frozenset()
+        rows += diff.instance_changes(service, static, set(instances))
 
     # Log group.
     log_group = service.log_group(env)
     with aws_errors(f"DescribeLogGroups {log_group}"):
         found = clients.logs.describe_log_groups(logGroupNamePrefix=log_group, limit=1)["logGroups"]
     exists = bool(found) and found[0]["logGroupName"] == log_group
-    rows.append(Change(type="logGroup", name=log_group, action="adopt" if exists else "create"))
+    rows.append(Change(kind="logGroup", name=log_group, action="unchanged" if exists else "create"))
 
     # Task definition: the family's latest ACTIVE revision, compared as RegisterTaskDefinition does.
-    family = service.family(env)
-    desired = td_steps.desired_definition(
+    want_definition = desired.task_definition(
         caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
     )
-    latest = td_steps.latest_revision(clients, family)
-    if latest is None:
-        task_definition = f"{family}:{NEW_REVISION}"
-        rows.append(Change(type="taskDefinition", name=family, action="create"))
-    elif td_steps.latest_matching_revision(clients, family, desired) is not None:
-        task_definition = f"{family}:{latest['revision']}"
-        rows.append(Change(type="taskDefinition", name=task_definition, action="adopt"))
-    else:
-        task_definition = f"{family}:{NEW_REVISION}"
-        rows.append(
-            Change(
-                type="taskDefinition",
-                name=family,
-                action="update",
-                changes=td_steps.differences(desired, latest),
-                note=f"registers a new revision after {family}:{latest['revision']}",
-            )
-        )
+    definition = diff.task_definition_change(
+        service, env, want_definition, td_steps.latest_revision(clients, service.family(env))
+    )
+    rows.append(definition)
+    revision = (
+        definition.name
+        if definition.action == "unchanged"
+        else f"{service.family(env)}:{NEW_REVISION}"
+    )
 
-    # ECS service: created, or rolled to the task definition / desired count if envbuild manages it.
-    current = ecs_current.get(service.ecs_service_name)
-    if current is None or current.get("status") == "INACTIVE":
-        rows.append(Change(type="ecsService", name=service.ecs_service_name, action="create"))
-    else:
-        managed = is_managed(ecs_tags(current), env)
-        changes = service_changes(current, service, task_definition) if managed else {}
-        if changes:
-            rows.append(
-                Change(
-                    type="ecsService",
-                    name=service.ecs_service_name,
-                    action="update",
-                    changes=[f"{field}: {old} -> {new}" for field, (old, new) in changes.items()],
-                )
-            )
-        else:
-            rows.append(
-                Change(
-                    type="ecsService",
-                    name=service.ecs_service_name,
-                    action="adopt",
-                    note=_managed_note(managed)
-                    or f"on {short_task_definition(str(current.get('taskDefinition', '')))}",
-                )
-            )
+    # ECS service: as Create Services decides (the registry id of a registry to be created is
+    # unknown: its ARN is not compared).
+    current_service = ecs_current.get(service.ecs_service_name)
+    managed_service = current_service is not None and is_managed(ecs_tags(current_service), env)
+    want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision)
+    rows.append(
+        diff.ecs_service_change(
+            service,
+            want_service,
+            current_service,
+            managed=managed_service,
+            redeploy=spec.redeploy,
+        )
+    )
     return rows
 
 
@@ -270,7 +361,7 @@ def _conflict_row(row: Change, conflict: ownership.Conflict | None) -> Change:
     if conflict is None:
         return row
     return Change(
-        type=row.type,
+        kind=row.kind,
         name=conflict.name,
         action="conflict",
         note=f"{conflict.reason}: {conflict.fix}",
@@ -280,25 +371,27 @@ def _conflict_row(row: Change, conflict: ownership.Conflict | None) -> Change:
 def plan_changes(
     clients: Clients, caller: Caller, spec: EnvironmentSpec, max_workers: int
 ) -> list[Change]:
-    """Per resource: create / adopt / update (field: old -> new) / delete (with prune) / keep
-    (a removed service without prune) / conflict (exists, not envbuild's: steps/ownership.py).
-    Reads only."""
+    """Per resource: create / update (fields: old, new) / replace (the environment's place
+    changed: refused) / adopt (not envbuild's, used as it is) / unchanged / remove (with prune)
+    / keep (a removed service without prune) / conflict (exists, not envbuild's:
+    steps/ownership.py). Reads only."""
+    recorded = record.read(clients, get_settings().require_record_table(), spec.environment)
+    rows: list[Change] = diff.place_changes(spec, recorded)
     ns = spec.namespace
     namespace = find_namespace(clients, ns.name, ns.vpcId)
-    rows: list[Change] = []
     registries: dict[str, str] = {}
     if namespace is None or not namespace.id:
-        rows.append(Change(type="namespace", name=ns.name, action="create", note=f"in {ns.vpcId}"))
+        rows.append(Change(kind="namespace", name=ns.name, action="create", note=f"in {ns.vpcId}"))
     else:
         managed = namespace.arn is not None and is_managed(
             cloudmap_tags(clients, namespace.arn), spec.environment
         )
         rows.append(
             Change(
-                type="namespace",
+                kind="namespace",
                 name=ns.name,
-                action="adopt",
-                note=_managed_note(managed) or namespace.id,
+                action="unchanged" if managed else "adopt",
+                note=namespace.id if managed else _NOT_OURS,
             )
         )
         registries = registry_steps.existing_registries(clients, namespace.id)
@@ -309,59 +402,59 @@ def plan_changes(
         if s.ecs_service_name in in_cluster
     }
     conflicts: dict[tuple[str, str], ownership.Conflict] = {
-        (c.service, c.type): c for c in ownership.find_conflicts(clients, spec, max_workers)
+        (c.service, c.type): c
+        for c in ownership.find_conflicts(
+            clients,
+            spec,
+            max_workers,
+            recorded_instances=recorded.names.get("instances", frozenset())
+            if recorded
+            else frozenset(),
+        )
     }
     for service, service_rows in zip(
         spec.services,
         pmap(
-            lambda s: _service_rows(clients, caller, spec, s, registries, ecs_current),
+            lambda s: _service_plan_rows(
+                clients, caller, spec, s, registries, ecs_current, recorded
+            ),
             spec.services,
             max_workers,
         ),
         strict=True,
     ):
         rows += [
-            _conflict_row(row, conflicts.get((service.name, row.type))) for row in service_rows
+            _conflict_row(row, conflicts.get((service.name, row.kind))) for row in service_rows
         ]
 
     namespace_id = namespace.id if namespace is not None else None
     ecs, removed_registries = removed_services(clients, caller, spec, namespace_id)
-    if spec.prune and (ecs or removed_registries):
-        plan = prune_plan(clients, caller, spec, max_workers)
-        names = {registry_id: name for name, registry_id in registries.items()}
-        for kind, items in (
-            ("ecsService", plan.ecsServices),
-            ("registry", [names.get(r, r) for r in plan.registries]),
-            ("logGroup", plan.logGroups),
-            ("taskDefinition", plan.taskDefinitions),
-        ):
-            rows += [
-                Change(type=kind, name=item, action="delete", note="not in the spec (prune: true)")  # type: ignore[arg-type]
-                for item in items
-            ]
-    else:
-        rows += [
-            Change(
-                type="ecsService",
-                name=name,
-                action="keep",
-                note="not in the spec: left running (prune: true deletes it)",
-            )
-            for name in ecs
-        ]
+    plan = (
+        prune_plan(clients, caller, spec, max_workers)
+        if spec.prune and (ecs or removed_registries)
+        else None
+    )
+    names = {registry_id: name for name, registry_id in registries.items()}
+    rows += _removal_rows(plan, [] if spec.prune else ecs, names)
     return rows
 
 
 def plan_output(spec: EnvironmentSpec, rows: list[Change]) -> dict[str, Any]:
-    """The plan execution's output: the rows and a one-line summary."""
-    counts = Counter(row.action for row in rows)
-    changes = {action: counts.get(action, 0) for action in ("create", "update", "delete")}
+    """The plan execution's output: every row (``changes``), the counts and a one-line summary."""
+    counts = diff.counts(rows)
+    changing = sum(counts.get(action, 0) for action in diff.CHANGING)
     message = (
         f"plan for {spec.environment}: "
-        + ", ".join(f"{n} to {action}" for action, n in changes.items())
-        + f", {counts.get('adopt', 0)} unchanged"
+        + ", ".join(f"{counts.get(action, 0)} to {action}" for action in diff.CHANGING)
+        + f", {counts.get('unchanged', 0)} unchanged"
+        + (f", {counts['adopt']} adopted (not envbuild's)" if counts.get("adopt") else "")
         + (f", {counts['keep']} not in the spec (kept)" if counts.get("keep") else "")
     )
+    if counts.get("replace"):
+        message += (
+            f"; {counts['replace']} replace(s): the environment's place changed, a build would"
+            " fail at Preflight (EnvironmentMoved) and change nothing"
+        )
     if counts.get("conflict"):
         message += (
             f"; {counts['conflict']} conflict(s): a build would fail at Preflight"
@@ -369,8 +462,9 @@ def plan_output(spec: EnvironmentSpec, rows: list[Change]) -> dict[str, Any]:
         )
     return {
         "environment": spec.environment,
-        "plan": [row.model_dump(mode="json") for row in rows],
-        "changes": sum(changes.values()),
+        "changes": [row.row() for row in rows],
+        "counts": counts,
+        "changing": changing,
         "conflicts": counts.get("conflict", 0),
         "message": message,
     }

@@ -287,10 +287,13 @@ def ecs_service(
 def service_registry(caller: Caller, service: Service, registry_id: str) -> dict[str, Any]:
     """The ECS service's registry entry: with an SRV record it names the container and port
     (ECS then registers each task with AWS_INSTANCE_PORT)."""
-    entry: dict[str, Any] = {"registryArn": registry_arn(caller, registry_id)}
-    if "SRV" in service.dnsRecords:
-        entry |= {"containerName": service.name, "containerPort": service.port}
-    return entry
+    srv = "SRV" in service.dnsRecords
+    # None without SRV (not sent): a registry entry that names them is then a difference.
+    return {
+        "registryArn": registry_arn(caller, registry_id),
+        "containerName": service.name if srv else None,
+        "containerPort": service.port if srv else None,
+    }
 
 
 def capacity_provider_strategy(service: Service) -> list[dict[str, Any]] | None:

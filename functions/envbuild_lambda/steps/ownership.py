@@ -169,9 +169,15 @@ def ecs_service_conflict(
     )
 
 
-def _is_envbuilds(instance: Any, spec: EnvironmentSpec, service: Service) -> bool:
-    """A task of the spec's ECS service in the spec's cluster, or one of its static instances."""
+def _is_envbuilds(
+    instance: Any, spec: EnvironmentSpec, service: Service, recorded: frozenset[str]
+) -> bool:
+    """A task of the spec's ECS service in the spec's cluster, one of its static instances, or
+    a static instance the environment record says envbuild registered ("<service>/<id>": one
+    the spec dropped, which the build deregisters)."""
     if instance.id in {static.id for static in service.instances}:
+        return True
+    if f"{service.name}/{instance.id}" in recorded:
         return True
     attributes = instance.attributes
     return bool(
@@ -181,7 +187,11 @@ def _is_envbuilds(instance: Any, spec: EnvironmentSpec, service: Service) -> boo
 
 
 def registry_conflict(
-    clients: Clients, spec: EnvironmentSpec, service: Service, registry_id: str | None
+    clients: Clients,
+    spec: EnvironmentSpec,
+    service: Service,
+    registry_id: str | None,
+    recorded: frozenset[str] = frozenset(),
 ) -> Conflict | None:
     if registry_id is None:
         return None
@@ -200,7 +210,7 @@ def registry_conflict(
     foreign = [
         f"{i.id} ({i.ipv4 or 'no IPv4'})"
         for i in list_instances(clients, registry_id)
-        if not _is_envbuilds(i, spec, service)
+        if not _is_envbuilds(i, spec, service, recorded)
     ]
     if not foreign:
         return None
@@ -216,10 +226,16 @@ def registry_conflict(
 
 
 def find_conflicts(
-    clients: Clients, spec: EnvironmentSpec, max_workers: int, *, cluster_exists: bool = True
+    clients: Clients,
+    spec: EnvironmentSpec,
+    max_workers: int,
+    *,
+    cluster_exists: bool = True,
+    recorded_instances: frozenset[str] = frozenset(),
 ) -> list[Conflict]:
     """Every conflict of every service of the spec, in spec order (registry, log group, task
-    definition family, ECS service for each). Reads only."""
+    definition family, ECS service for each). Reads only. ``recorded_instances``: the static
+    instances the environment record says envbuild registered."""
     ns = spec.namespace
     namespace = find_namespace(clients, ns.name, ns.vpcId)
     registries = (
@@ -235,7 +251,9 @@ def find_conflicts(
 
     def of(service: Service) -> list[Conflict]:
         found = [
-            registry_conflict(clients, spec, service, registries.get(service.name)),
+            registry_conflict(
+                clients, spec, service, registries.get(service.name), recorded_instances
+            ),
             log_group_conflict(clients, spec, service),
             family_conflict(clients, spec, service, 1),
             ecs_service_conflict(spec, service, current.get(service.ecs_service_name)),

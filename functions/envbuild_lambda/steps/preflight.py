@@ -333,6 +333,7 @@ def preflight(
     conflicts: bool = True,
     max_workers: int = 4,
     caller: Caller | None = None,
+    recorded_instances: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Raise PreflightFailed listing every problem; return what was checked. ``conflicts``: also
     every existing resource of a derived name envbuild does not own (steps/ownership.py); the
@@ -362,7 +363,11 @@ def preflight(
         problems += check_free_addresses(clients, spec, existing)
     if conflicts:
         found = ownership.find_conflicts(
-            clients, spec, max_workers, cluster_exists=not cluster_problems
+            clients,
+            spec,
+            max_workers,
+            cluster_exists=not cluster_problems,
+            recorded_instances=recorded_instances,
         )
         problems += [conflict.problem() for conflict in found]
     roles = {"executionRoleArn": spec.executionRoleArn, "taskRoleArn": spec.taskRoleArn}

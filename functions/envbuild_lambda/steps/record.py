@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
     from envbuild_lambda.spec import EnvironmentSpec
 
-#: The record's name sets (DynamoDB string sets), by the RemovalPlan/summary kind they hold.
-SETS = ("registries", "ecsServices", "families", "logGroups")
+#: The record's name sets (DynamoDB string sets), by the RemovalPlan/summary kind they hold;
+#: "instances": the static instances envbuild registered, as "<service>/<instance id>" (the
+#: only ones a build ever deregisters; they go with their registry).
+SETS = ("registries", "ecsServices", "families", "logGroups", "instances")
 
 
 def cluster_name(cluster: str) -> str:
@@ -116,17 +118,22 @@ def spec_names(spec: EnvironmentSpec) -> dict[str, set[str]]:
     if spec.verify.probe:  # the DNS probe's one-off task: its family and log group
         names["families"].add(probe.family(spec))
         names["logGroups"].add(probe.log_group(spec))
+    instances = {f"{s.name}/{i.id}" for s in spec.services for i in s.instances}
+    if instances:  # a DynamoDB set is never empty
+        names["instances"] = instances
     return names
 
 
-def claim(
-    clients: Clients, table: str, spec: EnvironmentSpec, execution: str | None
-) -> EnvironmentRecord:
-    """Record the place and every name this build may create, before it creates anything.
-
-    EnvironmentMoved, changing nothing, when the record still holds resources in another
-    cluster, namespace or VPC: a build there would mix two places under one environment."""
+def check_place(clients: Clients, table: str, spec: EnvironmentSpec) -> EnvironmentRecord | None:
+    """The record; EnvironmentMoved, changing nothing, when it still holds resources in another
+    cluster, namespace or VPC than the spec's: a build there would mix two places under one
+    environment (the plan shows these as ``replace`` rows: steps/diff.py place_changes)."""
     current = read(clients, table, spec.environment)
+    _refuse_move(current, spec)
+    return current
+
+
+def _refuse_move(current: EnvironmentRecord | None, spec: EnvironmentSpec) -> None:
     if current is not None and current.holds_placed_resources():
         moved = current.differences(spec)
         if moved:
@@ -136,6 +143,14 @@ def claim(
                 + ". Tear it down first (envbuild teardown SPEC, which takes the place from the"
                 " record) and build it again, or put the recorded values back in the spec"
             )
+
+
+def claim(
+    clients: Clients, table: str, spec: EnvironmentSpec, execution: str | None
+) -> EnvironmentRecord:
+    """Record the place and every name this build may create, before it creates anything
+    (EnvironmentMoved first, as check_place)."""
+    _refuse_move(read(clients, table, spec.environment), spec)
     names = spec_names(spec)
     values: dict[str, Any] = {
         ":cluster": {"S": spec.cluster},
@@ -173,8 +188,14 @@ def forget(
 ) -> bool:
     """Remove names of resources that no longer exist (and the namespace, if it is gone); delete
     the item once nothing is left. True if the item was deleted."""
-    drop = {kind: sorted(set(members)) for kind, members in names.items() if kind in SETS}
-    drop = {kind: members for kind, members in drop.items() if members}
+    gone = {kind: set(members) for kind, members in names.items() if kind in SETS}
+    if gone.get("registries"):  # a registry's static instances go with it
+        current = read(clients, table, environment)
+        instances = current.names.get("instances", frozenset()) if current else frozenset()
+        gone["instances"] = gone.get("instances", set()) | {
+            key for key in instances if key.split("/", 1)[0] in gone["registries"]
+        }
+    drop = {kind: sorted(members) for kind, members in gone.items() if members}
     clauses = [f"#{kind} :{kind}" for kind in drop]
     expression = ("DELETE " + ", ".join(clauses)) if clauses else ""
     if namespace:

@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.steps import desired
+from envbuild_lambda.steps import desired, diff
+from envbuild_lambda.steps.diff import Change
 from envbuild_lambda.steps.namespace import cloudmap_tags
 
 if TYPE_CHECKING:
@@ -45,19 +46,10 @@ def create_registry(
 ) -> str:
     try:
         response = clients.servicediscovery.create_service(
-            Name=service.name,
+            **desired.registry(spec, service),
             NamespaceId=namespace_id,
             CreatorRequestId=creator_request_id(spec, service, namespace_id, build),
-            Description=f"{service.name} service registry (envbuild {spec.environment})",
-            DnsConfig={
-                "RoutingPolicy": "MULTIVALUE",
-                "DnsRecords": desired.dns_records(service),
-            },
-            HealthCheckCustomConfig={"FailureThreshold": 1},
-            Tags=[
-                {"Key": key, "Value": value}
-                for key, value in spec.resource_tags(build, service).items()
-            ],
+            Tags=desired.cloud_map_tags(desired.tags(spec, service, build)),
         )
     except ClientError as error:
         if error_code(error) == "ServiceAlreadyExists":  # created meanwhile: adopt it
@@ -79,22 +71,28 @@ def create_or_adopt_registries(
     build: str | None = None,
 ) -> dict[str, str]:
     """Service name -> registry id, creating the registries that do not exist yet."""
+    return create_missing_registries(clients, spec, namespace_id, max_workers, build)[0]
+
+
+def create_missing_registries(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    namespace_id: str,
+    max_workers: int,
+    build: str | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """(service name -> registry id, the names of the registries created now)."""
     existing = existing_registries(clients, namespace_id)
     missing = [service for service in spec.services if service.name not in existing]
     ids = pmap(
         lambda s: create_registry(clients, spec, s, namespace_id, build), missing, max_workers
     )
     created = dict(zip((service.name for service in missing), ids, strict=True))
-    return {
+    result = {
         service.name: existing.get(service.name) or created[service.name]
         for service in spec.services
     }
-
-
-def dns_ttl(registry: dict[str, Any]) -> int | None:
-    """The TTL of a registry's A record (None if it has none)."""
-    records = registry.get("DnsConfig", {}).get("DnsRecords", [])
-    return next((int(r["TTL"]) for r in records if r.get("Type") == "A" and "TTL" in r), None)
+    return result, sorted(created)
 
 
 def describe_registry(clients: Clients, registry_id: str) -> dict[str, Any]:
@@ -102,47 +100,47 @@ def describe_registry(clients: Clients, registry_id: str) -> dict[str, Any]:
         return dict(clients.servicediscovery.get_service(Id=registry_id)["Service"])
 
 
-def ttl_changes(
+def registry_changes(
     clients: Clients,
     spec: EnvironmentSpec,
     registries: dict[str, str],
     max_workers: int,
-) -> dict[str, tuple[int | None, int]]:
-    """Service name -> (current TTL, spec TTL) for the registries envbuild manages for this
-    environment whose A record TTL differs from the spec (adopted registries are left as they are)."""
+) -> list[Change]:
+    """diff.registry_change for each of the spec's registries that exists (``registries``:
+    service name -> id): update rows for those envbuild manages whose DNS records differ."""
 
-    def current(service: Service) -> tuple[int | None, bool]:
-        registry = describe_registry(clients, registries[service.name])
-        ttl = dns_ttl(registry)
-        if ttl == service.dnsTtl:
-            return ttl, False
-        managed = is_managed(cloudmap_tags(clients, str(registry["Arn"])), spec.environment)
-        return ttl, managed
+    def change(service: Service) -> Change:
+        current = describe_registry(clients, registries[service.name])
+        want = desired.registry(spec, service)
+        if not diff.registry_change(service, want, current, managed=True).fields:
+            return Change(kind="registry", name=service.name, action="unchanged")
+        managed = is_managed(cloudmap_tags(clients, str(current["Arn"])), spec.environment)
+        return diff.registry_change(service, want, current, managed=managed)
 
-    answers = pmap(current, spec.services, max_workers)
-    return {
-        service.name: (ttl, service.dnsTtl)
-        for service, (ttl, managed) in zip(spec.services, answers, strict=True)
-        if managed
-    }
+    return pmap(change, [s for s in spec.services if s.name in registries], max_workers)
 
 
-def update_ttls(
-    clients: Clients, registries: dict[str, str], changes: dict[str, int], max_workers: int
+def update_registries(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    registries: dict[str, str],
+    rows: list[Change],
+    max_workers: int,
 ) -> dict[str, str]:
-    """Cloud Map UpdateService of each registry's A record TTL (service name -> TTL); the
-    asynchronous operations to wait for ("UpdateService <name>" -> operation id)."""
+    """Cloud Map UpdateService (DnsConfig.DnsRecords, as the spec renders them) of each registry
+    whose row is an update; the asynchronous operations to wait for ("UpdateService <name>" ->
+    operation id)."""
+    names = sorted(row.name for row in rows if row.action == "update")
 
     def update(name: str) -> str:
-        with aws_errors(f"UpdateService (Cloud Map) {name} TTL {changes[name]}"):
+        records = desired.registry(spec, spec.service(name))["DnsConfig"]["DnsRecords"]
+        with aws_errors(f"UpdateService (Cloud Map) {name} DNS records {records}"):
             return str(
                 clients.servicediscovery.update_service(
-                    Id=registries[name],
-                    Service={"DnsConfig": {"DnsRecords": [{"Type": "A", "TTL": changes[name]}]}},
+                    Id=registries[name], Service={"DnsConfig": {"DnsRecords": records}}
                 )["OperationId"]
             )
 
-    names = sorted(changes)
     return {
         f"UpdateService {name}": operation
         for name, operation in zip(names, pmap(update, names, max_workers), strict=True)

@@ -16,36 +16,26 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import Poll, ServicesState
-from envbuild_lambda.steps import desired
+from envbuild_lambda.steps import desired, diff
+from envbuild_lambda.steps.desired import registry_arn
+from envbuild_lambda.steps.diff import Change, short_task_definition
 
 if TYPE_CHECKING:
-    from mypy_boto3_ecs.type_defs import DeploymentConfigurationTypeDef, ServiceTypeDef
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.settings import PollSchedule
-    from envbuild_lambda.spec import EnvironmentSpec, Service, StaticInstance
+    from envbuild_lambda.spec import EnvironmentSpec, Service
 
 T = TypeVar("T")
 
 #: DescribeServices takes at most 10 services per call.
 DESCRIBE_BATCH = 10
 
-#: ECS's deployment circuit breaker with rollback on every service envbuild creates or updates:
-#: a deployment whose tasks keep failing to start is marked FAILED and ECS rolls the service
-#: back to the deployment that last completed (Check Services then fails with DeploymentFailed).
-#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html
-DEPLOYMENT_CONFIGURATION: DeploymentConfigurationTypeDef = {
-    "deploymentCircuitBreaker": {"enable": True, "rollback": True}
-}
-
 
 def chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def registry_arn(caller: Caller, registry_id: str) -> str:
-    return caller.arn("servicediscovery", f"service/{registry_id}")
 
 
 def describe_services(
@@ -72,49 +62,24 @@ def ecs_tags(service: ServiceTypeDef) -> dict[str, str]:
     return {tag.get("key", ""): tag.get("value", "") for tag in service.get("tags", [])}
 
 
-def short_task_definition(arn: str) -> str:
-    """'family:revision' of a task definition ARN (or of 'family:revision' itself)."""
-    return arn.rsplit("/", 1)[-1]
-
-
-def service_changes(
-    current: ServiceTypeDef, service: Service, task_definition: str
-) -> dict[str, tuple[str, str]]:
-    """What UpdateService must change on an ECS service envbuild manages: field -> (old, new)."""
-    changes: dict[str, tuple[str, str]] = {}
-    have = short_task_definition(str(current.get("taskDefinition", "")))
-    if have != task_definition:
-        changes["taskDefinition"] = (have, task_definition)
-    # With autoscaling the scaler owns the count: desiredCount is only the initial one.
-    if service.autoscaling is None and current.get("desiredCount") != service.desiredCount:
-        changes["desiredCount"] = (str(current.get("desiredCount")), str(service.desiredCount))
-    return changes
-
-
 def update_service(
     clients: Clients,
     spec: EnvironmentSpec,
     service: Service,
-    task_definition: str,
+    fields: dict[str, Any],
     pace: RateLimiter | None = None,
 ) -> None:
-    """Roll the ECS service to the task definition and desired count of the spec (ECS starts a
-    new deployment; CheckServices waits for it to complete). Setting the same values again is
-    harmless, so a throttled attempt may be repeated."""
+    """UpdateService with the fields of the rendered service (desired.ecs_service) that the diff
+    found different, and ``forceNewDeployment`` when asked (ECS starts a new deployment; Check
+    Services waits for it to complete). Setting the same values again is harmless, so a
+    throttled attempt may be repeated."""
 
     def update() -> None:
         with aws_errors(
             f"UpdateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
         ):
-            count = (
-                {} if service.autoscaling is not None else {"desiredCount": service.desiredCount}
-            )
             clients.ecs.update_service(
-                cluster=spec.cluster,
-                service=service.ecs_service_name,
-                taskDefinition=task_definition,
-                deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
-                **count,  # type: ignore[arg-type]
+                cluster=spec.cluster, service=service.ecs_service_name, **desired.sent(fields)
             )
 
     paced(pace, update)
@@ -130,15 +95,17 @@ def create_service(
     build: str | None = None,
     pace: RateLimiter | None = None,
 ) -> None:
+    request = {
+        **desired.create_only(spec, service),
+        **desired.ecs_service(caller, spec, service, registry_id, task_definition),
+    }
+
     def create() -> None:
         with aws_errors(
             f"CreateService (ECS) {service.ecs_service_name} in cluster {spec.cluster_name}"
         ):
             clients.ecs.create_service(
-                **desired.sent(
-                    desired.ecs_service(caller, spec, service, registry_id, task_definition)
-                ),
-                **desired.sent(desired.create_only(spec, service)),
+                **desired.sent(request),
                 # With the registry: a service re-created after a prune or teardown (new
                 # registry) is a new request, not an answer with the deleted one.
                 clientToken=spec.request_token(
@@ -221,49 +188,6 @@ def instances_with_health(clients: Clients, registry_id: str) -> list[Instance]:
     ]
 
 
-def register_static_instances(
-    clients: Clients,
-    spec: EnvironmentSpec,
-    registries: dict[str, str],
-    max_workers: int,
-    build: str | None = None,
-) -> dict[str, str]:
-    """RegisterInstance for every static instance not already registered with its attributes;
-    returns "RegisterInstance <service>/<instance id>" -> operation id (the operations Check
-    Services awaits)."""
-    wanted = [(s, i) for s in spec.services for i in s.instances]
-    if not wanted:
-        return {}
-    with_static = [s for s in spec.services if s.instances]
-    current = dict(
-        zip(
-            (s.name for s in with_static),
-            pmap(lambda s: list_instances(clients, registries[s.name]), with_static, max_workers),
-            strict=True,
-        )
-    )
-
-    def register(item: tuple[Service, StaticInstance]) -> tuple[str, str] | None:
-        service, instance = item
-        attributes = desired.instance_attributes(service, instance)
-        existing = next((i for i in current[service.name] if i.id == instance.id), None)
-        if existing is not None and existing.attributes == attributes:
-            return None  # registered as wanted: nothing to change
-        registry_id = registries[service.name]
-        with aws_errors(f"RegisterInstance {instance.id} in {service.name}"):
-            operation = clients.servicediscovery.register_instance(
-                ServiceId=registry_id,
-                InstanceId=instance.id,
-                CreatorRequestId=spec.request_token(
-                    "instance", registry_id, instance.id, build or ""
-                ),
-                Attributes=attributes,
-            )["OperationId"]
-        return f"RegisterInstance {service.name}/{instance.id}", operation
-
-    return dict(r for r in pmap(register, wanted, max_workers) if r is not None)
-
-
 def create_or_adopt_services(
     clients: Clients,
     caller: Caller,
@@ -274,36 +198,49 @@ def create_or_adopt_services(
     max_workers: int,
     build: str | None = None,
     writes_per_second: int = 5,
-) -> ServicesState:
-    """Create the spec's ECS services that do not exist; roll those envbuild manages for this
-    environment to the spec's task definition and desired count (UpdateService) where they
-    differ; adopt the others as they are. Create/UpdateService are paced at
-    ``writes_per_second``, the ECS service-modification quota."""
+    *,
+    redeploy: bool = False,
+    recorded_instances: frozenset[str] = frozenset(),
+) -> tuple[ServicesState, list[Change]]:
+    """Converge the spec's ECS services (diff.ecs_service_change): create the missing ones,
+    UpdateService the fields that differ on those envbuild manages for this environment
+    (forceNewDeployment when the last deployment FAILED, or with ``redeploy``), and the static
+    instances (``converge_static_instances``). Create/UpdateService are paced at
+    ``writes_per_second``, the ECS service-modification quota. Returns the state Check Services
+    polls (with what each updated service ran before: a rollback restores it) and the rows."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
     existing = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services), tags=True
     )
     actions: dict[str, str] = {}
+    previous: dict[str, dict[str, Any]] = {}
+    rows: list[Change] = []
     to_create: list[Service] = []
-    to_update: list[Service] = []
+    to_update: list[tuple[Service, dict[str, Any]]] = []
     for service in spec.services:
         current = existing.get(service.ecs_service_name)
         status = current["status"] if current else "INACTIVE"
-        if current and status == "ACTIVE":
-            _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
-            if service_changes(current, service, task_definitions[service.name]):
-                to_update.append(service)
-                actions[service.ecs_service_name] = "updated"
-            else:
-                actions[service.ecs_service_name] = "adopted"
-        elif status == "DRAINING":
+        if status == "DRAINING":
             raise ServiceConflict(
                 f"ECS service {service.ecs_service_name} in cluster {spec.cluster_name} is DRAINING after a delete;"
                 " wait until it is INACTIVE, then build again"
             )
-        else:
+        wanted = desired.ecs_service(
+            caller, spec, service, registries[service.name], task_definitions[service.name]
+        )
+        if current is not None and status == "ACTIVE":
+            _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
+        change = diff.ecs_service_change(service, wanted, current, managed=True, redeploy=redeploy)
+        rows.append(change)
+        if change.action == "create":
             to_create.append(service)
             actions[service.ecs_service_name] = "created"
+        elif change.action == "update" and current is not None:
+            to_update.append((service, diff.update_request(change, wanted)))
+            actions[service.ecs_service_name] = "updated"
+            previous[service.ecs_service_name] = before_update(current)
+        else:
+            actions[service.ecs_service_name] = "adopted"
     pmap(
         lambda s: create_service(
             clients, caller, spec, s, registries[s.name], task_definitions[s.name], build, pace
@@ -312,15 +249,102 @@ def create_or_adopt_services(
         max_workers,
     )
     pmap(
-        lambda s: update_service(clients, spec, s, task_definitions[s.name], pace),
+        lambda item: update_service(clients, spec, item[0], item[1], pace),
         to_update,
         max_workers,
     )
-    operations = register_static_instances(clients, spec, registries, max_workers, build)
+    operations, instance_rows = converge_static_instances(
+        clients, spec, registries, recorded_instances, max_workers, build
+    )
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
     poll = Poll.start(schedule, first_wait=None if to_create or to_update or operations else 0)
-    return ServicesState(ready=False, poll=poll, actions=actions, operations=operations)
+    state = ServicesState(
+        ready=False, poll=poll, actions=actions, operations=operations, previous=previous
+    )
+    return state, rows + instance_rows
+
+
+def before_update(current: ServiceTypeDef) -> dict[str, Any]:
+    """What UpdateService changes on a service, as it is before the update: the request that
+    restores it (a failed re-run's rollback sends it)."""
+    restore: dict[str, Any] = {
+        "taskDefinition": short_task_definition(str(current.get("taskDefinition", ""))),
+        "desiredCount": current.get("desiredCount", 0),
+    }
+    network = current.get("networkConfiguration")
+    if network:
+        restore["networkConfiguration"] = dict(network)
+    return restore
+
+
+def converge_static_instances(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    registries: dict[str, str],
+    recorded: frozenset[str],
+    max_workers: int,
+    build: str | None = None,
+) -> tuple[dict[str, str], list[Change]]:
+    """Static instances to the spec (diff.instance_changes): RegisterInstance for each new or
+    changed one, DeregisterInstance for each one envbuild registered (``recorded``: the
+    environment record's "<service>/<id>") that the spec no longer lists. Returns the Cloud Map
+    operations Check Services awaits ("RegisterInstance <service>/<id>" or "DeregisterInstance
+    <service>/<id>" -> operation id) and the rows."""
+    services = [
+        s
+        for s in spec.services
+        if s.instances or any(key.split("/", 1)[0] == s.name for key in recorded)
+    ]
+    if not services:
+        return {}, []
+    registered = pmap(lambda s: list_instances(clients, registries[s.name]), services, max_workers)
+    rows: list[tuple[Service, Change]] = []
+    for service, instances in zip(services, registered, strict=True):
+        static = {i.id: i.attributes for i in instances if not is_task(i)}
+        rows += [(service, row) for row in diff.instance_changes(service, static, set(recorded))]
+
+    def apply(item: tuple[Service, Change]) -> tuple[str, str] | None:
+        service, row = item
+        registry_id = registries[service.name]
+        instance_id = row.name.split("/", 1)[1]
+        if row.action in ("create", "update"):
+            instance = next(i for i in service.instances if i.id == instance_id)
+            with aws_errors(f"RegisterInstance {instance_id} in {service.name}"):
+                operation = clients.servicediscovery.register_instance(
+                    ServiceId=registry_id,
+                    InstanceId=instance_id,
+                    CreatorRequestId=spec.request_token(
+                        "instance", registry_id, instance_id, build or ""
+                    ),
+                    Attributes=desired.instance_attributes(service, instance),
+                )["OperationId"]
+            return f"RegisterInstance {row.name}", operation
+        if row.action == "remove":
+            with aws_errors(f"DeregisterInstance {instance_id} in {service.name}"):
+                operation = clients.servicediscovery.deregister_instance(
+                    ServiceId=registry_id, InstanceId=instance_id
+                )["OperationId"]
+            return f"DeregisterInstance {row.name}", operation
+        return None
+
+    operations = dict(r for r in pmap(apply, rows, max_workers) if r is not None)
+    return operations, [row for _service, row in rows]
+
+
+def is_task(instance: Instance) -> bool:
+    """An instance ECS registered for a task (ECS sets these attributes; static ones lack them)."""
+    return "ECS_SERVICE_NAME" in instance.attributes
+
+
+def own_tasks(instances: list[Instance], spec: EnvironmentSpec, service: Service) -> list[Instance]:
+    """The instances ECS registered for the tasks of this ECS service in this cluster."""
+    return [
+        i
+        for i in instances
+        if i.attributes.get("ECS_SERVICE_NAME") == service.ecs_service_name
+        and i.attributes.get("ECS_CLUSTER_NAME") == spec.cluster_name
+    ]
 
 
 def pending_operations(clients: Clients, operations: dict[str, str]) -> dict[str, str]:
@@ -342,8 +366,14 @@ def pending_operations(clients: Clients, operations: dict[str, str]) -> dict[str
 
 
 def _not_ready_reason(
-    service: Service, description: ServiceTypeDef | None, instances: list[Instance]
+    spec: EnvironmentSpec,
+    service: Service,
+    description: ServiceTypeDef | None,
+    instances: list[Instance],
 ) -> str | None:
+    """Why the service is not ready yet, or None. Counted: the tasks of this ECS service in this
+    cluster (the ECS_SERVICE_NAME and ECS_CLUSTER_NAME attributes ECS registers) and the
+    spec's static instances; any other instance in the registry is named, never counted."""
     name = service.ecs_service_name
     if description is None or description["status"] != "ACTIVE":
         return f"{name}: not found or not ACTIVE"
@@ -352,19 +382,23 @@ def _not_ready_reason(
     # A rolling update (UpdateService to a new task definition) is done when the old deployment
     # has gone: its tasks stopped, leaving only the PRIMARY one.
     rolled_out = len(deployments) <= 1
+    static_ids = {i.id for i in service.instances}
+    tasks = own_tasks(instances, spec, service)
+    static = [i for i in instances if i.id in static_ids and not is_task(i)]
+    others = [i for i in instances if i not in tasks and i not in static]
+    own = tasks + static
     expected = service.expected_instances
-    ids = {i.id for i in instances}
-    missing_static = [i.id for i in service.instances if i.id not in ids]
-    unhealthy = [i for i in instances if i.health != "HEALTHY"]
+    missing_static = sorted(static_ids - {i.id for i in static})
+    unhealthy = [i for i in own if i.health != "HEALTHY"]
     if (
         running == service.desiredCount
-        and len(instances) == expected
+        and len(tasks) == service.desiredCount
         and not missing_static
         and not unhealthy
         and rolled_out
     ):
         return None
-    reason = f"{name}: {running}/{service.desiredCount} tasks running, {len(instances)}/{expected} registered in Cloud Map"
+    reason = f"{name}: {running}/{service.desiredCount} tasks running, {len(own)}/{expected} registered in Cloud Map"
     if missing_static:
         reason += f", static instance(s) not registered yet: {', '.join(missing_static)}"
     if unhealthy:
@@ -379,6 +413,12 @@ def _not_ready_reason(
             f", deployment to {short_task_definition(str(primary.get('taskDefinition', '')))}"
             f" {str(primary.get('rolloutState', 'IN_PROGRESS')).lower()}"
             f" ({len(deployments)} deployments)"
+        )
+    if others:
+        reason += (
+            "; also in the registry, not this service's (not counted): "
+            + ", ".join(f"{i.id} ({i.ipv4 or 'no IPv4'})" for i in others[:10])
+            + (f" and {len(others) - 10} more" if len(others) > 10 else "")
         )
     events = description.get("events", [])
     if events:
@@ -416,6 +456,15 @@ def _deployment_failure(
         ),
         None,
     )
+    retried = any(
+        d.get("status") == "PRIMARY"
+        and d.get("rolloutState") != "FAILED"
+        and short_task_definition(str(d.get("taskDefinition", ""))) == wanted
+        for d in deployments
+    )
+    if failed is not None and retried:
+        # a new deployment of the same revision (forceNewDeployment) replaces the FAILED one
+        return None
     if failed is None:
         # The FAILED deployment is gone once the rollback is done: the service runs another
         # revision than the one this build set, with no deployment of it left.
@@ -495,7 +544,7 @@ def check_services(
         for service in spec.services
         if (
             reason := _not_ready_reason(
-                service, descriptions.get(service.ecs_service_name), by_service[service.name]
+                spec, service, descriptions.get(service.ecs_service_name), by_service[service.name]
             )
         )
     ]

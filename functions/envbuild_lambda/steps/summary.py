@@ -21,6 +21,9 @@ STATE_LIMIT_BYTES = 256 * 1024
 #: spec cannot tell: the fixed part of the earlier states (lock, namespace state, polls: about
 #: 4 KiB), the ECS services left from an earlier spec (the summary's notInSpec).
 FAILURE_PATH_RESERVE_BYTES = 32 * 1024
+#: The bytes the build output's change rows may take (converge.change_report; the rest are
+#: counted, not listed).
+CHANGE_ROWS_BYTES = 16 * 1024
 #: The largest values AWS gives what the summary holds (an IPv4 address, a task definition
 #: revision, Cloud Map namespace and service ids).
 _WIDEST_IP = "255.255.255.255"
@@ -81,6 +84,14 @@ def largest_state(spec: EnvironmentSpec) -> dict[str, Any]:
     }
     if answers:
         summary["probe"] = {"answers": answers}
+    # What the build changed: rows up to their budget, and a count per action.
+    summary["changes"] = [
+        {"kind": "taskDefinition", "name": "", "action": "update", "fields": {}, "note": "x" * n}
+        for n in [CHANGE_ROWS_BYTES - 80]
+    ]
+    summary["counts"] = dict.fromkeys(
+        ("create", "update", "replace", "adopt", "unchanged", "remove", "keep"), _WIDEST_REVISION
+    )
     return {"spec": state_form(spec), "summary": summary}
 
 

@@ -11,12 +11,11 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
-from envbuild_lambda.steps import desired
+from envbuild_lambda.steps import desired as desired_steps
+from envbuild_lambda.steps import diff
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from mypy_boto3_ecs.type_defs import ContainerDefinitionTypeDef
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import Service
@@ -80,53 +79,6 @@ def _managed(clients: Clients, group: Any, tags: dict[str, str]) -> bool:
     return is_managed(dict(have), tags.get(TAG_ENVIRONMENT, ""))
 
 
-def container_definition(
-    service: Service, log_group: str, region: str
-) -> ContainerDefinitionTypeDef:
-    return {
-        "name": service.name,
-        "image": service.image,
-        "essential": True,
-        "portMappings": [{"containerPort": service.port, "protocol": "tcp"}],
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": log_group,
-                "awslogs-region": region,
-                "awslogs-stream-prefix": "ecs",
-            },
-        },
-        "environment": [
-            {"name": key, "value": value} for key, value in sorted(service.environment.items())
-        ],
-    }
-
-
-def _same(desired: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a registered revision has every field envbuild sets, with the same values (AWS
-    adds defaults such as hostPort, mountPoints or cpu 0, which do not count)."""
-    for key, value in desired.items():
-        if key == "containerDefinitions":
-            containers = current.get(key, [])
-            if len(containers) != len(value) or not all(
-                _same(dict(want), dict(have)) for want, have in zip(value, containers, strict=True)
-            ):
-                return False
-        elif key == "portMappings":
-            have = [
-                {"containerPort": m.get("containerPort"), "protocol": m.get("protocol", "tcp")}
-                for m in current.get(key, [])
-            ]
-            if have != value:
-                return False
-        elif key in ("environment", "secrets"):
-            if sorted(current.get(key) or [], key=lambda e: e.get("name", "")) != value:
-                return False
-        elif current.get(key) != value and not (value in ([], {}) and not current.get(key)):
-            return False
-    return True
-
-
 def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
     """The family's latest ACTIVE revision (DescribeTaskDefinition of a family name), or None."""
     try:
@@ -136,69 +88,6 @@ def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
             return None
         raise map_client_error(error, f"DescribeTaskDefinition {family}") from error
     return dict(current) if current.get("status") == "ACTIVE" else None
-
-
-def latest_matching_revision(clients: Clients, family: str, desired: dict[str, Any]) -> str | None:
-    """'family:revision' of the family's latest ACTIVE revision if it equals the desired one."""
-    current = latest_revision(clients, family)
-    if current is None or not _same(desired, current):
-        return None
-    return f"{current['family']}:{current['revision']}"
-
-
-def _container_fields(definition: dict[str, Any]) -> dict[str, Any]:
-    containers = definition.get("containerDefinitions") or [{}]
-    container = dict(containers[0])
-    return {
-        "image": container.get("image"),
-        "port": next((m.get("containerPort") for m in container.get("portMappings", [])), None),
-        "environment": {e.get("name"): e.get("value") for e in container.get("environment", [])},
-        "cpu": definition.get("cpu"),
-        "memory": definition.get("memory"),
-        "executionRoleArn": definition.get("executionRoleArn"),
-        "taskRoleArn": definition.get("taskRoleArn"),
-    }
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
-    return "(none)" if value is None else str(value)
-
-
-def differences(desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The fields of the spec that differ between a registered revision and the desired one,
-    as 'field: old -> new' (environment: only the variables that differ)."""
-    want, have = _container_fields(desired), _container_fields(current)
-    changes = []
-    for field, value in want.items():
-        old = have[field]
-        if field == "environment":
-            names = sorted(set(value) | set(old))
-            changed = {n: (old.get(n), value.get(n)) for n in names if old.get(n) != value.get(n)}
-            changes += [
-                f"environment.{n}: {_shown(before)} -> {_shown(after)}"
-                for n, (before, after) in changed.items()
-            ]
-        elif old != value:
-            changes.append(f"{field}: {_shown(old)} -> {_shown(value)}")
-    if not changes and not _same(desired, current):  # something envbuild sets, not in the spec
-        changes.append("container definition differs from envbuild's")
-    return changes
-
-
-def desired_definition(
-    caller: Caller,
-    environment: str,
-    service: Service,
-    execution_role_arn: str,
-    task_role_arn: str,
-) -> dict[str, Any]:
-    """The RegisterTaskDefinition request for a service (without tags): steps/desired.py's
-    rendering, as sent (the unset fields left out)."""
-    return desired.sent(
-        desired.task_definition(caller, environment, service, execution_role_arn, task_role_arn)
-    )
 
 
 def register(
@@ -225,16 +114,21 @@ def register(
     family = service.family(environment)
     log_group = service.log_group(environment)
     ensure_log_group(clients, log_group, tags, log_retention_days)
-    desired = desired_definition(caller, environment, service, execution_role_arn, task_role_arn)
-    existing = latest_matching_revision(clients, family, desired)
-    if existing is not None:
-        return TaskDefinitionRef(name=service.name, taskDefinition=existing, logGroup=log_group)
+    desired = desired_steps.task_definition(
+        caller, environment, service, execution_role_arn, task_role_arn
+    )
+    change = diff.task_definition_change(
+        service, environment, desired, latest_revision(clients, family)
+    )
+    if change.action == "unchanged":
+        return TaskDefinitionRef(name=service.name, taskDefinition=change.name, logGroup=log_group)
 
     def register_revision() -> dict[str, Any]:
         with aws_errors(f"RegisterTaskDefinition {family}"):
             return dict(
                 clients.ecs_once.register_task_definition(
-                    **desired, tags=[{"key": key, "value": value} for key, value in tags.items()]
+                    **desired_steps.sent(desired),
+                    tags=[{"key": key, "value": value} for key, value in tags.items()],
                 )["taskDefinition"]
             )
 

@@ -196,12 +196,14 @@ def verify(
     task_definitions: dict[str, str],
     max_workers: int,
     removed: list[str] | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The build's summary; raises DiscoveryMismatch naming every DNS name that answers wrongly,
     with the leg that disagrees and the likely cause.
 
     ``removed``: ECS services envbuild created for the environment that the spec no longer lists
-    and that were left running (no prune); reported as ``notInSpec`` when there are any."""
+    and that were left running (no prune); reported as ``notInSpec`` when there are any.
+    ``changes``: what the build changed (CreateServices' report), as ``changes`` and ``counts``."""
     zone = zone_a_records(clients, namespace.hostedZoneId) if namespace.hostedZoneId else None
     checks = pmap(lambda s: check_name(clients, spec, s, zone), spec.services, max_workers)
     statics = pmap(
@@ -247,4 +249,10 @@ def verify(
     }
     if removed:
         summary["notInSpec"] = sorted(removed)
+    if changes:
+        # What this build changed (converge.change_report): rows, counts, omitted.
+        summary["changes"] = changes.get("rows", [])
+        summary["counts"] = changes.get("counts", {})
+        if changes.get("omitted"):
+            summary["changesOmitted"] = changes["omitted"]
     return summary

@@ -1,0 +1,196 @@
+"""The one diff (steps/diff.py): every spec field is compared, or named here as not a field
+of a resource (with the reason). A field added to the spec model that the diff ignores fails
+``test_every_spec_field_is_compared_by_the_diff_or_named_as_identity_or_run_option``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from envbuild_lambda.aws import Caller
+from envbuild_lambda.spec import EnvironmentSpec, Service, StaticInstance, normalize, parse_spec
+from envbuild_lambda.steps import desired, diff
+
+from .conftest import ACCOUNT, workshop_spec
+
+CALLER = Caller(partition="aws", region="us-east-1", account_id=ACCOUNT)
+
+#: Spec fields that are not a field of any resource, and what they are instead.
+NOT_RESOURCE_FIELDS = {
+    "environment": "the environment's identity (names, tags, the record's key)",
+    "namespace": "the environment's place: a change is a replace row (diff.place_changes)",
+    "cluster": "the environment's place: a change is a replace row (diff.place_changes)",
+    "onFailure": "what a failed build does",
+    "prune": "whether removed services are removed (remove/keep rows)",
+    "plan": "a dry run",
+    "redeploy": "a run option: a new deployment (the deployment field of ECS service rows)",
+    "verify": "how the build verifies DNS",
+    "services[].name": "the service's identity: another name is another service",
+    # issue 17: fields of resources the three compared requests do not hold
+    "tags": "resource tags: set when a resource is created (desired.tags), not compared",
+    "services[].tags": "resource tags: set when a resource is created (desired.tags), not compared",
+    "logRetentionDays": "the log groups' retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
+    "services[].logRetentionDays": "the log group's retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
+    "services[].autoscaling": "Application Auto Scaling's target and policies: converged by steps/autoscaling.py (desired.scalable_target, desired.scaling_policies); with it desiredCount is not compared",
+    "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
+}
+
+#: A valid other value for each field the diff compares (top level, then per service).
+EDITS: dict[str, Any] = {
+    "network.subnets": ["subnet-0000000000000000f"],
+    "network.securityGroups": ["sg-0000000000000000f"],
+    "network.assignPublicIp": "ENABLED",
+    "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/other-execution",
+    "taskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/other-task",
+    "services[].image": "nginx:1.27",
+    "services[].port": 8080,
+    "services[].desiredCount": 5,
+    "services[].cpu": "512",
+    "services[].memory": "1024",
+    "services[].environment": {"NEW": "value"},
+    "services[].dnsTtl": 15,
+    "services[].instances": [{"id": "legacy", "ipv4": "10.0.3.3"}],
+    # issue 17
+    "services[].command": ["nginx", "-g", "daemon off;"],
+    "services[].entryPoint": ["/entry.sh"],
+    "services[].secrets": {"DB": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-AbCdEf"},
+    "services[].healthCheck": {"command": ["CMD", "true"]},
+    "services[].sidecars": [{"name": "side", "image": "busybox", "essential": False}],
+    "services[].dependsOn": [{"container": "side", "condition": "START"}],
+    "services[].cpuArchitecture": "ARM64",
+    "services[].capacityProviders": [{"capacityProvider": "FARGATE_SPOT"}],
+    "services[].enableExecuteCommand": True,
+    "services[].dnsRecords": ["A", "SRV"],
+    "services[].deployment": {"minimumHealthyPercent": 50},
+    "services[].platformVersion": "1.4.0",
+    "services[].network": {
+        "subnets": ["subnet-0000000000000000f"],
+        "securityGroups": ["sg-0000000000000000f"],
+    },
+}
+
+
+def spec() -> EnvironmentSpec:
+    return normalize(parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT)
+
+
+def fields_of(model: type[Any], prefix: str = "") -> list[str]:
+    """The spec's leaf fields as paths (services[].image, network.subnets, ...)."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        annotation = info.annotation
+        nested = getattr(annotation, "model_fields", None)
+        if path == "services":
+            found += fields_of(Service, "services[].")
+        elif nested is not None and path in ("network",):
+            found += fields_of(annotation, f"{path}.")
+        else:
+            found.append(path)
+    return found
+
+
+def rendered(s: EnvironmentSpec) -> list[tuple[str, dict[str, Any]]]:
+    """Every request the spec renders, by resource."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for service in s.services:
+        out.append((f"registry {service.name}", desired.registry(s, service)))
+        out.append(
+            (
+                f"taskDefinition {service.name}",
+                desired.task_definition(
+                    CALLER, s.environment, service, s.executionRoleArn or "", s.taskRoleArn or ""
+                ),
+            )
+        )
+        out.append(
+            (
+                f"ecsService {service.name}",
+                desired.ecs_service(CALLER, s, service, "srv-1", f"{service.name}:1"),
+            )
+        )
+    return out
+
+
+def edited(s: EnvironmentSpec, path: str, value: Any) -> EnvironmentSpec:
+    raw = s.model_dump(mode="json", exclude_none=True)
+    if path.startswith("services[]."):
+        raw["services"][0][path.split(".", 1)[1]] = value
+        if path == "services[].cpu":  # a valid Fargate pair
+            raw["services"][0]["memory"] = "1024"
+        if path == "services[].dependsOn":  # the container it waits for
+            raw["services"][0]["sidecars"] = [{"name": "side", "image": "i", "essential": False}]
+    elif "." in path:
+        head, leaf = path.split(".", 1)
+        raw[head][leaf] = value
+    else:
+        raw[path] = value
+    return parse_spec(raw)
+
+
+def test_every_spec_field_is_compared_by_the_diff_or_named_as_identity_or_run_option() -> None:
+    paths = fields_of(EnvironmentSpec)
+    uncovered = [p for p in paths if p not in EDITS and p not in NOT_RESOURCE_FIELDS]
+    assert uncovered == [], f"spec fields the diff does not cover: {uncovered}"
+    assert sorted(set(EDITS) | set(NOT_RESOURCE_FIELDS)) == sorted(
+        p for p in set(EDITS) | set(NOT_RESOURCE_FIELDS) if p in paths
+    ), "a field named here is no longer in the spec"
+
+
+@pytest.mark.parametrize("path", [p for p in EDITS if p != "services[].instances"])
+def test_editing_a_field_changes_a_rendered_request_and_the_diff_reports_it(path: str) -> None:
+    before = spec()
+    after = edited(before, path, EDITS[path])
+    old = dict(rendered(before))
+    new = dict(rendered(after))
+    changed = {
+        resource: diff.compare(new[resource], desired.sent(old[resource])) for resource in new
+    }
+    changed = {resource: found for resource, found in changed.items() if found}
+    assert changed, f"{path}: no rendered request differs"
+    # and the reverse edit too (a field set back, or removed, is seen)
+    back = {resource: diff.compare(old[resource], desired.sent(new[resource])) for resource in old}
+    assert any(back.values())
+
+
+def test_a_static_instance_edit_is_create_update_or_remove() -> None:
+    service = (
+        spec()
+        .services[0]
+        .model_copy(update={"instances": [StaticInstance(id="a", ipv4="10.0.3.1")]})
+    )
+    registered = {
+        "a": {"AWS_INSTANCE_IPV4": "10.0.3.9"},
+        "gone": {"AWS_INSTANCE_IPV4": "10.0.3.2"},
+        "theirs": {"AWS_INSTANCE_IPV4": "10.0.3.3"},
+    }
+    rows = diff.instance_changes(service, registered, {"web/a", "web/gone"})
+    assert [(r.name, r.action, r.fields) for r in rows] == [
+        ("web/a", "update", {"attributes.AWS_INSTANCE_IPV4": ["10.0.3.9", "10.0.3.1"]}),
+        ("web/gone", "remove", {}),  # registered by envbuild (recorded), no longer in the spec
+    ]  # "theirs" is not envbuild's: never a row, never removed
+
+
+def test_aws_defaults_and_additions_are_not_differences() -> None:
+    s = spec()
+    wanted = desired.task_definition(CALLER, "workshop", s.services[0], "arn:e", "arn:t")
+    described = desired.sent(wanted)
+    container = described["containerDefinitions"][0]
+    container["portMappings"][0]["hostPort"] = container["portMappings"][0]["containerPort"]
+    container["cpu"] = 0
+    container["mountPoints"] = []
+    described["revision"] = 4
+    described["status"] = "ACTIVE"
+    assert diff.compare(wanted, described) == {}
+    # an environment variable AWS holds that the spec no longer sets is a difference
+    container["environment"].append({"name": "OLD", "value": "x"})
+    assert diff.task_definition_fields(s.services[0], wanted, described) == {
+        "environment.OLD": [{"name": "OLD", "value": "x"}, None]
+    }
+
+
+def test_long_values_are_cut_in_rows() -> None:
+    found = diff.fields({"x": ("a" * 5000, "b")}, {})
+    assert found["x"][0].endswith("(5002 characters)")
+    assert len(found["x"][0]) < 260

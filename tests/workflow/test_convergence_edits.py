@@ -1,0 +1,311 @@
+"""Every spec edit converges (issue 16): one test per scenario, on the real ASL in the emulator.
+
+Each test edits a built environment's spec as a user would over weeks, asserts that the plan
+shows exactly the difference (rows of steps/diff.py), that the build applies it, and that the
+account (DescribeServices, ListInstances, DNS) then equals what the spec says.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from tests.workflow.helpers import registry_id, run_build, states_entered
+from tests.workflow.test_convergence_paths import (
+    built,
+    changed,
+    ecs_service,
+    environment_calls,
+    mutating,
+    planned,
+)
+
+
+def rows(output: dict[str, Any], *, include_unchanged: bool = False) -> list[tuple[Any, ...]]:
+    """(kind, name, action, fields) of the changes an output lists."""
+    return [
+        (r["kind"], r["name"], r["action"], r["fields"])
+        for r in output["changes"]
+        if include_unchanged or r["action"] not in ("unchanged", "adopt")
+    ]
+
+
+def network(service: dict[str, Any]) -> dict[str, Any]:
+    return dict(service["networkConfiguration"]["awsvpcConfiguration"])
+
+
+def test_a_security_group_edit_is_planned_and_applied_to_every_service(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    ec2 = emulator.client("ec2")
+    vpc = workshop_spec["namespace"]["vpcId"]
+    tighter = ec2.create_security_group(GroupName="tighter", Description="t", VpcId=vpc)["GroupId"]
+    old = workshop_spec["network"]["securityGroups"]
+    spec = copy.deepcopy(workshop_spec)
+    spec["network"]["securityGroups"] = [tighter]
+
+    plan, _ = planned(emulator, spec)
+
+    assert rows(plan) == [
+        ("ecsService", f"{name}-service", "update", {"network.securityGroups": [old, [tighter]]})
+        for name in ("web", "api", "db")
+    ]
+    output = built(emulator, spec)
+
+    for name in ("web", "api", "db"):
+        assert network(ecs_service(emulator, f"{name}-service"))["securityGroups"] == [tighter]
+    assert [r for r in rows(output) if r[0] == "ecsService"] == rows(plan)
+    assert output["counts"]["update"] == 3
+    # converged: the next plan and build change nothing
+    again, _ = planned(emulator, spec)
+    assert rows(again) == []
+    emulator.aws_faults.calls.clear()
+    built(emulator, spec)
+    assert not environment_calls(mutating(emulator))
+
+
+def test_assign_public_ip_and_subnets_edits_converge(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    spec = copy.deepcopy(workshop_spec)
+    spec["network"]["subnets"] = workshop_spec["network"]["subnets"][:1]
+    spec["network"]["assignPublicIp"] = "ENABLED"
+
+    plan, _ = planned(emulator, spec)
+
+    (kind, name, action, fields) = rows(plan)[0]
+    assert (kind, name, action) == ("ecsService", "web-service", "update")
+    assert fields == {
+        "network.subnets": [workshop_spec["network"]["subnets"], spec["network"]["subnets"]],
+        "network.assignPublicIp": ["DISABLED", "ENABLED"],
+    }
+    built(emulator, spec)
+    assert network(ecs_service(emulator, "db-service")) == {
+        "subnets": spec["network"]["subnets"],
+        "securityGroups": workshop_spec["network"]["securityGroups"],
+        "assignPublicIp": "ENABLED",
+    }
+
+
+def static_spec(workshop_spec: dict[str, Any], instances: list[dict[str, Any]]) -> dict[str, Any]:
+    return changed(workshop_spec, "db", instances=instances)
+
+
+def test_a_static_instance_removed_from_the_spec_is_deregistered_and_leaves_dns(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    two = [
+        {"id": "legacy-db-1", "ipv4": "10.0.1.201"},
+        {"id": "legacy-db-2", "ipv4": "10.0.1.202"},
+    ]
+    first = built(emulator, static_spec(workshop_spec, two))
+    spec = static_spec(workshop_spec, two[:1])
+
+    plan, _ = planned(emulator, spec)
+    assert rows(plan) == [("instance", "db/legacy-db-2", "remove", {})]
+
+    output = built(emulator, spec)
+
+    sd = emulator.client("servicediscovery")
+    registry = registry_id(first, {"name": "db"})
+    ids = sorted(i["Id"] for i in sd.list_instances(ServiceId=registry)["Instances"])
+    assert "legacy-db-2" not in ids and "legacy-db-1" in ids
+    (db,) = [s for s in output["services"] if s["name"] == "db"]
+    assert "10.0.1.202" not in db["ips"] and "10.0.1.201" in db["ips"]
+    assert ("instance", "db/legacy-db-2", "remove", {}) in rows(output)
+    again, _ = planned(emulator, spec)
+    assert rows(again) == []
+
+
+def test_a_static_instance_ip_change_is_an_update(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, static_spec(workshop_spec, [{"id": "legacy-db", "ipv4": "10.0.1.201"}]))
+    spec = static_spec(workshop_spec, [{"id": "legacy-db", "ipv4": "10.0.1.209"}])
+
+    plan, _ = planned(emulator, spec)
+    assert rows(plan) == [
+        (
+            "instance",
+            "db/legacy-db",
+            "update",
+            {"attributes.AWS_INSTANCE_IPV4": ["10.0.1.201", "10.0.1.209"]},
+        )
+    ]
+    output = built(emulator, spec)
+    (db,) = [s for s in output["services"] if s["name"] == "db"]
+    assert "10.0.1.209" in db["ips"] and "10.0.1.201" not in db["ips"]
+
+
+def test_an_instance_someone_else_registered_is_named_never_deregistered(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """An instance envbuild did not register (not a task of db-service in this cluster, not a
+    static instance of the spec or the record) is a conflict found at Preflight, before any
+    change: the build names it and leaves it alone, instead of polling for ten minutes."""
+    first = built(emulator, workshop_spec)
+    sd = emulator.client("servicediscovery")
+    registry = registry_id(first, {"name": "db"})
+    sd.register_instance(
+        ServiceId=registry, InstanceId="by-hand", Attributes={"AWS_INSTANCE_IPV4": "10.0.1.250"}
+    )
+    emulator.clock.advance(5)
+    emulator.aws_faults.calls.clear()
+
+    described, history = run_build(emulator, workshop_spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    cause = json.loads(described["cause"])["errorMessage"]
+    assert "by-hand (10.0.1.250)" in cause
+    assert "Create Services" not in states_entered(history)
+    assert not environment_calls(mutating(emulator))
+    ids = [i["Id"] for i in sd.list_instances(ServiceId=registry)["Instances"]]
+    assert "by-hand" in ids
+
+
+def test_a_failed_first_deployment_recovers_on_a_rerun_of_the_same_spec_once_fixed(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """onFailure keep; the image is pushed meanwhile (the fault cleared); the same spec converges:
+    the FAILED deployment gets a new one (forceNewDeployment)."""
+    spec = {**workshop_spec, "onFailure": "keep"}
+    emulator.world.faults.tasks_fail_to_start(
+        "workshop_web:1", reason="CannotPullContainerError: not pushed yet"
+    )
+    described, _ = run_build(emulator, spec)
+    assert (described["status"], described["error"]) == ("FAILED", "DeploymentFailed")
+    emulator.world.faults.clear_tasks_fail_to_start("workshop_web:1")
+
+    plan, _ = planned(emulator, spec)
+    assert rows(plan) == [
+        ("ecsService", "web-service", "update", {"deployment": ["FAILED", "new deployment"]})
+    ]
+    output = built(emulator, spec)
+
+    web = ecs_service(emulator, "web-service")
+    assert [(d["status"], d["rolloutState"]) for d in web["deployments"]] == [
+        ("PRIMARY", "COMPLETED")
+    ]
+    assert web["runningCount"] == 2
+    (row,) = [r for r in rows(output) if r[0] == "ecsService"]
+    assert row == (
+        "ecsService",
+        "web-service",
+        "update",
+        {"deployment": ["FAILED", "new deployment"]},
+    )
+
+
+def test_redeploy_starts_a_new_deployment_of_an_unchanged_spec(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    before = ecs_service(emulator, "api-service")["deployments"][0]["id"]
+    emulator.aws_faults.calls.clear()
+
+    output = built(emulator, {**workshop_spec, "redeploy": True})
+
+    assert environment_calls(mutating(emulator))[("ecs", "UpdateService")] == 3
+    after = ecs_service(emulator, "api-service")["deployments"]
+    assert [d["id"] for d in after] != [before]
+    assert [(d["status"], d["rolloutState"]) for d in after] == [("PRIMARY", "COMPLETED")]
+    assert output["counts"]["update"] == 3
+    # without redeploy, nothing to do again
+    emulator.aws_faults.calls.clear()
+    built(emulator, workshop_spec)
+    assert not environment_calls(mutating(emulator))
+
+
+def test_a_cluster_change_is_a_replace_row_and_the_build_refuses_it_before_any_change(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    emulator.client("ecs").create_cluster(clusterName="other-cluster")
+    spec = {**workshop_spec, "cluster": "other-cluster"}
+
+    plan, _ = planned(emulator, spec)
+    replace = [r for r in rows(plan) if r[2] == "replace"]
+    assert replace == [
+        (
+            "ecsService",
+            workshop_spec["cluster"],
+            "replace",
+            {"cluster": [workshop_spec["cluster"], "other-cluster"]},
+        )
+    ]
+    assert "EnvironmentMoved" in plan["message"]
+    emulator.aws_faults.calls.clear()
+
+    described, history = run_build(emulator, spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "EnvironmentMoved")
+    assert "cluster" in json.loads(described["cause"])["errorMessage"]
+    assert not environment_calls(mutating(emulator))
+    assert "Create Services" not in states_entered(history)
+
+
+def test_a_namespace_name_change_is_a_replace_row_and_refused(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    spec = copy.deepcopy(workshop_spec)
+    spec["namespace"]["name"] = "renamed.local"
+
+    plan, _ = planned(emulator, spec)
+    assert [r for r in rows(plan) if r[2] == "replace"] == [
+        (
+            "namespace",
+            workshop_spec["namespace"]["name"],
+            "replace",
+            {"namespace.name": [workshop_spec["namespace"]["name"], "renamed.local"]},
+        )
+    ]
+    emulator.aws_faults.calls.clear()
+    described, _ = run_build(emulator, spec)
+    assert (described["status"], described["error"]) == ("FAILED", "EnvironmentMoved")
+    assert not environment_calls(mutating(emulator))
+
+
+def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """api's update succeeds, web's fails: the rollback puts api back on workshop_api:1 with its
+    old count, deregisters both new revisions and never one a service runs."""
+    built(emulator, workshop_spec)
+
+    def state() -> dict[str, Any]:
+        services = {name: ecs_service(emulator, f"{name}-service") for name in ("web", "api", "db")}
+        return {
+            name: (s["taskDefinition"].rsplit("/", 1)[-1], s["desiredCount"], network(s))
+            for name, s in services.items()
+        }
+
+    before = state()
+    ecs = emulator.client("ecs")
+    active = sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"])
+    emulator.world.faults.tasks_fail_to_start("workshop_web:2", reason="CannotPullContainerError")
+    spec = changed(
+        changed(workshop_spec, "web", image="nginx:no-such-tag"),
+        "api",
+        image="nginx:1.27",
+        desiredCount=3,
+    )
+
+    described, history = run_build(emulator, spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "DeploymentFailed")
+    assert "Restore What Was Updated" in states_entered(history)
+    for _ in range(60):  # the restored deployment rolls out like any other
+        if state() == before:
+            break
+        emulator.clock.advance(10)
+    assert state() == before
+    assert sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]) == active
+    inactive = ecs.list_task_definitions(status="INACTIVE")["taskDefinitionArns"]
+    assert sorted(arn.rsplit("/", 1)[-1] for arn in inactive) == [
+        "workshop_api:2",
+        "workshop_web:2",
+    ]
