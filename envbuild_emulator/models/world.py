@@ -395,6 +395,8 @@ class World:
                         service_properties.get("network_configuration") is not None
                     )
                     service = original(backend, service_properties)
+                    if getattr(service, "capacity_provider_strategy", None):
+                        service.launch_type = None  # ECS describes a strategy or a launch type
                     ecs.after_update_service(backend, service, force_new_deployment=force)
                     return service
 

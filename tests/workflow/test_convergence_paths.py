@@ -398,6 +398,7 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
         {
             ("servicediscovery", "CreateService"): 1,
             ("logs", "CreateLogGroup"): 1,
+            ("logs", "PutRetentionPolicy"): 1,  # logRetentionDays (default 30, issue 17)
             ("ecs", "RegisterTaskDefinition"): 1,
             ("ecs", "CreateService"): 1,
             ("ssm", "PutParameter"): 1,  # /envbuild/workshop/CACHE_SERVICE_ID

@@ -208,3 +208,45 @@ def test_a_secret_that_does_not_exist_fails_the_preflight_naming_it_before_any_c
     assert "shop/gone-" in cause
     assert "(api.secrets.DB_PASSWORD) does not exist in Secrets Manager" in cause
     assert emulator.client("ecs").list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_editing_the_new_fields_is_planned_applied_and_then_unchanged(emulator: Any) -> None:
+    """Edits of issue 17's fields on a built environment: the plan lists them, the build
+    applies them (ECS, CloudWatch Logs), and a re-run then changes nothing."""
+    from tests.workflow.test_convergence_paths import planned
+
+    spec = production_like(emulator)
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    ecs, logs = emulator.client("ecs"), emulator.client("logs")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+
+    api = spec["services"][1]
+    api["enableExecuteCommand"] = True
+    api["deployment"] = {"minimumHealthyPercent": 50, "maximumPercent": 150}
+    api["command"] = ["httpd-foreground", "-X"]
+    api["logRetentionDays"] = 7
+    web = spec["services"][0]
+    web["healthCheck"]["interval"] = 20
+
+    plan, _ = planned(emulator, spec)
+    changed = {(r["kind"], r["name"]): r["fields"] for r in plan["changes"] if r["action"] == "update"}  # fmt: skip
+    assert changed[("ecsService", "api-service")]["enableExecuteCommand"] == [False, True]
+    assert changed[("ecsService", "api-service")]["deploymentConfiguration.maximumPercent"] == [200, 150]  # fmt: skip
+    assert changed[("taskDefinition", "shop_api")]["command"] == [None, ["httpd-foreground", "-X"]]
+    assert changed[("taskDefinition", "shop_web")]["healthCheck.interval"] == [10, 20]
+
+    described, _ = run_build(emulator, spec)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    (api_service,) = ecs.describe_services(cluster=cluster, services=["api-service"])["services"]
+    assert api_service["enableExecuteCommand"] is True
+    assert api_service["deploymentConfiguration"]["maximumPercent"] == 150
+    definition = ecs.describe_task_definition(taskDefinition=api_service["taskDefinition"])
+    assert definition["taskDefinition"]["containerDefinitions"][0]["command"] == ["httpd-foreground", "-X"]  # fmt: skip
+    web_td = ecs.describe_task_definition(taskDefinition="shop_web")["taskDefinition"]
+    assert web_td["containerDefinitions"][0]["healthCheck"]["interval"] == 20
+    (group,) = logs.describe_log_groups(logGroupNamePrefix="/ecs/shop_api")["logGroups"]
+    assert group["retentionInDays"] == 7
+
+    again, _ = planned(emulator, spec)
+    assert [r for r in again["changes"] if r["action"] not in ("unchanged", "adopt")] == []
