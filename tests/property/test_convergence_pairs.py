@@ -12,7 +12,6 @@ note of issue 16 reports a longer run.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections import Counter
@@ -23,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envbuild_emulator.aws_faults import is_mutating
-from tests.conftest import REPO, RECORDING, fill
+from tests.conftest import RECORDING, REPO, fill
 
 PAIRS = int(os.environ.get("ENVBUILD_PAIRS", "6"))
 MACHINERY = ("dynamodb", "events", "stepfunctions")

@@ -18,12 +18,12 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.handlers import teardown_finish, teardown_plan
 from envbuild_lambda.removal import Progress, RemovalPlan, parse_plan, split_options
-from envbuild_lambda.settings import PollSchedule, get_settings
+from envbuild_lambda.settings import PollSchedule
 from envbuild_lambda.spec import EnvironmentSpec
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import record, teardown
 
-from .conftest import RECORDS, FakeContext, Override, client_error, workshop_spec
+from .conftest import FakeContext, Override, client_error, workshop_spec
 from .test_registries import make_namespace
 
 TAGS = [

@@ -112,9 +112,11 @@ def test_a_static_instance_removed_from_the_spec_is_deregistered_and_leaves_dns(
     sd = emulator.client("servicediscovery")
     registry = registry_id(first, {"name": "db"})
     ids = sorted(i["Id"] for i in sd.list_instances(ServiceId=registry)["Instances"])
-    assert "legacy-db-2" not in ids and "legacy-db-1" in ids
+    assert "legacy-db-2" not in ids
+    assert "legacy-db-1" in ids
     (db,) = [s for s in output["services"] if s["name"] == "db"]
-    assert "10.0.1.202" not in db["ips"] and "10.0.1.201" in db["ips"]
+    assert "10.0.1.202" not in db["ips"]
+    assert "10.0.1.201" in db["ips"]
     assert ("instance", "db/legacy-db-2", "remove", {}) in rows(output)
     again, _ = planned(emulator, spec)
     assert rows(again) == []
@@ -137,7 +139,8 @@ def test_a_static_instance_ip_change_is_an_update(
     ]
     output = built(emulator, spec)
     (db,) = [s for s in output["services"] if s["name"] == "db"]
-    assert "10.0.1.209" in db["ips"] and "10.0.1.201" not in db["ips"]
+    assert "10.0.1.209" in db["ips"]
+    assert "10.0.1.201" not in db["ips"]
 
 
 def test_an_instance_someone_else_registered_is_named_never_deregistered(
