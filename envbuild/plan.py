@@ -27,7 +27,8 @@ COLUMNS = ("RESOURCE", "NAME", "ACTION", "CHANGES")
 
 def detail(row: Mapping[str, Any]) -> str:
     """The CHANGES cell: 'field: old -> new' joined by '; ', else the row's note."""
-    changes: Sequence[str] = row.get("changes") or []
+    fields: Mapping[str, Sequence[Any]] = row.get("fields") or {}
+    changes = [f"{name}: {_shown(old)} -> {_shown(new)}" for name, (old, new) in fields.items()]
     if changes:
         text = "; ".join(changes)
         note = row.get("note")
@@ -35,9 +36,17 @@ def detail(row: Mapping[str, Any]) -> str:
     return str(row.get("note") or "")
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per resource, columns aligned; the last column is not padded."""
-    cells = [(str(r["type"]), str(r["name"]), str(r["action"]), detail(r)) for r in rows]
+    cells = [(str(r["kind"]), str(r["name"]), str(r["action"]), detail(r)) for r in rows]
     widths = [max(len(c[i]) for c in [COLUMNS, *cells]) for i in range(3)]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True))
@@ -48,7 +57,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def print_plan(output: Mapping[str, Any], out: TextIO) -> None:
     out.write(f"\nPlan for environment {output['environment']} (nothing was changed):\n")
-    for line in format_table(output["plan"]):
+    for line in format_table(output["changes"]):
         out.write(f"  {line.rstrip()}\n")
     out.write(f"\n{output['message']}.\n")
 

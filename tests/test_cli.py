@@ -104,7 +104,10 @@ def test_plan_prints_one_row_per_resource_and_creates_nothing(
         "  taskDefinition  workshop_web       create",
         "  ecsService      web-service        create",
     ]
-    assert "plan for workshop: 13 to create, 0 to update, 0 to delete, 0 unchanged." in text
+    assert (
+        "plan for workshop: 13 to create, 0 to update, 0 to replace, 0 to remove, 0 unchanged."
+        in text
+    )
     assert "✓ Plan Changes" in text
     assert not (tmp_path / "workshop-resources.env").exists()
 
@@ -113,19 +116,19 @@ def test_plan_table_shows_changes_then_the_note() -> None:
     from envbuild.plan import format_table
 
     rows = [
-        {"type": "ecsService", "name": "web-service", "action": "adopt", "note": "on web:1"},
+        {"kind": "ecsService", "name": "web-service", "action": "unchanged", "note": "on web:1"},
         {
-            "type": "taskDefinition",
+            "kind": "taskDefinition",
             "name": "workshop_web",
             "action": "update",
-            "changes": ["image: a -> b", "cpu: 256 -> 512"],
+            "fields": {"image": ["a", "b"], "cpu": ["256", "512"]},
             "note": "registers a new revision after workshop_web:1",
         },
     ]
     assert format_table(rows) == [
-        "RESOURCE        NAME          ACTION  CHANGES",
-        "ecsService      web-service   adopt   on web:1",
-        "taskDefinition  workshop_web  update  image: a -> b; cpu: 256 -> 512"
+        "RESOURCE        NAME          ACTION     CHANGES",
+        "ecsService      web-service   unchanged  on web:1",
+        "taskDefinition  workshop_web  update     image: a -> b; cpu: 256 -> 512"
         " (registers a new revision after workshop_web:1)",
     ]
 

@@ -391,7 +391,9 @@ class World:
                 with world.lock:
                     # What starts a new deployment on ECS besides another task definition:
                     # forceNewDeployment and a changed network configuration.
-                    force = bool(service_properties.get("force_new_deployment")) or (
+                    # (moto's own forceNewDeployment renames the current deployment, which
+                    # would orphan its tasks: the model starts a new deployment instead.)
+                    force = bool(service_properties.pop("force_new_deployment", False)) or (
                         service_properties.get("network_configuration") is not None
                     )
                     service = original(backend, service_properties)
@@ -544,7 +546,29 @@ class World:
             wrap_deregister_scalable_target,
         )
 
+        def wrap_ecs_describe_task_definition(original: Callable[..., Any]) -> object:
+            def describe_task_definition(
+                backend: EC2ContainerServiceBackend, task_definition_str: str
+            ) -> Any:
+                """A family without a revision is its latest ACTIVE revision (AWS:
+                DescribeTaskDefinition "If a revision isn't specified, the latest ACTIVE
+                revision is used"); moto returns the latest, INACTIVE included."""
+                name = task_definition_str.split("/")[-1]
+                if ":" not in name:
+                    revisions = backend.task_definitions.get(name, {})
+                    active = [r for r, d in revisions.items() if d.status == "ACTIVE"]
+                    if active:
+                        return original(backend, f"{name}:{max(active)}")
+                return original(backend, task_definition_str)
+
+            return describe_task_definition
+
         ecs_backend = "EC2ContainerServiceBackend"
+        replace(
+            _ECS,
+            f"{ecs_backend}.describe_task_definition",
+            wrap_ecs_describe_task_definition,
+        )
         replace(
             _ECS_RESPONSES,
             "EC2ContainerServiceResponse.create_service",

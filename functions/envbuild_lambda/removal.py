@@ -42,15 +42,6 @@ class KeptResource(_Model):
     reason: str
 
 
-class RestoredService(_Model):
-    """An ECS service a failed build updated, as it was before that build (a rollback sends
-    UpdateService with these fields, so the service runs what it ran before)."""
-
-    taskDefinition: Annotated[str, Field(pattern=TASK_DEFINITION)]
-    desiredCount: Annotated[int, Field(ge=0)]
-    networkConfiguration: dict[str, Any] | None = None
-
-
 class RemovalPlan(_Model):
     """Exactly what to remove. The removal steps never look beyond it."""
 
@@ -77,9 +68,6 @@ class RemovalPlan(_Model):
     forget: dict[str, list[str]] = {}
     #: Where the spec disagreed with the environment record (the record was followed).
     notes: list[str] = []
-    #: A rollback's ECS services (in ``cluster``) that the failed build updated: put back as
-    #: they were before it (first of all steps), never deleted.
-    restore: dict[str, RestoredService] = {}
 
     @model_validator(mode="after")
     def _cluster_for_services(self) -> RemovalPlan:
@@ -89,8 +77,7 @@ class RemovalPlan(_Model):
 
     def is_empty(self) -> bool:
         return not (
-            self.restore
-            or self.ecsServices
+            self.ecsServices
             or self.registries
             or self.namespace
             or self.logGroups
@@ -155,13 +142,7 @@ def split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     (spec, options)."""
     # AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: set by a parent execution (the build's rollback)
     # to link the two in the console; lock: added by the teardown's own Acquire Lock state.
-    ignored = (
-        *OPTIONS,
-        "createdBy",
-        "restore",
-        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID",
-        "lock",
-    )
+    ignored = (*OPTIONS, "createdBy", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID", "lock")
     spec = {key: value for key, value in raw.items() if key not in ignored}
     options: dict[str, Any] = {}
     for key in OPTIONS:
@@ -175,16 +156,6 @@ def split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     ):
         raise InvalidPlan(f"createdBy must be a build execution ARN, got {created_by!r}")
     options["createdBy"] = created_by
-    # restore: the ECS services the build updated, as they were (its rollback's input)
-    restore = raw.get("restore") or {}
-    if restore and created_by is None:
-        raise InvalidPlan("restore is a rollback's: it needs createdBy (the build execution ARN)")
-    try:
-        options["restore"] = {
-            name: RestoredService.model_validate(entry) for name, entry in dict(restore).items()
-        }
-    except (ValidationError, TypeError, ValueError) as error:
-        raise InvalidPlan(f"restore: {error}") from error
     return spec, options
 
 

@@ -65,6 +65,23 @@ class TaskDefinitionRef(_State):
     logGroup: str
 
 
+class Restore(_State):
+    """What a build changed on resources that existed before it, as they were: a failed
+    build's rollback puts them back (steps/restore.py) before removing what it created."""
+
+    #: ECS service name -> the UpdateService fields as they were (taskDefinition,
+    #: desiredCount, networkConfiguration).
+    services: dict[str, dict[str, Any]] = {}
+    #: Cloud Map service (registry) name -> its DnsRecords as they were.
+    registries: dict[str, list[dict[str, Any]]] = {}
+    #: "<service>/<instance id>" -> the static instance's attributes as they were; None: it
+    #: did not exist (the build registered it).
+    instances: dict[str, dict[str, str] | None] = {}
+
+    def is_empty(self) -> bool:
+        return not (self.services or self.registries or self.instances)
+
+
 class ServicesState(_State):
     ready: bool
     poll: Poll
@@ -74,9 +91,8 @@ class ServicesState(_State):
     #: Cloud Map operations the build started and Check Services awaits:
     #: "RegisterInstance <service>/<id>" or "UpdateService <registry>" -> operation id
     operations: dict[str, str] = {}
-    #: ECS service name -> what UpdateService changed, as it was before this build updated it
-    #: (taskDefinition, desiredCount, networkConfiguration): the request a rollback sends.
-    previous: dict[str, dict[str, Any]] = {}
+    #: What this build updated, as it was before: a rollback restores it.
+    previous: Restore = Restore()
     #: What the build changed (converge.change_report: rows of steps/diff.py, counts), for the
     #: build's output.
     changes: dict[str, Any] = {}

@@ -523,3 +523,38 @@ def test_a_subnet_without_a_free_address_is_a_service_event_and_placement_is_ret
     [task] = _tasks(aws)
     assert task["lastStatus"] == "RUNNING"
     assert ipaddress.ip_address(_ip(task)) in ipaddress.ip_network("10.0.9.0/28")
+
+
+def test_a_family_without_revision_describes_its_latest_active_revision(
+    world: World, aws: Clients
+) -> None:
+    """DescribeTaskDefinition of a family: "the latest ACTIVE revision is used" (moto: latest)."""
+    for image in ("a", "b"):
+        aws.ecs.register_task_definition(
+            family="web", containerDefinitions=[{"name": "web", "image": image, "memory": 512}]
+        )
+    aws.ecs.deregister_task_definition(taskDefinition="web:2")
+    described = aws.ecs.describe_task_definition(taskDefinition="web")["taskDefinition"]
+    assert (described["revision"], described["status"]) == (1, "ACTIVE")
+    assert (
+        aws.ecs.describe_task_definition(taskDefinition="web:2")["taskDefinition"]["status"]
+        == "INACTIVE"
+    )
+
+
+def test_force_new_deployment_and_a_network_change_start_a_new_deployment(
+    world: World, aws: Clients, network: Network, registry: dict[str, Any]
+) -> None:
+    _create_with_breaker(aws, network, registry, 1)
+    _advance_until(world, aws, lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
+    first = _service(aws)["deployments"][0]["id"]
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", forceNewDeployment=True)
+    deployments = _service(aws)["deployments"]
+    assert [d["status"] for d in deployments] == ["PRIMARY", "ACTIVE"]
+    assert deployments[1]["id"] == first
+    assert deployments[0]["taskDefinition"] == deployments[1]["taskDefinition"]
+    _advance_until(world, aws, lambda s: len(s["deployments"]) == 1)
+    # a network change too (ECS moves the tasks: new ENIs)
+    vpc = _service(aws)["networkConfiguration"]
+    aws.ecs.update_service(cluster=CLUSTER, service="web-service", networkConfiguration=vpc)
+    assert [d["status"] for d in _service(aws)["deployments"]] == ["PRIMARY", "ACTIVE"]

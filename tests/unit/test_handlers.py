@@ -238,7 +238,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "operations": {},  # no registry TTL to update, no static instance
         "removed": [],  # no ECS service of the environment outside the spec
         "prune": None,
-        "previous": {},  # no service updated
+        "previous": {"services": {}, "registries": {}, "instances": {}},  # nothing updated
     }
     deployment["changes"] = changes
     deployment = call(

@@ -200,7 +200,7 @@ def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
         update={"services": [s.model_copy(update={"dnsTtl": 15}) for s in spec.services]}
     )
 
-    rows = registries.registry_changes(clients, changed, ids, 4)
+    rows, before = registries.registry_changes(clients, changed, ids, 4)
 
     assert [(r.name, r.action, r.fields) for r in rows] == [
         ("web", "update", {"dnsTtl": [60, 15]}),
@@ -208,6 +208,8 @@ def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
         ("db", "adopt", {}),  # not envbuild's: left as it is
     ]
     assert "dnsTtl 60, spec 15" in rows[2].note
+    # what a rollback puts back
+    assert before == {n: [{"Type": "A", "TTL": 60}] for n in ("web", "api")}
     operations = registries.update_registries(clients, changed, ids, rows, 4)
     assert sorted(operations) == ["UpdateService api", "UpdateService web"]
     ttls = {
@@ -215,8 +217,9 @@ def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
         for name in ("web", "api", "db")
     }
     assert ttls == {"web": 15, "api": 15, "db": 60}
-    again = registries.registry_changes(clients, changed, ids, 4)
+    again, before = registries.registry_changes(clients, changed, ids, 4)
     assert [r.action for r in again] == ["unchanged", "unchanged", "adopt"]
+    assert before == {}
 
 
 def test_a_registry_created_again_by_a_later_build_gets_a_new_creator_request_id(

@@ -72,6 +72,16 @@ def register_instances(
         )
 
 
+def register_tasks(
+    clients: Clients, spec: EnvironmentSpec, registry_ids: dict[str, str], **ips: list[str]
+) -> None:
+    """Each service's tasks (service name -> IPs), registered as ECS registers them."""
+    for name, addresses in ips.items():
+        register_instances(
+            clients, registry_ids[name], addresses, f"{name}-service", spec.cluster_name
+        )
+
+
 # --- create_or_adopt_services ----------------------------------------------------------------------
 
 
@@ -226,7 +236,7 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         ("api-service", "unchanged", {}),
         ("db-service", "unchanged", {}),
     ]
-    assert state.previous == {
+    assert state.previous.services == {
         "web-service": {
             "taskDefinition": "workshop_web:1",
             "desiredCount": 2,
@@ -439,13 +449,8 @@ def test_check_services_is_ready_when_every_task_runs_and_is_registered(
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
     )
-    register_instances(
-        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
-    )
-    register_instances(
-        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
-    )
-    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
+    register_tasks(clients, spec, registry_ids, web=["10.0.1.10", "10.0.2.10"])
+    register_tasks(clients, spec, registry_ids, api=["10.0.1.11", "10.0.2.11"], db=["10.0.1.12"])
     checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
     assert checked.ready is True
     assert checked.message == "all services ready"
@@ -460,12 +465,8 @@ def test_check_services_counts_only_this_services_tasks_and_names_any_other_inst
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
     )
-    register_instances(
-        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
-    )
-    register_instances(
-        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
-    )
+    register_tasks(clients, spec, registry_ids, web=["10.0.1.10", "10.0.2.10"])
+    register_tasks(clients, spec, registry_ids, api=["10.0.1.11", "10.0.2.11"])
     # db's registry: a task of another cluster's db-service, and an instance someone registered
     clients.servicediscovery.register_instance(
         ServiceId=registry_ids["db"],
@@ -487,7 +488,7 @@ def test_check_services_counts_only_this_services_tasks_and_names_any_other_inst
         "db-service: 1/1 tasks running, 0/1 registered in Cloud Map; also in the registry, not"
         " this service's (not counted): other-cluster-task (10.0.9.1), by-hand (10.0.9.2)"
     )
-    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
+    register_tasks(clients, spec, registry_ids, db=["10.0.1.12"])
     checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
     assert checked.ready is True  # the others are tolerated (Verify DNS names them if they answer)
 
@@ -500,12 +501,7 @@ def test_check_services_not_ready_names_each_service_with_running_and_registered
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 0}, monkeypatch
     )
-    register_instances(
-        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
-    )
-    register_instances(
-        clients, registry_ids["api"], ["10.0.1.11"], "api-service", spec.cluster_name
-    )
+    register_tasks(clients, spec, registry_ids, web=["10.0.1.10", "10.0.2.10"], api=["10.0.1.11"])
     checked = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
     assert checked.ready is False
     assert checked.poll.attempt == 1
@@ -611,13 +607,8 @@ def test_check_services_waits_for_unhealthy_instances_naming_them_by_id_and_ip(
     state = create_with_running(
         clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 1}, monkeypatch
     )
-    register_instances(
-        clients, registry_ids["web"], ["10.0.1.10", "10.0.2.10"], "web-service", spec.cluster_name
-    )
-    register_instances(
-        clients, registry_ids["api"], ["10.0.1.11", "10.0.2.11"], "api-service", spec.cluster_name
-    )
-    register_instances(clients, registry_ids["db"], ["10.0.1.12"], "db-service", spec.cluster_name)
+    register_tasks(clients, spec, registry_ids, web=["10.0.1.10", "10.0.2.10"])
+    register_tasks(clients, spec, registry_ids, api=["10.0.1.11", "10.0.2.11"], db=["10.0.1.12"])
     sd = clients.servicediscovery
     sick = sd.list_instances(ServiceId=registry_ids["db"])["Instances"][0]["Id"]
     sd.update_instance_custom_health_status(
@@ -639,32 +630,36 @@ def test_static_instances_are_registered_once_and_their_operations_awaited(
         StaticInstance(id="custom-web-instance", ipv4="10.0.3.100", attributes={"v": "1.0"})
     ]
     registry_ids, _ = prepare(clients, caller, spec)
-    operations, rows = services.converge_static_instances(
+    operations, rows, before = services.converge_static_instances(
         clients, spec, registry_ids, frozenset(), 2
     )
     assert list(operations) == ["RegisterInstance web/custom-web-instance"]
     assert [(r.kind, r.name, r.action) for r in rows] == [
         ("instance", "web/custom-web-instance", "create")
     ]
+    assert before == {"web/custom-web-instance": None}  # a rollback deregisters it
     assert services.pending_operations(clients, operations) == {}  # moto: SUCCESS at once
     (instance,) = clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])[
         "Instances"
     ]
     assert instance["Attributes"] == {"AWS_INSTANCE_IPV4": "10.0.3.100", "v": "1.0"}
     # registered with these attributes already: nothing to do on a re-run
-    operations, rows = services.converge_static_instances(
+    operations, rows, before = services.converge_static_instances(
         clients, spec, registry_ids, frozenset({"web/custom-web-instance"}), 2
     )
     assert operations == {}
     assert [r.action for r in rows] == ["unchanged"]
+    assert before == {}
 
     # removed from the spec: deregistered, as envbuild registered it (the record says so) ...
     spec.services[0].instances = []
-    operations, rows = services.converge_static_instances(
+    operations, rows, before = services.converge_static_instances(
         clients, spec, registry_ids, frozenset({"web/custom-web-instance"}), 2
     )
     assert list(operations) == ["DeregisterInstance web/custom-web-instance"]
     assert [(r.name, r.action) for r in rows] == [("web/custom-web-instance", "remove")]
+    # a rollback registers it again as it was
+    assert before == {"web/custom-web-instance": {"AWS_INSTANCE_IPV4": "10.0.3.100", "v": "1.0"}}
     assert clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])["Instances"] == []
 
 
@@ -678,11 +673,10 @@ def test_a_static_instance_envbuild_did_not_register_is_never_deregistered(
         InstanceId="someone-elses",
         Attributes={"AWS_INSTANCE_IPV4": "10.0.3.7"},
     )
-    operations, rows = services.converge_static_instances(
+    operations, rows, before = services.converge_static_instances(
         clients, spec, registry_ids, frozenset({"web/other-recorded"}), 2
     )
-    assert operations == {}
-    assert rows == []
+    assert (operations, rows, before) == ({}, [], {})
     assert [
         i["Id"]
         for i in clients.servicediscovery.list_instances(ServiceId=registry_ids["web"])["Instances"]

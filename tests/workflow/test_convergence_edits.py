@@ -276,14 +276,30 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     """api's update succeeds, web's fails: the rollback puts api back on workshop_api:1 with its
-    old count, deregisters both new revisions and never one a service runs."""
-    built(emulator, workshop_spec)
+    old count, api's registry back on its TTL, db's static instances back as they were,
+    deregisters both new revisions and never one a service runs."""
+    spec_a = static_spec(workshop_spec, [{"id": "legacy-db", "ipv4": "10.0.1.201"}])
+    first = built(emulator, spec_a)
+    sd = emulator.client("servicediscovery")
 
     def state() -> dict[str, Any]:
         services = {name: ecs_service(emulator, f"{name}-service") for name in ("web", "api", "db")}
+        registries = {
+            name: sd.get_service(Id=registry_id(first, {"name": name}))["Service"]
+            for name in ("web", "api", "db")
+        }
+        db_instances = sd.list_instances(ServiceId=registry_id(first, {"name": "db"}))
         return {
-            name: (s["taskDefinition"].rsplit("/", 1)[-1], s["desiredCount"], network(s))
-            for name, s in services.items()
+            "services": {
+                name: (s["taskDefinition"].rsplit("/", 1)[-1], s["desiredCount"], network(s))
+                for name, s in services.items()
+            },
+            "ttl": {n: r["DnsConfig"]["DnsRecords"] for n, r in registries.items()},
+            "static": sorted(
+                (i["Id"], i["Attributes"]["AWS_INSTANCE_IPV4"])
+                for i in db_instances["Instances"]
+                if "ECS_SERVICE_NAME" not in i["Attributes"]
+            ),
         }
 
     before = state()
@@ -291,10 +307,21 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
     active = sorted(ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"])
     emulator.world.faults.tasks_fail_to_start("workshop_web:2", reason="CannotPullContainerError")
     spec = changed(
-        changed(workshop_spec, "web", image="nginx:no-such-tag"),
+        changed(
+            static_spec(
+                workshop_spec,
+                [
+                    {"id": "legacy-db", "ipv4": "10.0.1.209"},
+                    {"id": "legacy-db-2", "ipv4": "10.0.1.210"},
+                ],
+            ),
+            "web",
+            image="nginx:no-such-tag",
+        ),
         "api",
         image="nginx:1.27",
         desiredCount=3,
+        dnsTtl=15,
     )
 
     described, history = run_build(emulator, spec)
@@ -312,3 +339,7 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
         "workshop_api:2",
         "workshop_web:2",
     ]
+    # and the next build of the first spec changes nothing
+    emulator.aws_faults.calls.clear()
+    built(emulator, spec_a)
+    assert not environment_calls(mutating(emulator))

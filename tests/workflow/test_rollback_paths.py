@@ -27,8 +27,9 @@ def test_a_failure_after_namespace_registries_and_task_definitions_leaves_the_ac
     assert described["error"] == "RuntimeError"  # the original Error and Cause
     assert "injected crash of CreateServicesFunction" in described["cause"]
     entered = states_entered(history)
-    assert entered[-8:] == [
+    assert entered[-9:] == [
         "Roll Back?",
+        "Services Updated?",  # no: the crash came before Create Services updated anything
         "Name The Rollback",
         "Hand The Lock To The Rollback",  # the rollback runs under this build's lock
         "Roll Back",

@@ -16,21 +16,23 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from envbuild_lambda.aws import Caller, get_clients
-from envbuild_lambda.handlers.inputs import CreateServicesInput
+from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import autoscaling, converge, record, registries, services
+from envbuild_lambda.steps import autoscaling, converge, record, registries, restore, services
 
 
 @step("CreateServices")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "previous" in event:  # the failure path's "Restore What Was Updated"
+        return _restore(event)
     request = CreateServicesInput.model_validate(event)
     settings = get_settings()
     clients = get_clients()
     caller = Caller.from_function_arn(context.invoked_function_arn)
     spec = request.spec
     recorded = record.read(clients, settings.require_record_table(), spec.environment)
-    registry_rows = registries.registry_changes(
+    registry_rows, registries_before = registries.registry_changes(
         clients, spec, request.registries, settings.max_workers
     )
     operations = registries.update_registries(
@@ -69,7 +71,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         registry_rows,
         service_rows,
         request.task_definition_by_name(),
-        state.previous,
+        state.previous.services,
         removed,
         prune,
     )
@@ -82,6 +84,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
             "changes": changes,
+            "previous": state.previous.model_copy(update={"registries": registries_before}),
         }
     )
     return state.model_dump(mode="json")
+
+
+def _restore(event: dict[str, Any]) -> dict[str, Any]:
+    """A failed build's rollback, first part (steps/restore.py): the same function that made
+    the updates puts them back, with the same permissions."""
+    request = RestoreInput.model_validate(event)
+    restored = restore.restore(
+        get_clients(),
+        request.spec,
+        request.registries,
+        request.previous,
+        get_settings().max_workers,
+        request.build,
+    )
+    count("ResourcesRestored", len(restored))
+    return {"restored": restored}

@@ -11,6 +11,7 @@ from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
     ProbeState,
+    Restore,
     ServicesState,
 )
 
@@ -86,6 +87,16 @@ class CreateServicesInput(_Input):
 
     def task_definition_by_name(self) -> dict[str, str]:
         return dict(self.taskDefinitions)
+
+
+class RestoreInput(_Input):
+    """A failed build's restore of what it updated (steps/restore.py)."""
+
+    spec: EnvironmentSpec
+    registries: dict[str, str] = {}
+    previous: Restore
+    #: The failed build execution (ARN): the restore's Cloud Map request tokens are its own.
+    build: str | None = None
 
 
 class CheckServicesInput(_Input):

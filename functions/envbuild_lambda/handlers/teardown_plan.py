@@ -44,18 +44,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             max_workers=settings.max_workers,
             created_by=options["createdBy"],
         )
-    if options["restore"] or plan.restore:  # a rollback's: checked like the rest of the plan
-        restore = options["restore"] or plan.restore
-        recorded = record.read(clients, settings.require_record_table(), plan.environment or "")
-        cluster = plan.cluster or (recorded.cluster if recorded else None) or ""
-        plan = plan.model_copy(
-            update={
-                "cluster": cluster,
-                "restore": teardown.verified_restore(
-                    clients, plan.environment or "", cluster, restore, recorded
-                ),
-            }
-        )
     count("TeardownsPlanned")
     count("ResourcesKept", len(plan.kept))
     planned: dict[str, Any] = {"plan": plan.model_dump(mode="json")}

@@ -105,19 +105,24 @@ def registry_changes(
     spec: EnvironmentSpec,
     registries: dict[str, str],
     max_workers: int,
-) -> list[Change]:
+) -> tuple[list[Change], dict[str, list[dict[str, Any]]]]:
     """diff.registry_change for each of the spec's registries that exists (``registries``:
-    service name -> id): update rows for those envbuild manages whose DNS records differ."""
+    service name -> id): update rows for those envbuild manages whose DNS records differ; and
+    the DnsRecords of those, as they are (a rollback restores them)."""
 
-    def change(service: Service) -> Change:
+    def change(service: Service) -> tuple[Change, list[dict[str, Any]]]:
         current = describe_registry(clients, registries[service.name])
+        records = list(current.get("DnsConfig", {}).get("DnsRecords", []))
         want = desired.registry(spec, service)
         if not diff.registry_change(service, want, current, managed=True).fields:
-            return Change(kind="registry", name=service.name, action="unchanged")
+            return Change(kind="registry", name=service.name, action="unchanged"), records
         managed = is_managed(cloudmap_tags(clients, str(current["Arn"])), spec.environment)
-        return diff.registry_change(service, want, current, managed=managed)
+        return diff.registry_change(service, want, current, managed=managed), records
 
-    return pmap(change, [s for s in spec.services if s.name in registries], max_workers)
+    found = pmap(change, [s for s in spec.services if s.name in registries], max_workers)
+    rows = [row for row, _records in found]
+    before = {row.name: records for row, records in found if row.action == "update"}
+    return rows, before
 
 
 def update_registries(

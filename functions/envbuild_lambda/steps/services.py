@@ -15,7 +15,7 @@ from envbuild_lambda.errors import (
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.state import Poll, ServicesState
+from envbuild_lambda.state import Poll, Restore, ServicesState
 from envbuild_lambda.steps import desired, diff
 from envbuild_lambda.steps.desired import registry_arn
 from envbuild_lambda.steps.diff import Change, short_task_definition
@@ -213,7 +213,7 @@ def create_or_adopt_services(
         clients, spec.cluster, (s.ecs_service_name for s in spec.services), tags=True
     )
     actions: dict[str, str] = {}
-    previous: dict[str, dict[str, Any]] = {}
+    previous: dict[str, dict[str, Any]] = {}  # ECS service -> as it was before UpdateService
     rows: list[Change] = []
     to_create: list[Service] = []
     to_update: list[tuple[Service, dict[str, Any]]] = []
@@ -253,14 +253,18 @@ def create_or_adopt_services(
         to_update,
         max_workers,
     )
-    operations, instance_rows = converge_static_instances(
+    operations, instance_rows, instances_before = converge_static_instances(
         clients, spec, registries, recorded_instances, max_workers, build
     )
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
     poll = Poll.start(schedule, first_wait=None if to_create or to_update or operations else 0)
     state = ServicesState(
-        ready=False, poll=poll, actions=actions, operations=operations, previous=previous
+        ready=False,
+        poll=poll,
+        actions=actions,
+        operations=operations,
+        previous=Restore(services=previous, instances=instances_before),
     )
     return state, rows + instance_rows
 
@@ -285,24 +289,29 @@ def converge_static_instances(
     recorded: frozenset[str],
     max_workers: int,
     build: str | None = None,
-) -> tuple[dict[str, str], list[Change]]:
+) -> tuple[dict[str, str], list[Change], dict[str, dict[str, str] | None]]:
     """Static instances to the spec (diff.instance_changes): RegisterInstance for each new or
     changed one, DeregisterInstance for each one envbuild registered (``recorded``: the
     environment record's "<service>/<id>") that the spec no longer lists. Returns the Cloud Map
     operations Check Services awaits ("RegisterInstance <service>/<id>" or "DeregisterInstance
-    <service>/<id>" -> operation id) and the rows."""
+    <service>/<id>" -> operation id), the rows, and each changed instance as it was before
+    (attributes; None: it did not exist)."""
     services = [
         s
         for s in spec.services
         if s.instances or any(key.split("/", 1)[0] == s.name for key in recorded)
     ]
     if not services:
-        return {}, []
+        return {}, [], {}
     registered = pmap(lambda s: list_instances(clients, registries[s.name]), services, max_workers)
     rows: list[tuple[Service, Change]] = []
+    before: dict[str, dict[str, str] | None] = {}
     for service, instances in zip(services, registered, strict=True):
         static = {i.id: i.attributes for i in instances if not is_task(i)}
-        rows += [(service, row) for row in diff.instance_changes(service, static, set(recorded))]
+        for row in diff.instance_changes(service, static, set(recorded)):
+            rows.append((service, row))
+            if row.action != "unchanged":
+                before[row.name] = static.get(row.name.split("/", 1)[1])
 
     def apply(item: tuple[Service, Change]) -> tuple[str, str] | None:
         service, row = item
@@ -329,7 +338,7 @@ def converge_static_instances(
         return None
 
     operations = dict(r for r in pmap(apply, rows, max_workers) if r is not None)
-    return operations, [row for _service, row in rows]
+    return operations, [row for _service, row in rows], before
 
 
 def is_task(instance: Instance) -> bool:

@@ -29,14 +29,7 @@ from envbuild_lambda.errors import (
     map_client_error,
 )
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.removal import (
-    KeptResource,
-    NamespaceRef,
-    Progress,
-    RemovalPlan,
-    RestoredService,
-    short,
-)
+from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
 from envbuild_lambda.spec import family_prefix, is_managed, log_group_prefix
 from envbuild_lambda.state import Poll
 from envbuild_lambda.steps import autoscaling, outputs
@@ -671,67 +664,11 @@ def _deregister_scalable_targets(
     )
 
 
-def verified_restore(
-    clients: Clients,
-    environment: str,
-    cluster: str,
-    restore: dict[str, RestoredService],
-    record: EnvironmentRecord | None,
-) -> dict[str, RestoredService]:
-    """A rollback's ``restore`` may name only ECS services the environment record lists in its
-    cluster, tagged for the environment, each put back on a revision of its own family
-    (<environment>_<service>). InvalidPlan names every other entry, before any change."""
-    if not restore:
-        return {}
-    problems: list[str] = []
-    if record is None or cluster_name(cluster) != cluster_name(record.cluster or ""):
-        raise InvalidPlan(
-            f"restore: cluster {cluster} is not the recorded cluster of {environment!r}"
-        )
-    described = describe_services(clients, cluster, list(restore), tags=True)
-    for name, entry in restore.items():
-        family = f"{family_prefix(environment)}{name.removesuffix('-service')}"
-        service = described.get(name)
-        if not record.has("ecsServices", name):
-            problems.append(f"restore.{name}: not in the environment record")
-        elif service is None or service.get("status") != "ACTIVE":
-            problems.append(f"restore.{name}: no such ACTIVE ECS service in {cluster}")
-        elif not is_managed(ecs_tags(service), environment):
-            problems.append(f"restore.{name}: not envbuild's for {environment}")
-        elif entry.taskDefinition.rsplit(":", 1)[0] != family:
-            problems.append(
-                f"restore.{name}.taskDefinition: {entry.taskDefinition} is not of family {family}"
-            )
-    if problems:
-        raise InvalidPlan("; ".join(problems))
-    return restore
-
-
-def restore_services(clients: Clients, plan: RemovalPlan, max_workers: int) -> list[str]:
-    """UpdateService of each service in ``plan.restore`` back to what it ran before the failed
-    build (revision, desired count, network); repeating it is harmless."""
-    cluster = plan.cluster or ""
-
-    def restore(name: str) -> str:
-        entry = plan.restore[name]
-        with aws_errors(f"UpdateService {name} (restore {entry.taskDefinition}) in {cluster}"):
-            clients.ecs.update_service(
-                cluster=cluster,
-                service=name,
-                **entry.model_dump(mode="json", exclude_none=True),
-            )
-        return name
-
-    return pmap(restore, sorted(plan.restore), max_workers)
-
-
 def scale_to_zero(
     clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
 ) -> Progress:
-    """First the rollback's ``restore`` (restore_services); then UpdateService desiredCount=0
-    for each ACTIVE service of the plan, then a first check."""
+    """UpdateService desiredCount=0 for each ACTIVE service of the plan, then a first check."""
     cluster = plan.cluster or ""
-    restore_services(clients, plan, max_workers)
     described = describe_services(clients, cluster, plan.ecsServices)
     live = [
         name
