@@ -136,6 +136,11 @@ PATCH_POINTS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.list_tasks"),
     # CreateService's deploymentConfiguration (the backend's create_service does not receive it)
     Ref("moto.ecs.responses", "EC2ContainerServiceResponse.create_service"),
+    # Application Auto Scaling: deregistering a scalable target deletes its scaling policies
+    Ref(
+        "moto.applicationautoscaling.models",
+        "ApplicationAutoscalingBackend.deregister_scalable_target",
+    ),
 )
 
 #: What the emulator core replaces: Lambda Tasks dispatched in-process, Wait states and retry
@@ -207,6 +212,8 @@ INTERNALS: tuple[Ref, ...] = (
     Ref(_ECS, "EC2ContainerServiceBackend.describe_task_definition"),
     Ref(_ECS, "EC2ContainerServiceBackend._calculate_task_resource_requirements"),
     Ref(_ECS, "EC2ContainerServiceBackend._get_cluster"),
+    Ref("moto.ecs.exceptions", "InvalidParameterException"),
+    Ref("moto.ecs.responses", "EC2ContainerServiceResponse.ecs_backend"),
     Ref("moto.logs.models", "logs_backends"),
     Ref("moto.route53.models", "route53_backends"),
     Ref("moto.route53.models", "Route53Backend.create_hosted_zone"),

@@ -60,7 +60,9 @@ def seed(
     group = ec2.create_security_group(
         GroupName="workshop-ecs-sg", Description="ECS tasks of the workshop", VpcId=vpc
     )["GroupId"]
-    client("ecs").create_cluster(clusterName=cluster_name)
+    client("ecs").create_cluster(
+        clusterName=cluster_name, capacityProviders=["FARGATE", "FARGATE_SPOT"]
+    )
     iam = client("iam")
     roles = {}
     for name in ("ecsTaskExecutionRole", "ecsTaskRole"):
@@ -76,6 +78,7 @@ def seed(
         "EXECUTION_ROLE_ARN": roles["ecsTaskExecutionRole"],
         "TASK_ROLE_ARN": roles["ecsTaskRole"],
         "AWS_REGION": region,
+        "ACCOUNT_ID": roles["ecsTaskRole"].split(":")[4],
     }
     client("ssm").put_parameter(
         Name=PARAMETER, Type="String", Value=json.dumps(prerequisites), Overwrite=True

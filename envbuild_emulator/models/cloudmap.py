@@ -528,6 +528,8 @@ class CloudMapModel:
             and ("AAAA" not in record_types or "AWS_INSTANCE_IPV6" not in attributes)
         ):
             raise InvalidInput("AWS_INSTANCE_IPV4 is required for a service with an A record")
+        if "SRV" in record_types and "AWS_INSTANCE_PORT" not in attributes:
+            raise InvalidInput("AWS_INSTANCE_PORT is required for a service with an SRV record")
         state = self.state(backend)
         key = (service_id, instance_id, creator_request_id or "")
         if creator_request_id and key in state.instance_requests:
@@ -601,6 +603,10 @@ class CloudMapModel:
         service.instances = [i for i in service.instances if i.instance_id != instance_id]
         service.instances.append(instance)
         service.instances_revision[instance_id] = service.instances_revision.get(instance_id, 0) + 1
+        if health_status != "HEALTHY":  # Route 53 answers only with healthy instances
+            records = self.state(backend).records.pop((service.id, instance_id), [])
+            Route53(backend.account_id, backend.partition).remove_records(records)
+            return instance
         lag = self._world.latencies.discovery_propagation_seconds
         if lag <= 0:
             self._update_records(backend, service, instance_id, instance.attributes)
@@ -623,6 +629,21 @@ class CloudMapModel:
 
         state.timers.add(due, propagate)
         return instance
+
+    def set_health(
+        self, backend: ServiceDiscoveryBackend, service: Service, instance_id: str, status: str
+    ) -> None:
+        """The custom health status ECS reports (UpdateInstanceCustomHealthStatus): Route 53
+        answers only with HEALTHY instances, so an UNHEALTHY one's records leave DNS."""
+        instance = next((i for i in service.instances if i.instance_id == instance_id), None)
+        if instance is None:
+            return
+        instance.health_status = status
+        if status == "HEALTHY":
+            self._update_records(backend, service, instance_id, instance.attributes)
+        else:
+            records = self.state(backend).records.pop((service.id, instance_id), [])
+            Route53(backend.account_id, backend.partition).remove_records(records)
 
     def discoverable(
         self, backend: ServiceDiscoveryBackend, instances: list[ServiceInstance]

@@ -99,6 +99,11 @@ class Route53:
         for record in dns_config.get("DnsRecords") or []:
             rtype = str(record.get("Type"))
             value = attributes.get(_VALUE_ATTRIBUTE.get(rtype, ""))
+            if rtype == "SRV" and "AWS_INSTANCE_PORT" in attributes:
+                # priority weight port service-hostname: the hostname is the instance id
+                # prefixed to the service's name (API_DnsRecord, Type SRV).
+                port = attributes["AWS_INSTANCE_PORT"]
+                value = f"1 1 {port} {fqdn(f'{instance_id}.{record_name}')}"
             if value is None:
                 continue
             name = fqdn(record_name)

@@ -68,6 +68,9 @@ class _TaskRun:
     registered: list[tuple[str, str]] = field(default_factory=list)  # (sd region key, service id)
     stopping: bool = False
     deployment: str = ""  # the id of the deployment that started the task
+    #: the essential containers' health check (None: the task has none) and the task's health
+    health_check: dict[str, Any] | None = None
+    health: str = "UNKNOWN"
 
     @property
     def task_id(self) -> str:
@@ -287,12 +290,91 @@ class EcsModel:
         status = desired_status or "RUNNING"
         return [task for task in tasks if task.desired_status == status]
 
+    # ------------------------------------------------------------------ CreateService fields
+    #: What CreateService takes that moto's backend drops, kept on the service as DescribeServices
+    #: returns it (UpdateService already sets them: moto sets every parameter it is given).
+    KEPT_CREATE_FIELDS = (
+        "enableExecuteCommand",
+        "healthCheckGracePeriodSeconds",
+        "availabilityZoneRebalancing",
+        "placementStrategy",
+        "placementConstraints",
+    )
+
+    def create_service_fields(self, response: Any) -> dict[str, Any]:
+        """CreateService's capacity provider strategy, checked as ECS checks it: not with a
+        launch type, only providers associated with the cluster
+        (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html)."""
+        fields: dict[str, Any] = {
+            name: response._get_param(name)
+            for name in self.KEPT_CREATE_FIELDS
+            if response._get_param(name) is not None
+        }
+        strategy = response._get_param("capacityProviderStrategy")
+        if strategy:
+            invalid = lookup("moto.ecs.exceptions", "InvalidParameterException")
+            if response._get_param("launchType"):
+                raise invalid(
+                    "Specifying both a launch type and capacity provider strategy is not supported."
+                )
+            backend = response.ecs_backend
+            cluster = backend._get_cluster(response._get_param("cluster", "default"))
+            associated = set(cluster.capacity_providers or [])
+            for item in strategy:
+                if item.get("capacityProvider") not in associated:
+                    raise invalid(
+                        "The specified capacity provider strategy cannot contain a capacity"
+                        " provider that is not associated with the cluster. Associate the"
+                        " capacity provider with the cluster or specify a valid capacity"
+                        " provider and try again."
+                    )
+            fields["capacityProviderStrategy"] = [
+                {
+                    "capacityProvider": item["capacityProvider"],
+                    "weight": int(item.get("weight", 0)),
+                    "base": int(item.get("base", 0)),
+                }
+                for item in strategy
+            ]
+        return fields
+
+    @staticmethod
+    def apply_service_fields(service: Service, fields: dict[str, Any] | None) -> None:
+        """Keep CreateService's fields on the new service (a capacity provider strategy replaces
+        the launch type moto defaults to EC2; ECS describes no launchType then)."""
+        if not fields:
+            if getattr(service, "enable_execute_command", None) is None:
+                service.enable_execute_command = False  # ECS's default, described
+            return
+        strategy = fields.get("capacityProviderStrategy")
+        if strategy:
+            service.capacity_provider_strategy = strategy
+            service.launch_type = None
+            for deployment in service.deployments:
+                deployment["launchType"] = None
+                deployment["capacityProviderStrategy"] = strategy
+        service.enable_execute_command = bool(fields.get("enableExecuteCommand", False))
+        for name in ("healthCheckGracePeriodSeconds", "availabilityZoneRebalancing",
+                     "placementStrategy", "placementConstraints"):  # fmt: skip
+            if name in fields:
+                setattr(service, _snake(name), fields[name])
+
     # ------------------------------------------------------------------ scheduler
     @staticmethod
-    def _modelled(service: Service) -> bool:
+    def _fargate(service: Service) -> bool:
+        """Runs on Fargate: the FARGATE launch type, or a strategy of Fargate providers."""
+        strategy = getattr(service, "capacity_provider_strategy", None) or []
+        if service.launch_type == "FARGATE":
+            return True
+        return bool(strategy) and all(
+            item.get("capacityProvider") in ("FARGATE", "FARGATE_SPOT") for item in strategy
+        )
+
+    @classmethod
+    def _modelled(cls, service: Service) -> bool:
         awsvpc = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
         return (
-            service.launch_type == "FARGATE"
+            cls._fargate(service)
             and bool(awsvpc.get("subnets"))
             and service.task_definition is not None
             and service.status == "ACTIVE"
@@ -357,7 +439,9 @@ class EcsModel:
             )
         old = [t for t in live if t not in active]
         healthy = all(
-            t.task.last_status == "RUNNING" and (t.registered or not service.service_registries)
+            t.task.last_status == "RUNNING"
+            and (t.registered or not service.service_registries)
+            and self._ready(t)
             for t in active
         )
         if old and missing == 0 and healthy:  # the new deployment is up: stop the old one
@@ -548,6 +632,7 @@ class EcsModel:
         for container in task.containers:
             container.last_status = "RUNNING"
         run.failures, run.retry_at = 0, None
+        self._start_health_check(backend, run, task_run, at, revision)
         self._refresh_counts(backend, run)
         if not service.service_registries:
             self._reconcile(backend, run, at)
@@ -556,6 +641,106 @@ class EcsModel:
                 at + world.latencies.registration_seconds,
                 lambda t: self._register(backend, run, task_run, t),
             )
+
+    # ------------------------------------------------------------------ container health checks
+    def _start_health_check(
+        self,
+        backend: EC2ContainerServiceBackend,
+        run: _ServiceRun,
+        task_run: _TaskRun,
+        at: float,
+        revision: str,
+    ) -> None:
+        """A task whose essential container has a health check is UNKNOWN once RUNNING, then
+        HEALTHY after the first passing check (startPeriod + interval), or UNHEALTHY after
+        ``retries`` failing ones when the fault ``containers_unhealthy`` is armed for it.
+        https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html"""
+        task = task_run.task
+        check = self._health_check_of(backend, task)
+        if check is None:
+            return
+        task_run.health_check = check
+        task_run.health = "UNKNOWN"
+        _show(task, health_status="UNKNOWN")
+        for container in task.containers:
+            _show(container, health_status="UNKNOWN")
+        interval = int(check.get("interval") or 30)
+        retries = int(check.get("retries") or 3)
+        start = int(check.get("startPeriod") or 0)
+        unhealthy = self._world.faults.container_unhealthy(
+            run.service.name, task_run.family, revision
+        )
+        due = at + start + (interval * retries if unhealthy else interval)
+        status = "UNHEALTHY" if unhealthy else "HEALTHY"
+        self._state_timers(backend).add(
+            due, lambda t: self._health_changed(backend, run, task_run, t, status)
+        )
+
+    def _health_check_of(
+        self, backend: EC2ContainerServiceBackend, task: Task
+    ) -> dict[str, Any] | None:
+        try:
+            definition = backend.describe_task_definition(str(task.task_definition_arn))
+        except Exception:  # deregistered meanwhile: ECS keeps running the task
+            return None
+        for container in definition.container_definitions or []:
+            check = container.get("healthCheck")
+            if check and container.get("essential", True):
+                return dict(check)
+        return None
+
+    def _health_changed(
+        self,
+        backend: EC2ContainerServiceBackend,
+        run: _ServiceRun,
+        task_run: _TaskRun,
+        at: float,
+        status: str,
+    ) -> None:
+        """ECS reports the task's health to Cloud Map (the registry's custom health check): an
+        UNHEALTHY task leaves DNS; ECS then stops it ("Task failed container health checks")
+        and the scheduler starts a replacement (counted by the circuit breaker)."""
+        task = task_run.task
+        if task.desired_status != "RUNNING" or task.last_status != "RUNNING":
+            return
+        task_run.health = status
+        _show(task, health_status=status)
+        for container in task.containers:
+            _show(container, health_status=status)
+        sd_backend = self._servicediscovery(backend)
+        for _region, service_id in task_run.registered:
+            sd_service = sd_backend.services.get(service_id)
+            if sd_service is not None:
+                self._world.cloudmap.set_health(sd_backend, sd_service, task_run.task_id, status)
+        if status == "HEALTHY":
+            self._refresh_counts(backend, run)
+            self._reconcile(backend, run, at)  # a rolling update may now stop the old tasks
+            return
+        service = run.service
+        self._event(
+            service,
+            at,
+            f"(service {service.name}) (task {task_run.task_id}) failed container health checks.",
+        )
+        self._stop(
+            backend,
+            run,
+            task_run,
+            at,
+            "ServiceSchedulerInitiated",
+            "Task failed container health checks",
+        )
+        run.failures += 1
+        delay = min(_RETRY_FIRST_SECONDS * 2 ** (run.failures - 1), _RETRY_MAX_SECONDS)
+        run.retry_at = at + delay
+        self._state_timers(backend).add(run.retry_at, lambda t: self._reconcile(backend, run, t))
+        self._refresh_counts(backend, run)
+        self._circuit_breaker(backend, run, at)
+
+    @staticmethod
+    def _ready(task_run: _TaskRun) -> bool:
+        """Healthy, or without a health check (what ECS waits for in a deployment)."""
+        return task_run.health_check is None or task_run.health == "HEALTHY"
 
     def _register(
         self, backend: EC2ContainerServiceBackend, run: _ServiceRun, task_run: _TaskRun, at: float
@@ -580,10 +765,12 @@ class EcsModel:
             sd_service = sd_backend.services.get(service_id)
             if sd_service is None:
                 continue
+            # A task with a health check is in DNS once it is HEALTHY (until then UNHEALTHY).
+            health = "HEALTHY" if self._ready(task_run) else "UNHEALTHY"
             attributes = {
                 "AWS_INSTANCE_IPV4": task_run.ip,
                 "AVAILABILITY_ZONE": task_run.availability_zone,
-                "AWS_INIT_HEALTH_STATUS": "HEALTHY",
+                "AWS_INIT_HEALTH_STATUS": health,
                 "ECS_CLUSTER_NAME": run.cluster_name,
                 "ECS_SERVICE_NAME": run.service.name,
                 "ECS_TASK_DEFINITION_FAMILY": task_run.family,
@@ -593,7 +780,7 @@ class EcsModel:
             if port:
                 attributes["AWS_INSTANCE_PORT"] = str(port)
             self._world.cloudmap.put_instance(
-                sd_backend, sd_service, task_run.task_id, attributes, health_status="HEALTHY"
+                sd_backend, sd_service, task_run.task_id, attributes, health_status=health
             )
             self._world.cloudmap.record_operation(
                 sd_backend,
@@ -601,7 +788,7 @@ class EcsModel:
                 {"INSTANCE": task_run.task_id, "SERVICE": service_id},
             )
             task_run.registered.append((backend.region_name, service_id))
-        if task_run.registered:
+        if task_run.registered and task_run.health_check is None:
             _show(task, health_status="HEALTHY")
         self._reconcile(backend, run, at)  # a rolling update may now stop the old tasks
 
@@ -721,7 +908,7 @@ class EcsModel:
                 if done:
                     run.completed_task_definition = str(deployment["taskDefinition"])
         registered_all = all(
-            t.registered or not service.service_registries
+            (t.registered or not service.service_registries) and self._ready(t)
             for t in run.tasks
             if t.task.desired_status == "RUNNING"
         )
@@ -747,7 +934,8 @@ class EcsModel:
         return sum(
             1
             for t in run.tasks
-            if t.deployment == deployment_id and t.stop_code == "TaskFailedToStart"
+            if t.deployment == deployment_id
+            and (t.stop_code == "TaskFailedToStart" or t.health == "UNHEALTHY")
         )
 
     @staticmethod
@@ -1121,3 +1309,7 @@ class EcsModel:
     def _servicediscovery(backend: EC2ContainerServiceBackend) -> Any:
         backends = lookup("moto.servicediscovery.models", "servicediscovery_backends")
         return backends[backend.account_id][backend.region_name]
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

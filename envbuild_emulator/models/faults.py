@@ -28,6 +28,7 @@ class Faults:
         self._task_failures: dict[str, str] = {}
         self._unregistered: set[str] = set()
         self._dropped_records: set[str] = set()
+        self._unhealthy: set[str] = set()
 
     def fail_namespace_operation(
         self,
@@ -88,6 +89,19 @@ class Faults:
                 or (self._task_failures.get(revision) if revision else None)
             )
 
+    def containers_unhealthy(self, family_or_service: str) -> None:
+        """The health check of every task started for this ECS service name, task-definition
+        family or revision ("family:revision") fails: the task turns UNHEALTHY after its
+        ``retries`` checks, leaves DNS and is replaced (until ``clear``)."""
+        with self._lock:
+            self._unhealthy.add(family_or_service)
+
+    def container_unhealthy(
+        self, service_name: str, family: str, revision: str | None = None
+    ) -> bool:
+        with self._lock:
+            return bool({service_name, family, revision or ""} & self._unhealthy)
+
     def tasks_not_registered(self, service_name: str) -> None:
         """Tasks of this ECS service run but ECS never registers them in Cloud Map (as when the
         registration fails: the service's events say so), until ``clear``."""
@@ -115,3 +129,4 @@ class Faults:
             self._task_failures.clear()
             self._unregistered.clear()
             self._dropped_records.clear()
+            self._unhealthy.clear()

@@ -95,6 +95,8 @@ class World:
         self.latencies = latencies or Latencies()
         self.faults = Faults()
         self.lock = threading.RLock()
+        #: CreateService's fields moto's backend does not take, while its request runs.
+        self.pending_service_fields: dict[str, Any] | None = None
         self.cloudmap = CloudMapModel(self)
         self.ecs = EcsModel(self)
         self._epoch0 = time.time()
@@ -376,6 +378,7 @@ class World:
             ) -> Service:
                 with world.lock:
                     service = original(backend, *args, **kwargs)
+                    ecs.apply_service_fields(service, world.pending_service_fields)
                     ecs.after_create_service(backend, service)
                     return service
 
@@ -394,6 +397,8 @@ class World:
                         service_properties.get("network_configuration") is not None
                     )
                     service = original(backend, service_properties)
+                    if getattr(service, "capacity_provider_strategy", None):
+                        service.launch_type = None  # ECS describes a strategy or a launch type
                     ecs.after_update_service(backend, service, force_new_deployment=force)
                     return service
 
@@ -488,16 +493,58 @@ class World:
             def create_service(response: Any) -> Any:
                 """CreateService keeps the request's deploymentConfiguration (moto ignores it;
                 its UpdateService already stores it as ``deployment_configuration``), so that
-                DescribeServices returns it and the model's circuit breaker reads it."""
-                result = original(response)
-                configuration = response._get_param("deploymentConfiguration")
-                service = getattr(result, "result", {}).get("service")
-                if configuration is not None and service is not None:
-                    with world.lock:
-                        service.deployment_configuration = configuration
-                return result
+                DescribeServices returns it and the model's circuit breaker reads it; and its
+                capacityProviderStrategy (instead of a launch type: the cluster must have the
+                providers), enableExecuteCommand and the other fields moto's CreateService drops
+                (``EcsModel.create_service_fields``)."""
+                with world.lock:
+                    fields = ecs.create_service_fields(response)
+                    world.pending_service_fields = fields
+                    try:
+                        result = original(response)
+                    finally:
+                        world.pending_service_fields = None
+                    configuration = response._get_param("deploymentConfiguration") or {}
+                    service = getattr(result, "result", {}).get("service")
+                    if service is not None:
+                        # ECS fills in the rolling update's percents it is not given
+                        service.deployment_configuration = {
+                            **configuration,
+                            "maximumPercent": configuration.get("maximumPercent", 200),
+                            "minimumHealthyPercent": configuration.get(
+                                "minimumHealthyPercent", 100
+                            ),
+                        }
+                    return result
 
             return create_service
+
+        def wrap_deregister_scalable_target(original: Callable[..., None]) -> object:
+            def deregister_scalable_target(
+                backend: Any, namespace: str, r_id: str, dimension: str
+            ) -> None:
+                """https://docs.aws.amazon.com/autoscaling/application/APIReference/API_DeregisterScalableTarget.html:
+                "Deregistering a scalable target deletes the scaling policies [...] that are
+                associated with it" (moto keeps them)."""
+                with world.lock:
+                    original(backend, namespace, r_id, dimension)
+                    backend.policies = {
+                        key: policy
+                        for key, policy in backend.policies.items()
+                        if not (
+                            policy.service_namespace == namespace
+                            and policy.resource_id == r_id
+                            and policy.scalable_dimension == dimension
+                        )
+                    }
+
+            return deregister_scalable_target
+
+        replace(
+            "moto.applicationautoscaling.models",
+            "ApplicationAutoscalingBackend.deregister_scalable_target",
+            wrap_deregister_scalable_target,
+        )
 
         def wrap_ecs_describe_task_definition(original: Callable[..., Any]) -> object:
             def describe_task_definition(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_servicediscovery import ServiceDiscoveryClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -97,6 +98,14 @@ class Clients:
     @cached_property
     def ssm(self) -> Any:  # no mypy_boto3_ssm stubs pinned: typed Any
         return self._client("ssm")
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return self._client("secretsmanager")  # type: ignore[no-any-return]
+
+    @cached_property
+    def autoscaling(self) -> Any:  # Application Auto Scaling; no stubs pinned: typed Any
+        return self._client("application-autoscaling")
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:

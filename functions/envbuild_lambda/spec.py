@@ -41,6 +41,35 @@ VPC_ID = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
 SUBNET_ID = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
 SECURITY_GROUP_ID = r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"
 
+#: Tags (the same rules in ECS, Cloud Map and CloudWatch Logs): at most 50 per resource, keys of
+#: 1-128 and values of 0-256 Unicode letters, digits, spaces and _ . : / = + - @; keys starting
+#: aws: are AWS's. envbuild puts its own envbuild:* tags (at most 3) beside the spec's.
+#: https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
+MAX_TAGS = 50
+MAX_SPEC_TAGS = MAX_TAGS - 3
+RESERVED_TAG_PREFIXES = ("aws:", "envbuild:")
+
+#: CloudWatch Logs' allowed retention periods in days (PutRetentionPolicy).
+#: https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+DEFAULT_LOG_RETENTION_DAYS = 30
+
+#: A container name (ContainerDefinition.name): up to 255 letters, digits, _ and -.
+CONTAINER_NAME = r"^[A-Za-z0-9_-]{1,255}$"
+#: A Secrets Manager secret ARN (optionally :json-key:version-stage:version-id) or an SSM
+#: parameter ARN: what a container's secrets[].valueFrom takes.
+VALUE_FROM_ARN = (
+    r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+    r"(:[^:\s]*(:[^:\s]*(:[^:\s]*)?)?)?"
+    r"|arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9/_.-]{1,2048})$"
+)
+#: A Fargate platform version: LATEST or x.y.z.
+PLATFORM_VERSION = r"^(LATEST|[0-9]+\.[0-9]+\.[0-9]+)$"
+
 #: Cloud Map instance ids and custom attributes (API_RegisterInstance): the id 1-64 characters
 #: of [0-9a-zA-Z_/:.@-]; at most 30 custom attributes, keys up to 255 and values up to 1024
 #: printable ASCII characters; keys starting with AWS_ are Cloud Map's own (reserved).
@@ -63,6 +92,12 @@ PATTERN_HINTS = {
     INSTANCE_ID: "must be a Cloud Map instance id: 1-64 of letters, digits and _/:.@-",
     ATTRIBUTE_KEY: "must be an attribute name of printable ASCII characters without spaces",
     ATTRIBUTE_VALUE: "must be printable ASCII, without leading or trailing spaces",
+    CONTAINER_NAME: "must be a container name: 1-255 letters, digits, _ and -",
+    VALUE_FROM_ARN: (
+        "must be a Secrets Manager secret ARN (optionally with :json-key:version-stage:version-id)"
+        " or an SSM parameter ARN, e.g. arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf"
+    ),
+    PLATFORM_VERSION: "must be LATEST or a Fargate platform version such as 1.4.0",
 }
 
 #: Valid Fargate task-level (cpu -> memory) pairs, in MiB, from the ECS developer guide
@@ -298,6 +333,297 @@ class StaticInstance(BaseModel):
         return {"AWS_INSTANCE_IPV4": self.ipv4, **self.attributes}
 
 
+Tags = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=128)],
+        Annotated[str, Field(max_length=256)],
+    ],
+    Field(
+        max_length=MAX_SPEC_TAGS,
+        description=(
+            "Tags on every resource envbuild creates, beside its own envbuild:* tags (keys"
+            f" starting aws: or envbuild: are reserved; at most {MAX_SPEC_TAGS})."
+        ),
+    ),
+]
+
+
+def _tag_text(text: str) -> bool:
+    """Letters, digits, spaces and _ . : / = + - @ (Unicode letters and digits too)."""
+    return all(c.isalnum() or c == " " or c in TAG_PUNCTUATION for c in text)
+
+
+def _check_tags(value: dict[str, str]) -> dict[str, str]:
+    bad = sorted(k for k, v in value.items() if not (_tag_text(k) and _tag_text(v)))
+    if bad:
+        raise ValueError(
+            f"{', '.join(repr(k) for k in bad)}: tag keys and values may only hold letters, digits,"
+            " spaces and _ . : / = + - @"
+        )
+    reserved = sorted(k for k in value if k.lower().startswith(RESERVED_TAG_PREFIXES))
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)}: tag keys starting with aws: or envbuild: are reserved"
+        )
+    return value
+
+
+def _check_retention(value: int | None) -> int | None:
+    if value is not None and value not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{value} is not a CloudWatch Logs retention period; use one of"
+            f" {', '.join(map(str, LOG_RETENTION_DAYS))} (or null: never expire)"
+        )
+    return value
+
+
+LogRetention = Annotated[
+    StrictInt | None,
+    Field(
+        description=(
+            "Retention of the log groups in days, one of CloudWatch's"
+            f" {', '.join(map(str, LOG_RETENTION_DAYS))}; null: never expire."
+        )
+    ),
+]
+
+Command = Annotated[
+    list[Annotated[str, Field(max_length=8192)]],
+    Field(max_length=100),
+]
+
+EnvironmentVars = Annotated[
+    dict[
+        Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)],
+        Annotated[str, Field(max_length=32768)],
+    ],
+    Field(max_length=200, description="Container environment variables."),
+]
+
+Secrets = Annotated[
+    dict[
+        Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)],
+        Annotated[str, Field(pattern=VALUE_FROM_ARN)],
+    ],
+    Field(
+        max_length=100,
+        description=(
+            "Environment variables read from Secrets Manager or SSM Parameter Store at task start:"
+            " {ENV_NAME: ARN} (the container's secrets, valueFrom). Only ARNs enter the workflow."
+        ),
+    ),
+]
+
+
+class HealthCheck(BaseModel):
+    """The container's health check (ECS HealthCheck); ECS reports it to Cloud Map."""
+
+    model_config = _STRICT
+
+    command: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=8192)]],
+        Field(
+            min_length=2,
+            max_length=100,
+            description=(
+                "CMD followed by a command and its arguments, or CMD-SHELL and a shell command,"
+                ' e.g. ["CMD-SHELL", "curl -f http://localhost/ || exit 1"].'
+            ),
+        ),
+    ]
+    interval: Annotated[
+        StrictInt, Field(ge=5, le=300, description="Seconds between checks (5-300).")
+    ] = 30
+    timeout: Annotated[
+        StrictInt, Field(ge=2, le=60, description="Seconds a check may take (2-60).")
+    ] = 5
+    retries: Annotated[
+        StrictInt, Field(ge=1, le=10, description="Failed checks before unhealthy (1-10).")
+    ] = 3
+    startPeriod: Annotated[
+        StrictInt | None,
+        Field(ge=0, le=300, description="Grace period in seconds before failures count (0-300)."),
+    ] = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if value[0] not in ("CMD", "CMD-SHELL"):
+            raise ValueError(
+                f"must start with CMD or CMD-SHELL, got {value[0]!r}"
+                ' (e.g. ["CMD-SHELL", "curl -f http://localhost/ || exit 1"])'
+            )
+        return value
+
+
+class DependsOn(BaseModel):
+    """A container this one waits for (ECS ContainerDependency)."""
+
+    model_config = _STRICT
+
+    container: Annotated[
+        str,
+        Field(pattern=CONTAINER_NAME, description="The service's or a sidecar's container name."),
+    ]
+    condition: Annotated[
+        Literal["START", "COMPLETE", "SUCCESS", "HEALTHY"],
+        Field(
+            description=(
+                "START, COMPLETE, SUCCESS (the container exits 0; not on an essential container)"
+                " or HEALTHY (the container has a health check)."
+            )
+        ),
+    ]
+
+
+class Sidecar(BaseModel):
+    """A further container in the service's task."""
+
+    model_config = _STRICT
+
+    name: Annotated[
+        str, Field(pattern=CONTAINER_NAME, description="Container name, unique in the task.")
+    ]
+    image: Annotated[str, Field(min_length=1, max_length=2048, description="Container image.")]
+    essential: Annotated[
+        StrictBool, Field(description="The task stops when this container stops.")
+    ] = True
+    command: Annotated[Command, Field(description="The container's command.")] = []
+    entryPoint: Annotated[Command, Field(description="The container's entry point.")] = []
+    environment: EnvironmentVars = {}
+    secrets: Secrets = {}
+    port: Annotated[
+        StrictInt | None, Field(ge=1, le=65535, description="Container port (TCP).")
+    ] = None
+    cpu: Annotated[
+        StrictInt | None, Field(ge=0, le=16384, description="CPU units reserved for it.")
+    ] = None
+    memory: Annotated[
+        StrictInt | None, Field(ge=6, le=122880, description="Hard memory limit in MiB (>= 6).")
+    ] = None
+    dependsOn: Annotated[
+        list[DependsOn], Field(max_length=10, description="Containers it waits for.")
+    ] = []
+
+    @model_validator(mode="after")
+    def _names(self) -> Sidecar:
+        _no_overlap(self.environment, self.secrets)
+        return self
+
+
+def _no_overlap(environment: dict[str, str], secrets: dict[str, str]) -> None:
+    both = sorted(set(environment) & set(secrets))
+    if both:
+        raise ValueError(
+            f"{', '.join(both)}: set both in environment and in secrets; keep one of them"
+        )
+
+
+class CapacityProvider(BaseModel):
+    """One item of the service's capacity provider strategy."""
+
+    model_config = _STRICT
+
+    capacityProvider: Annotated[
+        Literal["FARGATE", "FARGATE_SPOT"], Field(description="FARGATE or FARGATE_SPOT.")
+    ]
+    weight: Annotated[
+        StrictInt, Field(ge=0, le=1000, description="Relative share of the tasks (0-1000).")
+    ] = 1
+    base: Annotated[
+        StrictInt, Field(ge=0, le=100000, description="Tasks run on it first (0-100000).")
+    ] = 0
+
+
+class Deployment(BaseModel):
+    """How many tasks a deployment keeps and may add (ECS DeploymentConfiguration)."""
+
+    model_config = _STRICT
+
+    minimumHealthyPercent: Annotated[
+        StrictInt, Field(ge=0, le=100, description="Lower limit of running tasks, percent.")
+    ] = 100
+    maximumPercent: Annotated[
+        StrictInt, Field(ge=100, le=200, description="Upper limit of tasks, percent.")
+    ] = 200
+
+    @model_validator(mode="after")
+    def _room(self) -> Deployment:
+        if self.maximumPercent <= self.minimumHealthyPercent:
+            raise ValueError(
+                f"maximumPercent {self.maximumPercent} must be above minimumHealthyPercent"
+                f" {self.minimumHealthyPercent}, or a deployment cannot replace a task"
+            )
+        return self
+
+
+class Autoscaling(BaseModel):
+    """Application Auto Scaling of the service's desiredCount (target tracking)."""
+
+    model_config = _STRICT
+
+    minCount: Annotated[StrictInt, Field(ge=0, le=1000, description="Fewest tasks.")]
+    maxCount: Annotated[StrictInt, Field(ge=1, le=1000, description="Most tasks.")]
+    targetCpuPercent: Annotated[
+        StrictInt, Field(ge=1, le=100, description="Average CPU utilization to keep, percent.")
+    ]
+    targetMemoryPercent: Annotated[
+        StrictInt | None,
+        Field(ge=1, le=100, description="Average memory utilization to keep, percent."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscaling:
+        if self.maxCount < self.minCount:
+            raise ValueError(f"maxCount {self.maxCount} is below minCount {self.minCount}")
+        return self
+
+
+class Overrides(BaseModel):
+    """Any other field of the ECS requests, merged last (validated against botocore's model)."""
+
+    model_config = _STRICT
+
+    taskDefinition: Annotated[
+        dict[str, Any], Field(description="Fields of RegisterTaskDefinition.")
+    ] = {}
+    container: Annotated[
+        dict[str, Any], Field(description="Fields of the service's ContainerDefinition.")
+    ] = {}
+    service: Annotated[
+        dict[str, Any], Field(description="Fields of CreateService (and UpdateService).")
+    ] = {}
+
+    @model_validator(mode="after")
+    def _ecs_shapes(self) -> Overrides:
+        from envbuild_lambda.overrides import problems
+
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError("override", "{message}", {"message": message}),
+                loc=(part, *_path(where)),
+                input=None,
+            )
+            for part in ("taskDefinition", "container", "service")
+            if getattr(self, part)
+            for where, message in problems(part, getattr(self, part))
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+def _path(where: str) -> tuple[str | int, ...]:
+    """'ulimits[0].softLimit' -> ('ulimits', 0, 'softLimit')."""
+    parts: list[str | int] = []
+    for piece in where.split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts += [int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit()]
+    return tuple(parts)
+
+
 class Service(BaseModel):
     """One service: a Cloud Map registry, a Fargate task definition and an ECS service."""
 
@@ -326,13 +652,7 @@ class Service(BaseModel):
             UNITS_SCHEMA | {"description": "Fargate task memory in MiB, valid for the cpu."}
         ),
     ] = "512"
-    environment: Annotated[
-        dict[
-            Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=255)],
-            Annotated[str, Field(max_length=32768)],
-        ],
-        Field(max_length=200, description="Container environment variables."),
-    ] = {}
+    environment: EnvironmentVars = {}
     dnsTtl: Annotated[
         StrictInt, Field(ge=0, le=2147483647, description="TTL of the A records in seconds.")
     ] = 60
@@ -347,6 +667,94 @@ class Service(BaseModel):
             ),
         ),
     ] = []
+    command: Annotated[
+        Command, Field(description="The container's command (overrides the image's CMD).")
+    ] = []
+    entryPoint: Annotated[
+        Command, Field(description="The container's entry point (overrides the image's).")
+    ] = []
+    secrets: Secrets = {}
+    healthCheck: Annotated[
+        HealthCheck | None,
+        Field(
+            description=(
+                "Container health check: ECS reports it to Cloud Map (an unhealthy task leaves"
+                " DNS); the build waits for healthy tasks."
+            )
+        ),
+    ] = None
+    sidecars: Annotated[
+        list[Sidecar], Field(max_length=9, description="Further containers in the task.")
+    ] = []
+    dependsOn: Annotated[
+        list[DependsOn],
+        Field(max_length=10, description="Containers the service's container waits for."),
+    ] = []
+    cpuArchitecture: Annotated[
+        Literal["X86_64", "ARM64"],
+        Field(description="X86_64 or ARM64 (Graviton): the task definition's runtimePlatform."),
+    ] = "X86_64"
+    capacityProviders: Annotated[
+        list[CapacityProvider] | None,
+        Field(
+            min_length=1,
+            max_length=2,
+            description=(
+                "Capacity provider strategy (FARGATE, FARGATE_SPOT) instead of the FARGATE launch"
+                " type; the cluster must have them."
+            ),
+        ),
+    ] = None
+    enableExecuteCommand: Annotated[
+        StrictBool, Field(description="ECS Exec: a shell in the service's tasks.")
+    ] = False
+    dnsRecords: Annotated[
+        list[Literal["A", "SRV"]],
+        Field(
+            min_length=1,
+            max_length=2,
+            description=(
+                '["A"] or ["A", "SRV"]: with SRV the registry also answers SRV queries with the'
+                " container port."
+            ),
+        ),
+    ] = ["A"]
+    deployment: Annotated[
+        Deployment | None,
+        Field(description="Deployment limits; default: ECS's (100 and 200 percent)."),
+    ] = None
+    tags: Annotated[
+        Tags,
+        Field(description="Tags of this service's resources, merged over the top-level tags."),
+    ] = {}
+    logRetentionDays: Annotated[
+        LogRetention,
+        Field(
+            description=(
+                "Retention of this service's log group (overrides the top-level one; null: never"
+                " expire); absent: the top-level logRetentionDays."
+            )
+        ),
+    ] = None
+    platformVersion: Annotated[
+        str, Field(pattern=PLATFORM_VERSION, description="Fargate platform version.")
+    ] = "LATEST"
+    network: Annotated[
+        Network | None, Field(description="This service's network (overrides the top-level one).")
+    ] = None
+    autoscaling: Annotated[
+        Autoscaling | None,
+        Field(
+            description=(
+                "Target tracking of CPU (and memory): desiredCount is then the initial count and"
+                " a re-run leaves the count to the scaler."
+            )
+        ),
+    ] = None
+    overrides: Annotated[
+        Overrides,
+        Field(description="Any other ECS field, merged last: the spec is never the limit."),
+    ] = Overrides()
 
     @field_validator("instances")
     @classmethod
@@ -355,6 +763,46 @@ class Service(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"instance ids must be unique, repeated: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_tags(value)
+
+    @field_validator("logRetentionDays")
+    @classmethod
+    def _retention(cls, value: int | None) -> int | None:
+        return _check_retention(value)
+
+    @field_validator("dnsRecords")
+    @classmethod
+    def _dns_records(cls, value: list[str]) -> list[str]:
+        if "A" not in value or len(set(value)) != len(value):
+            raise ValueError('must be ["A"] or ["A", "SRV"]')
+        return value
+
+    @field_validator("capacityProviders")
+    @classmethod
+    def _strategy(cls, value: list[CapacityProvider] | None) -> list[CapacityProvider] | None:
+        if value is None:
+            return None
+        names = [item.capacityProvider for item in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each capacity provider at most once, repeated: {names[0]}")
+        if sum(1 for item in value if item.base > 0) > 1:
+            raise ValueError("only one capacity provider may have a base above 0")
+        if all(item.weight == 0 for item in value):
+            raise ValueError("at least one capacity provider needs a weight above 0")
+        return value
+
+    @field_validator("sidecars")
+    @classmethod
+    def _unique_sidecars(cls, value: list[Sidecar]) -> list[Sidecar]:
+        names = [sidecar.name for sidecar in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sidecar names must be unique, repeated: {', '.join(duplicates)}")
         return value
 
     @field_validator("cpu", mode="before")
@@ -372,7 +820,107 @@ class Service(BaseModel):
         problem = fargate_pair_problem(self.cpu, self.memory)
         if problem:
             raise ValueError(problem)
+        self._check_containers()
         return self
+
+    def _check_containers(self) -> None:
+        """The task's containers together: names, ports, dependencies, resources; each problem
+        reported at the field that causes it."""
+        errors: list[InitErrorDetails] = []
+
+        def error(loc: tuple[str | int, ...], message: str, value: object = None) -> None:
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("containers", "{message}", {"message": message}),
+                    loc=loc,
+                    input=value,
+                )
+            )
+
+        both = sorted(set(self.environment) & set(self.secrets))
+        if both:
+            error(
+                ("secrets",), f"{', '.join(both)}: set both in environment and in secrets; keep one"
+            )
+        essential = {self.name: True, **{s.name: s.essential for s in self.sidecars}}
+        checked = {self.name} if self.healthCheck else set()
+        ports = {self.port: self.name}
+        for index, sidecar in enumerate(self.sidecars):
+            if sidecar.name == self.name:
+                error(
+                    ("sidecars", index, "name"), "is the service's own container name", sidecar.name
+                )
+            if sidecar.port is not None:
+                if sidecar.port in ports:
+                    error(
+                        ("sidecars", index, "port"),
+                        f"port {sidecar.port} is already the port of {ports[sidecar.port]}",
+                        sidecar.port,
+                    )
+                ports.setdefault(sidecar.port, sidecar.name)
+        owners: list[tuple[tuple[str | int, ...], str, list[DependsOn]]] = [
+            (("dependsOn",), self.name, self.dependsOn)
+        ] + [
+            (("sidecars", i, "dependsOn"), s.name, s.dependsOn) for i, s in enumerate(self.sidecars)
+        ]
+        for loc, owner, dependencies in owners:
+            for j, dependency in enumerate(dependencies):
+                target = dependency.container
+                where = (*loc, j)
+                if target == owner:
+                    error((*where, "container"), "a container cannot depend on itself", target)
+                elif target not in essential:
+                    error(
+                        (*where, "container"),
+                        f"no container {target} in the task (containers: {', '.join(essential)})",
+                        target,
+                    )
+                elif dependency.condition in ("COMPLETE", "SUCCESS") and essential[target]:
+                    error(
+                        (*where, "condition"),
+                        f"{dependency.condition} cannot be used on the essential container {target}",
+                        dependency.condition,
+                    )
+                elif dependency.condition == "HEALTHY" and target not in checked:
+                    error(
+                        (*where, "condition"),
+                        f"HEALTHY needs a healthCheck on {target}",
+                        dependency.condition,
+                    )
+        cpu = sum(s.cpu or 0 for s in self.sidecars)
+        if cpu > int(self.cpu):
+            error(("sidecars",), f"the sidecars reserve {cpu} CPU units, the task has {self.cpu}")
+        memory = sum(s.memory or 0 for s in self.sidecars)
+        if memory >= int(self.memory):
+            error(
+                ("sidecars",),
+                f"the sidecars take {memory} MiB, the task has {self.memory}: none left for {self.name}",
+            )
+        spot = any(c.capacityProvider == "FARGATE_SPOT" for c in self.capacityProviders or [])
+        if self.cpuArchitecture == "ARM64" and spot:
+            error(
+                ("capacityProviders",),
+                "FARGATE_SPOT does not run ARM64 tasks: use FARGATE or cpuArchitecture X86_64",
+            )
+        if self.cpuArchitecture == "ARM64" and self.platformVersion != "LATEST":
+            version = tuple(int(p) for p in self.platformVersion.split("."))
+            if version < (1, 4, 0):
+                error(
+                    ("platformVersion",),
+                    "ARM64 needs Fargate platform version 1.4.0 or later",
+                    self.platformVersion,
+                )
+        if self.autoscaling is not None and not (
+            self.autoscaling.minCount <= self.desiredCount <= self.autoscaling.maxCount
+        ):
+            error(
+                ("desiredCount",),
+                f"the initial desiredCount must be within autoscaling's {self.autoscaling.minCount}"
+                f"..{self.autoscaling.maxCount}",
+                self.desiredCount,
+            )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
 
     # Names derived from the spec (docs/design.md). Kept out of the state to keep payloads small.
     # "_" joins them: allowed in a family and a log group name, never in either DNS label, so
@@ -383,6 +931,20 @@ class Service(BaseModel):
 
     def log_group(self, environment: str) -> str:
         return f"{log_group_prefix(environment)}{self.name}"
+
+    def effective_tags(self, spec_tags: dict[str, str]) -> dict[str, str]:
+        """The spec's tags of this service's resources: the top-level ones, its own over them."""
+        return {**spec_tags, **self.tags}
+
+    def effective_log_retention(self, spec_retention: int | None) -> int | None:
+        """The service's own logRetentionDays if it sets one (null: never expire), else the
+        top-level one."""
+        return (
+            self.logRetentionDays if "logRetentionDays" in self.model_fields_set else spec_retention
+        )
+
+    def effective_network(self, spec_network: Network) -> Network:
+        return self.network or spec_network
 
     @property
     def ecs_service_name(self) -> str:
@@ -453,6 +1015,19 @@ class EnvironmentSpec(BaseModel):
         str | None,
         Field(pattern=ROLE_ARN, description="Task role; default: the account's ecsTaskRole."),
     ] = None
+    tags: Annotated[
+        Tags,
+        Field(description="Tags on every resource envbuild creates (services may add their own)."),
+    ] = {}
+    logRetentionDays: Annotated[
+        LogRetention,
+        Field(
+            description=(
+                "Retention of the services' log groups in days (CloudWatch's allowed values);"
+                " null: never expire."
+            )
+        ),
+    ] = DEFAULT_LOG_RETENTION_DAYS
     onFailure: Annotated[
         Literal["rollback", "keep"],
         Field(
@@ -500,6 +1075,16 @@ class EnvironmentSpec(BaseModel):
         VerifyOptions, Field(description="Verification options (the three-way check always runs).")
     ] = VerifyOptions()
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_tags(value)
+
+    @field_validator("logRetentionDays")
+    @classmethod
+    def _retention(cls, value: int | None) -> int | None:
+        return _check_retention(value)
+
     @field_validator("services")
     @classmethod
     def _unique_names(cls, value: list[Service]) -> list[Service]:
@@ -526,8 +1111,22 @@ class EnvironmentSpec(BaseModel):
             for index, service in enumerate(self.services)
             if (length := len(service.dns_name(self.namespace.name))) > 253
         ]
-        if too_long:
-            raise ValidationError.from_exception_data(type(self).__name__, too_long)
+        too_many = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "too_many_tags",
+                    "with the top-level tags the service's resources would have {count} tags,"
+                    " more than the {limit} envbuild leaves to the spec",
+                    {"count": count, "limit": MAX_SPEC_TAGS},
+                ),
+                loc=("services", index, "tags"),
+                input=None,
+            )
+            for index, service in enumerate(self.services)
+            if (count := len(service.effective_tags(self.tags))) > MAX_SPEC_TAGS
+        ]
+        if too_long or too_many:
+            raise ValidationError.from_exception_data(type(self).__name__, too_long + too_many)
         return self
 
     @property
@@ -540,8 +1139,13 @@ class EnvironmentSpec(BaseModel):
                 return service
         raise KeyError(name)
 
-    def tags(self, build: str | None = None) -> dict[str, str]:
-        return managed_tags(self.environment, build)
+    def resource_tags(
+        self, build: str | None = None, service: Service | None = None
+    ) -> dict[str, str]:
+        """The tags of a resource envbuild creates: the spec's (the service's over the top-level
+        ones) and envbuild's own envbuild:* tags."""
+        own = service.effective_tags(self.tags) if service is not None else self.tags
+        return {**own, **managed_tags(self.environment, build)}
 
     def request_token(self, *parts: str, max_length: int = 64) -> str:
         """Deterministic idempotency token for one resource of this environment: the same in
@@ -679,11 +1283,23 @@ def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> Envi
 
 def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
     """The spec as the workflow carries it from state to state: every top-level field (Choice
-    states and the teardown input read them), each service without the fields left at their
+    states, the batches of Register Task Definitions and the teardown input read them: tags and
+    logRetentionDays too, at their defaults), each service without the fields left at their
     defaults (every Lambda parses the services with ``Service``, which fills them in again).
     A 200-service spec stays about a third smaller in every state of the build."""
     state = spec.model_dump(mode="json", exclude={"services"})
-    state["services"] = [s.model_dump(mode="json", exclude_defaults=True) for s in spec.services]
+    state["services"] = [_service_state(s) for s in spec.services]
+    return state
+
+
+def _service_state(service: Service) -> dict[str, Any]:
+    state = service.model_dump(mode="json", exclude_defaults=True)
+    # null is also the default of a service's logRetentionDays: set, it means "never expire"
+    # (unset: the top-level value), so it is kept when the spec sets it.
+    if "logRetentionDays" in service.model_fields_set and service.logRetentionDays is None:
+        state["logRetentionDays"] = None
+    if not state.get("overrides", True):
+        state.pop("overrides")
     return state
 
 

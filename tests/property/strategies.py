@@ -52,10 +52,31 @@ TOP_FIELDS = (
     "executionRoleArn",
     "taskRoleArn",
     "services",
+    "onFailure",
+    "prune",
+    "plan",
+    "verify",
+    "tags",
+    "logRetentionDays",
 )
 NAMESPACE_FIELDS = ("name", "vpcId", "description")
 NETWORK_FIELDS = ("subnets", "securityGroups", "assignPublicIp")
-SERVICE_FIELDS = ("name", "image", "port", "desiredCount", "cpu", "memory", "environment", "dnsTtl")
+SERVICE_FIELDS = (
+    "name", "image", "port", "desiredCount", "cpu", "memory", "environment", "dnsTtl",
+    "instances", "command", "entryPoint", "secrets", "healthCheck", "sidecars", "dependsOn",
+    "cpuArchitecture", "capacityProviders", "enableExecuteCommand", "dnsRecords", "deployment",
+    "tags", "logRetentionDays", "platformVersion", "network", "autoscaling", "overrides",
+)  # fmt: skip
+#: Issue 17's fields of a service, each with the kind of JSON value it takes (for wrong types).
+NEW_SERVICE_FIELDS = {
+    "command": "list", "entryPoint": "list", "secrets": "object", "healthCheck": "optional_object",
+    "sidecars": "list", "dependsOn": "list", "cpuArchitecture": "string",
+    "capacityProviders": "optional_list", "enableExecuteCommand": "bool", "dnsRecords": "list",
+    "deployment": "optional_object", "tags": "object", "logRetentionDays": "optional_int",
+    "platformVersion": "string", "network": "optional_object", "autoscaling": "optional_object",
+    "overrides": "object",
+}  # fmt: skip
+from envbuild_lambda.spec import LOG_RETENTION_DAYS  # noqa: E402
 
 #: Near-miss typos users make, per object (besides the generated ones).
 KNOWN_TYPOS = {
@@ -244,7 +265,88 @@ def services(draw: st.DrawFn) -> dict[str, Any]:
         service["environment"] = draw(ENVIRONMENTS)
     if draw(st.booleans()):
         service["dnsTtl"] = draw(ints(0, MAX_DNS_TTL))
+    if draw(ints(0, 2)) == 0:
+        service.update(draw(NEW_FIELDS))
     return service
+
+
+SECRET_ARNS = one(
+    [
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-3:111122223333:secret:app/db-AbCdEf:password::",
+        "arn:aws:ssm:us-east-1:111122223333:parameter/app/token",
+    ]
+)
+TAGS = st.dictionaries(
+    st.text(string.ascii_letters + string.digits + " _.:/=+-@", min_size=1, max_size=20).filter(
+        lambda k: not k.lower().startswith(("aws:", "envbuild:"))
+    ),
+    st.text(string.ascii_letters + string.digits + " _.:/=+-@", max_size=20),
+    max_size=5,
+)
+COMMANDS = st.lists(safe_text, max_size=3)
+
+
+@st.composite
+def new_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid values of issue 17's fields (a service's port is 1..65535, its task 256/512)."""
+    fields: dict[str, Any] = {}
+    if draw(st.booleans()):
+        fields["command"] = draw(COMMANDS)
+    if draw(st.booleans()):
+        fields["entryPoint"] = draw(COMMANDS)
+    if draw(st.booleans()):
+        fields["secrets"] = draw(st.dictionaries(env_var_names.map(lambda n: "S_" + n), SECRET_ARNS, max_size=2))  # fmt: skip
+    if draw(st.booleans()):
+        fields["healthCheck"] = {
+            "command": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"],
+            "interval": draw(ints(5, 300)),
+            "timeout": draw(ints(2, 60)),
+            "retries": draw(ints(1, 10)),
+            "startPeriod": draw(ints(0, 300)),
+        }
+    if draw(st.booleans()):
+        fields["sidecars"] = [
+            {"name": "side-car_1", "image": draw(IMAGES), "essential": False,
+             "command": draw(COMMANDS), "environment": draw(ENVIRONMENTS)}
+        ]  # fmt: skip
+        fields["dependsOn"] = [{"container": "side-car_1", "condition": draw(one(["START", "COMPLETE", "SUCCESS"]))}]  # fmt: skip
+    arm = draw(st.booleans())
+    fields["cpuArchitecture"] = "ARM64" if arm else "X86_64"
+    if draw(st.booleans()):
+        providers = ["FARGATE"] if arm else draw(st.sampled_from([["FARGATE"], ["FARGATE_SPOT"], ["FARGATE", "FARGATE_SPOT"]]))  # fmt: skip
+        fields["capacityProviders"] = [
+            {"capacityProvider": p, "weight": draw(ints(1, 1000)), "base": draw(ints(0, 100000)) if k == 0 else 0}
+            for k, p in enumerate(providers)
+        ]  # fmt: skip
+    fields["enableExecuteCommand"] = draw(st.booleans())
+    fields["dnsRecords"] = draw(st.sampled_from([["A"], ["A", "SRV"], ["SRV", "A"]]))
+    if draw(st.booleans()):
+        low = draw(ints(0, 100))
+        fields["deployment"] = {"minimumHealthyPercent": low, "maximumPercent": draw(ints(max(100, low + 1), 200))}  # fmt: skip
+    if draw(st.booleans()):
+        fields["tags"] = draw(TAGS)
+    if draw(st.booleans()):
+        fields["logRetentionDays"] = draw(one([None, *LOG_RETENTION_DAYS]))
+    if draw(st.booleans()):
+        fields["platformVersion"] = draw(one(["LATEST", "1.4.0"]))
+    if draw(st.booleans()):
+        fields["network"] = {"subnets": draw(SUBNET_LISTS), "securityGroups": draw(SG_LISTS)}
+    if draw(st.booleans()):
+        fields["overrides"] = draw(
+            st.sampled_from(
+                [
+                    {"container": {"stopTimeout": 30}},
+                    {"taskDefinition": {"ephemeralStorage": {"sizeInGiB": 30}}},
+                    {"service": {"healthCheckGracePeriodSeconds": 10}},
+                    {"container": {"user": "1000", "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}]}},
+                ]
+            )
+        )  # fmt: skip
+    return fields
+
+
+NEW_FIELDS = new_fields()
 
 
 SERVICES = services()
@@ -268,6 +370,10 @@ def valid_specs(draw: st.DrawFn, max_services: int = 8) -> dict[str, Any]:
         spec["namespace"]["description"] = draw(safe_text)
     if draw(st.booleans()):
         spec["network"]["assignPublicIp"] = draw(one(["ENABLED", "DISABLED"]))
+    if draw(ints(0, 3)) == 0:
+        spec["tags"] = draw(TAGS)
+    if draw(ints(0, 3)) == 0:
+        spec["logRetentionDays"] = draw(one([None, *LOG_RETENTION_DAYS]))
     for role in ("executionRoleArn", "taskRoleArn"):
         choice = draw(one(["absent", "null", "arn"]))
         if choice != "absent":
@@ -295,6 +401,10 @@ NOT_A = {
     "units": ("float", "bool", "null", "list", "object"),  # "256" and 256 are both accepted
     "object": ("string", "int", "float", "bool", "null", "list"),
     "list": ("string", "int", "float", "bool", "null", "object"),
+    "optional_object": ("string", "int", "float", "bool", "list"),
+    "optional_list": ("string", "int", "float", "bool", "object"),
+    "optional_int": ("string", "float", "bool", "list", "object"),
+    "bool": ("string", "int", "float", "null", "list", "object"),
 }
 
 
@@ -654,6 +764,33 @@ def mutations(draw: st.DrawFn, spec: dict[str, Any]) -> Mutation:
             return _set("oversized", ("namespace", "description"), "d" * draw(ints(1025, 3000)))  # fmt: skip
         return _set("oversized", (*svc, "image"), "i" * draw(ints(2049, 5000)))
 
+    if kind == "new-field-type":
+        if draw(ints(0, 5)) == 0:
+            path, of = draw(one([(("tags",), "object"), (("logRetentionDays",), "optional_int")]))
+        else:
+            name, of = draw(one(sorted(NEW_SERVICE_FIELDS.items())))
+            path = (*svc, name)
+        value = draw(wrong_type(of))
+        if of == "list" and isinstance(value, str) and path[-1] in ("command", "entryPoint"):
+            value = 1
+        return _set("wrong-type", path, value, exact=False)
+
+    if kind == "new-field-value":
+        if draw(ints(0, 5)) == 0:
+            which = draw(one(["tags", "logRetentionDays"]))
+            path = (which,)
+            value = draw(st.sampled_from(BAD_TAGS if which == "tags" else BAD_RETENTIONS))
+            return _set("new-field-value", path, value, exact=False)
+        name = draw(one(sorted(BAD_NEW_VALUES)))
+        value = copy.deepcopy(draw(st.sampled_from(BAD_NEW_VALUES[name])))
+        return _set("new-field-value", (*svc, name), value, exact=False)
+
+    if kind == "new-field-combination":
+        fields, fragment = draw(one(BAD_COMBINATIONS))
+        fields = fields(service)
+        changes = tuple(((*svc, key), value) for key, value in fields.items())
+        return Mutation("new-field-combination", svc, changes, exact=False, fragment=fragment)
+
     if kind == "empty-list":
         path = draw(one([("services",), ("network", "subnets"), ("network", "securityGroups")]))  # fmt: skip
         return _set("empty-list", path, [], fragment="at least 1")
@@ -704,7 +841,131 @@ MUTATION_KINDS = (
     "bad-id",
     "bad-arn",
     "assign-public-ip",
+    "new-field-type",
+    "new-field-value",
+    "new-field-combination",
 )
+
+_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf"
+_HEALTH = {"command": ["CMD-SHELL", "true"]}
+BAD_TAGS: list[Any] = [
+    {"aws:created": "x"},
+    {"envbuild:environment": "x"},
+    {"AWS:team": "x"},
+    {"team*": "x"},
+    {"team": "a#b"},
+    {"": "x"},
+    {"k" * 129: "x"},
+    {"k": "v" * 257},
+    {f"t{k}": "v" for k in range(48)},
+]
+BAD_RETENTIONS: list[Any] = [0, 2, 15, 31, 366, 4000, -1, 3654]
+#: Bad values of each of issue 17's fields of a service, alone.
+BAD_NEW_VALUES: dict[str, list[Any]] = {
+    "command": [[1], ["x" * 8193], [None]],
+    "entryPoint": [[2], [["sh"]]],
+    "secrets": [
+        {"DB": "arn:aws:s3:::bucket"},
+        {"DB": "db-password"},
+        {"1DB": _SECRET},
+        {"DB": "arn:aws:secretsmanager:us-east-1:12345:secret:db"},
+        {"DB": "arn:aws:ssm:us-east-1:111122223333:parameter"},
+    ],
+    "healthCheck": [
+        {"command": ["ls"]},
+        {"command": ["RUN", "ls"]},
+        {"command": ["CMD", "ls"], "interval": 4},
+        {"command": ["CMD", "ls"], "interval": 301},
+        {"command": ["CMD", "ls"], "timeout": 1},
+        {"command": ["CMD", "ls"], "timeout": 61},
+        {"command": ["CMD", "ls"], "retries": 0},
+        {"command": ["CMD", "ls"], "retries": 11},
+        {"command": ["CMD", "ls"], "startPeriod": -1},
+        {"command": ["CMD", "ls"], "startPeriod": 301},
+        {"interval": 30},
+        {"command": ["CMD", "ls"], "intervall": 30},
+    ],
+    "sidecars": [
+        [{"name": "bad name", "image": "x"}],
+        [{"image": "x"}],
+        [{"name": "s", "image": ""}],
+        [{"name": "s", "image": "x", "port": 0}],
+        [{"name": "s", "image": "x", "memory": 5}],
+        [{"name": "s", "image": "x", "essential": "yes"}],
+        [{"name": "s", "image": "x", "dependsOn": [{"container": "web", "condition": "READY"}]}],
+        [{"name": "s", "image": "x"}, {"name": "s", "image": "y"}],
+        [{"name": "s", "image": "x", "environment": {"A": "1"}, "secrets": {"A": _SECRET}}],
+        [{"name": f"s{k}", "image": "x"} for k in range(10)],
+    ],
+    "dependsOn": [
+        [{"container": "x", "condition": "READY"}],
+        [{"container": "bad name", "condition": "START"}],
+        [{"container": "x"}],
+    ],
+    "cpuArchitecture": ["arm64", "AMD64", "x86", "ARM"],
+    "capacityProviders": [
+        [],
+        [{"capacityProvider": "EC2"}],
+        [{"capacityProvider": "FARGATE", "weight": -1}],
+        [{"capacityProvider": "FARGATE", "weight": 1001}],
+        [{"capacityProvider": "FARGATE", "base": 100001}],
+        [{"capacityProvider": "FARGATE"}, {"capacityProvider": "FARGATE"}],
+        [{"capacityProvider": "FARGATE", "weight": 0}],
+        [{"capacityProvider": "FARGATE", "base": 1}, {"capacityProvider": "FARGATE_SPOT", "base": 2}],
+    ],
+    "dnsRecords": [["SRV"], ["A", "A"], ["AAAA"], [], ["A", "SRV", "A"]],
+    "deployment": [
+        {"minimumHealthyPercent": 101},
+        {"maximumPercent": 99},
+        {"maximumPercent": 201},
+        {"minimumHealthyPercent": 100, "maximumPercent": 100},
+        {"minimumHealthyPercent": -1},
+    ],
+    "tags": BAD_TAGS,
+    "logRetentionDays": BAD_RETENTIONS,
+    "platformVersion": ["latest", "1.4", "v1.4.0", ""],
+    "network": [{"subnets": []}, {"subnets": ["subnet-x"], "securityGroups": ["sg-01234567"]}],
+    "autoscaling": [
+        {"minCount": 3, "maxCount": 2, "targetCpuPercent": 50},
+        {"minCount": 1, "maxCount": 2, "targetCpuPercent": 0},
+        {"minCount": 1, "maxCount": 2, "targetCpuPercent": 101},
+        {"minCount": 1, "maxCount": 2},
+        {"minCount": 1, "maxCount": 2, "targetCpuPercent": 50, "targetMemoryPercent": 0},
+    ],
+    "overrides": [
+        {"container": {"image": "x"}},
+        {"container": {"bogus": 1}},
+        {"container": {"stopTimeout": "30"}},
+        {"container": {"ulimits": [{"name": "nofile"}]}},
+        {"service": {"launchType": "EC2"}},
+        {"service": {"serviceRegistries": []}},
+        {"service": {"healthCheckGracePeriodSeconds": "10"}},
+        {"taskDefinition": {"pidMode": 3}},
+        {"taskDefinition": {"family": "x"}},
+        {"cluster": {}},
+    ],
+}  # fmt: skip
+
+
+def _combination(fields: dict[str, Any]) -> Any:
+    return lambda service: fields
+
+
+#: Values valid alone, invalid together (checked once a service's fields are each valid).
+BAD_COMBINATIONS: list[tuple[Any, str]] = [
+    (_combination({"cpuArchitecture": "ARM64", "capacityProviders": [{"capacityProvider": "FARGATE_SPOT"}]}), "FARGATE_SPOT"),
+    (_combination({"cpuArchitecture": "ARM64", "platformVersion": "1.3.0"}), "1.4.0"),
+    (_combination({"sidecars": [], "dependsOn": [{"container": "nobody", "condition": "START"}]}), "no container nobody"),
+    (lambda s: {"dependsOn": [{"container": s["name"], "condition": "START"}]}, "itself"),
+    (_combination({"sidecars": [{"name": "s", "image": "x"}], "dependsOn": [{"container": "s", "condition": "SUCCESS"}]}), "essential"),
+    (_combination({"healthCheck": None, "sidecars": [{"name": "s", "image": "x", "essential": False, "dependsOn": []}], "dependsOn": [{"container": "s", "condition": "HEALTHY"}]}), "HEALTHY needs"),
+    (lambda s: {"sidecars": [{"name": s["name"], "image": "x"}], "dependsOn": []}, "own container name"),
+    (lambda s: {"sidecars": [{"name": "s", "image": "x", "port": s["port"]}], "dependsOn": []}, "already the port"),
+    (lambda s: {"environment": {"DB": "x"}, "secrets": {"DB": _SECRET}}, "both"),
+    (lambda s: {"cpu": "256", "memory": "512", "sidecars": [{"name": "s", "image": "x", "memory": 512}], "dependsOn": []}, "MiB"),
+    (lambda s: {"cpu": "256", "memory": "512", "sidecars": [{"name": "s", "image": "x", "cpu": 257}], "dependsOn": []}, "CPU units"),
+    (lambda s: {"desiredCount": 9, "autoscaling": {"minCount": 1, "maxCount": 3, "targetCpuPercent": 50}}, "autoscaling"),
+]  # fmt: skip
 
 
 @st.composite

@@ -25,7 +25,12 @@ from tests.workflow.helpers import account_snapshot, states_entered
 
 from .conftest import BAD_SPECS, MUTATION_KINDS, CallRecorder
 from .strategies import (
+    BAD_COMBINATIONS,
+    BAD_NEW_VALUES,
+    BAD_RETENTIONS,
+    BAD_TAGS,
     HEX,
+    NEW_SERVICE_FIELDS,
     BadSpec,
     Mutation,
     accounts,
@@ -35,6 +40,7 @@ from .strategies import (
     role_names,
     valid_specs,
 )
+from .strategies import apply as apply_mutations
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schema" / "environment-spec.schema.json").read_text()
@@ -223,3 +229,64 @@ def test_services_whose_dns_name_exceeds_253_characters_are_rejected(
     spec = _valid(namespace={"name": namespace, "vpcId": "vpc-0123456789abcdef0"})
     spec["services"][0]["name"] = service
     _names(spec, "services[0].name")
+
+
+# --- issue 17's fields: every listed bad value, each rejected naming its field -------------------
+
+NEW_FIELD_CASES = [
+    pytest.param(("services", 0, name), value, id=f"{name}-{index}")
+    for name, values in sorted(BAD_NEW_VALUES.items())
+    for index, value in enumerate(values)
+] + [
+    pytest.param((name,), value, id=f"top-{name}-{index}")
+    for name, values in (("tags", BAD_TAGS), ("logRetentionDays", BAD_RETENTIONS))
+    for index, value in enumerate(values)
+]
+
+
+@pytest.mark.parametrize(("path", "value"), NEW_FIELD_CASES)
+def test_every_bad_value_of_a_new_field_is_rejected_naming_the_field(
+    path: tuple[str | int, ...], value: Any
+) -> None:
+    bad = BadSpec(_valid(), [Mutation("new-field-value", path, ((path, value),), exact=False)])
+    bad.spec = apply_mutations(bad.spec, bad.mutations)
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(bad.spec)
+    assert_names_exactly_the_bad_fields(bad, str(caught.value))
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"), BAD_COMBINATIONS, ids=[f for _, f in BAD_COMBINATIONS]
+)
+def test_every_bad_combination_of_new_fields_is_rejected_naming_a_field_of_the_service(
+    make: Any, fragment: str
+) -> None:
+    spec = _valid()
+    changes = tuple((("services", 0, k), v) for k, v in make(spec["services"][0]).items())
+    bad = BadSpec(spec, [Mutation("new-field-combination", ("services", 0), changes, exact=False, fragment=fragment)])  # fmt: skip
+    bad.spec = apply_mutations(spec, bad.mutations)
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(bad.spec)
+    assert_names_exactly_the_bad_fields(bad, str(caught.value))
+
+
+def test_the_production_like_example_uses_every_new_field_and_is_valid() -> None:
+    from tests.conftest import fill
+
+    prerequisites = {
+        "VPC_ID": "vpc-0123456789abcdef0", "CLUSTER_NAME": "shop-cluster",
+        "PRIVATE_SUBNET_1": "subnet-0123456789abcdef0", "PRIVATE_SUBNET_2": "subnet-0123456789abcdef1",
+        "ECS_SG": "sg-0123456789abcdef0", "EXECUTION_ROLE_ARN": "arn:aws:iam::111122223333:role/e",
+        "TASK_ROLE_ARN": "arn:aws:iam::111122223333:role/t", "AWS_REGION": "us-east-1",
+        "ACCOUNT_ID": "111122223333",
+        "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:shop/db-AbCdEf",
+    }  # fmt: skip
+    text = (Path(__file__).resolve().parents[2] / "events" / "production-like.json").read_text()
+    raw = json.loads(fill(text, prerequisites))
+    VALIDATOR.validate(raw)
+    spec = parse_spec(raw)
+    used = {key for service in raw["services"] for key in service} | set(raw)
+    assert set(NEW_SERVICE_FIELDS) <= used
+    assert {"tags", "logRetentionDays"} <= set(raw)
+    assert spec.service("db").effective_log_retention(spec.logRetentionDays) is None
+    assert spec.service("web").effective_log_retention(spec.logRetentionDays) == 14

@@ -27,6 +27,13 @@ NOT_RESOURCE_FIELDS = {
     "redeploy": "a run option: a new deployment (the deployment field of ECS service rows)",
     "verify": "how the build verifies DNS",
     "services[].name": "the service's identity: another name is another service",
+    # issue 17: fields of resources the three compared requests do not hold
+    "tags": "resource tags: set when a resource is created (desired.tags), not compared",
+    "services[].tags": "resource tags: set when a resource is created (desired.tags), not compared",
+    "logRetentionDays": "the log groups' retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
+    "services[].logRetentionDays": "the log group's retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
+    "services[].autoscaling": "Application Auto Scaling's target and policies: converged by steps/autoscaling.py (desired.scalable_target, desired.scaling_policies); with it desiredCount is not compared",
+    "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
 }
 
 #: A valid other value for each field the diff compares (top level, then per service).
@@ -44,6 +51,23 @@ EDITS: dict[str, Any] = {
     "services[].environment": {"NEW": "value"},
     "services[].dnsTtl": 15,
     "services[].instances": [{"id": "legacy", "ipv4": "10.0.3.3"}],
+    # issue 17
+    "services[].command": ["nginx", "-g", "daemon off;"],
+    "services[].entryPoint": ["/entry.sh"],
+    "services[].secrets": {"DB": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db-AbCdEf"},
+    "services[].healthCheck": {"command": ["CMD", "true"]},
+    "services[].sidecars": [{"name": "side", "image": "busybox", "essential": False}],
+    "services[].dependsOn": [{"container": "side", "condition": "START"}],
+    "services[].cpuArchitecture": "ARM64",
+    "services[].capacityProviders": [{"capacityProvider": "FARGATE_SPOT"}],
+    "services[].enableExecuteCommand": True,
+    "services[].dnsRecords": ["A", "SRV"],
+    "services[].deployment": {"minimumHealthyPercent": 50},
+    "services[].platformVersion": "1.4.0",
+    "services[].network": {
+        "subnets": ["subnet-0000000000000000f"],
+        "securityGroups": ["sg-0000000000000000f"],
+    },
 }
 
 
@@ -95,6 +119,8 @@ def edited(s: EnvironmentSpec, path: str, value: Any) -> EnvironmentSpec:
         raw["services"][0][path.split(".", 1)[1]] = value
         if path == "services[].cpu":  # a valid Fargate pair
             raw["services"][0]["memory"] = "1024"
+        if path == "services[].dependsOn":  # the container it waits for
+            raw["services"][0]["sidecars"] = [{"name": "side", "image": "i", "essential": False}]
     elif "." in path:
         head, leaf = path.split(".", 1)
         raw[head][leaf] = value

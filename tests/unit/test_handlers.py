@@ -83,6 +83,22 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
         "environment": {},
         "dnsTtl": 60,
         "instances": [],
+        **Service.model_validate(
+            {"name": "x", "image": "x", "port": 1}
+        ).model_dump(  # issue 17's fields at their defaults
+            mode="json",
+            exclude={
+                "name",
+                "image",
+                "port",
+                "desiredCount",
+                "cpu",
+                "memory",
+                "environment",
+                "dnsTtl",
+                "instances",
+            },
+        ),
     }
     assert EnvironmentSpec.model_validate(spec) == normalize(
         parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT

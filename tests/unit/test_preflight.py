@@ -181,3 +181,58 @@ def test_subnets_with_room_for_the_tasks_and_their_surge_pass(
     probe = spec.model_copy(update={"verify": spec.verify.model_copy(update={"probe": True})})
     with pytest.raises(PreflightFailed, match=r"may need 11 .*1 for the DNS probe"):
         preflight.preflight(clients, probe)
+
+
+# --- issue 17: capacity providers and secrets ---------------------------------------------------
+
+
+def _with(spec: EnvironmentSpec, **fields: Any) -> EnvironmentSpec:
+    web = spec.services[0].model_copy(update=fields)
+    return spec.model_copy(update={"services": [web, *spec.services[1:]]})
+
+
+def test_a_capacity_provider_the_cluster_lacks_is_named_with_the_fix(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    from envbuild_lambda.spec import CapacityProvider
+
+    spot = [CapacityProvider(capacityProvider="FARGATE_SPOT")]
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(clients, _with(ready, capacityProviders=spot))
+    message = str(caught.value)
+    assert "has no capacity provider FARGATE_SPOT (used by services[].capacityProviders of web)" in message  # fmt: skip
+    assert "put-cluster-capacity-providers" in message
+
+    clients.ecs.put_cluster_capacity_providers(
+        cluster=ready.cluster,
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[],
+    )
+    assert preflight.preflight(clients, _with(ready, capacityProviders=spot))["checked"] is True
+
+
+def test_secrets_are_looked_up_without_reading_their_values(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    from envbuild_lambda.aws import Caller
+
+    caller = Caller(partition="aws", region="us-east-1", account_id=ACCOUNT)
+    arn = clients.secretsmanager.create_secret(Name="db", SecretString="x")["ARN"]
+    clients.ssm.put_parameter(Name="/app/token", Value="t", Type="SecureString")
+    secrets = {
+        "DB": f"{arn}:password::",
+        "TOKEN": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/token",
+        "ELSEWHERE": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:x-AbCdEf",
+    }
+    assert preflight.preflight(clients, _with(ready, secrets=secrets), caller=caller)["checked"]
+
+    gone = {
+        "DB": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:gone-AbCdEf",
+        "TOKEN": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/gone",
+    }
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(clients, _with(ready, secrets=gone), caller=caller)
+    message = str(caught.value)
+    assert "secret arn:aws:secretsmanager:us-east-1:" in message
+    assert ":secret:gone-AbCdEf (web.secrets.DB) does not exist in Secrets Manager" in message
+    assert "SSM parameter /app/gone (web.secrets.TOKEN) does not exist" in message

@@ -66,6 +66,13 @@ def test_every_object_definition_forbids_additional_properties(committed: dict[s
         "#/$defs/Service",
         "#/$defs/StaticInstance",
         "#/$defs/VerifyOptions",
+        "#/$defs/Autoscaling",
+        "#/$defs/CapacityProvider",
+        "#/$defs/DependsOn",
+        "#/$defs/Deployment",
+        "#/$defs/HealthCheck",
+        "#/$defs/Overrides",
+        "#/$defs/Sidecar",
     }
     assert {
         where: obj.get("additionalProperties") for where, obj in objects.items()

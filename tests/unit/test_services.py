@@ -196,7 +196,14 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         # plain moto drops CreateService's deploymentConfiguration (the emulator and ECS keep
         # it); its UpdateService keeps it
         clients.ecs.update_service(
-            cluster=spec.cluster, service=name, deploymentConfiguration=desired.CIRCUIT_BREAKER
+            cluster=spec.cluster,
+            service=name,
+            deploymentConfiguration={
+                **desired.CIRCUIT_BREAKER,
+                "minimumHealthyPercent": desired.DEFAULT_MINIMUM_HEALTHY_PERCENT,
+                "maximumPercent": desired.DEFAULT_MAXIMUM_PERCENT,
+            },
+            enableExecuteCommand=False,  # ECS's default, which plain moto does not describe
         )
     web = spec.service("web").model_copy(update={"image": "nginx:1.27", "desiredCount": 3})
     changed = spec.model_copy(update={"services": [web, spec.service("api"), spec.service("db")]})
@@ -262,7 +269,7 @@ def test_an_active_service_attached_elsewhere_is_a_conflict_and_left_alone(
         serviceName="api-service",
         taskDefinition=definitions["api"],
         desiredCount=3,
-        tags=[{"key": k, "value": v} for k, v in spec.tags().items()],  # envbuild's
+        tags=[{"key": k, "value": v} for k, v in spec.resource_tags().items()],  # envbuild's
     )
     with pytest.raises(
         ServiceConflict, match=r"api-service already exists .* no Cloud Map registry"
@@ -727,7 +734,9 @@ def test_created_and_updated_services_enable_the_circuit_breaker_with_rollback(
         {"taskDefinition": definitions["web"], "deploymentConfiguration": desired.CIRCUIT_BREAKER},
     )
     breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
-    assert sent == [("create", breaker)] * 3 + [("update", breaker)]
+    # CreateService (steps/desired.py) sends the spec's deployment percents, ECS's defaults here
+    created = {**breaker, "minimumHealthyPercent": 100, "maximumPercent": 200}
+    assert sent == [("create", created)] * 3 + [("update", breaker)]
 
 
 def failing(clients: Clients, spec: EnvironmentSpec, change: Any) -> None:

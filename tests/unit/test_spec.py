@@ -510,7 +510,7 @@ def test_names_derived_from_the_spec_follow_the_design(static_spec: dict[str, An
     assert web.log_group("workshop") == "/ecs/workshop_web"
     assert web.ecs_service_name == "web-service"
     assert web.dns_name("workshop.local") == "web.workshop.local"
-    assert spec.tags() == {"envbuild:environment": "workshop", "envbuild:managed": "true"}
+    assert spec.resource_tags() == {"envbuild:environment": "workshop", "envbuild:managed": "true"}
     with pytest.raises(KeyError):
         spec.service("nope")
 

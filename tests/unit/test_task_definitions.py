@@ -208,3 +208,55 @@ def test_differences_of_cpu_memory_and_roles(
         "memory": ["512", "1024"],
         "taskRoleArn": [TASK_ROLE, other_role],
     }
+
+
+# --- issue 17: logRetentionDays and the spec's tags ----------------------------------------------
+
+
+def retention(clients: Clients, name: str) -> int | None:
+    (group,) = log_groups(clients, name)
+    return group.get("retentionInDays")
+
+
+def test_a_created_log_group_gets_the_specs_retention_and_tags(
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
+) -> None:
+    web = spec.service("web")
+    task_definitions.register(
+        clients, caller, "workshop", web, EXEC_ROLE, TASK_ROLE,
+        log_retention_days=14, spec_tags={"team": "payments"},
+    )  # fmt: skip
+    assert retention(clients, "/ecs/workshop_web") == 14
+    tags = clients.logs.list_tags_log_group(logGroupName="/ecs/workshop_web")["tags"]
+    assert tags == {**MANAGED, "team": "payments"}
+    described = clients.ecs.describe_task_definition(taskDefinition="workshop_web:1", include=["TAGS"])  # fmt: skip
+    assert {"key": "team", "value": "payments"} in described["tags"]
+
+
+def test_a_managed_log_groups_retention_converges_and_null_means_never_expire(
+    clients: Clients,
+) -> None:
+    name = "/ecs/workshop_web"
+    assert task_definitions.ensure_log_group(clients, name, MANAGED, 30) is True
+    assert retention(clients, name) == 30
+    assert task_definitions.ensure_log_group(clients, name, MANAGED, 90) is False
+    assert retention(clients, name) == 90
+    task_definitions.ensure_log_group(clients, name, MANAGED, None)
+    assert retention(clients, name) is None
+    task_definitions.ensure_log_group(clients, name, MANAGED, 7)
+    assert retention(clients, name) == 7
+
+
+def test_an_adopted_log_group_keeps_its_own_retention(clients: Clients) -> None:
+    name = "/ecs/workshop_web"
+    clients.logs.create_log_group(logGroupName=name, tags={"owner": "someone"})
+    clients.logs.put_retention_policy(logGroupName=name, retentionInDays=365)
+    assert task_definitions.ensure_log_group(clients, name, MANAGED, 14) is False
+    assert retention(clients, name) == 365
+
+
+def test_without_a_retention_the_group_is_left_as_it_is(clients: Clients) -> None:
+    name = "/ecs/workshop_web"
+    task_definitions.ensure_log_group(clients, name, MANAGED, 5)
+    task_definitions.ensure_log_group(clients, name, MANAGED)
+    assert retention(clients, name) == 5

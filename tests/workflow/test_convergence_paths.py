@@ -262,7 +262,9 @@ def test_an_update_whose_tasks_fail_to_start_is_rolled_back_by_ecs_and_fails_fas
     workshop_web:1, and the build's rollback deregistered the failed revision."""
     first = built(emulator, workshop_spec)
     assert ecs_service(emulator, "web-service")["deploymentConfiguration"] == {
-        "deploymentCircuitBreaker": {"enable": True, "rollback": True}
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        "maximumPercent": 200,  # ECS's defaults, filled in when CreateService leaves them out
+        "minimumHealthyPercent": 100,
     }
     emulator.world.faults.tasks_fail_to_start(
         "workshop_web:2", reason="CannotPullContainerError: nginx:no-such-tag: not found"
@@ -396,6 +398,7 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
         {
             ("servicediscovery", "CreateService"): 1,
             ("logs", "CreateLogGroup"): 1,
+            ("logs", "PutRetentionPolicy"): 1,  # logRetentionDays (default 30, issue 17)
             ("ecs", "RegisterTaskDefinition"): 1,
             ("ecs", "CreateService"): 1,
             ("ssm", "PutParameter"): 1,  # /envbuild/workshop/CACHE_SERVICE_ID

@@ -19,7 +19,7 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import converge, record, registries, restore, services
+from envbuild_lambda.steps import autoscaling, converge, record, registries, restore, services
 
 
 @step("CreateServices")
@@ -53,6 +53,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if recorded
         else frozenset(),
     )
+    scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
+    count("ScalingChanges", len(scaled))
     removed, prune = converge.removals(
         clients,
         caller,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from envbuild_lambda.spec import EnvironmentSpec, Service
+from envbuild_lambda.spec import DEFAULT_LOG_RETENTION_DAYS, EnvironmentSpec, Service
 from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
@@ -61,6 +61,9 @@ class RegisterTaskDefinitionsInput(_Input):
     taskRoleArn: str
     services: list[Service]
     build: str | None = None
+    #: The spec's top-level tags and logRetentionDays (each service may override them).
+    tags: dict[str, str] = {}
+    logRetentionDays: int | None = DEFAULT_LOG_RETENTION_DAYS
 
 
 class CreateServicesInput(_Input):

@@ -21,10 +21,12 @@ from envbuild_lambda.steps import converge, preflight
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SpecInput.model_validate(event)
     clients = get_clients()
-    preflight.preflight(clients, request.spec, conflicts=False)  # conflicts: rows of the plan
+    caller = Caller.from_function_arn(context.invoked_function_arn)
+    # conflicts: rows of the plan
+    preflight.preflight(clients, request.spec, conflicts=False, caller=caller)
     rows = converge.plan_changes(
         clients,
-        Caller.from_function_arn(context.invoked_function_arn),
+        caller,
         request.spec,
         get_settings().max_workers,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from envbuild_lambda.aws import get_clients
+from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import SpecInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
@@ -26,6 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         clients,
         request.spec,
         max_workers=get_settings().max_workers,
+        caller=Caller.from_function_arn(context.invoked_function_arn),
         recorded_instances=recorded.names.get("instances", frozenset())
         if recorded
         else frozenset(),

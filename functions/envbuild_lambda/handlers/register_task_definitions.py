@@ -29,6 +29,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         request.build,
         settings.max_workers,
         settings.task_definition_writes_per_second,
+        spec_tags=request.tags,
+        log_retention_days=request.logRetentionDays,
     )
     count("TaskDefinitionsRegistered", len(refs))
     return {ref.name: ref.taskDefinition for ref in refs}

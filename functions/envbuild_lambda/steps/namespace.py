@@ -107,7 +107,9 @@ def _submit(clients: Clients, spec: EnvironmentSpec, build: str | None) -> str |
                 Vpc=ns.vpcId,
                 Description=ns.description,
                 CreatorRequestId=spec.request_token("namespace", ns.name, ns.vpcId, *stale),
-                Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
+                Tags=[
+                    {"Key": key, "Value": value} for key, value in spec.resource_tags(build).items()
+                ],
             )
             operation_id = response["OperationId"]
         except ClientError as error:

@@ -22,7 +22,7 @@ from envbuild_lambda.steps import ownership
 from envbuild_lambda.steps.services import describe_services
 
 if TYPE_CHECKING:
-    from envbuild_lambda.aws import Clients
+    from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
@@ -103,6 +103,81 @@ def check_cluster(clients: Clients, cluster: str) -> list[str]:
     if status:
         return [f"ECS cluster {cluster} is {status}, not ACTIVE: use an active cluster"]
     return [f"ECS cluster {cluster} does not exist: create it or fix cluster"]
+
+
+def check_capacity_providers(clients: Clients, spec: EnvironmentSpec) -> list[str]:
+    """The capacity providers the services' strategies name are associated with the cluster
+    (CreateService refuses any other)."""
+    used = {
+        item.capacityProvider: service.name
+        for service in spec.services
+        for item in service.capacityProviders or []
+    }
+    if not used:
+        return []
+    with aws_errors(f"DescribeClusters {spec.cluster}"):
+        clusters = clients.ecs.describe_clusters(clusters=[spec.cluster])["clusters"]
+    have = set(clusters[0].get("capacityProviders", [])) if clusters else set()
+    return [
+        f"ECS cluster {spec.cluster_name} has no capacity provider {provider} (used by"
+        f" services[].capacityProviders of {name}): associate it with the cluster (aws ecs"
+        f" put-cluster-capacity-providers --cluster {spec.cluster_name} --capacity-providers"
+        f" {' '.join(sorted(have | {provider}))} --default-capacity-provider-strategy ...)"
+        for provider, name in sorted(used.items())
+        if provider not in have
+    ]
+
+
+def _secret_id(arn: str) -> str:
+    """A Secrets Manager secret's ARN without its :json-key:version-stage:version-id suffix."""
+    return ":".join(arn.split(":")[:7])
+
+
+def _parameter_name(arn: str) -> str:
+    """An SSM parameter's name from its ARN (parameter/a/b is /a/b; parameter/a is a)."""
+    path = arn.split(":", 5)[5].removeprefix("parameter")
+    return path if path.count("/") > 1 else path.lstrip("/")
+
+
+def check_secrets(clients: Clients, spec: EnvironmentSpec, caller: Caller) -> list[str]:
+    """Each secret the spec names (services' and sidecars' ``secrets``) exists: DescribeSecret
+    or DescribeParameters, which return no value. Secrets of another account or region cannot
+    be looked up from here and are left to ECS (the task fails to start, naming it)."""
+    wanted: dict[str, tuple[str, str]] = {}
+    for service in spec.services:
+        for env, arn in service.secrets.items():
+            wanted.setdefault(arn, (f"{service.name}.secrets.{env}", service.name))
+        for sidecar in service.sidecars:
+            for env, arn in sidecar.secrets.items():
+                wanted.setdefault(
+                    arn, (f"{service.name}.sidecars.{sidecar.name}.secrets.{env}", service.name)
+                )
+    problems: list[str] = []
+    for arn, (field, _service) in sorted(wanted.items()):
+        parts = arn.split(":")
+        if parts[3] != caller.region or parts[4] != caller.account_id:
+            continue
+        if parts[2] == "secretsmanager":
+            try:
+                clients.secretsmanager.describe_secret(SecretId=_secret_id(arn))
+            except ClientError as error:
+                if error_code(error) != "ResourceNotFoundException":
+                    raise map_client_error(error, f"DescribeSecret {_secret_id(arn)}") from error
+                problems.append(
+                    f"secret {_secret_id(arn)} ({field}) does not exist in Secrets Manager:"
+                    " create it or fix the ARN"
+                )
+        else:
+            name = _parameter_name(arn)
+            with aws_errors(f"DescribeParameters {name}"):
+                found = clients.ssm.describe_parameters(
+                    ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+                )["Parameters"]
+            if not found:
+                problems.append(
+                    f"SSM parameter {name} ({field}) does not exist: create it or fix the ARN"
+                )
+    return problems
 
 
 def _trust_policy(document: object) -> dict[str, Any]:
@@ -257,6 +332,7 @@ def preflight(
     *,
     conflicts: bool = True,
     max_workers: int = 4,
+    caller: Caller | None = None,
     recorded_instances: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Raise PreflightFailed listing every problem; return what was checked. ``conflicts``: also
@@ -278,6 +354,10 @@ def preflight(
         problems += check_domain(clients, spec.namespace.name, vpc_id)
     cluster_problems = check_cluster(clients, spec.cluster)
     problems += cluster_problems
+    if not cluster_problems:
+        problems += check_capacity_providers(clients, spec)
+    if caller is not None:
+        problems += check_secrets(clients, spec, caller)
     existing: dict[str, Any] = {}
     if not cluster_problems:
         existing = dict(

@@ -60,7 +60,7 @@ def _ensure_log_group(clients: Clients, spec: EnvironmentSpec, build: str | None
     if any(g["logGroupName"] == name for g in groups):
         return
     try:
-        clients.logs.create_log_group(logGroupName=name, tags=spec.tags(build))
+        clients.logs.create_log_group(logGroupName=name, tags=spec.resource_tags(build))
     except ClientError as error:
         if error_code(error) != "ResourceAlreadyExistsException":
             raise map_client_error(error, f"CreateLogGroup {name}") from error
@@ -114,7 +114,7 @@ def _task_definition(
             memory="512",
             executionRoleArn=str(spec.executionRoleArn),
             containerDefinitions=[container],  # type: ignore[list-item]
-            tags=[{"key": k, "value": v} for k, v in spec.tags(build).items()],
+            tags=[{"key": k, "value": v} for k, v in spec.resource_tags(build).items()],
         )["taskDefinition"]
     return f"{registered['family']}:{registered['revision']}"
 
@@ -151,7 +151,7 @@ def start_probe(
                     }
                 ]
             },
-            tags=[{"key": k, "value": v} for k, v in spec.tags(build).items()],
+            tags=[{"key": k, "value": v} for k, v in spec.resource_tags(build).items()],
         )
     if not answer.get("tasks"):
         reasons = "; ".join(

@@ -49,7 +49,7 @@ def create_registry(
             **desired.registry(spec, service),
             NamespaceId=namespace_id,
             CreatorRequestId=creator_request_id(spec, service, namespace_id, build),
-            Tags=[{"Key": key, "Value": value} for key, value in spec.tags(build).items()],
+            Tags=desired.cloud_map_tags(desired.tags(spec, service, build)),
         )
     except ClientError as error:
         if error_code(error) == "ServiceAlreadyExists":  # created meanwhile: adopt it

@@ -111,7 +111,7 @@ def create_service(
                 clientToken=spec.request_token(
                     "ecs-service", spec.cluster_name, service.name, registry_id, max_length=36
                 ),
-                tags=[{"key": key, "value": value} for key, value in spec.tags(build).items()],
+                tags=desired.ecs_tags(desired.tags(spec, service, build)),
             )
 
     # CreateService is idempotent (clientToken): a throttled attempt may be repeated.
@@ -326,7 +326,7 @@ def converge_static_instances(
                     CreatorRequestId=spec.request_token(
                         "instance", registry_id, instance_id, build or ""
                     ),
-                    Attributes=instance.cloud_map_attributes(),
+                    Attributes=desired.instance_attributes(service, instance),
                 )["OperationId"]
             return f"RegisterInstance {row.name}", operation
         if row.action == "remove":
@@ -440,7 +440,7 @@ def _last_error(description: ServiceTypeDef) -> str:
     newest event: what DescribeServices already says about why the tasks stopped."""
     events = [str(e.get("message", "")) for e in description.get("events", [])]
     for message in events:
-        if "error" in message.lower():
+        if "error" in message.lower() or "health check" in message.lower():
             return message
     return events[0] if events else ""
 
@@ -493,6 +493,11 @@ def _deployment_failure(
     last = _last_error(description)
     if last:
         reason += f", last error: {last}"
+    if service.healthCheck is not None and "health check" in last.lower():
+        reason += (
+            f", its tasks never became healthy: the healthCheck of {service.name}"
+            f" ({' '.join(service.healthCheck.command)}) fails"
+        )
     if now != wanted:
         reason += f", ECS rolled {name} back to {now}"
     else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.spec import managed_tags
+from envbuild_lambda.spec import TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
 from envbuild_lambda.steps import desired as desired_steps
 from envbuild_lambda.steps import diff
@@ -21,22 +21,62 @@ if TYPE_CHECKING:
     from envbuild_lambda.spec import Service
 
 
-def ensure_log_group(clients: Clients, name: str, tags: dict[str, str]) -> bool:
+#: ``ensure_log_group``'s retention when the caller does not say: the group's is left as it is.
+KEEP: Literal["keep"] = "keep"
+
+
+def ensure_log_group(
+    clients: Clients,
+    name: str,
+    tags: dict[str, str],
+    retention_days: int | Literal["keep"] | None = KEEP,
+) -> bool:
     """Create the log group; an existing one is used as it is. True if created.
 
     Looked up first, so that a re-run makes no mutating call; "already exists" is still handled
-    (a concurrent or retried creation)."""
+    (a concurrent or retried creation). ``retention_days`` (the spec's logRetentionDays, None:
+    never expire) is applied to a group envbuild creates, and converged on a re-run for a group
+    envbuild manages (tagged for the environment); an adopted group keeps its own retention."""
     with aws_errors(f"DescribeLogGroups {name}"):
         found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
     if found and found[0]["logGroupName"] == name:
+        current = found[0].get("retentionInDays")
+        if (
+            retention_days != KEEP
+            and current != retention_days
+            and _managed(clients, found[0], tags)
+        ):
+            set_retention(clients, name, retention_days)
         return False
     try:
         clients.logs.create_log_group(logGroupName=name, tags=tags)
     except ClientError as error:
         if error_code(error) == "ResourceAlreadyExistsException":
+            ensure_log_group(clients, name, tags, retention_days)  # created meanwhile: converge
             return False
         raise map_client_error(error, f"CreateLogGroup {name}") from error
+    if retention_days not in (KEEP, None):
+        set_retention(clients, name, retention_days)
     return True
+
+
+def set_retention(clients: Clients, name: str, retention_days: int | None) -> None:
+    """PutRetentionPolicy, or DeleteRetentionPolicy for None (never expire)."""
+    if retention_days is None:
+        with aws_errors(f"DeleteRetentionPolicy {name}"):
+            clients.logs.delete_retention_policy(logGroupName=name)
+    else:
+        with aws_errors(f"PutRetentionPolicy {name}"):
+            clients.logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+
+
+def _managed(clients: Clients, group: Any, tags: dict[str, str]) -> bool:
+    """The existing group is envbuild's for this environment (read only when its retention
+    differs from the spec's)."""
+    arn = str(group.get("logGroupArn") or group["arn"]).removesuffix(":*")
+    with aws_errors(f"ListTagsForResource {group['logGroupName']}"):
+        have = clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
+    return is_managed(dict(have), tags.get(TAG_ENVIRONMENT, ""))
 
 
 def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
@@ -59,15 +99,21 @@ def register(
     task_role_arn: str,
     build: str | None = None,
     pace: RateLimiter | None = None,
+    *,
+    log_retention_days: int | Literal["keep"] | None = KEEP,
+    spec_tags: dict[str, str] | None = None,
 ) -> TaskDefinitionRef:
     """Register the service's task definition, unless its latest revision already is the desired
     one (a retry after a lost response, or a re-run): no duplicate revisions. A spec change
     (image, environment, cpu/memory, roles, port) registers a new revision, which CreateServices
-    then rolls the ECS service to."""
-    tags = managed_tags(environment, build)
+    then rolls the ECS service to.
+
+    ``log_retention_days`` and ``spec_tags`` (``desired.log_retention`` and the spec's tags of
+    the service, ``desired.tags``) apply issue 17's logRetentionDays and tags."""
+    tags = {**(spec_tags or {}), **managed_tags(environment, build)}
     family = service.family(environment)
     log_group = service.log_group(environment)
-    ensure_log_group(clients, log_group, tags)
+    ensure_log_group(clients, log_group, tags, log_retention_days)
     desired = desired_steps.task_definition(
         caller, environment, service, execution_role_arn, task_role_arn
     )
@@ -104,15 +150,26 @@ def register_all(
     build: str | None,
     max_workers: int,
     writes_per_second: int = 1,
+    *,
+    spec_tags: dict[str, str] | None = None,
+    log_retention_days: int | Literal["keep"] | None = KEEP,
 ) -> list[TaskDefinitionRef]:
     """``register`` for a batch of services, in spec order. RegisterTaskDefinition is paced at
     ``writes_per_second`` (the ECS task-definition-modification quota, account-wide); the log
     group and revision look-ups run ``max_workers`` at a time."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
-    return pmap(
-        lambda service: register(
-            clients, caller, environment, service, execution_role_arn, task_role_arn, build, pace
-        ),
-        services,
-        max_workers,
-    )
+
+    def one(service: Service) -> TaskDefinitionRef:
+        """The service's own tags and logRetentionDays over the spec's (``spec_tags`` and
+        ``log_retention_days``: the top-level values; KEEP leaves the retention alone)."""
+        retention = (
+            KEEP
+            if log_retention_days == KEEP
+            else service.effective_log_retention(log_retention_days)
+        )
+        return register(
+            clients, caller, environment, service, execution_role_arn, task_role_arn, build,
+            pace, log_retention_days=retention, spec_tags=service.effective_tags(spec_tags or {}),
+        )  # fmt: skip
+
+    return pmap(one, services, max_workers)

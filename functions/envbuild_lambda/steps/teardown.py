@@ -32,7 +32,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import KeptResource, NamespaceRef, Progress, RemovalPlan, short
 from envbuild_lambda.spec import family_prefix, is_managed, log_group_prefix
 from envbuild_lambda.state import Poll
-from envbuild_lambda.steps import outputs
+from envbuild_lambda.steps import autoscaling, outputs
 from envbuild_lambda.steps.desired import registry_arn
 from envbuild_lambda.steps.diff import short_task_definition
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
@@ -651,6 +651,19 @@ def check_tasks_stopped(
     )
 
 
+def _deregister_scalable_targets(
+    clients: Clients, cluster: str, names: list[str], max_workers: int
+) -> None:
+    """Deregister the scalable targets of these ECS services (the plan's: envbuild's own)."""
+    ids = {name: autoscaling.resource_id(cluster, name) for name in names}
+    scaled = autoscaling.existing_targets(clients, list(ids.values())) if ids else set()
+    pmap(
+        lambda name: autoscaling.deregister(clients, ids[name]),
+        [name for name in names if ids[name] in scaled],
+        max_workers,
+    )
+
+
 def scale_to_zero(
     clients: Clients, plan: RemovalPlan, schedule: PollSchedule, max_workers: int
 ) -> Progress:
@@ -662,6 +675,12 @@ def scale_to_zero(
         for name in plan.ecsServices
         if name in described and described[name].get("status") != "INACTIVE"
     ]
+
+    # First the scalable targets (the spec's autoscaling): a scaler left on would bring the
+    # count back up to its minimum.
+    _deregister_scalable_targets(
+        clients, cluster, [n for n in live if described[n].get("status") == "ACTIVE"], max_workers
+    )
 
     def scale(name: str) -> None:
         service = described[name]
@@ -717,6 +736,9 @@ def delete_ecs_services(
     active = [
         name for name in plan.ecsServices if described.get(name, {}).get("status") == "ACTIVE"
     ]
+    # A scalable target (the spec's autoscaling) is deregistered before its service is deleted
+    # (normally gone already: scale_to_zero deregistered it).
+    _deregister_scalable_targets(clients, cluster, active, max_workers)
 
     def delete(name: str) -> None:
         try:
