@@ -91,8 +91,9 @@ class ServicesState(_State):
     #: Cloud Map operations the build started and Check Services awaits:
     #: "RegisterInstance <service>/<id>" or "UpdateService <registry>" -> operation id
     operations: dict[str, str] = {}
-    #: What this build updated, as it was before: a rollback restores it.
-    previous: Restore = Restore()
+    #: What this build updated, as it was before: a rollback restores it (None: it updated
+    #: nothing that existed before, so the failure path skips the restore).
+    previous: Restore | None = None
     #: What the build changed (converge.change_report: rows of steps/diff.py, counts), for the
     #: build's output.
     changes: dict[str, Any] = {}

@@ -238,7 +238,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "operations": {},  # no registry TTL to update, no static instance
         "removed": [],  # no ECS service of the environment outside the spec
         "prune": None,
-        "previous": {"services": {}, "registries": {}, "instances": {}},  # nothing updated
+        "previous": None,  # nothing that existed before was updated
     }
     deployment["changes"] = changes
     deployment = call(
@@ -337,7 +337,7 @@ def test_check_services_handler_reports_services_not_ready(
         context,
     )
     assert deployment["ready"] is False
-    assert deployment["poll"] == {"attempt": 1, "waitSeconds": 5, "maxAttempts": 120}
+    assert deployment["poll"] == {"attempt": 1, "waitSeconds": 2, "maxAttempts": 120}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
     assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
     with pytest.raises(DiscoveryMismatch, match=r"3 of 3 DNS name\(s\) fail the three-way check"):

@@ -236,6 +236,7 @@ def test_a_rerun_rolls_only_the_services_envbuild_manages_to_the_spec(
         ("api-service", "unchanged", {}),
         ("db-service", "unchanged", {}),
     ]
+    assert state.previous is not None
     assert state.previous.services == {
         "web-service": {
             "taskDefinition": "workshop_web:1",

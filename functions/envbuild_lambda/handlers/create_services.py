@@ -19,6 +19,7 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
+from envbuild_lambda.state import Restore
 from envbuild_lambda.steps import autoscaling, converge, record, registries, restore, services
 
 
@@ -71,7 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         registry_rows,
         service_rows,
         request.task_definition_by_name(),
-        state.previous.services,
+        state.previous.services if state.previous else {},
         removed,
         prune,
     )
@@ -84,10 +85,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
             "changes": changes,
-            "previous": state.previous.model_copy(update={"registries": registries_before}),
+            "previous": _worth_restoring(state.previous, registries_before),
         }
     )
     return state.model_dump(mode="json")
+
+
+def _worth_restoring(
+    previous: Restore | None, registries_before: dict[str, list[dict[str, Any]]]
+) -> Restore | None:
+    """What this build changed on what existed before it, or None if nothing."""
+    merged = (previous or Restore()).model_copy(update={"registries": registries_before})
+    return None if merged.is_empty() else merged
 
 
 def _restore(event: dict[str, Any]) -> dict[str, Any]:

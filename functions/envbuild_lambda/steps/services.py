@@ -264,7 +264,9 @@ def create_or_adopt_services(
         poll=poll,
         actions=actions,
         operations=operations,
-        previous=Restore(services=previous, instances=instances_before),
+        previous=Restore(services=previous, instances=instances_before)
+        if previous or instances_before
+        else None,
     )
     return state, rows + instance_rows
 
