@@ -373,6 +373,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     progress = progress_stream(args, out)
     with target(args, progress) as where:
         spec = where.load_spec(Path(args.spec))
+        if getattr(args, "redeploy", False):  # this run only: the spec file is left as it is
+            spec = {**spec, "redeploy": True}
         return build(
             where.sfn,
             where.state_machine(STATE_MACHINE_NAME),
@@ -660,6 +662,12 @@ def parser() -> argparse.ArgumentParser:
     add_execution_arguments(run_cmd, "environment spec (JSON; ${VARS} filled from the environment)")
     run_cmd.add_argument(
         "--env-file", help="where to write resource ids (default <environment>-resources.env)"
+    )
+    run_cmd.add_argument(
+        "--redeploy",
+        action="store_true",
+        help="start a new deployment of every ECS service even if the spec did not change (a"
+        " mutable image tag such as :latest that moved); this run only",
     )
     plan_cmd = commands.add_parser("plan", help="show what a build would change (changes nothing)")
     add_execution_arguments(

@@ -347,3 +347,54 @@ def test_a_spec_file_that_is_not_a_json_object_is_one_line_naming_file_and_probl
     assert code == 2
     err = capsys.readouterr().err
     assert err == f"envbuild: {spec}: {problem}\n"  # one line: no traceback
+
+
+def test_run_redeploy_starts_a_new_deployment_of_an_unchanged_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--redeploy: a mutable tag moved; the spec file is left as it is."""
+    from envbuild_emulator.emulator import Emulator
+
+    monkeypatch.chdir(tmp_path)
+    spec = {
+        "environment": "demo",
+        "namespace": {"name": "corp.example", "vpcId": "${VPC_ID}"},
+        "cluster": "${CLUSTER_NAME}",
+        "network": {"subnets": ["${PRIVATE_SUBNET_1}"], "securityGroups": ["${ECS_SG}"]},
+        "services": [{"name": "frontend", "image": "nginx:latest", "port": 8080}],
+    }
+    (tmp_path / "demo.json").write_text(json.dumps(spec))
+    with Emulator(port=0, time_scale=0.0) as emulator:
+        url = str(emulator.endpoint_url)
+        assert main(["run", "demo.json", "--endpoint", url], out=io.StringIO()) == 0
+        ecs = emulator.client("ecs")
+        cluster = emulator.prerequisites["CLUSTER_NAME"]
+
+        def deployment() -> str:
+            service = ecs.describe_services(cluster=cluster, services=["frontend-service"])
+            return str(service["services"][0]["deployments"][0]["id"])
+
+        first = deployment()
+        out = io.StringIO()
+        assert main(["run", "demo.json", "--endpoint", url, "--output", "json"], out=out) == 0
+        assert deployment() == first  # unchanged spec: nothing to do
+        out = io.StringIO()
+        code = main(
+            ["run", "demo.json", "--endpoint", url, "--redeploy", "--output", "json"], out=out
+        )
+        assert code == 0
+        assert deployment() != first
+        document = json.loads(out.getvalue())
+        assert [
+            (c["kind"], c["name"], c["action"], c["fields"])
+            for c in document["changes"]
+            if c["action"] != "unchanged"
+        ] == [
+            (
+                "ecsService",
+                "frontend-service",
+                "update",
+                {"deployment": ["(redeploy)", "new deployment"]},
+            )
+        ]
+    assert json.loads((tmp_path / "demo.json").read_text()) == spec
