@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import os
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,11 @@ def test_the_run_timeline_shows_the_aws_time_the_build_models(
     text = out.getvalue()
     assert code == 0, text
     stamps = [
-        (int(line.split("t+", 1)[1].split("s", 1)[0]), line.split("s", 1)[1].strip())
+        (float(match[1]), match[2])
         for line in text.splitlines()
-        if line.strip().startswith("t+")
+        if (match := re.match(r"^\s+(\d+\.\d)s\s+[✓…✗] (.+)$", line))
     ]
-    first_check = next(t for t, state in stamps if state.endswith("Check Namespace Operation"))
+    first_check = next(t for t, state in stamps if "Check Namespace Operation" in state)
     assert first_check == 50, text
     last, final_state = stamps[-1]
     assert final_state.endswith("Release Lock"), text
