@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from envbuild.cli import parser
 
@@ -87,8 +86,6 @@ def served() -> Iterator[Any]:
 
     with Emulator(port=0, time_scale=0.0) as emulator:
         yield emulator
-        # a served account's state outlives its server in this process: reset it for the next
-        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=30)
 
 
 def mirror(tmp: Path) -> Path:
