@@ -179,9 +179,17 @@ class Emulator:
         self.endpoint_url = f"http://{host}:{bound}"
         self._server = server
         self._stack.append(server.stop)
+        # moto's backends are process-wide: a served account's state outlives its server unless
+        # reset (the next served emulator in this process would find this one's resources).
+        self._stack.append(self._reset_served_account)
         # The handlers (in this process) reach the served account over HTTP, as the AWS CLI does.
         self._setenv("AWS_ENDPOINT_URL", self.endpoint_url)
         self._setenv("MOTO_PORT", str(bound))
+
+    def _reset_served_account(self) -> None:
+        import requests
+
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
 
     def stop(self) -> None:
         self._clients.clear()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from envbuild.cli import main
 from envbuild.follow import Clock, Progress
@@ -29,8 +28,6 @@ def served() -> Iterator[Any]:
 
     with Emulator(port=0, time_scale=0.0) as emulator:
         yield emulator
-        # a served account's state outlives its server in this process: reset it for the next
-        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=30)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from envbuild.cli import parser
 
@@ -87,8 +86,6 @@ def served() -> Iterator[Any]:
 
     with Emulator(port=0, time_scale=0.0) as emulator:
         yield emulator
-        # a served account's state outlives its server in this process: reset it for the next
-        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=30)
 
 
 def mirror(tmp: Path) -> Path:
@@ -100,6 +97,14 @@ def mirror(tmp: Path) -> Path:
 
 
 def test_the_command_blocks_run_against_the_emulator(served: Any, tmp_path: Path) -> None:
+    # `make run` in the copy must not reinstall the venv from there (its scripts would then point
+    # into the copy): the venv must be up to date with the pinned requirements first.
+    stamp = REPO / ".venv" / ".installed"
+    newest = max(
+        (REPO / name).stat().st_mtime for name in ("requirements-dev.txt", "pyproject.toml")
+    )
+    if not stamp.exists() or stamp.stat().st_mtime < newest:
+        pytest.fail(".venv is older than requirements-dev.txt or pyproject.toml: run `make venv`")
     cwd = mirror(tmp_path)
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AWS_ENDPOINT_URL")},
