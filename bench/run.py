@@ -548,7 +548,7 @@ def measure_artifact_imports(repeats: int) -> ArtifactImports | None:
             }
             for module in [DESIGN_FLOOR, *(f"envbuild_lambda.handlers.{m}" for m in modules)]:
                 times[compiled].setdefault(module, []).append(
-                    _import_seconds(module, env, cwd=root)
+                    _import_seconds(module, env, cwd=overlay or root)
                 )
     medians = {
         compiled: {m: statistics.median(t) for m, t in by_module.items()}
