@@ -30,8 +30,6 @@ RECORDING = pytest.StashKey[SessionRecording]()
 #: A directory of recordings (one pickle per test process): written by a run of the other tests,
 #: read by the proof's (``make pytest``).
 RECORDINGS_DIR = "ENVBUILD_IAM_RECORDINGS"
-#: Tests that must share one process under xdist (they check what all of them observed).
-ONE_WORKER = "tests/workflow/test_fault_matrix.py"
 
 
 def _process_name(config: pytest.Config) -> str:
@@ -101,12 +99,6 @@ def pytest_collection_modifyitems(
     last, after every test that records calls."""
     recording = config.stash[RECORDING]
     recording.collected |= {i.nodeid for i in items if recording.is_workflow(i.nodeid)}
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            if item.nodeid.startswith(ONE_WORKER):
-                # `--dist loadgroup` (make pytest): the fault matrix document is checked against
-                # every cell, which must therefore run in one process
-                item.add_marker(pytest.mark.xdist_group("fault_matrix"))
     result = yield
     items.sort(key=lambda item: item.get_closest_marker("iam_proof") is not None)
     return result
