@@ -127,10 +127,11 @@ build: $(STAMP)
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
 # Two phases: every test but the IAM proof's on xdist workers, each leaving its recording of the
 # functions' AWS calls in $(IAM_RECORDINGS); then the proof, in one process, on all of them merged.
+# --dist loadgroup keeps the fault matrix's cells in one worker (its document checks them all).
 pytest: $(STAMP) system-deps
 	rm -rf $(IAM_RECORDINGS)
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
-	  --ignore=tests/test_iam_proof.py
+	  --dist loadgroup --ignore=tests/test_iam_proof.py
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest tests/test_iam_proof.py
 
 schema: $(STAMP)

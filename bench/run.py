@@ -524,8 +524,9 @@ class ArtifactImports:
 def measure_artifact_imports(repeats: int) -> ArtifactImports | None:
     """Median over ``repeats`` fresh interpreters of each handler module's import from the built
     artifact, as Lambda imports it: ``python -S -B`` (no site-packages; bytecode read but never
-    written: the file system is read-only), PYTHONPATH and cwd = the artifact (/var/task). With
-    the bytecode `make build` ships, and from a copy without any."""
+    written: the file system is read-only), PYTHONPATH = the artifact (/var/task), cwd too (or the
+    native overlay, when one stands in: ``-c`` puts cwd first on sys.path). With the bytecode
+    `make build` ships, and from a copy without any."""
     artifact = built_artifact()
     if artifact is None:
         return None
@@ -548,7 +549,7 @@ def measure_artifact_imports(repeats: int) -> ArtifactImports | None:
             }
             for module in [DESIGN_FLOOR, *(f"envbuild_lambda.handlers.{m}" for m in modules)]:
                 times[compiled].setdefault(module, []).append(
-                    _import_seconds(module, env, cwd=root)
+                    _import_seconds(module, env, cwd=overlay or root)
                 )
     medians = {
         compiled: {m: statistics.median(t) for m, t in by_module.items()}

@@ -13,6 +13,11 @@ import pytest
 
 from envbuild.cli import CliError, error_message, fill_variables, main, resources_env
 
+# Served emulators share moto's process-wide backends: under xdist these tests stay in one
+# worker, in file order (as in a serial run), with tests/test_cli.py and tests/test_cli_stack.py.
+pytestmark = pytest.mark.xdist_group("served_emulator")
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

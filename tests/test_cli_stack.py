@@ -18,6 +18,11 @@ from envbuild.cli import execution_name, main
 from envbuild.stack import OUTPUTS
 from envbuild_emulator.template import load_yaml
 
+# Served emulators share moto's process-wide backends: under xdist these tests stay in one
+# worker, in file order (as in a serial run), with tests/test_cli.py and tests/test_cli_stack.py.
+pytestmark = pytest.mark.xdist_group("served_emulator")
+
+
 REPO = Path(__file__).resolve().parent.parent
 WORKSHOP = str(REPO / "events" / "workshop.json")
 #: Step Functions execution names: 1-80 characters, none of these (StartExecution API reference).

@@ -337,6 +337,7 @@ def test_check_services_handler_reports_services_not_ready(
         context,
     )
     assert deployment["ready"] is False
+    # the second check comes 2 s later: the fine window after the first (settings.PollSchedule)
     assert deployment["poll"] == {"attempt": 1, "waitSeconds": 2, "maxAttempts": 120}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
     assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]

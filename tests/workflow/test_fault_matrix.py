@@ -45,6 +45,9 @@ FAULTS = [
 ]
 #: more failures than the SDK's own attempts, so the state machine's Retry is exercised too
 BURST = 8
+# One process sees every cell (the document test checks them all): one xdist worker for them.
+pytestmark = pytest.mark.xdist_group("fault_matrix")
+
 OBSERVED: dict[tuple[str, str], str] = {}
 
 #: The teardown's steps that change something (issue 15 item 7; every rollback and prune runs
