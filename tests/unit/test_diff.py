@@ -194,3 +194,31 @@ def test_long_values_are_cut_in_rows() -> None:
     found = diff.fields({"x": ("a" * 5000, "b")}, {})
     assert found["x"][0].endswith("(5002 characters)")
     assert len(found["x"][0]) < 260
+
+
+def test_a_list_keyed_only_in_the_account_is_compared_by_position() -> None:
+    """serviceRegistries without SRV renders no containerName; ECS may describe one."""
+    desired_list = [{"registryArn": "arn:r"}]
+    described = [{"registryArn": "arn:r", "containerName": "web", "containerPort": 80}]
+    assert diff.compare({"serviceRegistries": desired_list}, {"serviceRegistries": described}) == {}
+    # a removed environment: every variable named
+    assert diff.compare({"environment": []}, {"environment": [{"name": "A", "value": "1"}]}) == {
+        "environment[A]": ({"name": "A", "value": "1"}, None)
+    }
+
+
+def test_static_instances_of_a_registry_with_srv_are_compared_with_their_port() -> None:
+    service = (
+        spec()
+        .services[0]
+        .model_copy(
+            update={
+                "dnsRecords": ["A", "SRV"],
+                "instances": [StaticInstance(id="a", ipv4="10.0.3.1")],
+            }
+        )
+    )
+    registered = {"a": {"AWS_INSTANCE_IPV4": "10.0.3.1", "AWS_INSTANCE_PORT": str(service.port)}}
+    assert [r.action for r in diff.instance_changes(service, registered, {"web/a"})] == [
+        "unchanged"
+    ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from envbuild_lambda.steps.desired import instance_attributes as desired_attributes
 from envbuild_lambda.steps.record import cluster_name
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ def compare(desired: Any, actual: Any, path: str = "") -> dict[str, tuple[Any, A
     if isinstance(desired, list):
         have_list = actual if isinstance(actual, list) else []
         leaf = path.rsplit(".", 1)[-1]
-        key = _key(desired) or _key(have_list)
+        key = _key(desired) if desired else _key(have_list)
+        # Matched by key only when both sides are keyed by it (or one side is empty): a list
+        # the spec renders without the key is compared by position.
         if key is not None and (_key(have_list) == key or not have_list):
             wanted = {item[key]: item for item in desired}
             present = {item[key]: item for item in have_list}
@@ -312,7 +315,7 @@ def instance_changes(
     for instance_id, instance in wanted.items():
         name = instance_key(service.name, instance_id)
         have = registered.get(instance_id)
-        want = instance.cloud_map_attributes()
+        want = desired_attributes(service, instance)
         if have is None:
             rows.append(Change(kind="instance", name=name, action="create"))
         elif dict(have) != want:
