@@ -62,6 +62,19 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                     {"id": i, "ipv4": draw(st.sampled_from(["10.0.1.201", "10.0.2.202"]))}
                     for i in sorted(instances)
                 ],
+                # real services' fields (issue 17), present or not
+                **draw(
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "command": st.sampled_from([["serve"], ["serve", "--fast"]]),
+                            "deployment": st.sampled_from(
+                                [{"minimumHealthyPercent": 50, "maximumPercent": 200}]
+                            ),
+                            "enableExecuteCommand": st.booleans(),
+                        },
+                    )
+                ),
             }
         )
     network = {
@@ -116,6 +129,12 @@ def account(emulator: Any) -> dict[str, Any]:
             "image": container["image"],
             "port": container["portMappings"][0]["containerPort"],
             "environment": sorted((e["name"], e["value"]) for e in container["environment"]),
+            "command": container.get("command"),
+            "deployment": {
+                k: service["deploymentConfiguration"].get(k)
+                for k in ("minimumHealthyPercent", "maximumPercent")
+            },
+            "enableExecuteCommand": service.get("enableExecuteCommand", False),
             "cpu": definition["cpu"],
             "memory": definition["memory"],
         }

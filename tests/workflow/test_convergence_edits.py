@@ -343,3 +343,25 @@ def test_a_failed_rerun_is_rolled_back_to_what_every_service_ran_before(
     emulator.aws_faults.calls.clear()
     built(emulator, spec_a)
     assert not environment_calls(mutating(emulator))
+
+
+def test_a_record_type_change_is_refused_before_any_change(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Cloud Map cannot change a registry's record types (only their TTL): adding SRV to a
+    built service is a conflict of the plan and a Preflight problem naming the field's fix."""
+    built(emulator, workshop_spec)
+    spec = changed(workshop_spec, "db", dnsRecords=["A", "SRV"])
+
+    plan, _ = planned(emulator, spec)
+    (row,) = [r for r in plan["changes"] if r["action"] == "conflict"]
+    assert row["kind"] == "registry"
+    assert "Cloud Map cannot change a registry's record types" in row["note"]
+    emulator.aws_faults.calls.clear()
+
+    described, history = run_build(emulator, spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    assert "has DNS records A and the spec's dnsRecords are A+SRV" in described["cause"]
+    assert not environment_calls(mutating(emulator))
+    assert "Create Services" not in states_entered(history)

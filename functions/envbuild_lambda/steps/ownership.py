@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_ENVIRONMENT, TAG_MANAGED, is_managed
+from envbuild_lambda.steps import desired
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import describe_services, ecs_tags, list_instances
@@ -196,8 +197,23 @@ def registry_conflict(
     if registry_id is None:
         return None
     with aws_errors(f"GetService (Cloud Map) {registry_id}"):
-        arn = clients.servicediscovery.get_service(Id=registry_id)["Service"].get("Arn", "")
+        registry = clients.servicediscovery.get_service(Id=registry_id)["Service"]
+    arn = registry.get("Arn", "")
     tags = cloudmap_tags(clients, arn) if arn else {}
+    has = sorted(r["Type"] for r in registry.get("DnsConfig", {}).get("DnsRecords", []))
+    wants = sorted(r["Type"] for r in desired.dns_records(service))
+    if has != wants:
+        # Cloud Map UpdateService changes a record's TTL, never the record types: "To change a
+        # record type, you need to delete the service and recreate it with a new DnsConfig".
+        return Conflict(
+            service.name,
+            "registry",
+            f"{service.name} ({registry_id})",
+            f"has DNS records {'+'.join(has) or 'none'} and the spec's dnsRecords are"
+            f" {'+'.join(wants)}; Cloud Map cannot change a registry's record types",
+            "keep the registry's dnsRecords, or remove the service from the spec (prune: true),"
+            " build, then add it back with the new dnsRecords",
+        )
     if tags.get(TAG_MANAGED) == "true" and tags.get(TAG_ENVIRONMENT) != spec.environment:
         return Conflict(
             service.name,
