@@ -365,3 +365,71 @@ def test_a_record_type_change_is_refused_before_any_change(
     assert "has DNS records A and the spec's dnsRecords are A+SRV" in described["cause"]
     assert not environment_calls(mutating(emulator))
     assert "Create Services" not in states_entered(history)
+
+
+def test_a_teardown_keeps_a_registry_holding_someone_elses_instance(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """The instance is not envbuild's to deregister: its registry (and so the namespace) stays,
+    reported as kept with the instance named; everything else of the environment goes."""
+    first = built(emulator, workshop_spec)
+    sd = emulator.client("servicediscovery")
+    registry = registry_id(first, {"name": "db"})
+    sd.register_instance(
+        ServiceId=registry, InstanceId="by-hand", Attributes={"AWS_INSTANCE_IPV4": "10.0.1.250"}
+    )
+    emulator.clock.advance(5)  # Cloud Map's registration operation completes
+
+    arn = emulator.start_teardown(workshop_spec)
+    described = emulator.wait(arn)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    kept = [k for k in output["kept"] if k["type"] == "registry"]
+    assert [(k["name"], "by-hand (10.0.1.250)" in k["reason"]) for k in kept] == [("db", True)]
+    assert [i["Id"] for i in sd.list_instances(ServiceId=registry)["Instances"]] == ["by-hand"]
+    assert sorted(s["Name"] for s in sd.list_services()["Services"]) == ["db"]
+
+
+def test_a_static_instance_id_of_another_teams_instance_is_a_conflict(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    first = built(emulator, workshop_spec)
+    sd = emulator.client("servicediscovery")
+    registry = registry_id(first, {"name": "db"})
+    theirs = {"AWS_INSTANCE_IPV4": "10.0.1.250", "owner": "teamB"}
+    sd.register_instance(ServiceId=registry, InstanceId="x1", Attributes=theirs)
+    emulator.clock.advance(5)  # Cloud Map's registration operation completes
+    emulator.aws_faults.calls.clear()
+
+    described, _ = run_build(
+        emulator, static_spec(workshop_spec, [{"id": "x1", "ipv4": "10.0.1.251"}])
+    )
+
+    assert (described["status"], described["error"]) == ("FAILED", "PreflightFailed")
+    assert "x1 (10.0.1.250)" in described["cause"]
+    assert not environment_calls(mutating(emulator))
+    (instance,) = sd.list_instances(ServiceId=registry)["Instances"][-1:]
+    assert (instance["Id"], instance["Attributes"]) == ("x1", theirs)
+
+
+def test_with_autoscaling_a_rerun_leaves_the_count_to_the_scaler(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    spec = changed(
+        workshop_spec,
+        "db",
+        desiredCount=2,
+        autoscaling={"minCount": 2, "maxCount": 4, "targetCpuPercent": 60},
+    )
+    built(emulator, spec)
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    emulator.client("ecs").update_service(cluster=cluster, service="db-service", desiredCount=4)
+    emulator.aws_faults.calls.clear()
+
+    output = built(emulator, spec)  # ready with the scaler's 4 tasks
+
+    assert ecs_service(emulator, "db-service")["desiredCount"] == 4
+    assert not environment_calls(mutating(emulator))
+    (db,) = [s for s in output["services"] if s["name"] == "db"]
+    assert len(db["ips"]) == 4

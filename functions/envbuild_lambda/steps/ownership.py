@@ -173,13 +173,16 @@ def ecs_service_conflict(
 def _is_envbuilds(
     instance: Any, spec: EnvironmentSpec, service: Service, recorded: frozenset[str]
 ) -> bool:
-    """A task of the spec's ECS service in the spec's cluster, one of its static instances, or
-    a static instance the environment record says envbuild registered ("<service>/<id>": one
-    the spec dropped, which the build deregisters)."""
-    if instance.id in {static.id for static in service.instances}:
-        return True
+    """A task of the spec's ECS service in the spec's cluster, a static instance the
+    environment record says envbuild registered ("<service>/<id>"), or one with the spec's id
+    and exactly the attributes envbuild registers."""
     if f"{service.name}/{instance.id}" in recorded:
         return True
+    static = next((i for i in service.instances if i.id == instance.id), None)
+    if static is not None:
+        # Not recorded (another team's, or registered before the record kept instances): the
+        # spec's id alone does not make it envbuild's, only exactly what envbuild registers.
+        return dict(instance.attributes) == desired.instance_attributes(service, static)
     attributes = instance.attributes
     return bool(
         attributes.get("ECS_CLUSTER_NAME") == spec.cluster_name

@@ -236,9 +236,10 @@ def create_or_adopt_services(
             to_create.append(service)
             actions[service.ecs_service_name] = "created"
         elif change.action == "update" and current is not None:
-            to_update.append((service, diff.update_request(change, wanted)))
+            request = diff.update_request(change, wanted)
+            to_update.append((service, request))
             actions[service.ecs_service_name] = "updated"
-            previous[service.ecs_service_name] = before_update(current)
+            previous[service.ecs_service_name] = before_update(current, request)
         else:
             actions[service.ecs_service_name] = "adopted"
     pmap(
@@ -271,16 +272,21 @@ def create_or_adopt_services(
     return state, rows + instance_rows
 
 
-def before_update(current: ServiceTypeDef) -> dict[str, Any]:
+def before_update(current: ServiceTypeDef, request: dict[str, Any] | None = None) -> dict[str, Any]:
     """What UpdateService changes on a service, as it is before the update: the request that
-    restores it (a failed re-run's rollback sends it)."""
+    restores it (a failed re-run's rollback sends it). Always the revision, count and network;
+    and every other field of ``request`` (the update) that the service describes."""
     restore: dict[str, Any] = {
         "taskDefinition": short_task_definition(str(current.get("taskDefinition", ""))),
         "desiredCount": current.get("desiredCount", 0),
     }
-    network = current.get("networkConfiguration")
-    if network:
-        restore["networkConfiguration"] = dict(network)
+    described: dict[str, Any] = dict(current)
+    for field in ("networkConfiguration", *(request or {})):
+        if field in restore or field == "forceNewDeployment":
+            continue
+        value = described.get(field)
+        if value is not None:
+            restore[field] = value
     return restore
 
 
@@ -398,18 +404,26 @@ def _not_ready_reason(
     static = [i for i in instances if i.id in static_ids and not is_task(i)]
     others = [i for i in instances if i not in tasks and i not in static]
     own = tasks + static
-    expected = service.expected_instances
+    # With autoscaling the scaler owns the count: the service's own desiredCount is the target.
+    wanted = (
+        int(description.get("desiredCount", service.desiredCount))
+        if service.autoscaling is not None
+        else service.desiredCount
+    )
+    expected = wanted + len(service.instances)
     missing_static = sorted(static_ids - {i.id for i in static})
     unhealthy = [i for i in own if i.health != "HEALTHY"]
     if (
-        running == service.desiredCount
-        and len(tasks) == service.desiredCount
+        running == wanted
+        and len(tasks) == wanted
         and not missing_static
         and not unhealthy
         and rolled_out
     ):
         return None
-    reason = f"{name}: {running}/{service.desiredCount} tasks running, {len(own)}/{expected} registered in Cloud Map"
+    reason = (
+        f"{name}: {running}/{wanted} tasks running, {len(own)}/{expected} registered in Cloud Map"
+    )
     if missing_static:
         reason += f", static instance(s) not registered yet: {', '.join(missing_static)}"
     if unhealthy:

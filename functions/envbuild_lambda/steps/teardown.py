@@ -38,7 +38,7 @@ from envbuild_lambda.steps.diff import short_task_definition
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.registries import existing_registries
-from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags
+from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, list_instances
 from envbuild_lambda.steps.verify import DESCRIBE_TASKS_BATCH
 
 if TYPE_CHECKING:
@@ -333,6 +333,42 @@ def plan_teardown(
                     id=registry_id,
                     name=foreign[registry_id],
                     reason=f"ECS service {name}, which envbuild does not manage, is attached to it",
+                )
+            )
+
+    # A registry that holds an instance envbuild did not register (someone registered it by
+    # hand, or another cluster's service) is not deleted: its instances are not ours to remove.
+    recorded_cluster = cluster_name(cluster)
+
+    def strangers(item: tuple[str, str]) -> list[str]:
+        registry_id, name = item
+        return [
+            f"{i.id} ({i.ipv4 or 'no IPv4'})"
+            for i in list_instances(clients, registry_id)
+            if not (
+                record.has("instances", f"{name}/{i.id}")
+                or (
+                    i.attributes.get("ECS_CLUSTER_NAME") == recorded_cluster
+                    and record.has("ecsServices", i.attributes.get("ECS_SERVICE_NAME", ""))
+                )
+            )
+        ]
+
+    for (registry_id, name), others in zip(
+        list(registries.items()),
+        pmap(strangers, list(registries.items()), max_workers),
+        strict=True,
+    ):
+        if others:
+            foreign[registry_id] = registries.pop(registry_id)
+            kept.append(
+                KeptResource(
+                    type="registry",
+                    id=registry_id,
+                    name=name,
+                    reason="holds instance(s) envbuild did not register: "
+                    + short(others)
+                    + "; deregister them, then run the teardown again",
                 )
             )
 

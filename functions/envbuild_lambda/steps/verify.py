@@ -144,7 +144,8 @@ def check_name(
         discovered={i.ipv4 for i in registry_instances if i.ipv4},
         records=None if zone_records is None else zone_records.get(dns_name.lower(), set()),
     )
-    if len(check.tasks) != service.desiredCount:
+    # With autoscaling the scaler owns the count: its tasks are checked against DNS below.
+    if service.autoscaling is None and len(check.tasks) != service.desiredCount:
         check.problems.append(
             f"ECS runs {len(check.tasks)} task(s) of {service.ecs_service_name}, desired"
             f" {service.desiredCount} (tasks stopped or replaced since the services were ready)"
