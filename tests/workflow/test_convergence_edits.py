@@ -433,3 +433,25 @@ def test_with_autoscaling_a_rerun_leaves_the_count_to_the_scaler(
     assert not environment_calls(mutating(emulator))
     (db,) = [s for s in output["services"] if s["name"] == "db"]
     assert len(db["ips"]) == 4
+
+
+def test_a_log_retention_edit_is_planned_and_applied(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    spec = {**workshop_spec, "logRetentionDays": 14}
+
+    plan, _ = planned(emulator, spec)
+
+    assert [r for r in rows(plan) if r[0] == "logGroup"] == [
+        ("logGroup", f"/ecs/workshop_{name}", "update", {"logRetentionDays": [30, 14]})
+        for name in ("web", "api", "db")
+    ]
+    built(emulator, spec)
+    logs = emulator.client("logs")
+    groups = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop_")["logGroups"]
+    assert {g["logGroupName"]: g.get("retentionInDays") for g in groups} == {
+        f"/ecs/workshop_{name}": 14 for name in ("web", "api", "db")
+    }
+    again, _ = planned(emulator, spec)
+    assert rows(again) == []

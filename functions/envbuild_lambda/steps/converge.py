@@ -322,8 +322,15 @@ def _service_plan_rows(
     log_group = service.log_group(env)
     with aws_errors(f"DescribeLogGroups {log_group}"):
         found = clients.logs.describe_log_groups(logGroupNamePrefix=log_group, limit=1)["logGroups"]
-    exists = bool(found) and found[0]["logGroupName"] == log_group
-    rows.append(Change(kind="logGroup", name=log_group, action="unchanged" if exists else "create"))
+    group = dict(found[0]) if found and found[0]["logGroupName"] == log_group else None
+    retention = desired.log_retention(spec, service)
+    row = diff.log_group_change(log_group, retention, group, managed=None)
+    if row.action == "update" and group is not None:  # whose: read only when it differs
+        arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
+        with aws_errors(f"ListTagsForResource {log_group}"):
+            tags = clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
+        row = diff.log_group_change(log_group, retention, group, managed=is_managed(tags, env))
+    rows.append(row)
 
     # Task definition: the family's latest ACTIVE revision, compared as RegisterTaskDefinition does.
     want_definition = desired.task_definition(

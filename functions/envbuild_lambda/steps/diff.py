@@ -220,6 +220,37 @@ def task_definition_change(
     )
 
 
+def log_group_change(
+    name: str,
+    retention_days: int | None,
+    actual: Mapping[str, Any] | None,
+    *,
+    managed: bool | None,
+) -> Change:
+    """A log group: create, or update its retention (``logRetentionDays``; None: never
+    expires, DescribeLogGroups then has no retentionInDays) if envbuild manages it; one it does
+    not manage is never changed. ``managed`` None: not known (read only when the retention
+    differs)."""
+    if actual is None:
+        return Change(kind="logGroup", name=name, action="create")
+    have = actual.get("retentionInDays")
+    if have == retention_days:
+        return Change(kind="logGroup", name=name, action="unchanged")
+    if managed is False:
+        return Change(
+            kind="logGroup",
+            name=name,
+            action="adopt",
+            note=f"exists, not created by envbuild: its retention ({have}) is left as it is",
+        )
+    return Change(
+        kind="logGroup",
+        name=name,
+        action="update",
+        fields={"logRetentionDays": [have, retention_days]},
+    )
+
+
 def short_task_definition(arn: str) -> str:
     """'family:revision' of a task definition ARN (or of 'family:revision' itself)."""
     return arn.rsplit("/", 1)[-1]

@@ -40,13 +40,11 @@ def ensure_log_group(
     with aws_errors(f"DescribeLogGroups {name}"):
         found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
     if found and found[0]["logGroupName"] == name:
-        current = found[0].get("retentionInDays")
-        if (
-            retention_days != KEEP
-            and current != retention_days
-            and _managed(clients, found[0], tags)
-        ):
-            set_retention(clients, name, retention_days)
+        if retention_days != KEEP:
+            group = dict(found[0])
+            change = diff.log_group_change(name, retention_days, group, managed=None)
+            if change.action == "update" and _managed(clients, group, tags):
+                set_retention(clients, name, retention_days)
         return False
     try:
         clients.logs.create_log_group(logGroupName=name, tags=tags)
