@@ -455,3 +455,30 @@ def test_a_log_retention_edit_is_planned_and_applied(
     }
     again, _ = planned(emulator, spec)
     assert rows(again) == []
+
+
+def test_capacity_providers_added_then_removed_converge(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(emulator, workshop_spec)
+    spot = changed(
+        workshop_spec,
+        "db",
+        capacityProviders=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+    )
+    built(emulator, spot)
+    assert (
+        ecs_service(emulator, "db-service")["capacityProviderStrategy"][0]["capacityProvider"]
+        == "FARGATE_SPOT"
+    )
+
+    plan, _ = planned(emulator, workshop_spec)
+    assert [(r[0], r[1], r[2]) for r in rows(plan)] == [("ecsService", "db-service", "update")]
+    built(emulator, workshop_spec)
+
+    assert not ecs_service(emulator, "db-service").get("capacityProviderStrategy")
+    again, _ = planned(emulator, workshop_spec)
+    assert rows(again) == []
+    emulator.aws_faults.calls.clear()
+    built(emulator, workshop_spec)
+    assert not environment_calls(mutating(emulator))

@@ -321,6 +321,12 @@ def update_request(change: Change, desired_service: dict[str, Any]) -> dict[str,
         field = top.get(head, head)
         if field in desired_service:
             request[field] = desired_service[field]
+    if "capacityProviderStrategy" in request:
+        # Back to the launch type: "Pass an empty list in the capacityProviderStrategy
+        # parameter"; and the change "doesn't trigger a new service deployment" by itself.
+        if request["capacityProviderStrategy"] is None:
+            request["capacityProviderStrategy"] = []
+        request["forceNewDeployment"] = True
     return request
 
 
