@@ -28,10 +28,10 @@ NOT_RESOURCE_FIELDS = {
     "verify": "how the build verifies DNS",
     "services[].name": "the service's identity: another name is another service",
     # issue 17: fields of resources the three compared requests do not hold
-    "tags": "resource tags: set when a resource is created (desired.tags), not compared",
-    "services[].tags": "resource tags: set when a resource is created (desired.tags), not compared",
-    "logRetentionDays": "the log groups' retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
-    "services[].logRetentionDays": "the log group's retention: converged by task_definitions.ensure_log_group (desired.log_retention)",
+    "tags": "resource tags: diff.tag_fields (test_tag_fields_cover_added_changed_removed)",
+    "services[].tags": "resource tags: diff.tag_fields (test_tag_fields_cover_added_changed_removed)",
+    "logRetentionDays": "the log groups' retention: diff.log_group_change (desired.log_retention)",
+    "services[].logRetentionDays": "the log group's retention: diff.log_group_change",
     "services[].autoscaling": "Application Auto Scaling's target and policies: converged by steps/autoscaling.py (desired.scalable_target, desired.scaling_policies); with it desiredCount is not compared",
     "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
 }
@@ -222,3 +222,28 @@ def test_static_instances_of_a_registry_with_srv_are_compared_with_their_port() 
     assert [r.action for r in diff.instance_changes(service, registered, {"web/a"})] == [
         "unchanged"
     ]
+
+
+def test_tag_fields_cover_added_changed_removed_and_never_envbuilds_own() -> None:
+    wanted = {"team": "data", "cost": "b", "envbuild:build": "arn:new"}
+    actual = {"cost": "a", "old": "x", "envbuild:build": "arn:old", "aws:cloudformation:x": "y"}
+    found = diff.tag_fields(wanted, actual)
+    assert found == {
+        "tags.cost": ["a", "b"],
+        "tags.old": ["x", None],
+        "tags.team": [None, "data"],
+    }
+    row = diff.Change(kind="ecsService", name="s", action="update", fields=found)
+    assert diff.tag_request(row) == ({"cost": "b", "team": "data"}, ["old"])
+
+
+def test_log_retention_and_tags_of_a_group_envbuild_does_not_manage_are_left() -> None:
+    group = {"logGroupName": "/ecs/x", "retentionInDays": 7}
+    row = diff.log_group_change("/ecs/x", 30, group, managed=False, tags=({"a": "1"}, {}))
+    assert (row.action, row.fields) == ("adopt", {})
+    assert "logRetentionDays 7, spec 30" in row.note
+    row = diff.log_group_change("/ecs/x", 30, group, managed=True, tags=({"a": "1"}, {}))
+    assert (row.action, row.fields) == (
+        "update",
+        {"logRetentionDays": [7, 30], "tags.a": [None, "1"]},
+    )

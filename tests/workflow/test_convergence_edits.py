@@ -482,3 +482,41 @@ def test_capacity_providers_added_then_removed_converge(
     emulator.aws_faults.calls.clear()
     built(emulator, workshop_spec)
     assert not environment_calls(mutating(emulator))
+
+
+def test_tag_edits_converge_on_services_registries_and_log_groups(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """Added, changed, removed: the plan shows each, the build applies it, envbuild's own
+    envbuild:* tags are never touched, and the next build makes no call."""
+    first = built(emulator, workshop_spec)
+    ecs, sd, logs = (emulator.client(n) for n in ("ecs", "servicediscovery", "logs"))
+    registry = registry_id(first, {"name": "db"})
+
+    def tags_now() -> dict[str, dict[str, str]]:
+        service = ecs_service(emulator, "db-service")
+        ecs_tags = {
+            t["key"]: t["value"]
+            for t in ecs.list_tags_for_resource(resourceArn=service["serviceArn"])["tags"]
+        }
+        arn = sd.get_service(Id=registry)["Service"]["Arn"]
+        sd_tags = {t["Key"]: t["Value"] for t in sd.list_tags_for_resource(ResourceARN=arn)["Tags"]}
+        (group,) = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop_db")["logGroups"]
+        log_tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+        return {"ecs": ecs_tags, "registry": sd_tags, "logGroup": dict(log_tags)}
+
+    for tags in ({"team": "data", "cost": "a"}, {"team": "data", "cost": "b"}, {}):
+        spec = changed(workshop_spec, "db", tags=tags)
+        plan, _ = planned(emulator, spec)
+        planned_kinds = sorted(
+            {r[0] for r in rows(plan) if r[1].startswith(("db", "/ecs/workshop_db"))}
+        )
+        built(emulator, spec)
+        now = tags_now()
+        for kind, have in now.items():
+            assert {k: v for k, v in have.items() if not k.startswith("envbuild:")} == tags, kind
+            assert have["envbuild:managed"] == "true", kind
+        assert planned_kinds == ["ecsService", "logGroup", "registry"]
+        emulator.aws_faults.calls.clear()
+        built(emulator, spec)
+        assert not environment_calls(mutating(emulator))

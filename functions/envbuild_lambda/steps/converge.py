@@ -310,8 +310,16 @@ def _service_plan_rows(
         ]
     else:
         current = registry_steps.describe_registry(clients, registry_id)
-        managed = is_managed(cloudmap_tags(clients, str(current["Arn"])), env)
-        rows.append(diff.registry_change(service, want_registry, current, managed=managed))
+        have = cloudmap_tags(clients, str(current["Arn"]))
+        rows.append(
+            diff.registry_change(
+                service,
+                want_registry,
+                current,
+                managed=is_managed(have, env),
+                tags=(desired.tags(spec, service), have),
+            )
+        )
         static = {
             i.id: i.attributes for i in list_instances(clients, registry_id) if not is_task(i)
         }
@@ -324,13 +332,19 @@ def _service_plan_rows(
         found = clients.logs.describe_log_groups(logGroupNamePrefix=log_group, limit=1)["logGroups"]
     group = dict(found[0]) if found and found[0]["logGroupName"] == log_group else None
     retention = desired.log_retention(spec, service)
-    row = diff.log_group_change(log_group, retention, group, managed=None)
-    if row.action == "update" and group is not None:  # whose: read only when it differs
-        arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
-        with aws_errors(f"ListTagsForResource {log_group}"):
-            tags = clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
-        row = diff.log_group_change(log_group, retention, group, managed=is_managed(tags, env))
-    rows.append(row)
+    if group is None:
+        rows.append(diff.log_group_change(log_group, retention, None, managed=None))
+    else:
+        have_tags = td_steps.log_group_tags(clients, group)
+        rows.append(
+            diff.log_group_change(
+                log_group,
+                retention,
+                group,
+                managed=is_managed(have_tags, env),
+                tags=(desired.tags(spec, service), have_tags),
+            )
+        )
 
     # Task definition: the family's latest ACTIVE revision, compared as RegisterTaskDefinition does.
     want_definition = desired.task_definition(
@@ -358,6 +372,7 @@ def _service_plan_rows(
             current_service,
             managed=managed_service,
             redeploy=spec.redeploy,
+            tags=desired.tags(spec, service),
         )
     )
     return rows

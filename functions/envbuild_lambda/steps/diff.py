@@ -139,6 +139,43 @@ def fields(found: dict[str, tuple[Any, Any]], rename: Mapping[str, str]) -> dict
 
 
 # ---------------------------------------------------------------------------------------------
+# Tags: the spec's own (envbuild's envbuild:* tags and AWS's aws:* are never compared: the
+# build tag is each build's own ledger)
+
+#: Tag key prefixes that are not the spec's.
+NOT_SPEC_TAGS = ("envbuild:", "aws:")
+
+
+def spec_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if not k.startswith(NOT_SPEC_TAGS)}
+
+
+def tag_fields(wanted: Mapping[str, str], actual: Mapping[str, str]) -> dict[str, list[Any]]:
+    """``tags.KEY``: [old, new] for each of the spec's tags that differs (None: absent)."""
+    want, have = spec_tags(wanted), spec_tags(actual)
+    return {
+        f"tags.{key}": [have.get(key), want.get(key)]
+        for key in sorted(set(want) | set(have))
+        if want.get(key) != have.get(key)
+    }
+
+
+def tag_request(change: Change) -> tuple[dict[str, str], list[str]]:
+    """(tags to set, keys to remove) for the ``tags.*`` fields of a row."""
+    add: dict[str, str] = {}
+    remove: list[str] = []
+    for name, (_old, new) in change.fields.items():
+        if not name.startswith("tags."):
+            continue
+        key = name.removeprefix("tags.")
+        if new is None:
+            remove.append(key)
+        else:
+            add[key] = str(new)
+    return add, remove
+
+
+# ---------------------------------------------------------------------------------------------
 # Per resource
 
 
@@ -148,6 +185,7 @@ def registry_change(
     actual: Mapping[str, Any] | None,
     *,
     managed: bool,
+    tags: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> Change:
     """A Cloud Map service: create, or update (DnsConfig.DnsRecords: TTL) if envbuild manages
     it; one it does not manage is adopted as it is."""
@@ -165,6 +203,8 @@ def registry_change(
         if found:
             note += " (" + ", ".join(f"{k} {v[0]}, spec {v[1]}" for k, v in found.items()) + ")"
         return Change(kind="registry", name=service.name, action="adopt", note=note)
+    if tags is not None:  # (wanted, actual)
+        found |= tag_fields(*tags)
     if found:
         return Change(kind="registry", name=service.name, action="update", fields=found)
     return Change(kind="registry", name=service.name, action="unchanged")
@@ -226,29 +266,32 @@ def log_group_change(
     actual: Mapping[str, Any] | None,
     *,
     managed: bool | None,
+    tags: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> Change:
     """A log group: create, or update its retention (``logRetentionDays``; None: never
-    expires, DescribeLogGroups then has no retentionInDays) if envbuild manages it; one it does
-    not manage is never changed. ``managed`` None: not known (read only when the retention
-    differs)."""
+    expires, DescribeLogGroups then has no retentionInDays) and the spec's tags (``tags``:
+    wanted, actual) if envbuild manages it; one it does not manage is never changed.
+    ``managed`` None: not known."""
     if actual is None:
         return Change(kind="logGroup", name=name, action="create")
     have = actual.get("retentionInDays")
-    if have == retention_days:
+    found: dict[str, list[Any]] = {}
+    if have != retention_days:
+        found["logRetentionDays"] = [have, retention_days]
+    if tags is not None:
+        found |= tag_fields(*tags)
+    if not found:
         return Change(kind="logGroup", name=name, action="unchanged")
     if managed is False:
         return Change(
             kind="logGroup",
             name=name,
             action="adopt",
-            note=f"exists, not created by envbuild: its retention ({have}) is left as it is",
+            note="exists, not created by envbuild: left as it is ("
+            + ", ".join(f"{k} {v[0]}, spec {v[1]}" for k, v in found.items())
+            + ")",
         )
-    return Change(
-        kind="logGroup",
-        name=name,
-        action="update",
-        fields={"logRetentionDays": [have, retention_days]},
-    )
+    return Change(kind="logGroup", name=name, action="update", fields=found)
 
 
 def short_task_definition(arn: str) -> str:
@@ -275,6 +318,7 @@ def ecs_service_change(
     *,
     managed: bool,
     redeploy: bool = False,
+    tags: Mapping[str, str] | None = None,
 ) -> Change:
     """An ECS service: create (none, or INACTIVE), update (UpdateService of ``fields``; a field
     ``deployment`` asks for forceNewDeployment: the last deployment FAILED, or ``redeploy``),
@@ -298,6 +342,9 @@ def ecs_service_change(
         found["deployment"] = ["FAILED", NEW_DEPLOYMENT]
     elif redeploy:
         found["deployment"] = ["(redeploy)", NEW_DEPLOYMENT]
+    if tags is not None:  # the spec's tags against the service's (DescribeServices TAGS)
+        have_tags = {t.get("key", ""): t.get("value", "") for t in actual.get("tags", [])}
+        found |= tag_fields(tags, have_tags)
     if not found:
         return Change(
             kind="ecsService",

@@ -113,11 +113,16 @@ def registry_changes(
     def change(service: Service) -> tuple[Change, list[dict[str, Any]]]:
         current = describe_registry(clients, registries[service.name])
         records = list(current.get("DnsConfig", {}).get("DnsRecords", []))
-        want = desired.registry(spec, service)
-        if not diff.registry_change(service, want, current, managed=True).fields:
-            return Change(kind="registry", name=service.name, action="unchanged"), records
-        managed = is_managed(cloudmap_tags(clients, str(current["Arn"])), spec.environment)
-        return diff.registry_change(service, want, current, managed=managed), records
+        have = cloudmap_tags(clients, str(current["Arn"]))
+        managed = is_managed(have, spec.environment)
+        row = diff.registry_change(
+            service,
+            desired.registry(spec, service),
+            current,
+            managed=managed,
+            tags=(desired.tags(spec, service), have),
+        )
+        return row, records
 
     found = pmap(change, [s for s in spec.services if s.name in registries], max_workers)
     rows = [row for row, _records in found]
@@ -132,21 +137,32 @@ def update_registries(
     rows: list[Change],
     max_workers: int,
 ) -> dict[str, str]:
-    """Cloud Map UpdateService (DnsConfig.DnsRecords, as the spec renders them) of each registry
-    whose row is an update; the asynchronous operations to wait for ("UpdateService <name>" ->
+    """Each registry whose row is an update: Cloud Map UpdateService of its DnsRecords (as the
+    spec renders them) when they differ, TagResource / UntagResource of the spec's tags that
+    differ. Returns the asynchronous operations to wait for ("UpdateService <name>" ->
     operation id)."""
-    names = sorted(row.name for row in rows if row.action == "update")
+    updates = sorted((row for row in rows if row.action == "update"), key=lambda r: r.name)
 
-    def update(name: str) -> str:
+    def update(row: Change) -> tuple[str, str] | None:
+        name = row.name
+        add, remove = diff.tag_request(row)
+        if add or remove:
+            arn = str(describe_registry(clients, registries[name])["Arn"])
+            if add:
+                with aws_errors(f"TagResource (Cloud Map) {name}"):
+                    clients.servicediscovery.tag_resource(
+                        ResourceARN=arn, Tags=[{"Key": k, "Value": v} for k, v in add.items()]
+                    )
+            if remove:
+                with aws_errors(f"UntagResource (Cloud Map) {name}"):
+                    clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
+        if all(field.startswith("tags.") for field in row.fields):
+            return None
         records = desired.registry(spec, spec.service(name))["DnsConfig"]["DnsRecords"]
         with aws_errors(f"UpdateService (Cloud Map) {name} DNS records {records}"):
-            return str(
-                clients.servicediscovery.update_service(
-                    Id=registries[name], Service={"DnsConfig": {"DnsRecords": records}}
-                )["OperationId"]
-            )
+            operation = clients.servicediscovery.update_service(
+                Id=registries[name], Service={"DnsConfig": {"DnsRecords": records}}
+            )["OperationId"]
+        return f"UpdateService {name}", str(operation)
 
-    return {
-        f"UpdateService {name}": operation
-        for name, operation in zip(names, pmap(update, names, max_workers), strict=True)
-    }
+    return dict(r for r in pmap(update, updates, max_workers) if r is not None)

@@ -217,6 +217,7 @@ def create_or_adopt_services(
     rows: list[Change] = []
     to_create: list[Service] = []
     to_update: list[tuple[Service, dict[str, Any]]] = []
+    retag: list[tuple[str, Change]] = []  # (service ARN, row): the spec's tags that differ
     for service in spec.services:
         current = existing.get(service.ecs_service_name)
         status = current["status"] if current else "INACTIVE"
@@ -230,16 +231,25 @@ def create_or_adopt_services(
         )
         if current is not None and status == "ACTIVE":
             _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
-        change = diff.ecs_service_change(service, wanted, current, managed=True, redeploy=redeploy)
+        change = diff.ecs_service_change(
+            service,
+            wanted,
+            current,
+            managed=True,
+            redeploy=redeploy,
+            tags=desired.tags(spec, service),
+        )
         rows.append(change)
         if change.action == "create":
             to_create.append(service)
             actions[service.ecs_service_name] = "created"
         elif change.action == "update" and current is not None:
             request = diff.update_request(change, wanted)
-            to_update.append((service, request))
+            if request:  # not only tags
+                to_update.append((service, request))
+                previous[service.ecs_service_name] = before_update(current, request)
+            retag.append((str(current.get("serviceArn", "")), change))
             actions[service.ecs_service_name] = "updated"
-            previous[service.ecs_service_name] = before_update(current, request)
         else:
             actions[service.ecs_service_name] = "adopted"
     pmap(
@@ -254,6 +264,7 @@ def create_or_adopt_services(
         to_update,
         max_workers,
     )
+    pmap(lambda item: retag_service(clients, *item), retag, max_workers)
     operations, instance_rows, instances_before = converge_static_instances(
         clients, spec, registries, recorded_instances, max_workers, build
     )
@@ -270,6 +281,19 @@ def create_or_adopt_services(
         else None,
     )
     return state, rows + instance_rows
+
+
+def retag_service(clients: Clients, arn: str, change: Change) -> None:
+    """TagResource / UntagResource of the spec's tags that differ (the row's ``tags.*``)."""
+    add, remove = diff.tag_request(change)
+    if add:
+        with aws_errors(f"TagResource {change.name}"):
+            clients.ecs.tag_resource(
+                resourceArn=arn, tags=[{"key": k, "value": v} for k, v in add.items()]
+            )
+    if remove:
+        with aws_errors(f"UntagResource {change.name}"):
+            clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
 
 
 def before_update(current: ServiceTypeDef, request: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from envbuild_lambda.spec import TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
 from envbuild_lambda.steps import desired as desired_steps
 from envbuild_lambda.steps import diff
+from envbuild_lambda.steps.diff import Change
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import Service
@@ -41,10 +42,7 @@ def ensure_log_group(
         found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
     if found and found[0]["logGroupName"] == name:
         if retention_days != KEEP:
-            group = dict(found[0])
-            change = diff.log_group_change(name, retention_days, group, managed=None)
-            if change.action == "update" and _managed(clients, group, tags):
-                set_retention(clients, name, retention_days)
+            converge_log_group(clients, dict(found[0]), tags, retention_days)
         return False
     try:
         clients.logs.create_log_group(logGroupName=name, tags=tags)
@@ -68,13 +66,34 @@ def set_retention(clients: Clients, name: str, retention_days: int | None) -> No
             clients.logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
 
 
-def _managed(clients: Clients, group: Any, tags: dict[str, str]) -> bool:
-    """The existing group is envbuild's for this environment (read only when its retention
-    differs from the spec's)."""
-    arn = str(group.get("logGroupArn") or group["arn"]).removesuffix(":*")
+def log_group_tags(clients: Clients, group: Mapping[str, Any]) -> dict[str, str]:
+    arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
     with aws_errors(f"ListTagsForResource {group['logGroupName']}"):
-        have = clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
-    return is_managed(dict(have), tags.get(TAG_ENVIRONMENT, ""))
+        return dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+
+
+def converge_log_group(
+    clients: Clients, group: Mapping[str, Any], tags: dict[str, str], retention_days: int | None
+) -> Change:
+    """diff.log_group_change of an existing group, applied if envbuild manages it (tagged for
+    the environment): its retention and the spec's tags (an adopted group is left as it is)."""
+    name = str(group["logGroupName"])
+    have = log_group_tags(clients, group)
+    managed = is_managed(have, tags.get(TAG_ENVIRONMENT, ""))
+    change = diff.log_group_change(name, retention_days, group, managed=managed, tags=(tags, have))
+    if change.action != "update":
+        return change
+    if "logRetentionDays" in change.fields:
+        set_retention(clients, name, retention_days)
+    add, remove = diff.tag_request(change)
+    arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
+    if add:
+        with aws_errors(f"TagResource {name}"):
+            clients.logs.tag_resource(resourceArn=arn, tags=add)
+    if remove:
+        with aws_errors(f"UntagResource {name}"):
+            clients.logs.untag_resource(resourceArn=arn, tagKeys=remove)
+    return change
 
 
 def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
