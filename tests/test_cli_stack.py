@@ -403,7 +403,7 @@ def test_unlock_refuses_while_the_holder_runs(served: Any, aws: list[str], capsy
         stateMachineArn=served.state_machine_arn, name="held-build", input=json.dumps(spec)
     )["executionArn"]
     try:
-        assert gate.entered.wait(30)
+        assert gate.entered.wait(120)
         code = main(["unlock", "held", "--yes", *aws], out=io.StringIO())
         line = one_error_line(capsys)
     finally:

@@ -219,7 +219,7 @@ def test_a_build_stopped_while_it_waits_leaves_no_lock_and_a_rerun_and_teardown_
     before = full_listing(emulator)
     gate = emulator.dispatcher.hold(function)
     arn = emulator.start_build(workshop_spec)
-    assert gate.entered.wait(30)
+    assert gate.entered.wait(120)
     stopped(emulator, arn, gate)
     emulator.dispatcher.hold(function).release()  # later invocations pass
 
@@ -238,19 +238,17 @@ def test_a_teardown_stopped_while_it_waits_leaves_no_lock_and_a_second_one_finis
     emulator: Any, workshop_spec: dict[str, Any], function: str
 ) -> None:
     before = full_listing(emulator)
-    summary = built(emulator, workshop_spec)
-    web = next(s for s in summary["services"] if s["name"] == "web")
-    from tests.workflow.helpers import registry_id
-    from tests.workflow.test_teardown_paths import register_static_instance
+    from tests.workflow.test_teardown_paths import with_static_instance
 
-    register_static_instance(emulator, registry_id(summary, web))  # so every wait is entered
+    spec = with_static_instance(workshop_spec)  # so every wait is entered
+    built(emulator, spec)
     gate = emulator.dispatcher.hold(function)
-    arn = emulator.start_teardown({**workshop_spec, **OPTIONS})
-    assert gate.entered.wait(30)
+    arn = emulator.start_teardown({**spec, **OPTIONS})
+    assert gate.entered.wait(120)
     stopped(emulator, arn, gate)
     emulator.dispatcher.hold(function).release()
 
-    described, _ = run_teardown(emulator, {**workshop_spec, **OPTIONS})
+    described, _ = run_teardown(emulator, {**spec, **OPTIONS})
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert full_listing(emulator) == before
@@ -279,7 +277,7 @@ def test_no_teardown_input_gets_around_the_lock_of_a_running_build(
     assert first["status"] == "SUCCEEDED", first.get("cause")
     gate = emulator.dispatcher.hold("CheckServicesFunction")
     running = emulator.start_build({**workshop_spec, "services": workshop_spec["services"][:2]})
-    assert gate.entered.wait(30)
+    assert gate.entered.wait(120)
     before = full_listing(emulator)
     attempts = {
         "createdBy": {**workshop_spec, "createdBy": first["executionArn"]},
@@ -341,7 +339,7 @@ def test_a_build_stopped_while_its_rollback_runs_leaves_the_environment_to_the_r
     emulator.dispatcher.fail_next("CreateServicesFunction", "RuntimeError", times=1)
     gate = emulator.dispatcher.hold("TeardownScaleServicesFunction")
     build = emulator.start_build(workshop_spec)
-    assert gate.entered.wait(30)  # the rollback runs, in its first removal step
+    assert gate.entered.wait(120)  # the rollback runs, in its first removal step
     emulator.client("stepfunctions").stop_execution(executionArn=build)
     assert emulator.wait(build)["status"] == "ABORTED"  # the child rollback still runs
 

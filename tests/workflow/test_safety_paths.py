@@ -152,7 +152,7 @@ def test_a_teardown_waits_for_no_one_while_a_build_holds_the_environment(
     assert built["status"] == "SUCCEEDED", built.get("cause")
     gate = emulator.dispatcher.hold("CheckServicesFunction")  # a re-run, in its readiness poll
     running = emulator.start_build(workshop_spec)
-    assert gate.entered.wait(30)
+    assert gate.entered.wait(120)
     before = account_snapshot(emulator)
 
     arn = emulator.start_teardown({**workshop_spec, "deleteLogGroups": True})

@@ -124,16 +124,13 @@ def deploy_variant(emulator: Any, name: str, change: Any) -> str:
     )
 
 
-def register_static_instance(emulator: Any, registry_id: str) -> None:
-    """An instance registered by hand (not by ECS), as the workshop's troubleshooting does."""
-    sd = emulator.client("servicediscovery")
-    operation = sd.register_instance(
-        ServiceId=registry_id,
-        InstanceId="static-1",
-        Attributes={"AWS_INSTANCE_IPV4": "10.0.3.200"},
-    )["OperationId"]
-    emulator.clock.advance(10)
-    assert sd.get_operation(OperationId=operation)["Operation"]["Status"] == "SUCCESS"
+def with_static_instance(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with a static instance of web (envbuild registers it and the environment record
+    lists it: the teardown deregisters it; one registered by hand would keep its registry)."""
+    web = next(s for s in spec["services"] if s["name"] == "web")
+    others = [s for s in spec["services"] if s["name"] != "web"]
+    instance = {"id": "static-1", "ipv4": "10.0.3.200"}
+    return {**spec, "services": [{**web, "instances": [instance]}, *others]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,11 +380,11 @@ def test_static_instances_are_deregistered_before_their_registry_is_deleted(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
     before = full_listing(emulator)
-    summary = built(emulator, workshop_spec)
+    spec = with_static_instance(workshop_spec)
+    summary = built(emulator, spec)
     web = next(s for s in summary["services"] if s["name"] == "web")
-    register_static_instance(emulator, registry_id(summary, web))
 
-    described, history = run_teardown(emulator, {**workshop_spec, **OPTIONS})
+    described, history = run_teardown(emulator, {**spec, **OPTIONS})
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     output = json.loads(described["output"])
@@ -418,17 +415,16 @@ def _namespace_before_registries(states: dict[str, Any]) -> None:
 def test_a_teardown_in_the_wrong_order_fails_with_resource_in_use(
     emulator: Any, workshop_spec: dict[str, Any], variant: str, change: Any, cause: str
 ) -> None:
-    summary = built(emulator, workshop_spec)
-    web = next(s for s in summary["services"] if s["name"] == "web")
-    register_static_instance(emulator, registry_id(summary, web))
+    spec = with_static_instance(workshop_spec)
+    built(emulator, spec)
     wrong = deploy_variant(emulator, f"teardown-{variant}", change)
 
-    described, history = run_teardown(emulator, workshop_spec, machine_arn=wrong)
+    described, history = run_teardown(emulator, spec, machine_arn=wrong)
 
     assert described["status"] == "FAILED"
     assert described["error"] == "ResourceInUse"
     assert cause in described["cause"]
     assert states_entered(history)[-1] == "Teardown Failed"
     # the same input through the real ASL succeeds: the order, not the input, made it fail
-    fixed, _ = run_teardown(emulator, workshop_spec)
+    fixed, _ = run_teardown(emulator, spec)
     assert fixed["status"] == "SUCCEEDED", fixed.get("cause")
