@@ -125,13 +125,17 @@ build: $(STAMP)
 	@echo "compiled bytecode (unchecked-hash) into .aws-sam/build/*/"
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
-# Two phases: every test but the IAM proof's on xdist workers, each leaving its recording of the
-# functions' AWS calls in $(IAM_RECORDINGS); then the proof, in one process, on all of them merged.
-# --dist loadgroup keeps the fault matrix's cells in one worker (its document checks them all).
+# Three phases, each leaving its recording of the functions' AWS calls in $(IAM_RECORDINGS):
+# every test but the next phases' on xdist workers; then, in one process, the tests that need
+# one (the fault matrix: its document checks every cell; the served-emulator CLI tests: moto's
+# backends are process-wide) -- xdist's --dist loadgroup does not group them with pytest 9;
+# then the IAM proof on all the recordings merged.
+SERIAL_TESTS := tests/workflow/test_fault_matrix.py tests/test_cli.py tests/test_cli_stack.py
 pytest: $(STAMP) system-deps
 	rm -rf $(IAM_RECORDINGS)
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
-	  --dist loadgroup --ignore=tests/test_iam_proof.py
+	  --ignore=tests/test_iam_proof.py $(addprefix --ignore=,$(SERIAL_TESTS))
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest $(SERIAL_TESTS)
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest tests/test_iam_proof.py
 
 schema: $(STAMP)

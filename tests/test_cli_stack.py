@@ -399,6 +399,10 @@ def test_unlock_refuses_while_the_holder_runs(served: Any, aws: list[str], capsy
         spec = json.loads(json.dumps(spec).replace("${" + key + "}", value))
     spec["environment"] = "held"
     spec["namespace"]["name"] = "held.local"
+    # its own ECS service names: the served account may hold another environment's web-service
+    # (a conflict at Preflight, and the build would never reach the held function)
+    for service in spec["services"]:
+        service["name"] = f"held-{service['name']}"
     running = served.client("stepfunctions").start_execution(
         stateMachineArn=served.state_machine_arn, name="held-build", input=json.dumps(spec)
     )["executionArn"]
