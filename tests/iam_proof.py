@@ -455,6 +455,13 @@ def _resolve(
         base.update({f"aws:RequestTag/{k}": v for k, v in request_tags.items()})
     if service == "ssm" and "Overwrite" in parameters:
         base["ssm:Overwrite"] = str(bool(parameters["Overwrite"])).lower()
+    if service == "application-autoscaling":  # the service's own condition keys (SAR)
+        for key, parameter in (
+            ("application-autoscaling:service-namespace", "ServiceNamespace"),
+            ("application-autoscaling:scalable-dimension", "ScalableDimension"),
+        ):
+            if parameter in parameters:
+                base[key] = str(parameters[parameter])
     found: list[Authorization] = []
     try:
         arns = _arns(action, service, parameters, where)

@@ -455,6 +455,13 @@ def test_a_log_retention_edit_is_planned_and_applied(
     }
     again, _ = planned(emulator, spec)
     assert rows(again) == []
+    # null: never expire (DeleteRetentionPolicy)
+    forever = {**workshop_spec, "logRetentionDays": None}
+    plan, _ = planned(emulator, forever)
+    assert {r[3]["logRetentionDays"][1] for r in rows(plan) if r[0] == "logGroup"} == {None}
+    built(emulator, forever)
+    groups = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop_")["logGroups"]
+    assert [g.get("retentionInDays") for g in groups] == [None, None, None]
 
 
 def test_capacity_providers_added_then_removed_converge(
