@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from envbuild_lambda.aws import Clients
+from envbuild_lambda.aws import Caller, Clients
 from envbuild_lambda.errors import AwsThrottled, ResourceNotFound
 from envbuild_lambda.spec import EnvironmentSpec
 from envbuild_lambda.steps import registries
@@ -188,7 +188,7 @@ def test_fifty_services_get_fifty_registries(clients: Clients, spec: Environment
 
 
 def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
-    clients: Clients, spec: EnvironmentSpec
+    clients: Clients, caller: Caller, spec: EnvironmentSpec
 ) -> None:
     honour_filters(clients)
     namespace_id = make_namespace(clients)
@@ -210,7 +210,7 @@ def test_ttl_changes_are_updates_only_for_registries_envbuild_manages(
     assert "dnsTtl 60, spec 15" in rows[2].note
     # what a rollback puts back
     assert before == {n: [{"Type": "A", "TTL": 60}] for n in ("web", "api")}
-    operations = registries.update_registries(clients, changed, ids, rows, 4)
+    operations = registries.update_registries(clients, caller, changed, ids, rows, 4)
     assert sorted(operations) == ["UpdateService api", "UpdateService web"]
     ttls = {
         name: sd.get_service(Id=ids[name])["Service"]["DnsConfig"]["DnsRecords"][0]["TTL"]

@@ -37,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         clients, spec, request.registries, settings.max_workers
     )
     operations = registries.update_registries(
-        clients, spec, request.registries, registry_rows, settings.max_workers
+        clients, caller, spec, request.registries, registry_rows, settings.max_workers
     )
     state, service_rows = services.create_or_adopt_services(
         clients,

@@ -13,7 +13,7 @@ the spec no longer sets is ``None`` in the request and counts when the resource 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -173,6 +173,20 @@ def tag_request(change: Change) -> tuple[dict[str, str], list[str]]:
         else:
             add[key] = str(new)
     return add, remove
+
+
+def apply_tags(
+    change: Change,
+    tag: Callable[[dict[str, str]], object],
+    untag: Callable[[list[str]], object],
+) -> None:
+    """Send a row's ``tags.*`` fields: ``tag`` with the tags to set, ``untag`` with the keys to
+    remove (each called only when it has something to do)."""
+    add, remove = tag_request(change)
+    if add:
+        tag(add)
+    if remove:
+        untag(remove)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from envbuild_lambda.steps import desired
 from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import describe_services, ecs_tags, list_instances
+from envbuild_lambda.steps.task_definitions import log_group_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
@@ -88,10 +89,7 @@ def log_group_conflict(
         found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
     if not found or found[0]["logGroupName"] != name:
         return None
-    group: Any = found[0]
-    arn = str(group.get("logGroupArn") or group["arn"]).removesuffix(":*")
-    with aws_errors(f"ListTagsForResource {name}"):
-        tags = dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+    tags = log_group_tags(clients, dict(found[0]))
     if is_managed(tags, spec.environment):
         return None
     return Conflict(

@@ -14,7 +14,7 @@ from envbuild_lambda.steps.diff import Change
 from envbuild_lambda.steps.namespace import cloudmap_tags
 
 if TYPE_CHECKING:
-    from envbuild_lambda.aws import Clients
+    from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
 
 
@@ -132,6 +132,7 @@ def registry_changes(
 
 def update_registries(
     clients: Clients,
+    caller: Caller,
     spec: EnvironmentSpec,
     registries: dict[str, str],
     rows: list[Change],
@@ -145,17 +146,20 @@ def update_registries(
 
     def update(row: Change) -> tuple[str, str] | None:
         name = row.name
-        add, remove = diff.tag_request(row)
-        if add or remove:
-            arn = str(describe_registry(clients, registries[name])["Arn"])
-            if add:
-                with aws_errors(f"TagResource (Cloud Map) {name}"):
-                    clients.servicediscovery.tag_resource(
-                        ResourceARN=arn, Tags=[{"Key": k, "Value": v} for k, v in add.items()]
-                    )
-            if remove:
-                with aws_errors(f"UntagResource (Cloud Map) {name}"):
-                    clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
+        arn = desired.registry_arn(caller, registries[name])
+
+        def tag(add: dict[str, str]) -> None:
+            with aws_errors(f"TagResource (Cloud Map) {name}"):
+                clients.servicediscovery.tag_resource(
+                    ResourceARN=arn,
+                    Tags=desired.cloud_map_tags(add),
+                )
+
+        def untag(remove: list[str]) -> None:
+            with aws_errors(f"UntagResource (Cloud Map) {name}"):
+                clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
+
+        diff.apply_tags(row, tag, untag)
         if all(field.startswith("tags.") for field in row.fields):
             return None
         records = desired.registry(spec, spec.service(name))["DnsConfig"]["DnsRecords"]

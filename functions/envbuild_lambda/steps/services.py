@@ -285,15 +285,16 @@ def create_or_adopt_services(
 
 def retag_service(clients: Clients, arn: str, change: Change) -> None:
     """TagResource / UntagResource of the spec's tags that differ (the row's ``tags.*``)."""
-    add, remove = diff.tag_request(change)
-    if add:
+
+    def tag(add: dict[str, str]) -> None:
         with aws_errors(f"TagResource {change.name}"):
-            clients.ecs.tag_resource(
-                resourceArn=arn, tags=[{"key": k, "value": v} for k, v in add.items()]
-            )
-    if remove:
+            clients.ecs.tag_resource(resourceArn=arn, tags=desired.ecs_tags(add))
+
+    def untag(remove: list[str]) -> None:
         with aws_errors(f"UntagResource {change.name}"):
             clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
+
+    diff.apply_tags(change, tag, untag)
 
 
 def before_update(current: ServiceTypeDef, request: dict[str, Any] | None = None) -> dict[str, Any]:

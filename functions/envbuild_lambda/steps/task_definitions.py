@@ -66,10 +66,16 @@ def set_retention(clients: Clients, name: str, retention_days: int | None) -> No
             clients.logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
 
 
+def log_group_arn(group: Mapping[str, Any]) -> str:
+    """A described log group's ARN for the tagging APIs (without DescribeLogGroups' ":*")."""
+    return str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
+
+
 def log_group_tags(clients: Clients, group: Mapping[str, Any]) -> dict[str, str]:
-    arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
     with aws_errors(f"ListTagsForResource {group['logGroupName']}"):
-        return dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+        return dict(
+            clients.logs.list_tags_for_resource(resourceArn=log_group_arn(group)).get("tags", {})
+        )
 
 
 def converge_log_group(
@@ -85,14 +91,17 @@ def converge_log_group(
         return change
     if "logRetentionDays" in change.fields:
         set_retention(clients, name, retention_days)
-    add, remove = diff.tag_request(change)
-    arn = str(group.get("logGroupArn") or group.get("arn", "")).removesuffix(":*")
-    if add:
+    arn = log_group_arn(group)
+
+    def tag(add: dict[str, str]) -> None:
         with aws_errors(f"TagResource {name}"):
             clients.logs.tag_resource(resourceArn=arn, tags=add)
-    if remove:
+
+    def untag(remove: list[str]) -> None:
         with aws_errors(f"UntagResource {name}"):
             clients.logs.untag_resource(resourceArn=arn, tagKeys=remove)
+
+    diff.apply_tags(change, tag, untag)
     return change
 
 

@@ -39,6 +39,7 @@ from envbuild_lambda.steps.namespace import cloudmap_tags, find_namespace
 from envbuild_lambda.steps.record import EnvironmentRecord, cluster_name
 from envbuild_lambda.steps.registries import existing_registries
 from envbuild_lambda.steps.services import chunks, describe_services, ecs_tags, list_instances
+from envbuild_lambda.steps.task_definitions import log_group_tags
 from envbuild_lambda.steps.verify import DESCRIBE_TASKS_BATCH
 
 if TYPE_CHECKING:
@@ -118,9 +119,7 @@ def _plan_log_groups(
         groups = [group for page in pages for group in page["logGroups"]]
 
     def tags(group: Any) -> dict[str, str]:
-        arn = str(group.get("logGroupArn") or group["arn"]).removesuffix(":*")
-        with aws_errors(f"ListTagsForResource {group['logGroupName']}"):
-            return dict(clients.logs.list_tags_for_resource(resourceArn=arn).get("tags", {}))
+        return log_group_tags(clients, group)
 
     spec_names = {service.log_group(spec.environment) for service in spec.services}
     remove: list[str] = []
