@@ -32,7 +32,7 @@ NOT_RESOURCE_FIELDS = {
     "services[].tags": "resource tags: diff.tag_fields (test_tag_fields_cover_added_changed_removed)",
     "logRetentionDays": "the log groups' retention: diff.log_group_change (desired.log_retention)",
     "services[].logRetentionDays": "the log group's retention: diff.log_group_change",
-    "services[].autoscaling": "Application Auto Scaling's target and policies: converged by steps/autoscaling.py (desired.scalable_target, desired.scaling_policies); with it desiredCount is not compared",
+    "services[].autoscaling": "Application Auto Scaling's target and policies: diff.autoscaling_change (test_autoscaling_rows_*); with it desiredCount is not compared",
     "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
 }
 
@@ -247,3 +247,77 @@ def test_log_retention_and_tags_of_a_group_envbuild_does_not_manage_are_left() -
         "update",
         {"logRetentionDays": [7, 30], "tags.a": [None, "1"]},
     )
+
+
+def _scaled(**autoscaling: Any) -> tuple[EnvironmentSpec, Service]:
+    s = spec()
+    raw = s.model_dump(mode="json", exclude_none=True)
+    raw["services"][0]["desiredCount"] = 2
+    raw["services"][0]["autoscaling"] = autoscaling
+    edited_spec = normalize(parse_spec(raw), partition="aws", account_id=ACCOUNT)
+    return edited_spec, edited_spec.services[0]
+
+
+def _autoscaling_row(
+    s: EnvironmentSpec, service: Service, target: Any, policies: Any
+) -> diff.Change | None:
+    return diff.autoscaling_change(
+        service.ecs_service_name,
+        desired.scalable_target(s, service),
+        desired.scaling_policies(s, service),
+        target,
+        policies,
+    )
+
+
+def test_autoscaling_rows_create_update_unchanged_and_remove() -> None:
+    s, service = _scaled(minCount=2, maxCount=4, targetCpuPercent=60)
+    # none in the account: create, its fields named as in the spec
+    row = _autoscaling_row(s, service, None, {})
+    assert row is not None
+    assert (row.kind, row.name, row.action) == ("autoscaling", "web-service", "create")
+    assert row.fields == {
+        "minCount": [None, 2],
+        "maxCount": [None, 4],
+        "targetCpuPercent": [None, 60],
+    }
+    # as the account describes what was sent: unchanged (AWS's additions do not count)
+    target = {**desired.scalable_target(s, service), "RoleARN": "arn:r", "CreationTime": 1}  # type: ignore[dict-item]
+    policies = {
+        p["PolicyName"]: {**p, "PolicyARN": "arn:p", "Alarms": []}
+        for p in desired.scaling_policies(s, service)
+    }
+    row = _autoscaling_row(s, service, target, policies)
+    assert row is not None
+    assert row.action == "unchanged"
+    # another team's policy on the target is never compared (nor deleted)
+    theirs = {**policies, "their-step-policy": {"PolicyName": "their-step-policy"}}
+    row = _autoscaling_row(s, service, target, theirs)
+    assert row is not None
+    assert row.action == "unchanged"
+    # edited: max, cpu target changed, memory target added
+    s2, service2 = _scaled(minCount=2, maxCount=8, targetCpuPercent=50, targetMemoryPercent=70)
+    row = _autoscaling_row(s2, service2, target, policies)
+    assert row is not None
+    assert (row.action, row.fields) == (
+        "update",
+        {
+            "maxCount": [4, 8],
+            "targetCpuPercent": [60, 50],
+            "targetMemoryPercent": [None, 70],
+        },
+    )
+    # the memory target dropped again: [70, None] (DeleteScalingPolicy)
+    both = {p["PolicyName"]: p for p in desired.scaling_policies(s2, service2)}
+    row = _autoscaling_row(s, service, target, both)
+    assert row is not None
+    assert row.fields == {"targetCpuPercent": [50, 60], "targetMemoryPercent": [70, None]}
+    # autoscaling removed from the spec: remove (DeregisterScalableTarget); none anywhere: no row
+    plain = spec()
+    assert _autoscaling_row(plain, plain.services[0], target, policies) == diff.Change(
+        kind="autoscaling",
+        name="web-service",
+        action="remove",
+        note=_autoscaling_row(plain, plain.services[0], target, policies).note,  # type: ignore[union-attr]
+    )
+    assert _autoscaling_row(plain, plain.services[0], None, {}) is None

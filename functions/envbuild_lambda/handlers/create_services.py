@@ -54,8 +54,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if recorded
         else frozenset(),
     )
-    scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
-    count("ScalingChanges", len(scaled))
+    scaling_rows, _scaling_before = autoscaling.converge_all(
+        clients, request.spec, settings.max_workers
+    )
+    count("ScalingChanges", sum(1 for row in scaling_rows if row.action != "unchanged"))
     removed, prune = converge.removals(
         clients,
         caller,
@@ -75,6 +77,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         state.previous.services if state.previous else {},
         removed,
         prune,
+        scaling_rows,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))

@@ -16,6 +16,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import RemovalPlan
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.spec import is_managed
+from envbuild_lambda.steps import autoscaling as scaling
 from envbuild_lambda.steps import desired, diff, outputs, ownership, record
 from envbuild_lambda.steps import registries as registry_steps
 from envbuild_lambda.steps import task_definitions as td_steps
@@ -257,6 +258,7 @@ def build_changes(
     previous: dict[str, dict[str, Any]],
     removed: list[str],
     prune: RemovalPlan | None,
+    scaling_rows: list[Change] | None = None,
 ) -> dict[str, Any]:
     """What this build changed, as rows of the one diff (the build output's ``changes``)."""
     rows = [_namespace_row(namespace, spec)]
@@ -281,6 +283,7 @@ def build_changes(
         for service in spec.services
     ]
     rows += service_rows
+    rows += scaling_rows or []
     rows += _removal_rows(prune, removed if not spec.prune else [], {})
     return change_report(rows)
 
@@ -293,6 +296,7 @@ def _service_plan_rows(
     registries: dict[str, str],
     ecs_current: dict[str, Any],
     recorded: EnvironmentRecord | None,
+    scaled: set[str] | None = None,
 ) -> list[Change]:
     """The rows of one service as a build would make them: the same diff functions the build's
     steps apply, on the same reads."""
@@ -365,16 +369,25 @@ def _service_plan_rows(
     current_service = ecs_current.get(service.ecs_service_name)
     managed_service = current_service is not None and is_managed(ecs_tags(current_service), env)
     want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision)
-    rows.append(
-        diff.ecs_service_change(
-            service,
-            want_service,
-            current_service,
-            managed=managed_service,
-            redeploy=spec.redeploy,
-            tags=desired.tags(spec, service),
-        )
+    service_row = diff.ecs_service_change(
+        service,
+        want_service,
+        current_service,
+        managed=managed_service,
+        redeploy=spec.redeploy,
+        tags=desired.tags(spec, service),
     )
+    rows.append(service_row)
+
+    # Its scalable target and policies (Create Services applies them after the service exists;
+    # one it does not manage is never given or deprived of a target).
+    if service_row.action == "create" or (managed_service and service_row.action != "conflict"):
+        resource = desired.scalable_resource_id(spec, service)
+        reads = service_row.action != "create" and resource in (scaled or set())
+        target, policies = scaling.read(clients, spec, service, reads=reads)
+        scaling_row = scaling.change(spec, service, target, policies)
+        if scaling_row is not None:
+            rows.append(scaling_row)
     return rows
 
 
@@ -434,11 +447,14 @@ def plan_changes(
             else frozenset(),
         )
     }
+    scaled = scaling.existing_targets(
+        clients, [desired.scalable_resource_id(spec, s) for s in spec.services]
+    )
     for service, service_rows in zip(
         spec.services,
         pmap(
             lambda s: _service_plan_rows(
-                clients, caller, spec, s, registries, ecs_current, recorded
+                clients, caller, spec, s, registries, ecs_current, recorded, scaled
             ),
             spec.services,
             max_workers,

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from envbuild_lambda.steps.record import EnvironmentRecord
 
 Kind = Literal[
-    "namespace", "registry", "instance", "logGroup", "taskDefinition", "ecsService", "parameter"
+    "namespace",
+    "registry",
+    "instance",
+    "logGroup",
+    "taskDefinition",
+    "ecsService",
+    "autoscaling",
+    "parameter",
 ]
 Action = Literal["create", "update", "replace", "adopt", "unchanged", "remove", "keep", "conflict"]
 #: The actions that change the account (a plan's "N to change").
@@ -35,7 +42,7 @@ CHANGING: tuple[Action, ...] = ("create", "update", "replace", "remove")
 #: Lists of values whose order AWS does not keep (compared as sets).
 UNORDERED = frozenset({"subnets", "securityGroups", "requiresCompatibilities"})
 #: Lists of objects matched by this key instead of by position.
-KEYED_BY = ("name", "containerName", "Type")
+KEYED_BY = ("name", "containerName", "Type", "PolicyName")
 
 #: What a new deployment is shown as in a row's fields.
 NEW_DEPLOYMENT = "new deployment"
@@ -389,6 +396,77 @@ def update_request(change: Change, desired_service: dict[str, Any]) -> dict[str,
             request["capacityProviderStrategy"] = []
         request["forceNewDeployment"] = True
     return request
+
+
+# ---------------------------------------------------------------------------------------------
+# Application Auto Scaling (the spec's autoscaling)
+
+#: Policy name suffix -> the spec field of its target value.
+POLICY_FIELDS = {"-cpu": "targetCpuPercent", "-memory": "targetMemoryPercent"}
+#: The scalable target's fields, named as in the spec.
+TARGET_FIELDS = {"MinCapacity": "minCount", "MaxCapacity": "maxCount"}
+TARGET_VALUE = "TargetTrackingScalingPolicyConfiguration.TargetValue"
+
+
+def own_policy_field(ecs_service_name: str, policy_name: str) -> str | None:
+    """The spec field of a policy envbuild names (<ecs service>-cpu / -memory), else None."""
+    for suffix, field in POLICY_FIELDS.items():
+        if policy_name == ecs_service_name + suffix:
+            return field
+    return None
+
+
+def autoscaling_change(
+    ecs_service_name: str,
+    target: Mapping[str, Any] | None,
+    policies: list[dict[str, Any]],
+    actual_target: Mapping[str, Any] | None,
+    actual_policies: Mapping[str, Mapping[str, Any]],
+) -> Change | None:
+    """An ECS service's scalable target and target-tracking policies (desired.scalable_target
+    and desired.scaling_policies against DescribeScalableTargets / DescribeScalingPolicies):
+    create, update (fields ``minCount``, ``maxCount``, ``targetCpuPercent``,
+    ``targetMemoryPercent``: [old, new], None: absent), remove (the spec dropped autoscaling:
+    DeregisterScalableTarget, which deletes the policies) or unchanged; None when neither the
+    spec nor the account has a target. Only the policies envbuild names are compared."""
+    name = ecs_service_name
+    if target is None:
+        if actual_target is None:
+            return None
+        return Change(
+            kind="autoscaling",
+            name=name,
+            action="remove",
+            note="autoscaling no longer in the spec: the scalable target is deregistered"
+            " (with its policies); the service keeps its current count",
+        )
+    found: dict[str, list[Any]] = {}
+    have_target = actual_target or {}
+    for key, field in TARGET_FIELDS.items():
+        if have_target.get(key) != target[key]:
+            found[field] = [have_target.get(key), target[key]]
+    wanted = {str(p["PolicyName"]): p for p in policies}
+    have = {n: p for n, p in actual_policies.items() if own_policy_field(name, n) is not None}
+    for policy_name in sorted(set(wanted) | set(have)):
+        field = own_policy_field(name, policy_name) or policy_name
+        want, got = wanted.get(policy_name), have.get(policy_name)
+        if want is None:
+            old = _target_value(got)
+            found[field] = [old, None]
+        elif got is None or compare(want, got):
+            found[field] = [_target_value(got), _target_value(want)]
+    if actual_target is None:
+        return Change(kind="autoscaling", name=name, action="create", fields=found)
+    if found:
+        return Change(kind="autoscaling", name=name, action="update", fields=found)
+    return Change(kind="autoscaling", name=name, action="unchanged")
+
+
+def _target_value(policy: Mapping[str, Any] | None) -> Any:
+    if policy is None:
+        return None
+    value = policy.get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # ---------------------------------------------------------------------------------------------
