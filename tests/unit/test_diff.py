@@ -33,7 +33,7 @@ NOT_RESOURCE_FIELDS = {
     "logRetentionDays": "the log groups' retention: diff.log_group_change (desired.log_retention)",
     "services[].logRetentionDays": "the log group's retention: diff.log_group_change",
     "services[].autoscaling": "Application Auto Scaling's target and policies: diff.autoscaling_change (test_autoscaling_rows_*); with it desiredCount is not compared",
-    "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
+    "services[].overrides": "merged last into the rendered requests and compared while set; a key removed is rendered as removed from the environment record's keys (test_removed_overrides_*)",
 }
 
 #: A valid other value for each field the diff compares (top level, then per service).
@@ -321,3 +321,73 @@ def test_autoscaling_rows_create_update_unchanged_and_remove() -> None:
         note=_autoscaling_row(plain, plain.services[0], target, policies).note,  # type: ignore[union-attr]
     )
     assert _autoscaling_row(plain, plain.services[0], None, {}) is None
+
+
+def test_removed_overrides_render_as_absent_or_the_ecs_default_and_the_diff_reports_them() -> None:
+    from envbuild_lambda.steps.record import EnvironmentRecord
+
+    s = spec()
+    service = s.services[0]
+    record = EnvironmentRecord(
+        environment="workshop",
+        override_keys=frozenset(
+            {
+                "web/taskDefinition/ephemeralStorage",
+                "web/container/stopTimeout",
+                "web/service/healthCheckGracePeriodSeconds",
+                "web/service/availabilityZoneRebalancing",
+                "api/container/stopTimeout",  # another service's
+            }
+        ),
+    )
+    removed = record.removed_overrides(service)
+    assert removed == {
+        "taskDefinition": frozenset({"ephemeralStorage"}),
+        "container": frozenset({"stopTimeout"}),
+        "service": frozenset({"healthCheckGracePeriodSeconds", "availabilityZoneRebalancing"}),
+    }
+    # the revision as registered with the overrides, against the rendering without them
+    with_overrides = desired.sent(
+        desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t")
+    )
+    with_overrides["ephemeralStorage"] = {"sizeInGiB": 30}
+    with_overrides["containerDefinitions"][0]["stopTimeout"] = 30
+    wanted = desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t", removed)
+    assert diff.task_definition_fields(service, wanted, with_overrides) == {
+        "ephemeralStorage": [{"sizeInGiB": 30}, None],
+        "stopTimeout": [30, None],
+    }
+    assert "ephemeralStorage" not in desired.sent(wanted)
+    # the ECS service: reset to ECS's default where UpdateService can, named otherwise
+    want_service = desired.ecs_service(CALLER, s, service, "srv-1", "workshop_web:1", removed)
+    assert desired.sent(want_service)["healthCheckGracePeriodSeconds"] == 0
+    assert "availabilityZoneRebalancing" not in want_service
+    actual = {
+        **desired.sent(desired.ecs_service(CALLER, s, service, "srv-1", "workshop_web:1")),
+        "status": "ACTIVE",
+        "healthCheckGracePeriodSeconds": 30,
+        "availabilityZoneRebalancing": "DISABLED",
+    }
+    row = diff.ecs_service_change(
+        service,
+        want_service,
+        actual,
+        managed=True,
+        cannot_unset=desired.cannot_unset(removed),
+    )
+    assert (row.action, row.fields) == ("update", {"healthCheckGracePeriodSeconds": [30, 0]})
+    assert "availabilityZoneRebalancing removed from the spec: ECS cannot unset it" in row.note
+    assert diff.update_request(row, want_service) == {
+        "healthCheckGracePeriodSeconds": desired.Reset(0)
+    }
+    # once reset (ECS describes 0, or nothing): unchanged
+    for value in (0, None):
+        row = diff.ecs_service_change(
+            service, want_service, {**actual, "healthCheckGracePeriodSeconds": value}, managed=True
+        )
+        assert row.action == "unchanged"
+    # a key still in the spec is not removed
+    kept = service.model_copy(
+        update={"overrides": service.overrides.model_copy(update={"container": {"stopTimeout": 5}})}
+    )
+    assert "container" not in record.removed_overrides(kept)

@@ -554,17 +554,21 @@ def record_calls(request: pytest.FixtureRequest, emulator: Any) -> None:
                 return
 
 
-def fresh_builds(
-    request: pytest.FixtureRequest, specs: list[dict[str, Any]], describe: Any
-) -> list[Any]:
-    """``describe`` of a fresh build of each spec (in placeholders), each in an emulated
-    account of its own (one emulator runs at a time: call this before using another)."""
+def fresh_builds(request: pytest.FixtureRequest, specs: list[Any], describe: Any) -> list[Any]:
+    """``describe`` of a fresh build of each spec (in placeholders, or a function of the
+    emulator that returns it), each in an emulated account of its own (one emulator runs at a
+    time: call this before using another)."""
     from envbuild_emulator.emulator import Emulator
 
     found = []
     for spec in specs:
         with Emulator(time_scale=0.0) as other:
-            built(other, json.loads(fill(json.dumps(spec), other.prerequisites)))
+            built(
+                other,
+                spec(other)
+                if callable(spec)
+                else json.loads(fill(json.dumps(spec), other.prerequisites)),
+            )
             found.append(describe(other))
             record_calls(request, other)
     return found
@@ -661,3 +665,94 @@ def run_steps(emulator: Any, steps: list[Any], specs: list[Any], wanted: list[An
         emulator.aws_faults.calls.clear()
         built(emulator, spec)
         assert not environment_calls(mutating(emulator))
+
+
+def web_now(emulator: Any) -> dict[str, Any]:
+    """shop_web's latest revision and web-service as ECS describes them (no ARNs, ids)."""
+    ecs = emulator.client("ecs")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    definition = dict(ecs.describe_task_definition(taskDefinition="shop_web")["taskDefinition"])
+    for key in ("taskDefinitionArn", "revision", "registeredAt", "registeredBy", "executionRoleArn", "taskRoleArn"):  # fmt: skip
+        definition.pop(key, None)
+    for container in definition["containerDefinitions"]:
+        container.pop("secrets", None)
+    (service,) = ecs.describe_services(cluster=cluster, services=["web-service"])["services"]
+    return {
+        "taskDefinition": definition,
+        "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds") or 0,
+        "onRevision": service["taskDefinition"].rsplit(":", 1)[-1] != "1",
+    }
+
+
+def test_removed_overrides_converge_to_a_revision_without_them_and_the_service_default(
+    request: pytest.FixtureRequest,
+) -> None:
+    """web's overrides (taskDefinition.ephemeralStorage, container.stopTimeout and
+    readonlyRootFilesystem, service.healthCheckGracePeriodSeconds) removed from the spec: the
+    plan shows each as [value, None] (the service field as [30, 0], its ECS default), the build
+    registers a revision without them and resets the service's field, the result equals a
+    fresh build without overrides, and the next build makes no mutating call."""
+    from envbuild_emulator.emulator import Emulator
+    from tests.workflow.test_spec_fields_paths import production_like
+
+    def without_overrides(spec: dict[str, Any]) -> dict[str, Any]:
+        spec = copy.deepcopy(spec)
+        del spec["services"][0]["overrides"]
+        return spec
+
+    (fresh,) = fresh_builds(request, [lambda e: without_overrides(production_like(e))], web_now)
+    with Emulator(time_scale=0.0) as emulator:
+        first = production_like(emulator)
+        built(emulator, first)
+        spec = without_overrides(first)
+        plan, _ = planned(emulator, spec)
+        changed_rows = {(r[0], r[1]): r[3] for r in rows(plan)}
+        assert changed_rows == {
+            ("taskDefinition", "shop_web"): {
+                "ephemeralStorage": [{"sizeInGiB": 30}, None],
+                "stopTimeout": [30, None],
+                "readonlyRootFilesystem": [False, None],
+            },
+            ("ecsService", "web-service"): {
+                "taskDefinition": ["shop_web:1", "shop_web:(new revision)"],
+                "healthCheckGracePeriodSeconds": [30, 0],
+            },
+        }
+        output = built(emulator, spec)
+        assert {(r[0], r[1].split(":")[0]): r[3] for r in rows(output)} == {
+            ("taskDefinition", "shop_web"): changed_rows[("taskDefinition", "shop_web")],
+            ("ecsService", "web-service"): {
+                "taskDefinition": ["shop_web:1", "shop_web:2"],
+                "healthCheckGracePeriodSeconds": [30, 0],
+            },
+        }
+        now = web_now(emulator)
+        assert now["taskDefinition"] == fresh["taskDefinition"]
+        assert now["healthCheckGracePeriodSeconds"] == fresh["healthCheckGracePeriodSeconds"] == 0
+        again, _ = planned(emulator, spec)
+        assert rows(again) == []
+        emulator.aws_faults.calls.clear()
+        built(emulator, spec)
+        assert not environment_calls(mutating(emulator))
+        record_calls(request, emulator)
+
+
+def test_a_removed_service_override_ecs_cannot_unset_is_named_in_the_plan_note(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(
+        emulator,
+        changed(
+            workshop_spec, "db", overrides={"service": {"availabilityZoneRebalancing": "DISABLED"}}
+        ),
+    )
+    plan, _ = planned(emulator, workshop_spec)
+    (row,) = [r for r in plan["changes"] if r["name"] == "db-service"]
+    assert row["action"] == "unchanged"
+    assert (
+        "overrides.service.availabilityZoneRebalancing removed from the spec: ECS cannot unset"
+        ' it, it stays "DISABLED"'
+    ) in row["note"]
+    emulator.aws_faults.calls.clear()
+    built(emulator, workshop_spec)
+    assert not environment_calls(mutating(emulator))

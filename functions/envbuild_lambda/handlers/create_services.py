@@ -53,6 +53,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         recorded_instances=recorded.names.get("instances", frozenset())
         if recorded
         else frozenset(),
+        recorded=recorded,
     )
     scaling_rows, _scaling_before = autoscaling.converge_all(
         clients, request.spec, settings.max_workers
@@ -78,6 +79,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         removed,
         prune,
         scaling_rows,
+        recorded,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))

@@ -224,6 +224,7 @@ def _task_definition_row(
     service_row: Change,
     task_definition: str,
     before: str | None,
+    recorded: EnvironmentRecord | None = None,
 ) -> Change:
     """The task definition's row of a build, from what happened to its ECS service: created
     with it, a new revision the service was rolled to (fields: what differs from the revision
@@ -233,7 +234,12 @@ def _task_definition_row(
     if before is None or before == task_definition:
         return Change(kind="taskDefinition", name=task_definition, action="unchanged")
     wanted = desired.task_definition(
-        caller, spec.environment, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
+        caller,
+        spec.environment,
+        service,
+        spec.executionRoleArn or "",
+        spec.taskRoleArn or "",
+        record.removed_overrides(recorded, service),
     )
     with aws_errors(f"DescribeTaskDefinition {before}"):
         old = clients.ecs.describe_task_definition(taskDefinition=before)["taskDefinition"]
@@ -259,6 +265,7 @@ def build_changes(
     removed: list[str],
     prune: RemovalPlan | None,
     scaling_rows: list[Change] | None = None,
+    recorded: EnvironmentRecord | None = None,
 ) -> dict[str, Any]:
     """What this build changed, as rows of the one diff (the build output's ``changes``)."""
     rows = [_namespace_row(namespace, spec)]
@@ -279,6 +286,7 @@ def build_changes(
             services_by_name[service.ecs_service_name],
             task_definitions[service.name],
             previous.get(service.ecs_service_name, {}).get("taskDefinition"),
+            recorded,
         )
         for service in spec.services
     ]
@@ -351,8 +359,9 @@ def _service_plan_rows(
         )
 
     # Task definition: the family's latest ACTIVE revision, compared as RegisterTaskDefinition does.
+    removed = record.removed_overrides(recorded, service)
     want_definition = desired.task_definition(
-        caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
+        caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or "", removed
     )
     definition = diff.task_definition_change(
         service, env, want_definition, td_steps.latest_revision(clients, service.family(env))
@@ -368,7 +377,7 @@ def _service_plan_rows(
     # unknown: its ARN is not compared).
     current_service = ecs_current.get(service.ecs_service_name)
     managed_service = current_service is not None and is_managed(ecs_tags(current_service), env)
-    want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision)
+    want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision, removed)
     service_row = diff.ecs_service_change(
         service,
         want_service,
@@ -376,6 +385,7 @@ def _service_plan_rows(
         managed=managed_service,
         redeploy=spec.redeploy,
         tags=desired.tags(spec, service),
+        cannot_unset=desired.cannot_unset(removed),
     )
     rows.append(service_row)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from envbuild_lambda.steps.desired import Reset
 from envbuild_lambda.steps.desired import instance_attributes as desired_attributes
 from envbuild_lambda.steps.record import cluster_name
 
@@ -85,6 +86,8 @@ def compare(desired: Any, actual: Any, path: str = "") -> dict[str, tuple[Any, A
     as sets for UNORDERED."""
     if desired is None:
         return {} if _empty(actual) else {path: (actual, None)}
+    if isinstance(desired, Reset):  # a removed override: ECS's default, or nothing
+        return {} if _empty(actual) or actual == desired.value else {path: (actual, desired.value)}
     if isinstance(desired, Mapping):
         have = actual if isinstance(actual, Mapping) else {}
         if not isinstance(actual, Mapping) and not _empty(actual):
@@ -340,10 +343,13 @@ def ecs_service_change(
     managed: bool,
     redeploy: bool = False,
     tags: Mapping[str, str] | None = None,
+    cannot_unset: list[str] | None = None,
 ) -> Change:
     """An ECS service: create (none, or INACTIVE), update (UpdateService of ``fields``; a field
     ``deployment`` asks for forceNewDeployment: the last deployment FAILED, or ``redeploy``),
-    unchanged; one envbuild does not manage is a conflict (steps/ownership.py finds it first)."""
+    unchanged; one envbuild does not manage is a conflict (steps/ownership.py finds it first).
+    ``cannot_unset``: removed overrides.service fields ECS cannot reset: named in the note
+    while the service still has them."""
     name = service.ecs_service_name
     if actual is None or actual.get("status") == "INACTIVE":
         return Change(kind="ecsService", name=name, action="create")
@@ -366,14 +372,24 @@ def ecs_service_change(
     if tags is not None:  # the spec's tags against the service's (DescribeServices TAGS)
         have_tags = {t.get("key", ""): t.get("value", "") for t in actual.get("tags", [])}
         found |= tag_fields(tags, have_tags)
+    kept = [k for k in cannot_unset or () if not _empty(actual.get(k))]
+    kept_note = (
+        "; ".join(
+            f"overrides.service.{k} removed from the spec: ECS cannot unset it, it stays"
+            f" {json.dumps(actual.get(k), default=str)}"
+            for k in kept
+        )
+        if kept
+        else ""
+    )
     if not found:
         return Change(
             kind="ecsService",
             name=name,
             action="unchanged",
-            note=f"on {have['taskDefinition']}",
+            note=f"on {have['taskDefinition']}" + (f"; {kept_note}" if kept_note else ""),
         )
-    return Change(kind="ecsService", name=name, action="update", fields=found)
+    return Change(kind="ecsService", name=name, action="update", fields=found, note=kept_note)
 
 
 def update_request(change: Change, desired_service: dict[str, Any]) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from envbuild_lambda.state import TaskDefinitionRef
 from envbuild_lambda.steps import desired as desired_steps
 from envbuild_lambda.steps import diff
 from envbuild_lambda.steps.diff import Change
+from envbuild_lambda.steps.record import removed_overrides
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import Service
+    from envbuild_lambda.steps.record import EnvironmentRecord
 
 
 #: ``ensure_log_group``'s retention when the caller does not say: the group's is left as it is.
@@ -128,6 +130,7 @@ def register(
     *,
     log_retention_days: int | Literal["keep"] | None = KEEP,
     spec_tags: dict[str, str] | None = None,
+    removed_overrides: Mapping[str, Iterable[str]] | None = None,
 ) -> TaskDefinitionRef:
     """Register the service's task definition, unless its latest revision already is the desired
     one (a retry after a lost response, or a re-run): no duplicate revisions. A spec change
@@ -135,13 +138,14 @@ def register(
     then rolls the ECS service to.
 
     ``log_retention_days`` and ``spec_tags`` (``desired.log_retention`` and the spec's tags of
-    the service, ``desired.tags``) apply issue 17's logRetentionDays and tags."""
+    the service, ``desired.tags``) apply issue 17's logRetentionDays and tags;
+    ``removed_overrides`` (record.removed_overrides) the override keys the spec dropped."""
     tags = {**(spec_tags or {}), **managed_tags(environment, build)}
     family = service.family(environment)
     log_group = service.log_group(environment)
     ensure_log_group(clients, log_group, tags, log_retention_days)
     desired = desired_steps.task_definition(
-        caller, environment, service, execution_role_arn, task_role_arn
+        caller, environment, service, execution_role_arn, task_role_arn, removed_overrides
     )
     change = diff.task_definition_change(
         service, environment, desired, latest_revision(clients, family)
@@ -179,6 +183,7 @@ def register_all(
     *,
     spec_tags: dict[str, str] | None = None,
     log_retention_days: int | Literal["keep"] | None = KEEP,
+    recorded: EnvironmentRecord | None = None,
 ) -> list[TaskDefinitionRef]:
     """``register`` for a batch of services, in spec order. RegisterTaskDefinition is paced at
     ``writes_per_second`` (the ECS task-definition-modification quota, account-wide); the log
@@ -196,6 +201,7 @@ def register_all(
         return register(
             clients, caller, environment, service, execution_role_arn, task_role_arn, build,
             pace, log_retention_days=retention, spec_tags=service.effective_tags(spec_tags or {}),
+            removed_overrides=removed_overrides(recorded, service),
         )  # fmt: skip
 
     return pmap(one, services, max_workers)
