@@ -391,3 +391,23 @@ def test_removed_overrides_render_as_absent_or_the_ecs_default_and_the_diff_repo
         update={"overrides": service.overrides.model_copy(update={"container": {"stopTimeout": 5}})}
     )
     assert "container" not in record.removed_overrides(kept)
+
+
+def test_what_a_rollback_restores_of_a_scalable_target_is_its_limits_and_envbuilds_policies() -> (
+    None
+):
+    from envbuild_lambda.steps import autoscaling
+
+    s, service = _scaled(minCount=2, maxCount=4, targetCpuPercent=60)
+    target = {**desired.scalable_target(s, service), "RoleARN": "arn:r"}  # type: ignore[dict-item]
+    policies = {
+        p["PolicyName"]: {**p, "PolicyARN": "arn:p", "Alarms": []}
+        for p in desired.scaling_policies(s, service)
+    }
+    policies["their-step-policy"] = {"PolicyName": "their-step-policy"}
+    assert autoscaling.before(service, target, policies) == {
+        "MinCapacity": 2,
+        "MaxCapacity": 4,
+        "policies": desired.scaling_policies(s, service),  # PutScalingPolicy's request again
+    }
+    assert autoscaling.before(service, None, {}) is None  # none before: deregistered

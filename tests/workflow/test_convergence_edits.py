@@ -756,3 +756,78 @@ def test_a_removed_service_override_ecs_cannot_unset_is_named_in_the_plan_note(
     emulator.aws_faults.calls.clear()
     built(emulator, workshop_spec)
     assert not environment_calls(mutating(emulator))
+
+
+def test_a_failed_rerun_restores_log_retention_and_scalable_targets_it_changed(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """The re-run shortens the retention, edits db's target and policies and gives api a
+    target, then fails (web's new revision cannot start): the rollback puts the retention,
+    db's target and policies back and deregisters api's; the first spec then builds with no
+    mutating call."""
+    spec_a = changed(
+        workshop_spec, "db", autoscaling={"minCount": 1, "maxCount": 2, "targetCpuPercent": 60}
+    )
+    built(emulator, spec_a)
+    logs = emulator.client("logs")
+
+    def state() -> dict[str, Any]:
+        groups = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop_")["logGroups"]
+        return {
+            "retention": {g["logGroupName"]: g.get("retentionInDays") for g in groups},
+            **scaling_now(emulator),
+        }
+
+    before = state()
+    assert set(before["retention"].values()) == {30}
+    emulator.world.faults.tasks_fail_to_start("workshop_web:2", reason="CannotPullContainerError")
+    spec = changed(
+        changed(
+            changed(
+                {**spec_a, "logRetentionDays": 14},
+                "db",
+                autoscaling={
+                    "minCount": 1,
+                    "maxCount": 3,
+                    "targetCpuPercent": 50,
+                    "targetMemoryPercent": 70,
+                },
+            ),
+            "api",
+            autoscaling={"minCount": 2, "maxCount": 3, "targetCpuPercent": 60},
+        ),
+        "web",
+        image="nginx:no-such-tag",
+    )
+    plan, _ = planned(emulator, spec)
+    assert {(r[0], r[1]) for r in rows(plan)} >= {
+        ("logGroup", "/ecs/workshop_web"),
+        ("autoscaling", "db-service"),
+        ("autoscaling", "api-service"),
+    }
+
+    described, history = run_build(emulator, spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "DeploymentFailed")
+    assert "Restore What Was Updated" in states_entered(history)
+    (exited,) = [
+        e
+        for e in history
+        if e["type"].endswith("StateExited")
+        and e["stateExitedEventDetails"]["name"] == "Restore What Was Updated"
+    ]
+    restored = json.loads(exited["stateExitedEventDetails"]["output"])["restored"]["restored"]
+    assert {r for r in restored if r.startswith(("logGroup", "autoscaling"))} == {
+        *(f"logGroup /ecs/workshop_{name}" for name in ("web", "api", "db")),
+        "autoscaling api-service",
+        "autoscaling db-service",
+    }
+    assert state() == before
+    emulator.world.faults.clear_tasks_fail_to_start("workshop_web:2")
+    for _ in range(60):  # web's restored deployment rolls out like any other
+        if ecs_service(emulator, "web-service")["deployments"][0]["rolloutState"] == "COMPLETED":
+            break
+        emulator.clock.advance(10)
+    emulator.aws_faults.calls.clear()
+    built(emulator, spec_a)
+    assert not environment_calls(mutating(emulator))

@@ -109,7 +109,7 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
     )
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     # the same summary (ids, ARNs, IPs, adopted flags) but for what changed: nothing
-    assert again["counts"] == {"unchanged": 10}  # namespace, 3 x registry, revision, service
+    assert again["counts"] == {"unchanged": 13}  # namespace, 3 x registry, log group, revision, service
     assert (again.pop("changes"), first.pop("changes")[0]["action"]) == ([], "create")
     assert first.pop("counts") == {"create": 10}
     again.pop("counts")
@@ -370,7 +370,7 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
             "note": "",
         }
     ]
-    assert summary.pop("counts") == {"unchanged": 9, "update": 1}
+    assert summary.pop("counts") == {"unchanged": 12, "update": 1}
     first.pop("changes"), first.pop("counts")
     assert summary == first  # same registry, tasks and answers
 

@@ -20,7 +20,15 @@ from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.state import Restore
-from envbuild_lambda.steps import autoscaling, converge, record, registries, restore, services
+from envbuild_lambda.steps import (
+    autoscaling,
+    converge,
+    record,
+    registries,
+    restore,
+    services,
+    task_definitions,
+)
 
 
 @step("CreateServices")
@@ -39,6 +47,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     operations = registries.update_registries(
         clients, caller, spec, request.registries, registry_rows, settings.max_workers
     )
+    log_rows, retention_before = task_definitions.converge_log_groups(
+        clients, spec, request.build, settings.max_workers
+    )
     state, service_rows = services.create_or_adopt_services(
         clients,
         caller,
@@ -55,7 +66,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         else frozenset(),
         recorded=recorded,
     )
-    scaling_rows, _scaling_before = autoscaling.converge_all(
+    scaling_rows, scaling_before = autoscaling.converge_all(
         clients, request.spec, settings.max_workers
     )
     count("ScalingChanges", sum(1 for row in scaling_rows if row.action != "unchanged"))
@@ -80,6 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         prune,
         scaling_rows,
         recorded,
+        log_rows,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))
@@ -90,17 +102,28 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
             "changes": changes,
-            "previous": _worth_restoring(state.previous, registries_before),
+            "previous": _worth_restoring(
+                state.previous, registries_before, retention_before, scaling_before
+            ),
         }
     )
     return state.model_dump(mode="json")
 
 
 def _worth_restoring(
-    previous: Restore | None, registries_before: dict[str, list[dict[str, Any]]]
+    previous: Restore | None,
+    registries_before: dict[str, list[dict[str, Any]]],
+    retention_before: dict[str, int | None],
+    scaling_before: dict[str, dict[str, Any] | None],
 ) -> Restore | None:
     """What this build changed on what existed before it, or None if nothing."""
-    merged = (previous or Restore()).model_copy(update={"registries": registries_before})
+    merged = (previous or Restore()).model_copy(
+        update={
+            "registries": registries_before,
+            "logGroups": retention_before,
+            "scaling": scaling_before,
+        }
+    )
     return None if merged.is_empty() else merged
 
 

@@ -266,6 +266,7 @@ def build_changes(
     prune: RemovalPlan | None,
     scaling_rows: list[Change] | None = None,
     recorded: EnvironmentRecord | None = None,
+    log_rows: list[Change] | None = None,
 ) -> dict[str, Any]:
     """What this build changed, as rows of the one diff (the build output's ``changes``)."""
     rows = [_namespace_row(namespace, spec)]
@@ -276,6 +277,7 @@ def build_changes(
             rows.append(Change(kind="registry", name=service.name, action="create"))
         elif service.name in by_name:
             rows.append(by_name[service.name])
+    rows += log_rows or []
     services_by_name = {row.name: row for row in service_rows if row.kind == "ecsService"}
     rows += [
         _task_definition_row(
