@@ -109,9 +109,10 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
     )
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     # the same summary (ids, ARNs, IPs, adopted flags) but for what changed: nothing
-    assert again["counts"] == {"unchanged": 13}  # namespace, 3 x registry, log group, revision, service
+    # namespace, 3 x (registry, log group, revision, service)
+    assert again["counts"] == {"unchanged": 13}
     assert (again.pop("changes"), first.pop("changes")[0]["action"]) == ([], "create")
-    assert first.pop("counts") == {"create": 10}
+    assert first.pop("counts") == {"create": 13}
     again.pop("counts")
     assert again == first
     assert account_snapshot(emulator) == before  # no new task definition revision
