@@ -411,3 +411,31 @@ def test_what_a_rollback_restores_of_a_scalable_target_is_its_limits_and_envbuil
         "policies": desired.scaling_policies(s, service),  # PutScalingPolicy's request again
     }
     assert autoscaling.before(service, None, {}) is None  # none before: deregistered
+
+
+def test_tag_edits_of_the_namespace_and_of_an_unchanged_revision_are_retag_rows() -> None:
+    s = spec()
+    service = s.services[0]
+    row = diff.namespace_tags_change(
+        "workshop.local", "ns-1", {"team": "a", "envbuild:build": "new"}, {"envbuild:build": "x"}
+    )
+    assert (row.kind, row.action, row.fields) == ("namespace", "update", {"tags.team": [None, "a"]})
+    assert diff.namespace_tags_change("n", "ns-1", {"a": "1"}, {"a": "1"}).action == "unchanged"
+    wanted = desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t")
+    latest = {
+        **desired.sent(wanted),
+        "revision": 3,
+        "tags": [{"key": "team", "value": "old"}, {"key": "envbuild:managed", "value": "true"}],
+    }
+    # same definition, other tags: the revision in use is retagged, no new revision
+    row = diff.task_definition_change(service, "workshop", wanted, latest, tags={"team": "new"})
+    assert (row.name, row.action, row.fields) == (
+        "workshop_web:3",
+        "update",
+        {"tags.team": ["old", "new"]},
+    )
+    assert row.note == diff.RETAG_NOTE
+    # another definition: a new revision (registered with the spec's tags), not a retag
+    other = {**latest, "cpu": "1024"}
+    row = diff.task_definition_change(service, "workshop", wanted, other, tags={"team": "new"})
+    assert (row.name, row.action, list(row.fields)) == ("workshop_web", "update", ["cpu"])

@@ -831,3 +831,70 @@ def test_a_failed_rerun_restores_log_retention_and_scalable_targets_it_changed(
     emulator.aws_faults.calls.clear()
     built(emulator, spec_a)
     assert not environment_calls(mutating(emulator))
+
+
+def spec_tags_now(emulator: Any) -> dict[str, Any]:
+    """The spec's tags (envbuild:* aside) on the namespace and on each family's latest
+    revision, and the revisions registered."""
+    ecs, sd = emulator.client("ecs"), emulator.client("servicediscovery")
+    (namespace,) = sd.list_namespaces()["Namespaces"]
+    namespace_tags = {
+        t["Key"]: t["Value"]
+        for t in sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
+        if not t["Key"].startswith("envbuild:")
+    }
+    revisions = {}
+    for family in ("workshop_web", "workshop_api", "workshop_db"):
+        described = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+        revisions[f"{family}:{described['taskDefinition']['revision']}"] = {
+            t["key"]: t["value"] for t in described["tags"] if not t["key"].startswith("envbuild:")
+        }
+    return {"namespace": namespace_tags, "revisions": revisions}
+
+
+def test_tag_edits_retag_the_namespace_and_the_revisions_in_use_without_a_new_revision(
+    request: pytest.FixtureRequest,
+) -> None:
+    from envbuild_emulator.emulator import Emulator
+
+    steps = [{"team": "data", "cost": "a"}, {"team": "data", "cost": "b"}, {}]
+    specs = [{**placeholders(), "tags": tags} for tags in steps]
+    wanted = fresh_builds(request, specs, spec_tags_now)
+    with Emulator(time_scale=0.0) as emulator:
+
+        def fill_in(spec: dict[str, Any]) -> dict[str, Any]:
+            return dict(json.loads(fill(json.dumps(spec), emulator.prerequisites)))
+
+        built(emulator, fill_in(placeholders()))
+        for tags, raw, fresh in zip(steps, specs, wanted, strict=True):
+            spec = fill_in(raw)
+            before = spec_tags_now(emulator)
+            plan, _ = planned(emulator, spec)
+            planned_rows = {
+                (r[0], r[1]): r[3] for r in rows(plan) if r[0] in ("namespace", "taskDefinition")
+            }
+            fields = {
+                f"tags.{k}": [before["namespace"].get(k), tags.get(k)]
+                for k in sorted(set(before["namespace"]) | set(tags))
+                if before["namespace"].get(k) != tags.get(k)
+            }
+            assert planned_rows == {
+                ("namespace", "workshop.local"): fields,
+                **{("taskDefinition", f"workshop_{n}:1"): fields for n in ("web", "api", "db")},
+            }, tags
+            (row,) = [r for r in plan["changes"] if r["name"] == "workshop_web:1"]
+            assert "no new revision" in row["note"]
+            output = built(emulator, spec)
+            assert {
+                (r[0], r[1]): r[3] for r in rows(output) if r[0] in ("namespace", "taskDefinition")
+            } == planned_rows
+            now = spec_tags_now(emulator)
+            assert now == {"namespace": tags, "revisions": dict.fromkeys(before["revisions"], tags)}
+            # as a fresh build tags them (its revisions are :1 too)
+            assert now == fresh, tags
+            again, _ = planned(emulator, spec)
+            assert rows(again) == []
+            emulator.aws_faults.calls.clear()
+            built(emulator, spec)
+            assert not environment_calls(mutating(emulator))
+        record_calls(request, emulator)

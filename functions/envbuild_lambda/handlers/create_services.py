@@ -18,11 +18,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.state import Restore
 from envbuild_lambda.steps import (
     autoscaling,
     converge,
+    namespace,
     record,
     registries,
     restore,
@@ -66,6 +68,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         else frozenset(),
         recorded=recorded,
     )
+    namespace_row = (
+        namespace.converge_namespace_tags(clients, spec, request.namespace)
+        if request.namespace is not None
+        else None
+    )
+    definitions = request.task_definition_by_name()
+    retagged = {
+        row.name: row
+        for row in pmap(
+            lambda s: task_definitions.converge_revision_tags(
+                clients, spec, s, definitions[s.name], request.build
+            ),
+            spec.services,
+            settings.max_workers,
+        )
+        if row is not None and row.action == "update"
+    }
     scaling_rows, scaling_before = autoscaling.converge_all(
         clients, request.spec, settings.max_workers
     )
@@ -92,6 +111,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         scaling_rows,
         recorded,
         log_rows,
+        namespace_row,
+        retagged,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))

@@ -228,9 +228,16 @@ def _task_definition_row(
 ) -> Change:
     """The task definition's row of a build, from what happened to its ECS service: created
     with it, a new revision the service was rolled to (fields: what differs from the revision
-    it ran before), or unchanged."""
+    it ran before), or unchanged. Named as the plan names them: the family for a revision
+    registered (its number, unknown to a plan, in the note), family:revision otherwise."""
+    family = task_definition.rsplit(":", 1)[0]
     if service_row.action == "create":
-        return Change(kind="taskDefinition", name=task_definition, action="create")
+        return Change(
+            kind="taskDefinition",
+            name=family,
+            action="create",
+            note=f"registered {task_definition}",
+        )
     if before is None or before == task_definition:
         return Change(kind="taskDefinition", name=task_definition, action="unchanged")
     wanted = desired.task_definition(
@@ -245,10 +252,10 @@ def _task_definition_row(
         old = clients.ecs.describe_task_definition(taskDefinition=before)["taskDefinition"]
     return Change(
         kind="taskDefinition",
-        name=task_definition,
+        name=family,
         action="update",
         fields=diff.task_definition_fields(service, wanted, dict(old)),
-        note=f"new revision, after {before}",
+        note=f"registered {task_definition}, after {before}",
     )
 
 
@@ -267,9 +274,13 @@ def build_changes(
     scaling_rows: list[Change] | None = None,
     recorded: EnvironmentRecord | None = None,
     log_rows: list[Change] | None = None,
+    namespace_row: Change | None = None,
+    retagged: dict[str, Change] | None = None,
 ) -> dict[str, Any]:
-    """What this build changed, as rows of the one diff (the build output's ``changes``)."""
-    rows = [_namespace_row(namespace, spec)]
+    """What this build changed, as rows of the one diff (the build output's ``changes``);
+    ``namespace_row`` (its tags converged) and ``retagged`` (revision -> its tags' row) as
+    Create Services applied them."""
+    rows = [namespace_row or _namespace_row(namespace, spec)]
     by_name = {row.name: row for row in registry_rows}
     created = set(created_registries)
     for service in spec.services:
@@ -291,6 +302,12 @@ def build_changes(
             recorded,
         )
         for service in spec.services
+    ]
+    rows = [
+        (retagged or {}).get(row.name, row)
+        if row.kind == "taskDefinition" and row.action == "unchanged"
+        else row
+        for row in rows
     ]
     rows += service_rows
     rows += scaling_rows or []
@@ -366,12 +383,16 @@ def _service_plan_rows(
         caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or "", removed
     )
     definition = diff.task_definition_change(
-        service, env, want_definition, td_steps.latest_revision(clients, service.family(env))
+        service,
+        env,
+        want_definition,
+        td_steps.latest_revision(clients, service.family(env)),
+        tags=desired.tags(spec, service),
     )
     rows.append(definition)
     revision = (
         definition.name
-        if definition.action == "unchanged"
+        if definition.action == "unchanged" or definition.note == diff.RETAG_NOTE
         else f"{service.family(env)}:{NEW_REVISION}"
     )
 
@@ -430,16 +451,12 @@ def plan_changes(
     if namespace is None or not namespace.id:
         rows.append(Change(kind="namespace", name=ns.name, action="create", note=f"in {ns.vpcId}"))
     else:
-        managed = namespace.arn is not None and is_managed(
-            cloudmap_tags(clients, namespace.arn), spec.environment
-        )
+        have_tags = cloudmap_tags(clients, namespace.arn) if namespace.arn else {}
+        managed = namespace.arn is not None and is_managed(have_tags, spec.environment)
         rows.append(
-            Change(
-                kind="namespace",
-                name=ns.name,
-                action="unchanged" if managed else "adopt",
-                note=namespace.id if managed else _NOT_OURS,
-            )
+            diff.namespace_tags_change(ns.name, namespace.id, desired.tags(spec, None), have_tags)
+            if managed
+            else Change(kind="namespace", name=ns.name, action="adopt", note=_NOT_OURS)
         )
         registries = registry_steps.existing_registries(clients, namespace.id)
     in_cluster = ecs_services_in_cluster(clients, spec.cluster) or {}

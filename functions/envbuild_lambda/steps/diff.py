@@ -203,6 +203,17 @@ def apply_tags(
 # Per resource
 
 
+def namespace_tags_change(
+    name: str, namespace_id: str, wanted: Mapping[str, str], actual: Mapping[str, str]
+) -> Change:
+    """A namespace envbuild manages: ``update`` (fields ``tags.KEY``: Cloud Map TagResource /
+    UntagResource) when the spec's tags differ, else unchanged (note: its id)."""
+    found = tag_fields(wanted, actual)
+    if found:
+        return Change(kind="namespace", name=name, action="update", fields=found, note=namespace_id)
+    return Change(kind="namespace", name=name, action="unchanged", note=namespace_id)
+
+
 def registry_change(
     service: Service,
     desired_registry: dict[str, Any],
@@ -260,19 +271,43 @@ def _environment_name(name: str) -> str:
     return name
 
 
+#: The note of a task definition row that only retags the revision in use.
+RETAG_NOTE = "tags the revision in use (TagResource / UntagResource; no new revision)"
+
+
+def revision_tags_change(
+    revision: str, wanted: Mapping[str, str], actual: Mapping[str, str]
+) -> Change:
+    """A revision's tags: ``update`` (fields ``tags.KEY``) when the spec's differ, applied to
+    the revision itself (a revision's tags can change, its definition cannot), or unchanged."""
+    found = tag_fields(wanted, actual)
+    if found:
+        return Change(
+            kind="taskDefinition", name=revision, action="update", fields=found, note=RETAG_NOTE
+        )
+    return Change(kind="taskDefinition", name=revision, action="unchanged")
+
+
 def task_definition_change(
     service: Service,
     environment: str,
     desired_definition: dict[str, Any],
     latest: Mapping[str, Any] | None,
+    tags: Mapping[str, str] | None = None,
 ) -> Change:
     """The family's latest ACTIVE revision against the rendered one: create (no revision),
-    unchanged (``name`` family:revision) or update (a new revision; ``fields`` what differs)."""
+    unchanged (``name`` family:revision) or update (a new revision; ``fields`` what differs).
+    ``tags`` (the spec's, against the revision's ``tags`` as DescribeTaskDefinition TAGS
+    returns them): an otherwise unchanged revision whose tags differ is retagged
+    (``revision_tags_change``); a new revision is registered with the spec's tags."""
     family = service.family(environment)
     if latest is None:
         return Change(kind="taskDefinition", name=family, action="create")
     current = f"{family}:{latest['revision']}"
     found = task_definition_fields(service, desired_definition, latest)
+    if not found and tags is not None:
+        have = {t.get("key", ""): t.get("value", "") for t in latest.get("tags", [])}
+        return revision_tags_change(current, tags, have)
     if not found:
         return Change(kind="taskDefinition", name=current, action="unchanged")
     return Change(

@@ -184,12 +184,44 @@ def converge_log_groups(
 def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
     """The family's latest ACTIVE revision (DescribeTaskDefinition of a family name), or None."""
     try:
-        current = clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        response = clients.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
     except ClientError as error:
         if error_code(error) in ("ClientException", "InvalidParameterException"):  # no such family
             return None
         raise map_client_error(error, f"DescribeTaskDefinition {family}") from error
-    return dict(current) if current.get("status") == "ACTIVE" else None
+    current = response["taskDefinition"]
+    if current.get("status") != "ACTIVE":
+        return None
+    return {**current, "tags": list(response.get("tags", []))}
+
+
+def converge_revision_tags(
+    clients: Clients, spec: EnvironmentSpec, service: Service, revision: str, build: str | None
+) -> Change | None:
+    """The spec's tags on the revision ``service`` runs (diff.revision_tags_change), applied
+    with ECS TagResource / UntagResource on its ARN: a tag edit retags the revision in use
+    instead of registering a new one. None for a revision this build registered (it got the
+    spec's tags at registration)."""
+    with aws_errors(f"DescribeTaskDefinition {revision}"):
+        response = clients.ecs.describe_task_definition(taskDefinition=revision, include=["TAGS"])
+    have = {t.get("key", ""): t.get("value", "") for t in response.get("tags", [])}
+    if build is not None and have.get(TAG_BUILD) == build:
+        return None
+    change = diff.revision_tags_change(revision, desired_steps.tags(spec, service), have)
+    if change.action != "update":
+        return change
+    arn = str(response["taskDefinition"]["taskDefinitionArn"])
+
+    def tag(add: dict[str, str]) -> None:
+        with aws_errors(f"TagResource {revision}"):
+            clients.ecs.tag_resource(resourceArn=arn, tags=desired_steps.ecs_tags(add))
+
+    def untag(remove: list[str]) -> None:
+        with aws_errors(f"UntagResource {revision}"):
+            clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
+
+    diff.apply_tags(change, tag, untag)
+    return change
 
 
 def register(
