@@ -394,6 +394,12 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
 
     summary = built(emulator, spec)
 
+    # the build's rows are the plan's, named alike
+    assert [
+        (r["kind"], r["name"], r["action"])
+        for r in summary["changes"]
+        if r["action"] not in ("unchanged", "adopt")
+    ] == [(t, n, a) for t, n, a, _ in changes_of(plan)]
     calls = environment_calls(mutating(emulator))
     assert calls == Counter(
         {
