@@ -30,9 +30,12 @@ from envbuild_lambda.handlers import (
     verify_dns,
 )
 from envbuild_lambda.observability import count, step
-from envbuild_lambda.spec import EnvironmentSpec, Service, normalize, parse_spec
+from envbuild_lambda.spec import EnvironmentSpec, Service, expand_state, normalize, parse_spec
 
 from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
+
+#: The build execution (ARN) the state machine passes as ``build``: tagged on what it creates.
+BUILD = "arn:aws:states:us-east-1:123456789012:execution:build:test-build"
 
 HANDLER_MODULES = [
     "envbuild_lambda.handlers.validate_spec",
@@ -100,7 +103,8 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
             },
         ),
     }
-    assert EnvironmentSpec.model_validate(spec) == normalize(
+    assert spec["serviceDefaults"] == {}  # no value three services share is worth sharing
+    assert EnvironmentSpec.model_validate(expand_state(spec)) == normalize(
         parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT
     )
 
@@ -194,6 +198,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
                 "executionRoleArn": spec["executionRoleArn"],
                 "taskRoleArn": spec["taskRoleArn"],
                 "services": batch,
+                "build": BUILD,
             },
             context,
         )
@@ -213,19 +218,23 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
             "taskDefinitions": build["taskDefinitions"],
             "namespace": build["cloudMap"]["namespace"],
             "registriesCreated": build["cloudMap"]["created"],
+            "build": BUILD,
         },
         context,
     )
     changes = deployment.pop("changes")
-    assert changes["counts"] == {"create": 10}
+    assert changes["counts"] == {"create": 13}
     assert [(r["kind"], r["name"], r["action"]) for r in changes["rows"]] == [
         ("namespace", "workshop.local", "create"),
         ("registry", "web", "create"),
         ("registry", "api", "create"),
         ("registry", "db", "create"),
-        ("taskDefinition", "workshop_web:1", "create"),
-        ("taskDefinition", "workshop_api:1", "create"),
-        ("taskDefinition", "workshop_db:1", "create"),
+        ("logGroup", "/ecs/workshop_web", "create"),
+        ("logGroup", "/ecs/workshop_api", "create"),
+        ("logGroup", "/ecs/workshop_db", "create"),
+        ("taskDefinition", "workshop_web", "create"),
+        ("taskDefinition", "workshop_api", "create"),
+        ("taskDefinition", "workshop_db", "create"),
         ("ecsService", "web-service", "create"),
         ("ecsService", "api-service", "create"),
         ("ecsService", "db-service", "create"),

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from envbuild_lambda.spec import DEFAULT_LOG_RETENTION_DAYS, EnvironmentSpec, Service
+from envbuild_lambda.spec import (
+    DEFAULT_LOG_RETENTION_DAYS,
+    SERVICE_DEFAULTS,
+    EnvironmentSpec,
+    Service,
+    expand_services,
+    expand_state,
+)
 from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
@@ -18,6 +25,15 @@ from envbuild_lambda.state import (
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_from_state(cls, data: Any) -> Any:
+        """A spec in its state form (spec.state_form: the services' shared values given once)
+        is parsed as the spec it stands for."""
+        if isinstance(data, dict) and "spec" in data:
+            return {**data, "spec": expand_state(data["spec"])}
+        return data
 
 
 class SpecInput(_Input):
@@ -64,6 +80,18 @@ class RegisterTaskDefinitionsInput(_Input):
     #: The spec's top-level tags and logRetentionDays (each service may override them).
     tags: dict[str, str] = {}
     logRetentionDays: int | None = DEFAULT_LOG_RETENTION_DAYS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_service_values(cls, data: Any) -> Any:
+        """The services' values the state form gives once (its serviceDefaults), back in each
+        service of the batch."""
+        if isinstance(data, dict) and SERVICE_DEFAULTS in data:
+            data = dict(data)
+            shared = data.pop(SERVICE_DEFAULTS) or {}
+            if isinstance(data.get("services"), list):
+                data["services"] = expand_services(data["services"], shared)
+        return data
 
 
 class CreateServicesInput(_Input):

@@ -11,7 +11,7 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import RegisterTaskDefinitionsInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import task_definitions
+from envbuild_lambda.steps import record, task_definitions
 
 
 @step("RegisterTaskDefinitions")
@@ -19,8 +19,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """Service name -> "family:revision" for the batch (the log group is /ecs/<family>)."""
     request = RegisterTaskDefinitionsInput.model_validate(event)
     settings = get_settings()
+    clients = get_clients()
+    # The override keys earlier builds applied (a key the spec dropped is removed).
+    recorded = record.read(clients, settings.require_record_table(), request.environment)
     refs = task_definitions.register_all(
-        get_clients(),
+        clients,
         Caller.from_function_arn(context.invoked_function_arn),
         request.environment,
         request.services,
@@ -31,6 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         settings.task_definition_writes_per_second,
         spec_tags=request.tags,
         log_retention_days=request.logRetentionDays,
+        recorded=recorded,
     )
     count("TaskDefinitionsRegistered", len(refs))
     return {ref.name: ref.taskDefinition for ref in refs}
