@@ -183,34 +183,40 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert cloud_map["namespace"] == branch["namespace"]
     assert list(cloud_map["registries"]) == ["web", "api", "db"]
 
-    # Parallel branch 2: Map over batches of services with the ItemSelector (here 2 + 1); the
-    # Map's output is one list per batch, which the next steps take as it is.
-    batches = [spec["services"][:2], spec["services"][2:]]
-    task_definitions = [
-        call(
-            register_task_definitions.handler,
-            {
-                "environment": spec["environment"],
-                "executionRoleArn": spec["executionRoleArn"],
-                "taskRoleArn": spec["taskRoleArn"],
-                "services": batch,
-            },
-            context,
-        )
-        for batch in batches
-    ]
-    assert task_definitions == [
-        {"web": "workshop_web:1", "api": "workshop_api:1"},
-        {"db": "workshop_db:1"},
-    ]
-
-    build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
+    # Parallel branch 2: task definitions while the namespace operation runs (here it is done:
+    # none); then the loop registers them and creates each ECS service (steps/pipeline.py).
+    build_arn = "arn:aws:states:eu-west-1:123456789012:execution:Build:chained"
+    pipeline = call(
+        register_task_definitions.handler,
+        {"spec": spec, "namespace": branch["namespace"], "build": build_arn},
+        context,
+    )
+    assert pipeline["taskDefinitions"] == {}
+    assert (pipeline["servicesDone"], pipeline["invocation"], pipeline["done"]) == (0, 0, False)
+    build = {"cloudMap": cloud_map, "pipeline": pipeline}  # the ResultSelector
+    build["pipeline"] = call(
+        register_task_definitions.handler,
+        {  # as the loop's Parameters
+            "spec": spec,
+            "registries": build["cloudMap"]["registries"],
+            "pipeline": build["pipeline"],
+            "build": build_arn,
+        },
+        context,
+    )
+    assert build["pipeline"]["taskDefinitions"] == {
+        "web": "workshop_web:1",
+        "api": "workshop_api:1",
+        "db": "workshop_db:1",
+    }
+    assert (build["pipeline"]["servicesDone"], build["pipeline"]["done"]) == (3, True)
     deployment = call(
         create_services.handler,
         {  # as the ASL's Parameters
             "spec": spec,
             "registries": build["cloudMap"]["registries"],
-            "taskDefinitions": build["taskDefinitions"],
+            "taskDefinitions": build["pipeline"]["taskDefinitions"],
+            "build": build_arn,
             "namespace": build["cloudMap"]["namespace"],
             "registriesCreated": build["cloudMap"]["created"],
         },
@@ -258,7 +264,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
             "spec": spec,
             "namespace": build["cloudMap"]["namespace"],
             "registries": build["cloudMap"]["registries"],
-            "taskDefinitions": build["taskDefinitions"],
+            "taskDefinitions": build["pipeline"]["taskDefinitions"],
         },
         context,
     )
@@ -313,19 +319,15 @@ def test_check_services_handler_reports_services_not_ready(
     registries = call(create_registries.handler, {"spec": spec, "namespace": namespace}, context)[
         "registries"
     ]
-    refs = [
-        call(
-            register_task_definitions.handler,
-            {
-                "environment": "workshop",
-                "executionRoleArn": spec["executionRoleArn"],
-                "taskRoleArn": spec["taskRoleArn"],
-                "services": [s],
-            },
-            context,
-        )
-        for s in spec["services"]
-    ]
+    refs = call(
+        register_task_definitions.handler,
+        {
+            "spec": spec,
+            "registries": registries,
+            "pipeline": {"taskDefinitions": {}, "maxInvocations": 4},
+        },
+        context,
+    )["taskDefinitions"]
     deployment = call(
         create_services.handler,
         {"spec": spec, "registries": registries, "taskDefinitions": refs},

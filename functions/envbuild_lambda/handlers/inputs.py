@@ -6,10 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from envbuild_lambda.spec import DEFAULT_LOG_RETENTION_DAYS, EnvironmentSpec, Service
+from envbuild_lambda.spec import EnvironmentSpec
 from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
+    Pipeline,
     ProbeState,
     Restore,
     ServicesState,
@@ -56,21 +57,27 @@ class CreateRegistriesInput(_Input):
 
 
 class RegisterTaskDefinitionsInput(_Input):
-    environment: str
-    executionRoleArn: str
-    taskRoleArn: str
-    services: list[Service]
+    """The Parallel's task-definition branch: registers while the namespace operation runs."""
+
+    spec: EnvironmentSpec
+    namespace: NamespaceState
     build: str | None = None
-    #: The spec's top-level tags and logRetentionDays (each service may override them).
-    tags: dict[str, str] = {}
-    logRetentionDays: int | None = DEFAULT_LOG_RETENTION_DAYS
+
+
+class PipelineInput(_Input):
+    """One turn of the loop "Register Task Definitions And Create Services" (steps/pipeline.py)."""
+
+    spec: EnvironmentSpec
+    registries: dict[str, str]
+    pipeline: Pipeline
+    build: str | None = None
 
 
 class CreateServicesInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str]
-    #: Service name -> "family:revision": one mapping per batch of Register Task Definitions
-    #: (the Map's output, merged here) or one mapping.
+    #: Service name -> "family:revision" (the pipelined build's $.build.pipeline.taskDefinitions;
+    #: a list of mappings is merged).
     taskDefinitions: dict[str, str]
     build: str | None = None
     #: The namespace (for the Cloud Map services the spec no longer lists).

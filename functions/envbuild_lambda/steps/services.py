@@ -14,7 +14,7 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.spec import is_managed
+from envbuild_lambda.spec import TAG_BUILD, is_managed
 from envbuild_lambda.state import Poll, Restore, ServicesState
 from envbuild_lambda.steps import desired, diff
 from envbuild_lambda.steps.desired import registry_arn
@@ -205,7 +205,8 @@ def create_or_adopt_services(
     """Converge the spec's ECS services (diff.ecs_service_change): create the missing ones,
     UpdateService the fields that differ on those envbuild manages for this environment
     (forceNewDeployment when the last deployment FAILED, or with ``redeploy``), and the static
-    instances (``converge_static_instances``). Create/UpdateService are paced at
+    instances (``converge_static_instances``). A service tagged with ``build`` was created by
+    this build (steps/pipeline.py) and is reported so. Create/UpdateService are paced at
     ``writes_per_second``, the ECS service-modification quota. Returns the state Check Services
     polls (with what each updated service ran before: a rollback restores it) and the rows."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
@@ -218,6 +219,7 @@ def create_or_adopt_services(
     to_create: list[Service] = []
     to_update: list[tuple[Service, dict[str, Any]]] = []
     retag: list[tuple[str, Change]] = []  # (service ARN, row): the spec's tags that differ
+    pipelined = 0  # created by this build before this step
     for service in spec.services:
         current = existing.get(service.ecs_service_name)
         status = current["status"] if current else "INACTIVE"
@@ -231,6 +233,14 @@ def create_or_adopt_services(
         )
         if current is not None and status == "ACTIVE":
             _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
+            if build and ecs_tags(current).get(TAG_BUILD) == build:
+                # Created by this build's loop (steps/pipeline.py) or a retried attempt of it.
+                rows.append(
+                    Change(kind="ecsService", name=service.ecs_service_name, action="create")
+                )
+                actions[service.ecs_service_name] = "created"
+                pipelined += 1
+                continue
         change = diff.ecs_service_change(
             service,
             wanted,
@@ -270,7 +280,9 @@ def create_or_adopt_services(
     )
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
-    poll = Poll.start(schedule, first_wait=None if to_create or to_update or operations else 0)
+    poll = Poll.start(
+        schedule, first_wait=None if pipelined or to_create or to_update or operations else 0
+    )
     state = ServicesState(
         ready=False,
         poll=poll,
