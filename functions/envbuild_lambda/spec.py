@@ -1283,8 +1283,8 @@ def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> Envi
 
 def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
     """The spec as the workflow carries it from state to state: every top-level field (Choice
-    states, the batches of Register Task Definitions and the teardown input read them: tags and
-    logRetentionDays too, at their defaults), each service without the fields left at their
+    states and the teardown input read them: tags and logRetentionDays too, at their
+    defaults), each service without the fields left at their
     defaults (every Lambda parses the services with ``Service``, which fills them in again).
     A 200-service spec stays about a third smaller in every state of the build."""
     state = spec.model_dump(mode="json", exclude={"services"})

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from envbuild_lambda import pacing
-from envbuild_lambda.errors import aws_errors
+from envbuild_lambda.errors import AwsUnavailable, aws_errors
 from envbuild_lambda.pacing import RateLimiter
 from envbuild_lambda.state import Pipeline
 from envbuild_lambda.steps import services as service_steps
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 #: Namespace operation states in which Cloud Map is still working.
 RUNNING = ("SUBMITTED", "PENDING")
+#: Tries of one task definition's registration that AWS answers 5xx (``_register_one``).
+UNAVAILABLE_ATTEMPTS = 3
 
 
 def max_invocations(services: int, budget_seconds: int, writes_per_second: int) -> int:
@@ -62,20 +64,33 @@ def _register_one(
     pace: RateLimiter,
 ) -> str:
     """``task_definitions.register`` with the spec's own tags and retention for the service (as
-    ``register_all`` does)."""
-    ref = task_definitions.register(
-        clients,
-        caller,
-        spec.environment,
-        service,
-        spec.executionRoleArn or "",
-        spec.taskRoleArn or "",
-        build,
-        pace,
-        log_retention_days=service.effective_log_retention(spec.logRetentionDays),
-        spec_tags=service.effective_tags(spec.tags),
-    )
-    return ref.taskDefinition
+    ``register_all`` does). A 5xx (AwsUnavailable: RegisterTaskDefinition is sent once, it may
+    have been applied) is tried again here after 1, then 2 s, at most UNAVAILABLE_ATTEMPTS
+    times: ``register`` compares with the family's latest revision first, so a revision that
+    was registered is not registered twice. One service at a time, so an invocation would
+    otherwise spend a whole Retry of the state on each 5xx."""
+    timer = pacing.TIMER
+    for attempt in range(UNAVAILABLE_ATTEMPTS):
+        try:
+            ref = task_definitions.register(
+                clients,
+                caller,
+                spec.environment,
+                service,
+                spec.executionRoleArn or "",
+                spec.taskRoleArn or "",
+                build,
+                pace,
+                log_retention_days=service.effective_log_retention(spec.logRetentionDays),
+                spec_tags=service.effective_tags(spec.tags),
+            )
+        except AwsUnavailable:
+            if attempt == UNAVAILABLE_ATTEMPTS - 1:
+                raise
+            timer.sleep_until(timer.now() + float(2**attempt))
+        else:
+            return ref.taskDefinition
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _namespace_running(clients: Clients, operation_id: str | None) -> bool:
