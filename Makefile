@@ -126,16 +126,18 @@ build: $(STAMP)
 
 # pytest exits 5 when it collected no test: that fails here (make stops on any non-zero exit).
 # Three phases, each leaving its recording of the functions' AWS calls in $(IAM_RECORDINGS):
-# every test but the next phases' on xdist workers; then, in one process, the tests that need
-# one (the fault matrix: its document checks every cell; the served-emulator CLI tests: moto's
-# backends are process-wide) -- xdist's --dist loadgroup does not group them with pytest 9;
-# then the IAM proof on all the recordings merged.
+# every test but the next phases' on xdist workers; then the tests that need one process per
+# file (the fault matrix: its document checks every cell; the served-emulator CLI tests: moto's
+# backends are process-wide), on xdist workers too but a whole file to each (--dist loadfile;
+# xdist's --dist loadgroup does not group them with pytest 9), so the matrix and the CLI files
+# run side by side; then the IAM proof on all the recordings merged.
 SERIAL_TESTS := tests/workflow/test_fault_matrix.py tests/test_cli.py tests/test_cli_stack.py
 pytest: $(STAMP) system-deps
 	rm -rf $(IAM_RECORDINGS)
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
 	  --ignore=tests/test_iam_proof.py $(addprefix --ignore=,$(SERIAL_TESTS))
-	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest $(SERIAL_TESTS)
+	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
+	  --dist loadfile $(SERIAL_TESTS)
 	ENVBUILD_IAM_RECORDINGS=$(IAM_RECORDINGS) $(BIN)/python -m pytest tests/test_iam_proof.py
 
 schema: $(STAMP)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from envbuild.report import step_warnings
 from envbuild_emulator.emulator import execution_history
 
 #: How long to follow an execution whose definition sets no TimeoutSeconds (the teardown's loops
@@ -281,6 +282,9 @@ class Progress:
         elif kind in ("TaskScheduled", "LambdaFunctionScheduled") and self.entered in self.failed:
             error = self.failed.pop(self.entered)
             self.line(at, "↻", f"{self.entered}: {error}, retrying", "yellow")
+        elif kind in ("LambdaFunctionSucceeded", "TaskSucceeded") and step_warnings(event):
+            for warning in step_warnings(event):
+                self.line(at, "⚠", f"{self.entered}: {warning}", "yellow")
         elif kind == "MapIterationSucceeded":
             self.iterations += 1
         elif kind == "MapStateExited":

@@ -112,6 +112,7 @@ class Result:
     cause: str | None = None
     rollback: str | None = None
     pruned: str | None = None
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +136,8 @@ class Result:
         }
         if self.pruned is not None:
             doc["pruned"] = self.pruned
+        if self.warnings:
+            doc["warnings"] = self.warnings
         if not self.succeeded:
             doc |= {"error": self.error, "cause": self.cause, "rollback": self.rollback}
         return doc | self.extra
@@ -228,6 +231,24 @@ def from_history(history: list[dict[str, Any]]) -> tuple[str | None, str | None]
     return rollback, pruned
 
 
+def step_warnings(event: Mapping[str, Any]) -> list[str]:
+    """The warnings a step's result carries (the preflight's: ``{"warnings": [...]}``) in one
+    history event; a state with ResultPath null drops the result from the state's output, not
+    from its Lambda's (or task's) succeeded event."""
+    details = (
+        event.get("lambdaFunctionSucceededEventDetails")
+        or event.get("taskSucceededEventDetails")
+        or {}
+    )
+    found = _json(details.get("output")).get("warnings")
+    return [str(w) for w in found] if isinstance(found, list) else []
+
+
+def warnings_from_history(history: list[dict[str, Any]]) -> list[str]:
+    """Every step's warnings, in order, each once."""
+    return list(dict.fromkeys(w for event in history for w in step_warnings(event)))
+
+
 def error_message(cause: str) -> str:
     """A Lambda error's Cause is JSON ({errorType, errorMessage, stackTrace}); show its message."""
     try:
@@ -255,6 +276,7 @@ def collect(described: Mapping[str, Any], history: list[dict[str, Any]]) -> Resu
     )
     rollback, pruned = from_history(history) if kind == "build" else (None, None)
     result.pruned = pruned
+    result.warnings = warnings_from_history(history)
     if not result.succeeded:
         result.error = str(described.get("error") or described["status"])
         result.cause = error_message(str(described.get("cause") or ""))

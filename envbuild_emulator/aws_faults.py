@@ -30,7 +30,8 @@ from botocore.exceptions import ConnectionClosedError
 from envbuild_emulator.calls import FunctionCalls, current_function
 from envbuild_emulator.moto_internals import Patcher, lookup
 
-READ_PREFIXES = ("Describe", "List", "Get", "Discover")
+#: Actions that change nothing (IAM's SimulatePrincipalPolicy evaluates policies, reads only).
+READ_PREFIXES = ("Describe", "List", "Get", "Discover", "Simulate")
 FAKE_PRINCIPAL = "arn:aws:iam::123456789012:user/emulated"
 
 

@@ -25,6 +25,7 @@ import botocore.session
 from envbuild_emulator.aws_faults import AwsFaults
 from envbuild_emulator.clock import Clock
 from envbuild_emulator.deploy import Deployment, deploy
+from envbuild_emulator.durations import LambdaDurations
 from envbuild_emulator.dynamodb import AtomicConditionalWrites
 from envbuild_emulator.events import EventBridgeToStepFunctions
 from envbuild_emulator.interpreter import InterpreterPatches, LambdaDispatcher
@@ -78,6 +79,7 @@ class Emulator:
         latencies: Any = None,
         log_level: str = "ERROR",
         seed_prerequisites: bool = True,
+        lambda_durations: bool = True,
     ) -> None:
         self.clock = Clock(time_scale)
         self.region = region
@@ -86,6 +88,8 @@ class Emulator:
         self.latencies = latencies
         self.log_level = log_level
         self.seed_prerequisites = seed_prerequisites
+        #: model each Lambda invocation's duration (envbuild_emulator.durations)
+        self.lambda_durations = lambda_durations
         self.dispatcher = LambdaDispatcher()
         self.endpoint_url: str | None = None
         self.prerequisites: dict[str, str] = {}
@@ -153,6 +157,13 @@ class Emulator:
             self._stack.append(self.throttling.uninstall)
         self.aws_faults = AwsFaults().install()
         self._stack.append(self.aws_faults.uninstall)
+        # Lambda durations on the emulated clock (INIT of cold starts, a round trip per AWS call):
+        # like the quotas, only where the invocations' timelines are (not a server at scale 0).
+        self.durations = LambdaDurations(self.clock) if self.lambda_durations else None
+        if self.durations is not None and (self.port is None or self.clock.scale > 0):
+            self.durations.install()
+            self._stack.append(self.durations.uninstall)
+            self.dispatcher.durations = self.durations
         account = self.client("sts").get_caller_identity()["Account"]
         template = Template(self.template_path, load_yaml(self.template_path), account, self.region)
         self.deployment = deploy(template, self.client, self.dispatcher)

@@ -70,6 +70,25 @@ def _cached_parse(original: Any) -> Any:
     return staticmethod(parse)
 
 
+#: Validates a definition at CreateStateMachine / UpdateStateMachine by parsing it whole.
+SFN_PARSER_MODELS = "moto.stepfunctions.parser.models"
+
+
+def _cached_validation(original: Any) -> Any:
+    """A definition whose parse tree is kept was parsed and preprocessed without error: it is
+    valid, and validating it again (~0.2 s for the build machine, at each of the two
+    CreateStateMachine calls of every emulator start) is skipped."""
+    validate = original.__func__ if isinstance(original, staticmethod) else original
+
+    def validate_definition(definition: str) -> None:
+        with _PARSE_TREES_LOCK:
+            if definition in _PARSE_TREES:
+                return
+        validate(definition=definition)
+
+    return staticmethod(validate_definition)
+
+
 class _TimelineThreads:
     """Stands in for the ``threading`` module (or its ``Thread``) of the interpreter modules that
     start threads: a Thread runs its target in a copy of the starting thread's context, on a new
@@ -151,6 +170,9 @@ class LambdaDispatcher:
         self._faults: dict[str, list[Any]] = {}
         #: logical id -> the gate its invocations wait at (hold): a step that is "in flight".
         self._holds: dict[str, Hold] = {}
+        #: How long each invocation takes on the emulated clock (envbuild_emulator.durations;
+        #: the Emulator installs it): INIT of a cold start, a round trip per AWS call.
+        self.durations: Any = None
 
     def hold(self, logical_id: str) -> Hold:
         """Invocations of the function wait (wall clock, at most ``Hold.limit`` s) until
@@ -219,6 +241,12 @@ class LambdaDispatcher:
             }
         with self._lock:
             self.invocations[function.logical_id] += 1
+        if self.durations is None:
+            return self._invoke(function, payload)
+        with self.durations.invocation(function.logical_id, function.handler):
+            return self._invoke(function, payload)
+
+    def _invoke(self, function: Function, payload: Any) -> dict[str, Any]:
         handler = self.resolve_handler(function)
         context = LambdaContext(function.name, function.arn, function.memory, function.timeout)
         with self._lock:
@@ -348,6 +376,9 @@ class InterpreterPatches:
 
         self._patcher.replace(TIMEOUTS, "TimeoutSeconds.eval", literal_timeout)
         self._patcher.replace(ASL_PARSER, "AmazonStateLanguageParser.parse", _cached_parse)
+        self._patcher.replace(
+            SFN_PARSER_MODELS, "StepFunctionsParserBackend._validate_definition", _cached_validation
+        )
         if clock.scale == 0:
             # At scale 0 a history event is stamped with the emulated time of the execution,
             # branch or invocation that adds it (its timeline): the history then reads as AWS's
@@ -391,10 +422,14 @@ class InterpreterPatches:
 
         self._pacing = (pacing, pacing.TIMER)
         pacing.TIMER = pacing.Timer(self.clock.now, self.clock.sleep_until)
+        # The process-wide read limiters keep the time of their last call: this emulator's clock
+        # starts again from 0, a new account whose buckets are full.
+        pacing.reset_read_limiters()
 
     def uninstall(self) -> None:
         if self._pacing is not None:
             module, saved = self._pacing
             module.TIMER = saved
+            module.reset_read_limiters()
             self._pacing = None
         self._patcher.restore()

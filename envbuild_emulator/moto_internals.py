@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ADDED_POINTS",
     "INTERNALS",
     "INTERPRETER_PATCH_POINTS",
     "PATCH_POINTS",
@@ -92,6 +93,23 @@ class Patcher:
         self._saved.append(_Saved(owner, name, original, own))
         setattr(owner, name, make(getattr(owner, name)))
 
+    def add(self, module: str, attr: str, value: Any) -> None:
+        """Set ``module.attr``, an attribute moto lacks (the handler of an action it does not
+        implement); ``restore`` removes it again (or puts back an earlier Patcher's addition).
+        MotoInternalsChanged if moto has it now."""
+        parent, _, name = attr.rpartition(".")
+        owner = lookup(module, parent) if parent else importlib.import_module(module)
+        existing = getattr(owner, name, None)
+        if existing is not None and not getattr(existing, ADDED_MARK, False):
+            raise MotoInternalsChanged(
+                f"envbuild emulator: moto now has {module}.{attr}; the emulator adds its own"
+                " (written for moto 5.2.5): check whether the model is still needed"
+            )
+        own = name in vars(owner)
+        self._saved.append(_Saved(owner, name, vars(owner).get(name), own))
+        setattr(value, ADDED_MARK, True)
+        setattr(owner, name, value)
+
     def restore(self) -> None:
         while self._saved:
             saved = self._saved.pop()
@@ -104,6 +122,9 @@ class Patcher:
     def active(self) -> bool:
         return bool(self._saved)
 
+
+#: Set on what ``Patcher.add`` adds (another Patcher may add it again over it).
+ADDED_MARK = "_envbuild_added"
 
 _SD = "moto.servicediscovery.models"
 _SD_RESPONSES = "moto.servicediscovery.responses"
@@ -141,6 +162,13 @@ PATCH_POINTS: tuple[Ref, ...] = (
         "moto.applicationautoscaling.models",
         "ApplicationAutoscalingBackend.deregister_scalable_target",
     ),
+)
+
+#: Attributes ``World.install`` adds: handlers of actions moto does not implement (the tests
+#: check moto still lacks them).
+ADDED_POINTS: tuple[Ref, ...] = (
+    # IAM SimulatePrincipalPolicy (envbuild_emulator.models.iam)
+    Ref("moto.iam.responses", "IamResponse.simulate_principal_policy"),
 )
 
 #: What the emulator core replaces: Lambda Tasks dispatched in-process, Wait states and retry
@@ -238,4 +266,7 @@ INTERNALS: tuple[Ref, ...] = (
     Ref("moto.core.responses", "ActionResult"),
     Ref("moto.ecs.exceptions", "InvalidParameterException"),
     Ref("moto.stepfunctions.parser.asl.parse.preprocessor", "Preprocessor"),
+    Ref("moto.iam.responses", "IamResponse"),
+    Ref("moto.iam.exceptions", "NoSuchEntity"),
+    Ref("moto.iam.exceptions", "InvalidInput"),
 )

@@ -27,6 +27,31 @@ def trust_policy(service: str) -> str:
     )
 
 
+def role_policy(role: str, region: str, account: str) -> tuple[str, dict[str, Any]]:
+    """The inline policy each seeded role gets, so that a spec with secrets and ECS Exec passes
+    the preflight's IAM simulation: the execution role reads the account's secrets and
+    parameters (ECS injects ``secrets`` with it), the task role opens ECS Exec's channels."""
+    if role == "ecsTaskExecutionRole":
+        return "ReadSecrets", {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "ssm:GetParameters"],
+            "Resource": [
+                f"arn:aws:secretsmanager:{region}:{account}:secret:*",
+                f"arn:aws:ssm:{region}:{account}:parameter/*",
+            ],
+        }
+    return "EcsExec", {
+        "Effect": "Allow",
+        "Action": [
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        ],
+        "Resource": "*",
+    }
+
+
 TAGS = [{"Key": "envbuild:emulator", "Value": "prerequisites"}]
 
 
@@ -69,6 +94,12 @@ def seed(
         roles[name] = iam.create_role(
             RoleName=name, AssumeRolePolicyDocument=trust_policy("ecs-tasks.amazonaws.com")
         )["Role"]["Arn"]
+        policy_name, statement = role_policy(name, region, roles[name].split(":")[4])
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=policy_name,
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
     prerequisites = {
         "VPC_ID": vpc,
         "CLUSTER_NAME": cluster_name,

@@ -372,6 +372,9 @@ def _arns(
     info = iam_policy.action_info(action)
     if isinstance(given, str):  # TagResource / ListTagsForResource name their resource
         return [given.removesuffix(":*")] if info.resource_types else ["*"]
+    source = parameters.get("PolicySourceArn")
+    if isinstance(source, str) and action == "iam:SimulatePrincipalPolicy":
+        return [source]  # the role (user, group) whose policies are simulated
     execution = parameters.get("executionArn")
     if isinstance(execution, str) and action.startswith("states:"):  # DescribeExecution & co.
         return [execution]

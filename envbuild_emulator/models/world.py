@@ -22,6 +22,7 @@ from ._state import BackendState, existing_state
 from .cloudmap import CloudMapModel
 from .ecs import EcsModel
 from .faults import Faults
+from .iam import install as install_iam_simulation
 
 if TYPE_CHECKING:
     from moto.core.common_types import TYPE_RESPONSE
@@ -199,6 +200,9 @@ class World:
             return call_action
 
         replace("moto.core.responses", "BaseResponse.call_action", wrap_call_action)
+
+        # -- IAM: SimulatePrincipalPolicy (moto lacks it)
+        install_iam_simulation(self._patcher)
 
         # -- Cloud Map
         def create_private_dns_namespace(

@@ -64,7 +64,12 @@ class Clients:
 
     def _client(self, service: str, config: Config = BOTO_CONFIG) -> Any:
         with self._lock:
-            return self._session.client(service, config=config)  # type: ignore[call-overload]
+            client = self._session.client(service, config=config)  # type: ignore[call-overload]
+        if service in ("ecs", "servicediscovery"):
+            from envbuild_lambda.pacing import pace_reads
+
+            pace_reads(client, service)
+        return client
 
     @cached_property
     def ecs_once(self) -> ECSClient:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from envbuild_lambda.errors import AwsThrottled
 
@@ -69,13 +70,16 @@ class RateLimiter:
         timer = TIMER
         with self._lock:
             now = timer.now()
-            if self._stamp is not None:
+            # Never refilled backwards: a limiter shared by invocations (the read limiters) may
+            # see an earlier time after a later one (the emulator runs each on its own timeline).
+            if self._stamp is not None and now > self._stamp:
                 self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
+            self._stamp = now if self._stamp is None else max(self._stamp, now)
             self._tokens -= 1.0  # a negative balance is a queue of reserved future tokens
             delay = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            start = self._stamp
         if delay > 0:
-            timer.sleep_until(now + delay)
+            timer.sleep_until(start + delay)
         return delay
 
     def call[R](self, action: Callable[[], R]) -> R:
@@ -99,6 +103,65 @@ class RateLimiter:
                 pause = min(MAX_PAUSE_SECONDS, float(2**attempt))
                 timer.sleep_until(timer.now() + pause)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Account-wide read quotas of the calls a build polls in bulk (service, operation) -> sustained
+#: rate per second (envbuild_emulator/throttling.py says where each figure comes from; Cloud Map
+#: documents DiscoverInstances only, the others are a conservative 20/s). Every client paces
+#: them (``pace_reads``), with a bucket of one second of the rate, full at first: a small build
+#: never waits, a large one polls at the sustained rate instead of into RequestLimitExceeded.
+READ_RATES: dict[tuple[str, str], float] = {
+    ("ecs", "DescribeServices"): 20.0,
+    ("ecs", "DescribeTasks"): 20.0,
+    ("ecs", "ListTasks"): 20.0,
+    ("servicediscovery", "DiscoverInstances"): 1000.0,
+    ("servicediscovery", "GetInstancesHealthStatus"): 20.0,
+    ("servicediscovery", "ListInstances"): 20.0,
+    ("servicediscovery", "GetOperation"): 20.0,
+    ("servicediscovery", "GetService"): 20.0,
+}
+_read_limiters: dict[tuple[str, str], RateLimiter] = {}
+_read_lock = threading.Lock()
+
+
+def read_limiter(service: str, operation: str) -> RateLimiter | None:
+    """The process's limiter of one read (shared by every client and thread), or None."""
+    rate = READ_RATES.get((service, operation))
+    if rate is None:
+        return None
+    with _read_lock:
+        limiter = _read_limiters.get((service, operation))
+        if limiter is None:
+            limiter = _read_limiters[(service, operation)] = RateLimiter(
+                rate, burst=max(1, int(rate)), start_full=True
+            )
+        return limiter
+
+
+def reset_read_limiters() -> None:
+    """Forget every read limiter (the local emulator, whose clock starts again at each start)."""
+    with _read_lock:
+        _read_limiters.clear()
+
+
+def pace_reads(client: Any, service: str) -> None:
+    """Take a token of the read's limiter before each paced read of ``client`` (a botocore
+    ``before-call`` hook: every call site is paced, retries by the SDK included). A read AWS
+    throttles anyway is retried by the SDK (standard mode: RequestLimitExceeded and
+    ThrottlingException are throttling errors, with back-off)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:  # not a botocore client (a test's fake)
+        return
+    for paced_service, operation in READ_RATES:
+        if paced_service != service:
+            continue
+
+        def take(operation: str = operation, **_kwargs: Any) -> None:
+            limiter = read_limiter(service, operation)
+            if limiter is not None:
+                limiter.acquire()
+
+        events.register(f"before-call.{service}.{operation}", take)
 
 
 def paced[R](limiter: RateLimiter | None, action: Callable[[], R]) -> R:

@@ -1281,15 +1281,104 @@ def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> Envi
     )
 
 
+#: The state form's values shared by the services (``state_form``): a field's most common value,
+#: given once at the top level instead of in each service that has it.
+SERVICE_DEFAULTS = "serviceDefaults"
+#: Never shared: what every service states (the required fields), and logRetentionDays, whose
+#: absence means something of its own (the top-level value) that a shared value would hide.
+_NOT_SHARED = frozenset({"name", "image", "port", "logRetentionDays"})
+
+
 def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
     """The spec as the workflow carries it from state to state: every top-level field (Choice
     states and the teardown input read them: tags and logRetentionDays too, at their
     defaults), each service without the fields left at their
-    defaults (every Lambda parses the services with ``Service``, which fills them in again).
-    A 200-service spec stays about a third smaller in every state of the build."""
+    defaults (every Lambda parses the services with ``Service``, which fills them in again), and
+    ``serviceDefaults``: the value of a field that several services repeat, given once
+    (``expand_state`` puts it back in each service that omits it). A 200-service spec whose
+    services use every field with the same sidecar, health check, overrides ... carries each
+    of those once. Each service's entry stays a valid ``Service`` on its own (name, image, port
+    and what differs: the teardown input reads the names from it)."""
     state = spec.model_dump(mode="json", exclude={"services"})
-    state["services"] = [_service_state(s) for s in spec.services]
+    compact = [_service_state(s) for s in spec.services]
+    defaults = _model_defaults()
+    shared = _shared_values(compact, defaults)
+    state["services"] = [
+        _without_shared(service, entry, shared, defaults)
+        for service, entry in zip(spec.services, compact, strict=True)
+    ]
+    state[SERVICE_DEFAULTS] = shared
     return state
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value))
+
+
+def _model_defaults() -> dict[str, Any]:
+    """Each service field's default as the state form writes it (JSON)."""
+    return Service(name="x", image="x", port=1).model_dump(mode="json")
+
+
+def _shared_values(compact: list[dict[str, Any]], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Per field, its most common value if giving it once saves bytes: the services with that
+    value omit it, those at the model's default then state the default."""
+    shared: dict[str, Any] = {}
+    fields = {key for entry in compact for key in entry} - _NOT_SHARED
+    for key in sorted(fields):
+        counts: dict[str, int] = {}
+        for entry in compact:
+            if key in entry:
+                text = json.dumps(entry[key], sort_keys=True)
+                counts[text] = counts.get(text, 0) + 1
+        text, count = max(counts.items(), key=lambda item: (item[1], item[0]))
+        absent = sum(1 for entry in compact if key not in entry)
+        pair = len(key) + 4  # "key": value,
+        saved = (count - 1) * (pair + len(text)) - absent * (pair + _size(defaults[key]))
+        if count > 1 and saved > 0:
+            shared[key] = json.loads(text)
+    return shared
+
+
+def _without_shared(
+    service: Service, entry: dict[str, Any], shared: dict[str, Any], defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """A service's state entry without the shared values it has, with the defaults it has where
+    a shared value would stand in; its own full entry if that would not be the same service or
+    not a valid one on its own."""
+    if not shared:
+        return entry
+    slim = {
+        key: value
+        for key, value in entry.items()
+        if key not in shared
+        or json.dumps(value, sort_keys=True) != json.dumps(shared[key], sort_keys=True)
+    }
+    slim |= {key: defaults[key] for key in shared if key not in entry}
+    try:
+        alone_ok = Service.model_validate(slim) is not None
+        same = Service.model_validate({**shared, **slim}) == service
+    except ValueError:  # pydantic's ValidationError: not valid without the shared values
+        alone_ok = same = False
+    return slim if alone_ok and same else entry
+
+
+def expand_state(spec_state: Any) -> Any:
+    """The state form back to the spec's form: ``serviceDefaults`` filled into every service
+    that omits the field (the handlers' inputs parse it so; see ``state_form``). Anything else
+    is returned as given."""
+    if not isinstance(spec_state, dict) or SERVICE_DEFAULTS not in spec_state:
+        return spec_state
+    state = dict(spec_state)
+    shared = state.pop(SERVICE_DEFAULTS) or {}
+    services = state.get("services")
+    if shared and isinstance(services, list):
+        state["services"] = expand_services(services, shared)
+    return state
+
+
+def expand_services(services: list[Any], shared: dict[str, Any]) -> list[Any]:
+    return [{**shared, **s} if isinstance(s, dict) else s for s in services]
 
 
 def _service_state(service: Service) -> dict[str, Any]:

@@ -124,9 +124,18 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def mocked_aws() -> Iterator[None]:
-    """A fresh, empty moto account for this test."""
-    with mock_aws():
-        yield
+    """A fresh, empty moto account for this test, with the emulator's IAM SimulatePrincipalPolicy
+    (envbuild_emulator.models.iam: moto lacks it; the preflight asks it)."""
+    from envbuild_emulator.models.iam import install
+    from envbuild_emulator.moto_internals import Patcher
+
+    patcher = Patcher()
+    install(patcher)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        patcher.restore()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from envbuild_lambda.handlers import (
     verify_dns,
 )
 from envbuild_lambda.observability import count, step
-from envbuild_lambda.spec import EnvironmentSpec, Service, normalize, parse_spec
+from envbuild_lambda.spec import EnvironmentSpec, Service, expand_state, normalize, parse_spec
 
 from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
 
@@ -100,7 +100,8 @@ def test_validate_spec_returns_the_normalised_spec(context: FakeContext, mocked_
             },
         ),
     }
-    assert EnvironmentSpec.model_validate(spec) == normalize(
+    assert spec["serviceDefaults"] == {}  # no value three services share is worth sharing
+    assert EnvironmentSpec.model_validate(expand_state(spec)) == normalize(
         parse_spec(workshop_spec()), partition="aws", account_id=ACCOUNT
     )
 

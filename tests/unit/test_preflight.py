@@ -219,6 +219,7 @@ def test_secrets_are_looked_up_without_reading_their_values(
     caller = Caller(partition="aws", region="us-east-1", account_id=ACCOUNT)
     arn = clients.secretsmanager.create_secret(Name="db", SecretString="x")["ARN"]
     clients.ssm.put_parameter(Name="/app/token", Value="t", Type="SecureString")
+    _allow(clients, "ecsTaskExecutionRole", READ_SECRETS, "*")
     secrets = {
         "DB": f"{arn}:password::",
         "TOKEN": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/token",
@@ -236,3 +237,157 @@ def test_secrets_are_looked_up_without_reading_their_values(
     assert "secret arn:aws:secretsmanager:us-east-1:" in message
     assert ":secret:gone-AbCdEf (web.secrets.DB) does not exist in Secrets Manager" in message
     assert "SSM parameter /app/gone (web.secrets.TOKEN) does not exist" in message
+
+
+# --- issue 17: the execution role may read the secrets; ECS Exec's task role permissions --------
+
+READ_SECRETS = ["secretsmanager:GetSecretValue", "ssm:GetParameters"]
+EXEC = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
+CALLER_ARGS = {"partition": "aws", "region": "us-east-1", "account_id": ACCOUNT}
+
+
+def _allow(
+    clients: Clients,
+    role: str,
+    actions: list[str],
+    resource: str | list[str],
+    effect: str = "Allow",
+) -> None:
+    statement = {"Effect": effect, "Action": actions, "Resource": resource}
+    clients.iam.put_role_policy(
+        RoleName=role,
+        PolicyName=f"{effect}-{len(actions)}-{abs(hash(str(resource))) % 10**6}",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+
+
+def _nothing_created(clients: Clients) -> None:
+    assert clients.servicediscovery.list_namespaces()["Namespaces"] == []
+    assert clients.ecs.list_services(cluster="workshop-cluster")["serviceArns"] == []
+    assert clients.ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_a_secret_the_execution_role_may_not_read_fails_the_preflight_naming_it(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    """Allowed on one secret's exact ARN only: the other secret (and the SSM parameter, on
+    which nothing is allowed) are named with the field, the role and the action; a partial
+    secret ARN with a :json-key suffix is simulated on the secret's full ARN."""
+    from envbuild_lambda.aws import Caller
+
+    db = clients.secretsmanager.create_secret(Name="db", SecretString="x")["ARN"]
+    api = clients.secretsmanager.create_secret(Name="api-key", SecretString="x")["ARN"]
+    clients.ssm.put_parameter(Name="/app/token", Value="t", Type="SecureString")
+    _allow(clients, "ecsTaskExecutionRole", ["secretsmanager:GetSecretValue"], db)
+    partial = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:api-key"
+    secrets = {
+        "DB": f"{db}:password::",
+        "API_KEY": f"{partial}:key::",
+        "TOKEN": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/token",
+    }
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(clients, _with(ready, secrets=secrets), caller=Caller(**CALLER_ARGS))
+    message = str(caught.value)
+    assert message.startswith("2 problem(s)"), message
+    assert (
+        f"the task execution role {role} may not read secret {partial} (web.secrets.API_KEY):"
+        f" secretsmanager:GetSecretValue on {api} is implicitDeny" in message
+    )
+    assert (
+        f"may not read SSM parameter /app/token (web.secrets.TOKEN): ssm:GetParameters on"
+        f" arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/token is implicitDeny" in message
+    )
+    assert "web.secrets.DB" not in message
+    _nothing_created(clients)
+
+
+def test_an_explicit_deny_wins_and_is_reported_with_the_other_problems_at_once(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    from envbuild_lambda.aws import Caller
+
+    db = clients.secretsmanager.create_secret(Name="db", SecretString="x")["ARN"]
+    _allow(clients, "ecsTaskExecutionRole", ["secretsmanager:*"], "*")
+    _allow(clients, "ecsTaskExecutionRole", ["secretsmanager:GetSecretValue"], db, "Deny")
+    spec = _with(ready, secrets={"DB": db}).model_copy(update={"cluster": "no-such-cluster"})
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(clients, spec, caller=Caller(**CALLER_ARGS))
+    message = str(caught.value)
+    assert message.startswith("2 problem(s)"), message
+    assert "ECS cluster no-such-cluster does not exist" in message
+    assert f"may not read secret {db} (web.secrets.DB)" in message
+    assert "is explicitDeny (an explicit Deny in its policies refuses it)" in message
+
+
+def test_many_secrets_are_simulated_in_batches_and_each_denied_one_is_named(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    """120 parameters (three SimulatePrincipalPolicy batches): the role may read those under
+    /app/ok/ only; exactly the 60 others are named."""
+    from envbuild_lambda.aws import Caller
+
+    secrets = {}
+    for i in range(120):
+        name = f"/app/{'ok' if i % 2 else 'no'}/p{i:03d}"
+        clients.ssm.put_parameter(Name=name, Value="v", Type="String")
+        secrets[f"P{i:03d}"] = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{name}"
+    ok = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/ok/*"
+    _allow(clients, "ecsTaskExecutionRole", ["ssm:GetParameters"], ok)
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(clients, _with(ready, secrets=secrets), caller=Caller(**CALLER_ARGS))
+    message = str(caught.value)
+    assert message.startswith("60 problem(s)"), message[:200]
+    assert "SSM parameter /app/no/p000 (web.secrets.P000)" in message
+    assert "/app/ok/" not in message
+
+
+def test_readable_secrets_pass_and_a_missing_role_is_named_without_a_simulation(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    from envbuild_lambda.aws import Caller
+
+    db = clients.secretsmanager.create_secret(Name="db", SecretString="x")["ARN"]
+    _allow(clients, "ecsTaskExecutionRole", ["secretsmanager:GetSecretValue"], "*")
+    spec = _with(ready, secrets={"DB": db})
+    result = preflight.preflight(clients, spec, caller=Caller(**CALLER_ARGS))
+    assert (result["checked"], result["warnings"]) == (True, [])
+
+    gone = f"arn:aws:iam::{ACCOUNT}:role/gone"
+    with pytest.raises(PreflightFailed) as caught:
+        preflight.preflight(
+            clients,
+            spec.model_copy(update={"executionRoleArn": gone}),
+            caller=Caller(**CALLER_ARGS),
+        )
+    assert str(caught.value) == (
+        f"1 problem(s) found before building: IAM role {gone} does not exist: create it or fix"
+        " executionRoleArn"
+    )
+
+
+def test_ecs_exec_without_the_task_roles_permissions_is_a_warning_naming_service_and_role(
+    clients: Clients, ready: EnvironmentSpec
+) -> None:
+    spec = _with(ready, enableExecuteCommand=True)
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskRole"
+    result = preflight.preflight(clients, spec)
+    assert result["checked"] is True  # a warning: the build goes on
+    (warning,) = result["warnings"]
+    assert warning.startswith(
+        f"service web sets enableExecuteCommand but its task role {role} (taskRoleArn) may not"
+        " call ssmmessages:CreateControlChannel, ssmmessages:CreateDataChannel,"
+    )
+    # only some of the actions allowed: the others are named
+    _allow(clients, "ecsTaskRole", EXEC[:2], "*")
+    (warning,) = preflight.preflight(clients, spec)["warnings"]
+    assert "may not call ssmmessages:OpenControlChannel, ssmmessages:OpenDataChannel:" in warning
+
+    _allow(clients, "ecsTaskRole", ["ssmmessages:*"], "*")
+    assert preflight.preflight(clients, spec)["warnings"] == []
+    assert preflight.preflight(clients, ready)["warnings"] == []  # no service asks for ECS Exec

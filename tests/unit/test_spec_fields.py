@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,16 +117,122 @@ def test_the_state_size_estimate_includes_the_new_fields() -> None:
     )
 
 
-def test_190_services_using_every_field_fit_a_state_and_200_are_refused_naming_the_limit() -> None:
-    """About 880 bytes of state form per service using every field with ordinary values (each
-    its own network, sidecar, health check, secret, overrides): 190 such services fit beside
-    the build's summary and change rows; 200 come to about 226 KiB of the 224 allowed and are
-    refused before anything is created."""
+def test_200_services_using_every_field_fit_and_what_each_service_adds_is_still_counted() -> None:
+    """200 services using every field with the same values (EVERY_FIELD): the state form gives
+    the repeated values once (serviceDefaults), so they fit (before: 226 KiB of the 224 allowed,
+    190 fitted). What each service has of its own is counted per service: with 1.5 KiB of
+    environment each, 200 are refused before anything is created."""
     services = [dict(copy.deepcopy(EVERY_FIELD), name=f"svc-{i:03d}") for i in range(200)]
     top = {"tags": {"team": "payments"}, "logRetentionDays": 14}
-    check_state_size(parse_spec(spec(**top, services=services[:190])))
+    check_state_size(parse_spec(spec(**top, services=services)))
+    for i, service in enumerate(services):
+        service["environment"] = {f"V{k}": f"{i:03d}" + "x" * 150 for k in range(10)}
     with pytest.raises(InvalidSpec, match="over the 224 KiB envbuild allows"):
         check_state_size(parse_spec(spec(**top, services=services)))
+
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC = {
+    "VPC_ID": "vpc-0123456789abcdef0",
+    "CLUSTER_NAME": "shop-cluster",
+    "PRIVATE_SUBNET_1": "subnet-0123456789abcdef0",
+    "PRIVATE_SUBNET_2": "subnet-0123456789abcdef1",
+    "ECS_SG": "sg-0123456789abcdef0",
+    "EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
+    "TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/ecsTaskRole",
+    "AWS_REGION": "us-east-1",
+    "ACCOUNT_ID": "123456789012",
+    "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/db-AbCdEf",
+}
+
+
+def production_like_200() -> dict[str, Any]:
+    """events/production-like.json grown to 200 services, each using every field its services
+    use (web's, with api's own network and secret ARN form, a retention of its own) and with
+    values of its own: image, port, environment, secret, tags."""
+    text = (REPO / "events" / "production-like.json").read_text()
+    for key, value in STATIC.items():
+        text = text.replace("${" + key + "}", value)
+    raw: dict[str, Any] = json.loads(text)
+    web, api, _db = raw["services"]
+    services = []
+    for i in range(200):
+        service = copy.deepcopy(web)
+        service |= {
+            "name": f"svc-{i:03d}",
+            "image": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/svc-{i:03d}:1.27.{i}",
+            "port": 8000 + i,
+            "environment": {"PEER": f"http://svc-{(i + 1) % 200:03d}.shop.local", "ID": str(i)},
+            "secrets": {"DB_PASSWORD": f"{STATIC['DB_SECRET_ARN'][:-7]}-{i:03d}-AbCdEf:password::"},
+            "tags": {"tier": f"tier-{i % 7}"},
+            "network": copy.deepcopy(api["network"]),
+            "logRetentionDays": 90,
+        }
+        services.append(service)
+    raw["services"] = services
+    return raw
+
+
+def test_200_production_like_services_using_every_field_fit_a_state_with_margin() -> None:
+    """The largest state of a 200-service production-like build, at its widest (the summary's
+    widest ids, IPs and the change rows' full budget), stays under three quarters of the 224 KiB
+    budget: about 127 KiB, where the spec's state form alone was 337 KiB before the services'
+    repeated values were shared."""
+    from envbuild_lambda.spec import _service_state
+    from envbuild_lambda.steps.summary import FAILURE_PATH_RESERVE_BYTES, STATE_LIMIT_BYTES
+
+    parsed = parse_spec(production_like_200())
+    check_state_size(parsed)
+    budget = STATE_LIMIT_BYTES - FAILURE_PATH_RESERVE_BYTES
+    largest = len(json.dumps(largest_state(parsed)).encode())
+    assert largest < 0.75 * budget, largest / 1024
+    unshared = len(json.dumps([_service_state(s) for s in parsed.services]))
+    assert unshared > budget  # without the sharing the services alone would not fit
+
+
+def test_the_shared_state_form_parses_back_to_the_same_spec_and_each_entry_stands_alone() -> None:
+    """Every handler parses the state form (its serviceDefaults back in each service) to the
+    spec it came from; each service's entry alone is a valid Service with its own name (the
+    rollback's teardown input reads the names from it)."""
+    from envbuild_lambda.handlers.inputs import RegisterTaskDefinitionsInput, SpecInput
+    from envbuild_lambda.spec import EnvironmentSpec, expand_state
+
+    parsed = parse_spec(production_like_200())
+    state = state_form(parsed)
+    assert state["serviceDefaults"]["sidecars"][0]["name"] == "log-router"
+    assert "sidecars" not in state["services"][0]
+    assert EnvironmentSpec.model_validate(expand_state(state)) == parsed
+    assert SpecInput.model_validate({"spec": state}).spec == parsed
+    assert [Service.model_validate(s).name for s in state["services"]] == [
+        s.name for s in parsed.services
+    ]
+    batch = RegisterTaskDefinitionsInput.model_validate(
+        {
+            "environment": "shop",
+            "executionRoleArn": STATIC["EXECUTION_ROLE_ARN"],
+            "taskRoleArn": STATIC["TASK_ROLE_ARN"],
+            "serviceDefaults": state["serviceDefaults"],
+            "services": state["services"][50:100],
+        }
+    )
+    assert batch.services == parsed.services[50:100]
+
+
+def test_a_service_that_differs_from_the_shared_values_keeps_its_own() -> None:
+    """Three services share a sidecar and ARM64; a fourth runs X86_64 (the default) without a
+    sidecar: its entry states both (the default architecture, no sidecars) and parses back."""
+    shared = {"sidecars": [{"name": "log", "image": "fluent-bit"}], "cpuArchitecture": "ARM64"}
+    services = [{"name": n, "image": "i", "port": 80, **shared} for n in "abc"]
+    services.append({"name": "d", "image": "i", "port": 82})
+    parsed = parse_spec(spec(services=services))
+    state = state_form(parsed)
+    assert set(state["serviceDefaults"]) >= {"sidecars", "cpuArchitecture"}
+    assert state["services"][0] == {"name": "a", "image": "i", "port": 80}
+    fourth = state["services"][3]
+    assert (fourth["sidecars"], fourth["cpuArchitecture"]) == ([], "X86_64")
+    from envbuild_lambda.spec import EnvironmentSpec, expand_state
+
+    assert EnvironmentSpec.model_validate(expand_state(state)) == parsed
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ class FakeEcs:
         found = []
         for arn in tasks:
             service, index = arn.rsplit("/", 1)[1].rsplit("-", 1)
-            found.append(self.tasks[service][int(index)])
+            found.append({**self.tasks[service][int(index)], "taskArn": arn})
         return {"tasks": found}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from envbuild_lambda.spec import EnvironmentSpec
+from envbuild_lambda.spec import EnvironmentSpec, expand_state
 from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
@@ -19,6 +19,15 @@ from envbuild_lambda.state import (
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_from_state(cls, data: Any) -> Any:
+        """A spec in its state form (spec.state_form: the services' shared values given once)
+        is parsed as the spec it stands for."""
+        if isinstance(data, dict) and "spec" in data:
+            return {**data, "spec": expand_state(data["spec"])}
+        return data
 
 
 class SpecInput(_Input):

@@ -23,7 +23,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     clients = get_clients()
     caller = Caller.from_function_arn(context.invoked_function_arn)
     # conflicts: rows of the plan
-    preflight.preflight(clients, request.spec, conflicts=False, caller=caller)
+    checked = preflight.preflight(clients, request.spec, conflicts=False, caller=caller)
     rows = converge.plan_changes(
         clients,
         caller,
@@ -31,6 +31,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         get_settings().max_workers,
     )
     output = converge.plan_output(request.spec, rows)
+    if checked["warnings"]:
+        output["warnings"] = checked["warnings"]
     count("PlansMade")
     count("PlannedChanges", output["changing"])
     return output

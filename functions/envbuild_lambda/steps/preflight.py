@@ -6,6 +6,8 @@ Every problem is collected (not just the first) and reported with the resource a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -18,6 +20,7 @@ from envbuild_lambda.errors import (
     error_code,
     map_client_error,
 )
+from envbuild_lambda.observability import logger
 from envbuild_lambda.steps import ownership
 from envbuild_lambda.steps.services import describe_services
 
@@ -139,10 +142,50 @@ def _parameter_name(arn: str) -> str:
     return path if path.count("/") > 1 else path.lstrip("/")
 
 
-def check_secrets(clients: Clients, spec: EnvironmentSpec, caller: Caller) -> list[str]:
+@dataclass(frozen=True)
+class SecretRead:
+    """A secret the spec names, as the task execution role must read it."""
+
+    shown: str  # "secret <ARN>" or "SSM parameter <name>"
+    field: str  # <service>.secrets.<ENV> or <service>.sidecars.<name>.secrets.<ENV>
+    action: str  # the action ECS calls with the execution role
+    resource: str  # the ARN IAM evaluates it on
+
+
+#: What ECS calls with the task execution role to inject a secret: Secrets Manager's
+#: GetSecretValue on the secret's ARN (its full ARN, without the :json-key:... suffix ECS
+#: reads itself), Parameter Store's GetParameters on the parameter's ARN ("Required IAM
+#: permissions for Amazon ECS secrets",
+#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html).
+#: kms:Decrypt (a customer managed key) is not simulated: docs/real-services.md says why.
+SECRET_READ_ACTIONS = {
+    "secretsmanager": "secretsmanager:GetSecretValue",
+    "ssm": "ssm:GetParameters",
+}
+#: What ECS Exec needs the task role to allow ("ECS Exec" prerequisites,
+#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-exec.html#ecs-exec-required-iam-permissions);
+#: the ssmmessages actions take no resource type (Resource "*").
+EXEC_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+#: Resource ARNs per SimulatePrincipalPolicy request. The API documents no count limit on
+#: ResourceArns, only each ARN's length (1..2048) and pages of results (MaxItems 1..1000,
+#: IsTruncated/Marker): 50 per request keeps a request small and its answer (one result per
+#: action x resource) within one page; further pages are followed all the same.
+SIMULATION_BATCH = 50
+SIMULATION_PAGE = 1000
+
+
+def check_secrets(
+    clients: Clients, spec: EnvironmentSpec, caller: Caller
+) -> tuple[list[str], list[SecretRead]]:
     """Each secret the spec names (services' and sidecars' ``secrets``) exists: DescribeSecret
     or DescribeParameters, which return no value. Secrets of another account or region cannot
-    be looked up from here and are left to ECS (the task fails to start, naming it)."""
+    be looked up from here and are left to ECS (the task fails to start, naming it). Returns the
+    problems, and the secrets found (what the execution role must be allowed to read)."""
     wanted: dict[str, tuple[str, str]] = {}
     for service in spec.services:
         for env, arn in service.secrets.items():
@@ -153,13 +196,14 @@ def check_secrets(clients: Clients, spec: EnvironmentSpec, caller: Caller) -> li
                     arn, (f"{service.name}.sidecars.{sidecar.name}.secrets.{env}", service.name)
                 )
     problems: list[str] = []
+    found: list[SecretRead] = []
     for arn, (field, _service) in sorted(wanted.items()):
         parts = arn.split(":")
         if parts[3] != caller.region or parts[4] != caller.account_id:
             continue
         if parts[2] == "secretsmanager":
             try:
-                clients.secretsmanager.describe_secret(SecretId=_secret_id(arn))
+                secret = clients.secretsmanager.describe_secret(SecretId=_secret_id(arn))
             except ClientError as error:
                 if error_code(error) != "ResourceNotFoundException":
                     raise map_client_error(error, f"DescribeSecret {_secret_id(arn)}") from error
@@ -167,17 +211,93 @@ def check_secrets(clients: Clients, spec: EnvironmentSpec, caller: Caller) -> li
                     f"secret {_secret_id(arn)} ({field}) does not exist in Secrets Manager:"
                     " create it or fix the ARN"
                 )
+                continue
+            full = str(secret.get("ARN") or _secret_id(arn))  # a partial ARN's full one
+            found.append(
+                SecretRead(f"secret {_secret_id(arn)}", field, SECRET_READ_ACTIONS[parts[2]], full)
+            )
         else:
             name = _parameter_name(arn)
             with aws_errors(f"DescribeParameters {name}"):
-                found = clients.ssm.describe_parameters(
+                parameters = clients.ssm.describe_parameters(
                     ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
                 )["Parameters"]
-            if not found:
+            if not parameters:
                 problems.append(
                     f"SSM parameter {name} ({field}) does not exist: create it or fix the ARN"
                 )
+                continue
+            found.append(
+                SecretRead(f"SSM parameter {name}", field, SECRET_READ_ACTIONS["ssm"], arn)
+            )
+    return problems, found
+
+
+def simulate(
+    clients: Clients, role_arn: str, actions: Sequence[str], resources: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    """(action, resource) -> EvalDecision (allowed, implicitDeny, explicitDeny) of the role's
+    own policies (iam:SimulatePrincipalPolicy), ``SIMULATION_BATCH`` resources per request."""
+    decisions: dict[tuple[str, str], str] = {}
+    unique = list(dict.fromkeys(resources))
+    paginator = clients.iam.get_paginator("simulate_principal_policy")
+    for start in range(0, len(unique), SIMULATION_BATCH):
+        batch = unique[start : start + SIMULATION_BATCH]
+        with aws_errors(f"SimulatePrincipalPolicy {role_arn}"):
+            pages = paginator.paginate(
+                PolicySourceArn=role_arn,
+                ActionNames=list(actions),
+                ResourceArns=batch,
+                PaginationConfig={"PageSize": SIMULATION_PAGE},
+            )
+            for page in pages:
+                for result in page["EvaluationResults"]:
+                    key = (result["EvalActionName"], result.get("EvalResourceName", "*"))
+                    decisions[key] = result["EvalDecision"]
+    return decisions
+
+
+def _denied(decision: str) -> str:
+    if decision == "explicitDeny":
+        return "an explicit Deny in its policies refuses it"
+    return "none of its policies allows it"
+
+
+def check_secret_access(clients: Clients, role_arn: str, reads: Sequence[SecretRead]) -> list[str]:
+    """The task execution role may read each secret the spec names (ECS reads them with it when
+    a task starts: a denied one fails every task with ResourceInitializationError)."""
+    problems = []
+    for action in sorted({read.action for read in reads}):
+        mine = [read for read in reads if read.action == action]
+        decisions = simulate(clients, role_arn, [action], [read.resource for read in mine])
+        for read in mine:
+            decision = decisions.get((action, read.resource), "implicitDeny")
+            if decision != "allowed":
+                problems.append(
+                    f"the task execution role {role_arn} may not read {read.shown} ({read.field}):"
+                    f" {action} on {read.resource} is {decision} ({_denied(decision)}): allow it"
+                    " in that role's policies or fix executionRoleArn"
+                )
     return problems
+
+
+def check_exec_permissions(clients: Clients, spec: EnvironmentSpec) -> list[str]:
+    """Warnings (the build goes on): a service with enableExecuteCommand whose task role may not
+    open ECS Exec's channels (``aws ecs execute-command`` would fail; the service runs)."""
+    services = [s.name for s in spec.services if s.enableExecuteCommand]
+    role_arn = spec.taskRoleArn
+    if not services or not role_arn:
+        return []
+    decisions = simulate(clients, role_arn, EXEC_ACTIONS, ["*"])
+    denied = [a for a in EXEC_ACTIONS if decisions.get((a, "*"), "implicitDeny") != "allowed"]
+    if not denied:
+        return []
+    return [
+        f"service {name} sets enableExecuteCommand but its task role {role_arn} (taskRoleArn) may"
+        f" not call {', '.join(denied)}: ECS Exec (aws ecs execute-command) will fail until the"
+        " role allows them; the service itself runs"
+        for name in services
+    ]
 
 
 def _trust_policy(document: object) -> dict[str, Any]:
@@ -356,8 +476,10 @@ def preflight(
     problems += cluster_problems
     if not cluster_problems:
         problems += check_capacity_providers(clients, spec)
+    secret_reads: list[SecretRead] = []
     if caller is not None:
-        problems += check_secrets(clients, spec, caller)
+        secret_problems, secret_reads = check_secrets(clients, spec, caller)
+        problems += secret_problems
     existing: dict[str, Any] = {}
     if not cluster_problems:
         existing = dict(
@@ -376,11 +498,25 @@ def preflight(
         )
         problems += [conflict.problem() for conflict in found]
     roles = {"executionRoleArn": spec.executionRoleArn, "taskRoleArn": spec.taskRoleArn}
+    role_problems: dict[str, list[str]] = {}
     for field, arn in roles.items():  # both filled by ValidateSpec
         if arn and (field == "executionRoleArn" or arn != spec.executionRoleArn):
-            problems += check_role(clients, field, arn)
+            role_problems[field] = check_role(clients, field, arn)
+            problems += role_problems[field]
+    # What the roles may do, asked only of roles that exist (the simulation names a role).
+    if secret_reads and spec.executionRoleArn and not role_problems.get("executionRoleArn"):
+        problems += check_secret_access(clients, spec.executionRoleArn, secret_reads)
+    warnings: list[str] = []
+    task_role_problems = role_problems.get(
+        "taskRoleArn" if spec.taskRoleArn != spec.executionRoleArn else "executionRoleArn",
+        [],
+    )
+    if not task_role_problems:
+        warnings = check_exec_permissions(clients, spec)
     if problems:
         raise PreflightFailed(
             f"{len(problems)} problem(s) found before building: " + "; ".join(problems)
         )
-    return {"vpc": vpc_id, "cluster": spec.cluster_name, "checked": True}
+    for warning in warnings:
+        logger.warning("Preflight warning", extra={"warning": warning})
+    return {"vpc": vpc_id, "cluster": spec.cluster_name, "checked": True, "warnings": warnings}

@@ -6,6 +6,7 @@ the check passed, lists each DNS name's IPs and the static instances with their 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,23 +43,35 @@ CAUSE_STALE_RECORD = (
 CAUSE_UNHEALTHY = "instances registered but not HEALTHY (Cloud Map answers only healthy ones)"
 
 
-def running_task_ips(clients: Clients, cluster: str, ecs_service_name: str) -> set[str]:
+def _running_task_arns(clients: Clients, cluster: str, ecs_service_name: str) -> list[str]:
     with aws_errors(f"ListTasks {ecs_service_name}"):
         pages = clients.ecs.get_paginator("list_tasks").paginate(
             cluster=cluster, serviceName=ecs_service_name, desiredStatus="RUNNING"
         )
-        arns = [arn for page in pages for arn in page["taskArns"]]
-    ips: set[str] = set()
-    for batch in chunks(arns, DESCRIBE_TASKS_BATCH):
-        with aws_errors(f"DescribeTasks {ecs_service_name}"):
+        return [arn for page in pages for arn in page["taskArns"]]
+
+
+def running_task_ips(
+    clients: Clients, cluster: str, ecs_service_names: Sequence[str], max_workers: int
+) -> dict[str, set[str]]:
+    """ECS service name -> the private IPs of its RUNNING tasks: ListTasks per service, then
+    DescribeTasks 100 tasks per call across the services (not one call per service: the
+    task-read quota is account-wide, envbuild_lambda.pacing.READ_RATES)."""
+    names = list(ecs_service_names)
+    listed = pmap(lambda name: _running_task_arns(clients, cluster, name), names, max_workers)
+    owner = {arn: name for name, arns in zip(names, listed, strict=True) for arn in arns}
+    ips: dict[str, set[str]] = {name: set() for name in names}
+    for batch in chunks(list(owner), DESCRIBE_TASKS_BATCH):
+        with aws_errors(f"DescribeTasks in cluster {cluster}"):
             tasks = clients.ecs.describe_tasks(cluster=cluster, tasks=list(batch))["tasks"]
         for task in tasks:
-            if task.get("lastStatus") != "RUNNING":
+            name = owner.get(str(task.get("taskArn", "")))
+            if name is None or task.get("lastStatus") != "RUNNING":
                 continue
             for attachment in task.get("attachments", []):
                 for detail in attachment.get("details", []):
                     if detail.get("name") == "privateIPv4Address" and detail.get("value"):
-                        ips.add(detail["value"])
+                        ips[name].add(detail["value"])
     return ips
 
 
@@ -133,13 +146,14 @@ def check_name(
     spec: EnvironmentSpec,
     service: Service,
     zone_records: dict[str, set[str]] | None,
+    tasks: set[str],
 ) -> NameCheck:
     dns_name = service.dns_name(spec.namespace.name)
     registry_instances = discovered_instances(clients, spec.namespace.name, service.name)
     check = NameCheck(
         service=service,
         dns_name=dns_name,
-        tasks=running_task_ips(clients, spec.cluster, service.ecs_service_name),
+        tasks=tasks,
         instances=registry_instances,
         discovered={i.ipv4 for i in registry_instances if i.ipv4},
         records=None if zone_records is None else zone_records.get(dns_name.lower(), set()),
@@ -206,7 +220,14 @@ def verify(
     and that were left running (no prune); reported as ``notInSpec`` when there are any.
     ``changes``: what the build changed (CreateServices' report), as ``changes`` and ``counts``."""
     zone = zone_a_records(clients, namespace.hostedZoneId) if namespace.hostedZoneId else None
-    checks = pmap(lambda s: check_name(clients, spec, s, zone), spec.services, max_workers)
+    tasks = running_task_ips(
+        clients, spec.cluster, [s.ecs_service_name for s in spec.services], max_workers
+    )
+    checks = pmap(
+        lambda s: check_name(clients, spec, s, zone, tasks[s.ecs_service_name]),
+        spec.services,
+        max_workers,
+    )
     statics = pmap(
         lambda c: _static_instances(clients, registries[c.service.name], c), checks, max_workers
     )
