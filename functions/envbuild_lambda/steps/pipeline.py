@@ -141,8 +141,11 @@ def advance(
     timer = pacing.TIMER
     deadline = timer.now() + budget_seconds
     registered = dict(state.taskDefinitions)
+    # Spaced from the end of each registration: the other thread's calls share the invocation.
     td_pace = RateLimiter(
-        task_definition_writes_per_second, burst=task_definition_writes_per_second
+        task_definition_writes_per_second,
+        burst=task_definition_writes_per_second,
+        from_call_end=True,
     )
     service_pace = RateLimiter(service_writes_per_second, burst=service_writes_per_second)
     changed = threading.Condition()
