@@ -184,15 +184,15 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert cloud_map["namespace"] == branch["namespace"]
     assert list(cloud_map["registries"]) == ["web", "api", "db"]
 
-    # Parallel branch 2: task definitions while the namespace operation runs (here it is done:
-    # none); then the loop registers them and creates each ECS service (steps/pipeline.py).
+    # Parallel branch 2: task definitions while the namespace is created (all three within the
+    # budget); then the loop creates each ECS service (steps/pipeline.py).
     build_arn = "arn:aws:states:eu-west-1:123456789012:execution:Build:chained"
-    pipeline = call(
-        register_task_definitions.handler,
-        {"spec": spec, "namespace": branch["namespace"], "build": build_arn},
-        context,
-    )
-    assert pipeline["taskDefinitions"] == {}
+    pipeline = call(register_task_definitions.handler, {"spec": spec, "build": build_arn}, context)
+    assert pipeline["taskDefinitions"] == {
+        "web": "workshop_web:1",
+        "api": "workshop_api:1",
+        "db": "workshop_db:1",
+    }
     assert (pipeline["servicesDone"], pipeline["invocation"], pipeline["done"]) == (0, 0, False)
     build = {"cloudMap": cloud_map, "pipeline": pipeline}  # the ResultSelector
     build["pipeline"] = call(

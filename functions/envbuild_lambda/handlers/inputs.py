@@ -66,10 +66,9 @@ class CreateRegistriesInput(_Input):
 
 
 class RegisterTaskDefinitionsInput(_Input):
-    """The Parallel's task-definition branch: registers while the namespace operation runs."""
+    """The Parallel's task-definition branch: registers while the namespace is created."""
 
     spec: EnvironmentSpec
-    namespace: NamespaceState
     build: str | None = None
 
 

@@ -1,8 +1,8 @@
 """RegisterTaskDefinitions: the pipelined build's task definitions and ECS service creations
 (steps/pipeline.py).
 
-Two states invoke it: the Parallel's branch "Register Task Definitions" (event with
-``namespace``: task definitions while the namespace operation runs) and, after the registries
+Two states invoke it: the Parallel's branch "Register Task Definitions" (event with the spec:
+task definitions while the namespace is created) and, after the registries
 exist, the loop "Register Task Definitions And Create Services" (event with ``pipeline``: the
 remaining task definitions, each missing ECS service created once its task definition is
 registered). Both return the loop's state (``state.Pipeline``), each invocation at most
@@ -32,7 +32,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             get_clients(),
             caller,
             first.spec,
-            first.namespace.operationId if first.namespace.status != "SUCCESS" else None,
             first.build,
             settings.pipeline_budget_seconds,
             settings.task_definition_writes_per_second,

@@ -4,8 +4,8 @@ registered and its registry exists, instead of after the last task definition.
 Two steps of the state machine use it, both in the RegisterTaskDefinitions function:
 
 - ``while_namespace_is_created`` (the Parallel's second branch): task definitions, in spec order,
-  while the namespace operation is still running (it is the only thing the registries wait for),
-  for at most a time budget; the rest is left to the loop.
+  for a time budget about the namespace operation's usual minute (the registries wait for it,
+  the task definitions need not); the rest is left to the loop.
 - ``advance`` (the loop "Register Task Definitions And Create Services", after the registries
   exist): one invocation works for at most the budget, registering the remaining task
   definitions (paced at the RegisterTaskDefinition quota) on one thread while another creates,
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from envbuild_lambda import pacing
-from envbuild_lambda.errors import AwsUnavailable, aws_errors
+from envbuild_lambda.errors import AwsUnavailable
 from envbuild_lambda.pacing import RateLimiter
 from envbuild_lambda.state import Pipeline
 from envbuild_lambda.steps import services as service_steps
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
 
-#: Namespace operation states in which Cloud Map is still working.
-RUNNING = ("SUBMITTED", "PENDING")
 #: Tries of one task definition's registration that AWS answers 5xx (``_register_one``).
 UNAVAILABLE_ATTEMPTS = 3
 
@@ -93,31 +91,25 @@ def _register_one(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _namespace_running(clients: Clients, operation_id: str | None) -> bool:
-    if not operation_id:
-        return False
-    with aws_errors(f"GetOperation {operation_id}"):
-        operation = clients.servicediscovery.get_operation(OperationId=operation_id)["Operation"]
-    return str(operation.get("Status", "")) in RUNNING
-
-
 def while_namespace_is_created(
     clients: Clients,
     caller: Caller,
     spec: EnvironmentSpec,
-    operation_id: str | None,
     build: str | None,
     budget_seconds: int,
     writes_per_second: int = 1,
 ) -> Pipeline:
-    """Task definitions in spec order while the namespace operation ``operation_id`` runs (None:
-    the namespace exists, nothing to overlap), for at most ``budget_seconds``."""
+    """Task definitions in spec order for ``budget_seconds`` (about the namespace operation's
+    usual minute: the registries wait for it, the task definitions need not). Not stopped at
+    the operation's end: the task definitions' quota is the build's bottleneck, so the loop
+    loses no registration second when this branch ends a few seconds after the registries
+    exist; a namespace slower than the budget leaves the registrations idle meanwhile."""
     timer = pacing.TIMER
     deadline = timer.now() + budget_seconds
-    pace = RateLimiter(writes_per_second, burst=writes_per_second)
+    pace = RateLimiter(writes_per_second, burst=writes_per_second, from_call_end=True)
     registered: dict[str, str] = {}
     for service in spec.services:
-        if timer.now() >= deadline or not _namespace_running(clients, operation_id):
+        if timer.now() >= deadline:
             break
         registered[service.name] = _register_one(clients, caller, spec, service, build, pace)
     return Pipeline(
