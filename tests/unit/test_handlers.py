@@ -237,6 +237,10 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         ("ecsService", "api-service", "create"),
         ("ecsService", "db-service", "create"),
     ]
+    # the services the loop created have been starting while Create Services ran: the first
+    # wait is 30 s less the seconds it took (real time here)
+    assert 25 <= deployment["poll"]["waitSeconds"] <= 30
+    deployment["poll"]["waitSeconds"] = 30
     assert deployment == {
         "ready": False,
         "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},

@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from envbuild_lambda import pacing
 from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
@@ -27,6 +28,7 @@ from envbuild_lambda.steps import autoscaling, converge, record, registries, res
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "previous" in event:  # the failure path's "Restore What Was Updated"
         return _restore(event)
+    started_at = pacing.TIMER.now()
     request = CreateServicesInput.model_validate(event)
     settings = get_settings()
     clients = get_clients()
@@ -53,6 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         recorded_instances=recorded.names.get("instances", frozenset())
         if recorded
         else frozenset(),
+        started_at=started_at,
     )
     scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
     count("ScalingChanges", len(scaled))

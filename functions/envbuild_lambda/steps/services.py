@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from envbuild_lambda import pacing
 from envbuild_lambda.errors import (
     CloudMapOperationFailed,
     DeploymentFailed,
@@ -201,12 +202,15 @@ def create_or_adopt_services(
     *,
     redeploy: bool = False,
     recorded_instances: frozenset[str] = frozenset(),
+    started_at: float | None = None,
 ) -> tuple[ServicesState, list[Change]]:
     """Converge the spec's ECS services (diff.ecs_service_change): create the missing ones,
     UpdateService the fields that differ on those envbuild manages for this environment
     (forceNewDeployment when the last deployment FAILED, or with ``redeploy``), and the static
     instances (``converge_static_instances``). A service tagged with ``build`` was created by
-    this build (steps/pipeline.py) and is reported so. Create/UpdateService are paced at
+    this build (steps/pipeline.py) and is reported so; when only those started, the first
+    check's wait is shortened by the time since ``started_at`` (this step's start, on pacing's
+    clock). Create/UpdateService are paced at
     ``writes_per_second``, the ECS service-modification quota. Returns the state Check Services
     polls (with what each updated service ran before: a rollback restores it) and the rows."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
@@ -280,9 +284,12 @@ def create_or_adopt_services(
     )
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
-    poll = Poll.start(
-        schedule, first_wait=None if pipelined or to_create or to_update or operations else 0
-    )
+    first_wait: int | None = None if pipelined or to_create or to_update or operations else 0
+    if pipelined and not (to_create or to_update or operations) and started_at is not None:
+        # Only services the loop created before this step (``started_at``, pacing's clock):
+        # their tasks have been starting since, at least as long as this step has run.
+        first_wait = max(0, schedule.wait_before(0) - int(pacing.TIMER.now() - started_at))
+    poll = Poll.start(schedule, first_wait=first_wait)
     state = ServicesState(
         ready=False,
         poll=poll,
