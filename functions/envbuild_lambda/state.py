@@ -93,9 +93,17 @@ class Restore(_State):
     #: "<service>/<instance id>" -> the static instance's attributes as they were; None: it
     #: did not exist (the build registered it).
     instances: dict[str, dict[str, str] | None] = {}
+    #: Log group name -> its retention in days as it was (None: never expire).
+    logGroups: dict[str, int | None] = {}
+    #: ECS service name -> its Application Auto Scaling target as it was (MinCapacity,
+    #: MaxCapacity, envbuild's policies: autoscaling.before); None: it had none (the build
+    #: registered one).
+    scaling: dict[str, dict[str, Any] | None] = {}
 
     def is_empty(self) -> bool:
-        return not (self.services or self.registries or self.instances)
+        return not (
+            self.services or self.registries or self.instances or self.logGroups or self.scaling
+        )
 
 
 class ServicesState(_State):

@@ -55,14 +55,42 @@ def test_each_call_is_a_round_trip_and_a_pool_threads_calls_overlap(
     durations = LambdaDurations(clock, init_seconds={}, default_init_seconds=0.0)
     durations.charge_call()  # outside an invocation (the test's own set-up calls): free
     assert clock.now() == 0.0
-    with clock.invocation(), durations.invocation("F", HANDLER), calling_as("F"):
-        durations.charge_call()
-        assert clock.now() == pytest.approx(model.API_CALL_SECONDS)
-        import contextvars
+    import contextvars
 
+    def pool_calls(count: int) -> None:
         context = contextvars.copy_context()
-        worker = threading.Thread(target=context.run, args=(durations.charge_call,))
+
+        def work() -> None:
+            for _ in range(count):
+                durations.charge_call()
+
+        worker = threading.Thread(target=context.run, args=(work,))
         worker.start()
         worker.join()
-        assert clock.now() == pytest.approx(model.API_CALL_SECONDS * 1.25)
-    assert durations.api_calls == 2
+
+    with clock.invocation():
+        with durations.invocation("F", HANDLER), calling_as("F"):
+            durations.charge_call()  # the handler's own thread: at once
+            assert clock.now() == pytest.approx(model.API_CALL_SECONDS)
+            pool_calls(8)  # 8 calls over 4 workers: the time of 2, due by the end
+            assert clock.now() == pytest.approx(model.API_CALL_SECONDS)
+        assert clock.now() == pytest.approx(model.API_CALL_SECONDS * 3)
+    assert durations.api_calls == 9
+
+
+def test_a_pool_s_calls_overlap_the_invocation_s_own_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVBUILD_MAX_WORKERS", "4")
+    clock = Clock(0.0)
+    durations = LambdaDurations(clock, init_seconds={}, default_init_seconds=0.0)
+    import contextvars
+
+    with clock.invocation():
+        with durations.invocation("F", HANDLER), calling_as("F"):
+            context = contextvars.copy_context()
+            worker = threading.Thread(
+                target=context.run, args=(lambda: [durations.charge_call() for _ in range(4)],)
+            )
+            worker.start()
+            worker.join()
+            clock.sleep(1.0)  # e.g. pacing: longer than the pool's 0.03 s of calls
+        assert clock.now() == pytest.approx(1.0)

@@ -36,7 +36,8 @@ PAIRS_OF_UNITS = [("256", "512"), ("256", "1024"), ("512", "1024")]
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     """A spec in placeholders (${PRIVATE_SUBNET_1} ...): 1-3 of the workshop's services with
-    random image, count, size, environment, TTL and static instances; random network."""
+    random image, count, size, environment, TTL and static instances, and optionally issue 17's
+    fields (autoscaling, overrides, tags); random network and top-level tags."""
     base = json.loads((REPO / "events" / "workshop.json").read_text())
     names = draw(st.lists(st.sampled_from(SERVICES), min_size=1, max_size=3, unique=True))
     services = []
@@ -72,6 +73,30 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
                                 [{"minimumHealthyPercent": 50, "maximumPercent": 200}]
                             ),
                             "enableExecuteCommand": st.booleans(),
+                            # issue 17's remaining gaps: autoscaling (added, changed,
+                            # removed), overrides (removed: the record's keys) and tags
+                            "autoscaling": st.sampled_from(
+                                [
+                                    {"minCount": 0, "maxCount": 2, "targetCpuPercent": 60},
+                                    {
+                                        "minCount": 0,
+                                        "maxCount": 3,
+                                        "targetCpuPercent": 50,
+                                        "targetMemoryPercent": 70,
+                                    },
+                                ]
+                            ),
+                            "overrides": st.sampled_from(
+                                [
+                                    {"container": {"stopTimeout": 30}},
+                                    {"service": {"healthCheckGracePeriodSeconds": 30}},
+                                    {
+                                        "taskDefinition": {"ephemeralStorage": {"sizeInGiB": 30}},
+                                        "service": {"healthCheckGracePeriodSeconds": 10},
+                                    },
+                                ]
+                            ),
+                            "tags": st.sampled_from([{"team": "a"}, {"cost": "b"}]),
                         },
                     )
                 ),
@@ -90,7 +115,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         "securityGroups": ["${ECS_SG}"],
         "assignPublicIp": draw(st.sampled_from(["DISABLED", "ENABLED"])),
     }
-    return {**base, "services": services, "network": network, "prune": True}
+    tags = draw(st.sampled_from([{}, {"team": "x"}, {"team": "y", "env": "dev"}]))
+    return {**base, "services": services, "network": network, "prune": True, "tags": tags}
 
 
 def filled(spec: dict[str, Any], emulator: Any) -> dict[str, Any]:
@@ -109,20 +135,46 @@ def account(emulator: Any) -> dict[str, Any]:
     prerequisites' ids are replaced by their names)."""
     names = {value: f"${{{key}}}" for key, value in emulator.prerequisites.items()}
     ecs, sd = emulator.client("ecs"), emulator.client("servicediscovery")
+    scaling = emulator.client("application-autoscaling")
     cluster = emulator.prerequisites["CLUSTER_NAME"]
     arns = ecs.list_services(cluster=cluster)["serviceArns"]
-    described = ecs.describe_services(cluster=cluster, services=arns)["services"] if arns else []
+    described = (
+        ecs.describe_services(cluster=cluster, services=arns, include=["TAGS"])["services"]
+        if arns
+        else []
+    )
+    targets = {
+        t["ResourceId"].rsplit("/", 1)[-1]: (t["MinCapacity"], t["MaxCapacity"])
+        for t in scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    }
+    policies = sorted(
+        (p["PolicyName"], p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"])
+        for p in scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    )
+
+    def own(tags: list[dict[str, str]], key: str = "key", value: str = "value") -> dict[str, str]:
+        return {t[key]: t[value] for t in tags if not t[key].startswith(("envbuild:", "aws:"))}
+
     services = {}
     for service in described:
         if service["status"] != "ACTIVE":
             continue
-        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])[
-            "taskDefinition"
-        ]
+        response = ecs.describe_task_definition(
+            taskDefinition=service["taskDefinition"], include=["TAGS"]
+        )
+        definition = response["taskDefinition"]
         container = definition["containerDefinitions"][0]
         vpc = service["networkConfiguration"]["awsvpcConfiguration"]
-        services[service["serviceName"]] = {
-            "desiredCount": service["desiredCount"],
+        name = service["serviceName"]
+        services[name] = {
+            # the scaler owns the count of a service with a scalable target
+            "desiredCount": None if name in targets else service["desiredCount"],
+            "scalableTarget": targets.get(name),
+            "tags": own(service.get("tags", [])),
+            "taskDefinitionTags": own(response.get("tags", [])),
+            "stopTimeout": container.get("stopTimeout"),
+            "ephemeralStorage": definition.get("ephemeralStorage"),
+            "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds") or 0,
             "subnets": sorted(names.get(s, s) for s in vpc["subnets"]),
             "securityGroups": sorted(names.get(s, s) for s in vpc["securityGroups"]),
             "assignPublicIp": vpc.get("assignPublicIp"),
@@ -149,21 +201,27 @@ def account(emulator: Any) -> dict[str, Any]:
         registries[full["Name"]] = {
             "ttl": full["DnsConfig"]["DnsRecords"][0]["TTL"],
             "static": static,
+            "tags": own(sd.list_tags_for_resource(ResourceARN=full["Arn"])["Tags"], "Key", "Value"),
         }
-    return {"services": services, "registries": registries}
+    (namespace,) = sd.list_namespaces()["Namespaces"]
+    namespace_tags = own(
+        sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"], "Key", "Value"
+    )
+    return {
+        "services": services,
+        "registries": registries,
+        "scalingPolicies": policies,
+        "namespaceTags": namespace_tags,
+    }
 
 
 def changing(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(kind, name, action) of the rows that change something, revision numbers aside."""
+    """(kind, name, action) of the rows that change something: the plan and the build name
+    every row alike (a revision to be registered by its family)."""
     return sorted(
-        (
-            r["kind"],
-            r["name"].split(":", 1)[0] if r["kind"] == "taskDefinition" else r["name"],
-            r["action"],
-        )
+        (r["kind"], r["name"], r["action"])
         for r in rows
         if r["action"] in ("create", "update", "replace", "remove")
-        and r["kind"] not in ("logGroup", "parameter")
     )
 
 

@@ -32,8 +32,8 @@ NOT_RESOURCE_FIELDS = {
     "services[].tags": "resource tags: diff.tag_fields (test_tag_fields_cover_added_changed_removed)",
     "logRetentionDays": "the log groups' retention: diff.log_group_change (desired.log_retention)",
     "services[].logRetentionDays": "the log group's retention: diff.log_group_change",
-    "services[].autoscaling": "Application Auto Scaling's target and policies: converged by steps/autoscaling.py (desired.scalable_target, desired.scaling_policies); with it desiredCount is not compared",
-    "services[].overrides": "merged last into the rendered requests and compared while set; an override removed from the spec is not seen (which fields it set before is not known)",
+    "services[].autoscaling": "Application Auto Scaling's target and policies: diff.autoscaling_change (test_autoscaling_rows_*); with it desiredCount is not compared",
+    "services[].overrides": "merged last into the rendered requests and compared while set; a key removed is rendered as removed from the environment record's keys (test_removed_overrides_*)",
 }
 
 #: A valid other value for each field the diff compares (top level, then per service).
@@ -247,3 +247,195 @@ def test_log_retention_and_tags_of_a_group_envbuild_does_not_manage_are_left() -
         "update",
         {"logRetentionDays": [7, 30], "tags.a": [None, "1"]},
     )
+
+
+def _scaled(**autoscaling: Any) -> tuple[EnvironmentSpec, Service]:
+    s = spec()
+    raw = s.model_dump(mode="json", exclude_none=True)
+    raw["services"][0]["desiredCount"] = 2
+    raw["services"][0]["autoscaling"] = autoscaling
+    edited_spec = normalize(parse_spec(raw), partition="aws", account_id=ACCOUNT)
+    return edited_spec, edited_spec.services[0]
+
+
+def _autoscaling_row(
+    s: EnvironmentSpec, service: Service, target: Any, policies: Any
+) -> diff.Change | None:
+    return diff.autoscaling_change(
+        service.ecs_service_name,
+        desired.scalable_target(s, service),
+        desired.scaling_policies(s, service),
+        target,
+        policies,
+    )
+
+
+def test_autoscaling_rows_create_update_unchanged_and_remove() -> None:
+    s, service = _scaled(minCount=2, maxCount=4, targetCpuPercent=60)
+    # none in the account: create, its fields named as in the spec
+    row = _autoscaling_row(s, service, None, {})
+    assert row is not None
+    assert (row.kind, row.name, row.action) == ("autoscaling", "web-service", "create")
+    assert row.fields == {
+        "minCount": [None, 2],
+        "maxCount": [None, 4],
+        "targetCpuPercent": [None, 60],
+    }
+    # as the account describes what was sent: unchanged (AWS's additions do not count)
+    target = {**desired.scalable_target(s, service), "RoleARN": "arn:r", "CreationTime": 1}  # type: ignore[dict-item]
+    policies = {
+        p["PolicyName"]: {**p, "PolicyARN": "arn:p", "Alarms": []}
+        for p in desired.scaling_policies(s, service)
+    }
+    row = _autoscaling_row(s, service, target, policies)
+    assert row is not None
+    assert row.action == "unchanged"
+    # another team's policy on the target is never compared (nor deleted)
+    theirs = {**policies, "their-step-policy": {"PolicyName": "their-step-policy"}}
+    row = _autoscaling_row(s, service, target, theirs)
+    assert row is not None
+    assert row.action == "unchanged"
+    # edited: max, cpu target changed, memory target added
+    s2, service2 = _scaled(minCount=2, maxCount=8, targetCpuPercent=50, targetMemoryPercent=70)
+    row = _autoscaling_row(s2, service2, target, policies)
+    assert row is not None
+    assert (row.action, row.fields) == (
+        "update",
+        {
+            "maxCount": [4, 8],
+            "targetCpuPercent": [60, 50],
+            "targetMemoryPercent": [None, 70],
+        },
+    )
+    # the memory target dropped again: [70, None] (DeleteScalingPolicy)
+    both = {p["PolicyName"]: p for p in desired.scaling_policies(s2, service2)}
+    row = _autoscaling_row(s, service, target, both)
+    assert row is not None
+    assert row.fields == {"targetCpuPercent": [50, 60], "targetMemoryPercent": [70, None]}
+    # autoscaling removed from the spec: remove (DeregisterScalableTarget); none anywhere: no row
+    plain = spec()
+    assert _autoscaling_row(plain, plain.services[0], target, policies) == diff.Change(
+        kind="autoscaling",
+        name="web-service",
+        action="remove",
+        note=_autoscaling_row(plain, plain.services[0], target, policies).note,  # type: ignore[union-attr]
+    )
+    assert _autoscaling_row(plain, plain.services[0], None, {}) is None
+
+
+def test_removed_overrides_render_as_absent_or_the_ecs_default_and_the_diff_reports_them() -> None:
+    from envbuild_lambda.steps.record import EnvironmentRecord
+
+    s = spec()
+    service = s.services[0]
+    record = EnvironmentRecord(
+        environment="workshop",
+        override_keys=frozenset(
+            {
+                "web/taskDefinition/ephemeralStorage",
+                "web/container/stopTimeout",
+                "web/service/healthCheckGracePeriodSeconds",
+                "web/service/availabilityZoneRebalancing",
+                "api/container/stopTimeout",  # another service's
+            }
+        ),
+    )
+    removed = record.removed_overrides(service)
+    assert removed == {
+        "taskDefinition": frozenset({"ephemeralStorage"}),
+        "container": frozenset({"stopTimeout"}),
+        "service": frozenset({"healthCheckGracePeriodSeconds", "availabilityZoneRebalancing"}),
+    }
+    # the revision as registered with the overrides, against the rendering without them
+    with_overrides = desired.sent(
+        desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t")
+    )
+    with_overrides["ephemeralStorage"] = {"sizeInGiB": 30}
+    with_overrides["containerDefinitions"][0]["stopTimeout"] = 30
+    wanted = desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t", removed)
+    assert diff.task_definition_fields(service, wanted, with_overrides) == {
+        "ephemeralStorage": [{"sizeInGiB": 30}, None],
+        "stopTimeout": [30, None],
+    }
+    assert "ephemeralStorage" not in desired.sent(wanted)
+    # the ECS service: reset to ECS's default where UpdateService can, named otherwise
+    want_service = desired.ecs_service(CALLER, s, service, "srv-1", "workshop_web:1", removed)
+    assert desired.sent(want_service)["healthCheckGracePeriodSeconds"] == 0
+    assert "availabilityZoneRebalancing" not in want_service
+    actual = {
+        **desired.sent(desired.ecs_service(CALLER, s, service, "srv-1", "workshop_web:1")),
+        "status": "ACTIVE",
+        "healthCheckGracePeriodSeconds": 30,
+        "availabilityZoneRebalancing": "DISABLED",
+    }
+    row = diff.ecs_service_change(
+        service,
+        want_service,
+        actual,
+        managed=True,
+        cannot_unset=desired.cannot_unset(removed),
+    )
+    assert (row.action, row.fields) == ("update", {"healthCheckGracePeriodSeconds": [30, 0]})
+    assert "availabilityZoneRebalancing removed from the spec: ECS cannot unset it" in row.note
+    assert diff.update_request(row, want_service) == {
+        "healthCheckGracePeriodSeconds": desired.Reset(0)
+    }
+    # once reset (ECS describes 0, or nothing): unchanged
+    for value in (0, None):
+        row = diff.ecs_service_change(
+            service, want_service, {**actual, "healthCheckGracePeriodSeconds": value}, managed=True
+        )
+        assert row.action == "unchanged"
+    # a key still in the spec is not removed
+    kept = service.model_copy(
+        update={"overrides": service.overrides.model_copy(update={"container": {"stopTimeout": 5}})}
+    )
+    assert "container" not in record.removed_overrides(kept)
+
+
+def test_what_a_rollback_restores_of_a_scalable_target_is_its_limits_and_envbuilds_policies() -> (
+    None
+):
+    from envbuild_lambda.steps import autoscaling
+
+    s, service = _scaled(minCount=2, maxCount=4, targetCpuPercent=60)
+    target = {**desired.scalable_target(s, service), "RoleARN": "arn:r"}  # type: ignore[dict-item]
+    policies = {
+        p["PolicyName"]: {**p, "PolicyARN": "arn:p", "Alarms": []}
+        for p in desired.scaling_policies(s, service)
+    }
+    policies["their-step-policy"] = {"PolicyName": "their-step-policy"}
+    assert autoscaling.before(service, target, policies) == {
+        "MinCapacity": 2,
+        "MaxCapacity": 4,
+        "policies": desired.scaling_policies(s, service),  # PutScalingPolicy's request again
+    }
+    assert autoscaling.before(service, None, {}) is None  # none before: deregistered
+
+
+def test_tag_edits_of_the_namespace_and_of_an_unchanged_revision_are_retag_rows() -> None:
+    s = spec()
+    service = s.services[0]
+    row = diff.namespace_tags_change(
+        "workshop.local", "ns-1", {"team": "a", "envbuild:build": "new"}, {"envbuild:build": "x"}
+    )
+    assert (row.kind, row.action, row.fields) == ("namespace", "update", {"tags.team": [None, "a"]})
+    assert diff.namespace_tags_change("n", "ns-1", {"a": "1"}, {"a": "1"}).action == "unchanged"
+    wanted = desired.task_definition(CALLER, "workshop", service, "arn:e", "arn:t")
+    latest = {
+        **desired.sent(wanted),
+        "revision": 3,
+        "tags": [{"key": "team", "value": "old"}, {"key": "envbuild:managed", "value": "true"}],
+    }
+    # same definition, other tags: the revision in use is retagged, no new revision
+    row = diff.task_definition_change(service, "workshop", wanted, latest, tags={"team": "new"})
+    assert (row.name, row.action, row.fields) == (
+        "workshop_web:3",
+        "update",
+        {"tags.team": ["old", "new"]},
+    )
+    assert row.note == diff.RETAG_NOTE
+    # another definition: a new revision (registered with the spec's tags), not a retag
+    other = {**latest, "cpu": "1024"}
+    row = diff.task_definition_change(service, "workshop", wanted, other, tags={"team": "new"})
+    assert (row.name, row.action, list(row.fields)) == ("workshop_web", "update", ["cpu"])

@@ -34,6 +34,9 @@ from envbuild_lambda.spec import EnvironmentSpec, Service, expand_state, normali
 
 from .conftest import ACCOUNT, REGION, FakeContext, Prerequisites, workshop_spec
 
+#: The build execution (ARN) the state machine passes as ``build``: tagged on what it creates.
+BUILD = "arn:aws:states:us-east-1:123456789012:execution:build:test-build"
+
 HANDLER_MODULES = [
     "envbuild_lambda.handlers.validate_spec",
     "envbuild_lambda.handlers.create_namespace",
@@ -186,7 +189,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
 
     # Parallel branch 2: task definitions while the namespace is created (all three within the
     # budget); then the loop creates each ECS service (steps/pipeline.py).
-    build_arn = "arn:aws:states:eu-west-1:123456789012:execution:Build:chained"
+    build_arn = BUILD
     pipeline = call(register_task_definitions.handler, {"spec": spec, "build": build_arn}, context)
     assert pipeline["taskDefinitions"] == {
         "web": "workshop_web:1",
@@ -224,15 +227,18 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         context,
     )
     changes = deployment.pop("changes")
-    assert changes["counts"] == {"create": 10}
+    assert changes["counts"] == {"create": 13}
     assert [(r["kind"], r["name"], r["action"]) for r in changes["rows"]] == [
         ("namespace", "workshop.local", "create"),
         ("registry", "web", "create"),
         ("registry", "api", "create"),
         ("registry", "db", "create"),
-        ("taskDefinition", "workshop_web:1", "create"),
-        ("taskDefinition", "workshop_api:1", "create"),
-        ("taskDefinition", "workshop_db:1", "create"),
+        ("logGroup", "/ecs/workshop_web", "create"),
+        ("logGroup", "/ecs/workshop_api", "create"),
+        ("logGroup", "/ecs/workshop_db", "create"),
+        ("taskDefinition", "workshop_web", "create"),
+        ("taskDefinition", "workshop_api", "create"),
+        ("taskDefinition", "workshop_db", "create"),
         ("ecsService", "web-service", "create"),
         ("ecsService", "api-service", "create"),
         ("ecsService", "db-service", "create"),

@@ -11,6 +11,9 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
+from tests.conftest import REPO, fill
 from tests.workflow.helpers import registry_id, run_build, states_entered
 from tests.workflow.test_convergence_paths import (
     built,
@@ -527,3 +530,371 @@ def test_tag_edits_converge_on_services_registries_and_log_groups(
         emulator.aws_faults.calls.clear()
         built(emulator, spec)
         assert not environment_calls(mutating(emulator))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 17's remaining gaps: autoscaling in the plan, overrides removed, the rollback of log
+# retention and scalable targets, tags of revisions and the namespace.
+
+
+def placeholders() -> dict[str, Any]:
+    """events/workshop.json as it is (${VARS} unfilled)."""
+    return dict(json.loads((REPO / "events" / "workshop.json").read_text()))
+
+
+def record_calls(request: pytest.FixtureRequest, emulator: Any) -> None:
+    """The calls of an emulator this test starts itself count for the IAM proof, as the
+    ``emulator`` fixture's do (its stash key is the one of the conftest pytest loaded)."""
+    for plugin in request.config.pluginmanager.get_plugins():
+        key = getattr(plugin, "RECORDING", None)
+        if key is not None and str(getattr(plugin, "__file__", "")).endswith("conftest.py"):
+            recording = request.config.stash.get(key, None)
+            if recording is not None:
+                recording.calls.merge(emulator.aws_faults.function_calls)
+                return
+
+
+def fresh_builds(request: pytest.FixtureRequest, specs: list[Any], describe: Any) -> list[Any]:
+    """``describe`` of a fresh build of each spec (in placeholders, or a function of the
+    emulator that returns it), each in an emulated account of its own (one emulator runs at a
+    time: call this before using another)."""
+    from envbuild_emulator.emulator import Emulator
+
+    found = []
+    for spec in specs:
+        with Emulator(time_scale=0.0) as other:
+            built(
+                other,
+                spec(other)
+                if callable(spec)
+                else json.loads(fill(json.dumps(spec), other.prerequisites)),
+            )
+            found.append(describe(other))
+            record_calls(request, other)
+    return found
+
+
+def scaling_now(emulator: Any) -> dict[str, Any]:
+    """The scalable targets and policies as Application Auto Scaling describes them (no ARNs)."""
+    scaling = emulator.client("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    return {
+        "targets": sorted(
+            (t["ResourceId"].rsplit("/", 1)[-1], t["MinCapacity"], t["MaxCapacity"])
+            for t in targets
+        ),
+        "policies": sorted(
+            (
+                p["PolicyName"],
+                p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+                p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+                    "PredefinedMetricType"
+                ],
+            )
+            for p in policies
+        ),
+    }
+
+
+def test_autoscaling_added_changed_and_removed_is_planned_and_applied_exactly(
+    request: pytest.FixtureRequest,
+) -> None:
+    from envbuild_emulator.emulator import Emulator
+
+    steps = [
+        (
+            {"minCount": 2, "maxCount": 4, "targetCpuPercent": 60},
+            ("autoscaling", "db-service", "create"),
+            {"minCount": [None, 2], "maxCount": [None, 4], "targetCpuPercent": [None, 60]},
+        ),
+        (
+            {"minCount": 2, "maxCount": 6, "targetCpuPercent": 50, "targetMemoryPercent": 70},
+            ("autoscaling", "db-service", "update"),
+            {"maxCount": [4, 6], "targetCpuPercent": [60, 50], "targetMemoryPercent": [None, 70]},
+        ),
+        (
+            {"minCount": 2, "maxCount": 6, "targetCpuPercent": 50},
+            ("autoscaling", "db-service", "update"),
+            {"targetMemoryPercent": [70, None]},
+        ),
+        (None, ("autoscaling", "db-service", "remove"), {}),
+    ]
+    start = changed(placeholders(), "db", desiredCount=2)
+    specs = [
+        changed(start, "db", autoscaling=autoscaling) if autoscaling is not None else start
+        for autoscaling, _row, _fields in steps
+    ]
+    wanted = fresh_builds(request, specs, scaling_now)
+    with Emulator(time_scale=0.0) as emulator:
+        run_steps(emulator, steps, specs, wanted)
+        record_calls(request, emulator)
+
+
+def run_steps(emulator: Any, steps: list[Any], specs: list[Any], wanted: list[Any]) -> None:
+    def fill_in(spec: dict[str, Any]) -> dict[str, Any]:
+        return dict(json.loads(fill(json.dumps(spec), emulator.prerequisites)))
+
+    built(emulator, fill_in(changed(placeholders(), "db", desiredCount=2)))
+    for (autoscaling, row, fields), raw, fresh in zip(steps, specs, wanted, strict=True):
+        spec = fill_in(raw)
+        plan, _ = planned(emulator, spec)
+        assert rows(plan) == [(*row, fields)], autoscaling
+        emulator.aws_faults.calls.clear()
+        output = built(emulator, spec)
+        assert rows(output) == [(*row, fields)], autoscaling
+        assert scaling_now(emulator) == fresh, autoscaling
+        # exactly the row's fields were sent
+        calls = environment_calls(mutating(emulator))
+        sent = {k[1]: n for k, n in calls.items() if k[0] == "application-autoscaling"}
+        expected = {
+            "create": {"RegisterScalableTarget": 1, "PutScalingPolicy": 1},
+            "remove": {"DeregisterScalableTarget": 1},
+        }.get(row[2]) or {
+            "RegisterScalableTarget": 1 if "maxCount" in fields else 0,
+            "PutScalingPolicy": sum(
+                1 for k, v in fields.items() if k.startswith("target") and v[1] is not None
+            ),
+            "DeleteScalingPolicy": sum(1 for v in fields.values() if v[1] is None),
+        }
+        expected = {k: n for k, n in expected.items() if n}
+        assert sent == expected, autoscaling
+        # converged: the next plan and build change nothing
+        again, _ = planned(emulator, spec)
+        assert rows(again) == []
+        emulator.aws_faults.calls.clear()
+        built(emulator, spec)
+        assert not environment_calls(mutating(emulator))
+
+
+def web_now(emulator: Any) -> dict[str, Any]:
+    """shop_web's latest revision and web-service as ECS describes them (no ARNs, ids)."""
+    ecs = emulator.client("ecs")
+    cluster = emulator.prerequisites["CLUSTER_NAME"]
+    definition = dict(ecs.describe_task_definition(taskDefinition="shop_web")["taskDefinition"])
+    for key in ("taskDefinitionArn", "revision", "registeredAt", "registeredBy", "executionRoleArn", "taskRoleArn"):  # fmt: skip
+        definition.pop(key, None)
+    for container in definition["containerDefinitions"]:
+        container.pop("secrets", None)
+    (service,) = ecs.describe_services(cluster=cluster, services=["web-service"])["services"]
+    return {
+        "taskDefinition": definition,
+        "healthCheckGracePeriodSeconds": service.get("healthCheckGracePeriodSeconds") or 0,
+        "onRevision": service["taskDefinition"].rsplit(":", 1)[-1] != "1",
+    }
+
+
+def test_removed_overrides_converge_to_a_revision_without_them_and_the_service_default(
+    request: pytest.FixtureRequest,
+) -> None:
+    """web's overrides (taskDefinition.ephemeralStorage, container.stopTimeout and
+    readonlyRootFilesystem, service.healthCheckGracePeriodSeconds) removed from the spec: the
+    plan shows each as [value, None] (the service field as [30, 0], its ECS default), the build
+    registers a revision without them and resets the service's field, the result equals a
+    fresh build without overrides, and the next build makes no mutating call."""
+    from envbuild_emulator.emulator import Emulator
+    from tests.workflow.test_spec_fields_paths import production_like
+
+    def without_overrides(spec: dict[str, Any]) -> dict[str, Any]:
+        spec = copy.deepcopy(spec)
+        del spec["services"][0]["overrides"]
+        return spec
+
+    (fresh,) = fresh_builds(request, [lambda e: without_overrides(production_like(e))], web_now)
+    with Emulator(time_scale=0.0) as emulator:
+        first = production_like(emulator)
+        built(emulator, first)
+        spec = without_overrides(first)
+        plan, _ = planned(emulator, spec)
+        changed_rows = {(r[0], r[1]): r[3] for r in rows(plan)}
+        assert changed_rows == {
+            ("taskDefinition", "shop_web"): {
+                "ephemeralStorage": [{"sizeInGiB": 30}, None],
+                "stopTimeout": [30, None],
+                "readonlyRootFilesystem": [False, None],
+            },
+            ("ecsService", "web-service"): {
+                "taskDefinition": ["shop_web:1", "shop_web:(new revision)"],
+                "healthCheckGracePeriodSeconds": [30, 0],
+            },
+        }
+        output = built(emulator, spec)
+        assert {(r[0], r[1].split(":")[0]): r[3] for r in rows(output)} == {
+            ("taskDefinition", "shop_web"): changed_rows[("taskDefinition", "shop_web")],
+            ("ecsService", "web-service"): {
+                "taskDefinition": ["shop_web:1", "shop_web:2"],
+                "healthCheckGracePeriodSeconds": [30, 0],
+            },
+        }
+        now = web_now(emulator)
+        assert now["taskDefinition"] == fresh["taskDefinition"]
+        assert now["healthCheckGracePeriodSeconds"] == fresh["healthCheckGracePeriodSeconds"] == 0
+        again, _ = planned(emulator, spec)
+        assert rows(again) == []
+        emulator.aws_faults.calls.clear()
+        built(emulator, spec)
+        assert not environment_calls(mutating(emulator))
+        record_calls(request, emulator)
+
+
+def test_a_removed_service_override_ecs_cannot_unset_is_named_in_the_plan_note(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    built(
+        emulator,
+        changed(
+            workshop_spec, "db", overrides={"service": {"availabilityZoneRebalancing": "DISABLED"}}
+        ),
+    )
+    plan, _ = planned(emulator, workshop_spec)
+    (row,) = [r for r in plan["changes"] if r["name"] == "db-service"]
+    assert row["action"] == "unchanged"
+    assert (
+        "overrides.service.availabilityZoneRebalancing removed from the spec: ECS cannot unset"
+        ' it, it stays "DISABLED"'
+    ) in row["note"]
+    emulator.aws_faults.calls.clear()
+    built(emulator, workshop_spec)
+    assert not environment_calls(mutating(emulator))
+
+
+def test_a_failed_rerun_restores_log_retention_and_scalable_targets_it_changed(
+    emulator: Any, workshop_spec: dict[str, Any]
+) -> None:
+    """The re-run shortens the retention, edits db's target and policies and gives api a
+    target, then fails (web's new revision cannot start): the rollback puts the retention,
+    db's target and policies back and deregisters api's; the first spec then builds with no
+    mutating call."""
+    spec_a = changed(
+        workshop_spec, "db", autoscaling={"minCount": 1, "maxCount": 2, "targetCpuPercent": 60}
+    )
+    built(emulator, spec_a)
+    logs = emulator.client("logs")
+
+    def state() -> dict[str, Any]:
+        groups = logs.describe_log_groups(logGroupNamePrefix="/ecs/workshop_")["logGroups"]
+        return {
+            "retention": {g["logGroupName"]: g.get("retentionInDays") for g in groups},
+            **scaling_now(emulator),
+        }
+
+    before = state()
+    assert set(before["retention"].values()) == {30}
+    emulator.world.faults.tasks_fail_to_start("workshop_web:2", reason="CannotPullContainerError")
+    spec = changed(
+        changed(
+            changed(
+                {**spec_a, "logRetentionDays": 14},
+                "db",
+                autoscaling={
+                    "minCount": 1,
+                    "maxCount": 3,
+                    "targetCpuPercent": 50,
+                    "targetMemoryPercent": 70,
+                },
+            ),
+            "api",
+            autoscaling={"minCount": 2, "maxCount": 3, "targetCpuPercent": 60},
+        ),
+        "web",
+        image="nginx:no-such-tag",
+    )
+    plan, _ = planned(emulator, spec)
+    assert {(r[0], r[1]) for r in rows(plan)} >= {
+        ("logGroup", "/ecs/workshop_web"),
+        ("autoscaling", "db-service"),
+        ("autoscaling", "api-service"),
+    }
+
+    described, history = run_build(emulator, spec)
+
+    assert (described["status"], described["error"]) == ("FAILED", "DeploymentFailed")
+    assert "Restore What Was Updated" in states_entered(history)
+    (exited,) = [
+        e
+        for e in history
+        if e["type"].endswith("StateExited")
+        and e["stateExitedEventDetails"]["name"] == "Restore What Was Updated"
+    ]
+    restored = json.loads(exited["stateExitedEventDetails"]["output"])["restored"]["restored"]
+    assert {r for r in restored if r.startswith(("logGroup", "autoscaling"))} == {
+        *(f"logGroup /ecs/workshop_{name}" for name in ("web", "api", "db")),
+        "autoscaling api-service",
+        "autoscaling db-service",
+    }
+    assert state() == before
+    emulator.world.faults.clear_tasks_fail_to_start("workshop_web:2")
+    for _ in range(60):  # web's restored deployment rolls out like any other
+        if ecs_service(emulator, "web-service")["deployments"][0]["rolloutState"] == "COMPLETED":
+            break
+        emulator.clock.advance(10)
+    emulator.aws_faults.calls.clear()
+    built(emulator, spec_a)
+    assert not environment_calls(mutating(emulator))
+
+
+def spec_tags_now(emulator: Any) -> dict[str, Any]:
+    """The spec's tags (envbuild:* aside) on the namespace and on each family's latest
+    revision, and the revisions registered."""
+    ecs, sd = emulator.client("ecs"), emulator.client("servicediscovery")
+    (namespace,) = sd.list_namespaces()["Namespaces"]
+    namespace_tags = {
+        t["Key"]: t["Value"]
+        for t in sd.list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
+        if not t["Key"].startswith("envbuild:")
+    }
+    revisions = {}
+    for family in ("workshop_web", "workshop_api", "workshop_db"):
+        described = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+        revisions[f"{family}:{described['taskDefinition']['revision']}"] = {
+            t["key"]: t["value"] for t in described["tags"] if not t["key"].startswith("envbuild:")
+        }
+    return {"namespace": namespace_tags, "revisions": revisions}
+
+
+def test_tag_edits_retag_the_namespace_and_the_revisions_in_use_without_a_new_revision(
+    request: pytest.FixtureRequest,
+) -> None:
+    from envbuild_emulator.emulator import Emulator
+
+    steps = [{"team": "data", "cost": "a"}, {"team": "data", "cost": "b"}, {}]
+    specs = [{**placeholders(), "tags": tags} for tags in steps]
+    wanted = fresh_builds(request, specs, spec_tags_now)
+    with Emulator(time_scale=0.0) as emulator:
+
+        def fill_in(spec: dict[str, Any]) -> dict[str, Any]:
+            return dict(json.loads(fill(json.dumps(spec), emulator.prerequisites)))
+
+        built(emulator, fill_in(placeholders()))
+        for tags, raw, fresh in zip(steps, specs, wanted, strict=True):
+            spec = fill_in(raw)
+            before = spec_tags_now(emulator)
+            plan, _ = planned(emulator, spec)
+            planned_rows = {
+                (r[0], r[1]): r[3] for r in rows(plan) if r[0] in ("namespace", "taskDefinition")
+            }
+            fields = {
+                f"tags.{k}": [before["namespace"].get(k), tags.get(k)]
+                for k in sorted(set(before["namespace"]) | set(tags))
+                if before["namespace"].get(k) != tags.get(k)
+            }
+            assert planned_rows == {
+                ("namespace", "workshop.local"): fields,
+                **{("taskDefinition", f"workshop_{n}:1"): fields for n in ("web", "api", "db")},
+            }, tags
+            (row,) = [r for r in plan["changes"] if r["name"] == "workshop_web:1"]
+            assert "no new revision" in row["note"]
+            output = built(emulator, spec)
+            assert {
+                (r[0], r[1]): r[3] for r in rows(output) if r[0] in ("namespace", "taskDefinition")
+            } == planned_rows
+            now = spec_tags_now(emulator)
+            assert now == {"namespace": tags, "revisions": dict.fromkeys(before["revisions"], tags)}
+            # as a fresh build tags them (its revisions are :1 too)
+            assert now == fresh, tags
+            again, _ = planned(emulator, spec)
+            assert rows(again) == []
+            emulator.aws_faults.calls.clear()
+            built(emulator, spec)
+            assert not environment_calls(mutating(emulator))
+        record_calls(request, emulator)

@@ -109,9 +109,10 @@ def test_an_unchanged_rerun_makes_no_mutating_call_on_the_environment(
     )
     assert calls[("events", "PutEvents")] == 1  # "Environment Ready", as after every build
     # the same summary (ids, ARNs, IPs, adopted flags) but for what changed: nothing
-    assert again["counts"] == {"unchanged": 10}  # namespace, 3 x registry, revision, service
+    # namespace, 3 x (registry, log group, revision, service)
+    assert again["counts"] == {"unchanged": 13}
     assert (again.pop("changes"), first.pop("changes")[0]["action"]) == ([], "create")
-    assert first.pop("counts") == {"create": 10}
+    assert first.pop("counts") == {"create": 13}
     again.pop("counts")
     assert again == first
     assert account_snapshot(emulator) == before  # no new task definition revision
@@ -370,7 +371,7 @@ def test_a_dns_ttl_change_updates_the_cloud_map_service(
             "note": "",
         }
     ]
-    assert summary.pop("counts") == {"unchanged": 9, "update": 1}
+    assert summary.pop("counts") == {"unchanged": 12, "update": 1}
     first.pop("changes"), first.pop("counts")
     assert summary == first  # same registry, tasks and answers
 
@@ -393,6 +394,12 @@ def test_a_new_service_in_the_spec_is_created_and_the_others_left_alone(
 
     summary = built(emulator, spec)
 
+    # the build's rows are the plan's, named alike
+    assert [
+        (r["kind"], r["name"], r["action"])
+        for r in summary["changes"]
+        if r["action"] not in ("unchanged", "adopt")
+    ] == [(t, n, a) for t, n, a, _ in changes_of(plan)]
     calls = environment_calls(mutating(emulator))
     assert calls == Counter(
         {

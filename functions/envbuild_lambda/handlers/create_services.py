@@ -19,9 +19,19 @@ from envbuild_lambda import pacing
 from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
+from envbuild_lambda.parallel import pmap
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.state import Restore
-from envbuild_lambda.steps import autoscaling, converge, record, registries, restore, services
+from envbuild_lambda.steps import (
+    autoscaling,
+    converge,
+    namespace,
+    record,
+    registries,
+    restore,
+    services,
+    task_definitions,
+)
 
 
 @step("CreateServices")
@@ -41,6 +51,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     operations = registries.update_registries(
         clients, caller, spec, request.registries, registry_rows, settings.max_workers
     )
+    log_rows, retention_before = task_definitions.converge_log_groups(
+        clients, spec, request.build, settings.max_workers
+    )
     state, service_rows = services.create_or_adopt_services(
         clients,
         caller,
@@ -56,9 +69,29 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if recorded
         else frozenset(),
         started_at=started_at,
+        recorded=recorded,
     )
-    scaled = autoscaling.converge_all(clients, request.spec, settings.max_workers)
-    count("ScalingChanges", len(scaled))
+    namespace_row = (
+        namespace.converge_namespace_tags(clients, spec, request.namespace)
+        if request.namespace is not None
+        else None
+    )
+    definitions = request.task_definition_by_name()
+    retagged = {
+        row.name: row
+        for row in pmap(
+            lambda s: task_definitions.converge_revision_tags(
+                clients, spec, s, definitions[s.name], request.build
+            ),
+            spec.services,
+            settings.max_workers,
+        )
+        if row is not None and row.action == "update"
+    }
+    scaling_rows, scaling_before = autoscaling.converge_all(
+        clients, request.spec, settings.max_workers
+    )
+    count("ScalingChanges", sum(1 for row in scaling_rows if row.action != "unchanged"))
     removed, prune = converge.removals(
         clients,
         caller,
@@ -78,6 +111,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         state.previous.services if state.previous else {},
         removed,
         prune,
+        scaling_rows,
+        recorded,
+        log_rows,
+        namespace_row,
+        retagged,
     )
     count("ServicesCreated", sum(1 for action in state.actions.values() if action == "created"))
     count("ServicesUpdated", sum(1 for action in state.actions.values() if action == "updated"))
@@ -88,17 +126,28 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "removed": removed,
             "prune": prune.model_dump(mode="json") if prune else None,
             "changes": changes,
-            "previous": _worth_restoring(state.previous, registries_before),
+            "previous": _worth_restoring(
+                state.previous, registries_before, retention_before, scaling_before
+            ),
         }
     )
     return state.model_dump(mode="json")
 
 
 def _worth_restoring(
-    previous: Restore | None, registries_before: dict[str, list[dict[str, Any]]]
+    previous: Restore | None,
+    registries_before: dict[str, list[dict[str, Any]]],
+    retention_before: dict[str, int | None],
+    scaling_before: dict[str, dict[str, Any] | None],
 ) -> Restore | None:
     """What this build changed on what existed before it, or None if nothing."""
-    merged = (previous or Restore()).model_copy(update={"registries": registries_before})
+    merged = (previous or Restore()).model_copy(
+        update={
+            "registries": registries_before,
+            "logGroups": retention_before,
+            "scaling": scaling_before,
+        }
+    )
     return None if merged.is_empty() else merged
 
 

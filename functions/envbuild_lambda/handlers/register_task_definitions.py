@@ -19,19 +19,22 @@ from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import PipelineInput, RegisterTaskDefinitionsInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import pipeline
+from envbuild_lambda.steps import pipeline, record
 
 
 @step("RegisterTaskDefinitions")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     caller = Caller.from_function_arn(context.invoked_function_arn)
+    clients = get_clients()
     if "pipeline" not in event:  # the Parallel's branch
         first = RegisterTaskDefinitionsInput.model_validate(event)
         state = pipeline.while_namespace_is_created(
-            get_clients(),
+            clients,
             caller,
             first.spec,
+            # The override keys earlier builds applied (a key the spec dropped is removed).
+            record.read(clients, settings.require_record_table(), first.spec.environment),
             first.build,
             settings.pipeline_budget_seconds,
             settings.task_definition_writes_per_second,
@@ -41,9 +44,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = PipelineInput.model_validate(event)
     before = request.pipeline
     state = pipeline.advance(
-        get_clients(),
+        clients,
         caller,
         request.spec,
+        record.read(clients, settings.require_record_table(), request.spec.environment),
         request.registries,
         before,
         request.build,

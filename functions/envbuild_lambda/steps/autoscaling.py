@@ -2,8 +2,10 @@
 
 After its ECS service exists, a service with ``autoscaling`` gets a scalable target (min and max
 count) and a target-tracking policy per metric (CPU, and memory when set), as steps/desired.py
-renders them; a re-run changes only what differs, and a service whose spec no longer has
-``autoscaling`` has its target deregistered (which deletes its policies). The scaler owns the
+renders them; the one diff (diff.autoscaling_change) compares them with the account, and the
+build sends exactly the fields of its row: a re-run changes only what differs, and a service
+whose spec no longer has ``autoscaling`` has its target deregistered (which deletes its
+policies). The scaler owns the
 desired count then: the build never sends desiredCount to such a service after creating it.
 The teardown deregisters a service's target before it deletes the service.
 """
@@ -17,17 +19,15 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.steps import desired
+from envbuild_lambda.steps import desired, diff
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.steps.diff import Change
 
 #: DescribeScalableTargets takes at most 50 resource ids.
 DESCRIBE_BATCH = 50
-
-#: The policies envbuild names (<ecs service>-cpu, <ecs service>-memory): only those are deleted.
-OWN_POLICY_SUFFIXES = ("-cpu", "-memory")
 
 
 def scalable_target(clients: Clients, resource_id: str) -> dict[str, Any] | None:
@@ -50,46 +50,64 @@ def scaling_policies(clients: Clients, resource_id: str) -> dict[str, dict[str, 
     return {str(p["PolicyName"]): dict(p) for p in found}
 
 
-def _differs(wanted: dict[str, Any], have: dict[str, Any]) -> bool:
-    """A field of the rendered request that the described one lacks or has otherwise."""
-    for key, value in wanted.items():
-        if isinstance(value, dict):
-            if not isinstance(have.get(key), dict) or _differs(value, have[key]):
-                return True
-        elif have.get(key) != value:
-            return True
-    return False
-
-
-def converge(clients: Clients, spec: EnvironmentSpec, service: Service) -> list[str]:
-    """Make the service's scalable target and policies the spec's; returns what was changed
-    ("RegisterScalableTarget <resource>", ...): nothing on a re-run of the same spec."""
+def read(
+    clients: Clients, spec: EnvironmentSpec, service: Service, *, reads: bool = True
+) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """The service's scalable target (None: none) and its policies by name. ``reads`` False:
+    known to have no target (DescribeScalableTargets of its batch said so): no call."""
     resource = desired.scalable_resource_id(spec, service)
-    target = desired.scalable_target(spec, service)
-    have = scalable_target(clients, resource)
+    have = scalable_target(clients, resource) if reads else None
+    return have, scaling_policies(clients, resource) if have is not None else {}
+
+
+def change(
+    spec: EnvironmentSpec,
+    service: Service,
+    have: dict[str, Any] | None,
+    policies: dict[str, dict[str, Any]],
+) -> Change | None:
+    """The service's row of the one diff (diff.autoscaling_change)."""
+    return diff.autoscaling_change(
+        service.ecs_service_name,
+        desired.scalable_target(spec, service),
+        desired.scaling_policies(spec, service),
+        have,
+        policies,
+    )
+
+
+def apply(clients: Clients, spec: EnvironmentSpec, service: Service, row: Change) -> list[str]:
+    """Send exactly the row's fields: RegisterScalableTarget (created, or minCount/maxCount
+    changed), PutScalingPolicy per target value set, DeleteScalingPolicy per one the spec
+    dropped, DeregisterScalableTarget for ``remove``. Returns the calls made."""
+    resource = desired.scalable_resource_id(spec, service)
+    if row.action == "remove":
+        deregister(clients, resource)
+        return [f"DeregisterScalableTarget {resource}"]
+    if row.action not in ("create", "update"):
+        return []
     changed: list[str] = []
-    if target is None:
-        if have is not None:
-            deregister(clients, resource)
-            changed.append(f"DeregisterScalableTarget {resource}")
-        return changed
-    if have is None or _differs(target, have):
+    target = desired.scalable_target(spec, service)
+    if target is not None and (
+        row.action == "create" or any(f in row.fields for f in diff.TARGET_FIELDS.values())
+    ):
         with aws_errors(f"RegisterScalableTarget {resource}"):
             clients.autoscaling.register_scalable_target(**target)
         changed.append(f"RegisterScalableTarget {resource}")
-    policies = scaling_policies(clients, resource)
-    wanted = desired.scaling_policies(spec, service)
-    for policy in wanted:
-        name = policy["PolicyName"]
-        current = policies.get(name)
-        if current is None or _differs(policy, current):
+    wanted = {
+        diff.own_policy_field(service.ecs_service_name, p["PolicyName"]): p
+        for p in desired.scaling_policies(spec, service)
+    }
+    for suffix, field in diff.POLICY_FIELDS.items():
+        if field not in row.fields:
+            continue
+        policy = wanted.get(field)
+        name = service.ecs_service_name + suffix
+        if policy is not None:
             with aws_errors(f"PutScalingPolicy {name}"):
                 clients.autoscaling.put_scaling_policy(**policy)
             changed.append(f"PutScalingPolicy {name}")
-    names = {p["PolicyName"] for p in wanted}
-    for name in policies:
-        own = name.startswith(service.ecs_service_name) and name.endswith(OWN_POLICY_SUFFIXES)
-        if own and name not in names:
+        else:
             with aws_errors(f"DeleteScalingPolicy {name}"):
                 clients.autoscaling.delete_scaling_policy(
                     PolicyName=name,
@@ -99,6 +117,35 @@ def converge(clients: Clients, spec: EnvironmentSpec, service: Service) -> list[
                 )
             changed.append(f"DeleteScalingPolicy {name}")
     return changed
+
+
+def before(
+    service: Service, have: dict[str, Any] | None, policies: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The target as it is before a build changes it (a failed build's rollback restores it):
+    its min and max and envbuild's policies; None: no target (the rollback deregisters one)."""
+    if have is None:
+        return None
+    return {
+        "MinCapacity": have.get("MinCapacity"),
+        "MaxCapacity": have.get("MaxCapacity"),
+        "policies": [
+            {k: p[k] for k in RESTORED_POLICY_FIELDS if k in p}
+            for n, p in sorted(policies.items())
+            if diff.own_policy_field(service.ecs_service_name, n) is not None
+        ],
+    }
+
+
+#: The fields of a described policy that PutScalingPolicy takes back.
+RESTORED_POLICY_FIELDS = (
+    "PolicyName",
+    "ServiceNamespace",
+    "ResourceId",
+    "ScalableDimension",
+    "PolicyType",
+    "TargetTrackingScalingPolicyConfiguration",
+)
 
 
 def deregister(clients: Clients, resource_id: str) -> bool:
@@ -137,11 +184,14 @@ def existing_targets(clients: Clients, resource_ids: list[str]) -> set[str]:
     return found
 
 
-def converge_all(clients: Clients, spec: EnvironmentSpec, max_workers: int) -> list[str]:
-    """``converge`` for the services envbuild manages that have autoscaling in the spec, or a
-    scalable target the spec no longer wants; a service envbuild does not manage (adopted) is
-    never given or deprived of a target. One DescribeScalableTargets per 50 services on a
-    re-run without autoscaling anywhere."""
+def converge_all(
+    clients: Clients, spec: EnvironmentSpec, max_workers: int
+) -> tuple[list[Change], dict[str, dict[str, Any] | None]]:
+    """The autoscaling rows (``change``) of the services envbuild manages that have autoscaling
+    in the spec or a scalable target, each applied (``apply``); a service envbuild does not
+    manage (adopted) is never given or deprived of a target. Returns the rows and, per ECS
+    service changed, its target as it was (``before``: a rollback restores it). One
+    DescribeScalableTargets per 50 services on a re-run without autoscaling anywhere."""
     from envbuild_lambda.steps.services import describe_services, ecs_tags
 
     ids = {s.name: desired.scalable_resource_id(spec, s) for s in spec.services}
@@ -150,7 +200,7 @@ def converge_all(clients: Clients, spec: EnvironmentSpec, max_workers: int) -> l
         s for s in spec.services if s.autoscaling is not None or ids[s.name] in with_target
     ]
     if not candidates:
-        return []
+        return [], {}
     described = describe_services(
         clients, spec.cluster, (s.ecs_service_name for s in candidates), tags=True
     )
@@ -161,8 +211,21 @@ def converge_all(clients: Clients, spec: EnvironmentSpec, max_workers: int) -> l
         and described[s.ecs_service_name].get("status") == "ACTIVE"
         and is_managed(ecs_tags(described[s.ecs_service_name]), spec.environment)
     ]
-    return [
-        c
-        for changes in pmap(lambda s: converge(clients, spec, s), managed, max_workers)
-        for c in changes
-    ]
+
+    def one(service: Service) -> tuple[Change | None, dict[str, Any] | None]:
+        have, policies = read(clients, spec, service, reads=ids[service.name] in with_target)
+        row = change(spec, service, have, policies)
+        if row is None or row.action == "unchanged":
+            return row, None
+        apply(clients, spec, service, row)
+        return row, before(service, have, policies)
+
+    rows: list[Change] = []
+    previous: dict[str, dict[str, Any] | None] = {}
+    for row, was in pmap(one, managed, max_workers):
+        if row is None:
+            continue
+        rows.append(row)
+        if row.action != "unchanged":
+            previous[row.name] = was
+    return rows, previous

@@ -16,6 +16,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.removal import RemovalPlan
 from envbuild_lambda.settings import get_settings
 from envbuild_lambda.spec import is_managed
+from envbuild_lambda.steps import autoscaling as scaling
 from envbuild_lambda.steps import desired, diff, outputs, ownership, record
 from envbuild_lambda.steps import registries as registry_steps
 from envbuild_lambda.steps import task_definitions as td_steps
@@ -223,25 +224,38 @@ def _task_definition_row(
     service_row: Change,
     task_definition: str,
     before: str | None,
+    recorded: EnvironmentRecord | None = None,
 ) -> Change:
     """The task definition's row of a build, from what happened to its ECS service: created
     with it, a new revision the service was rolled to (fields: what differs from the revision
-    it ran before), or unchanged."""
+    it ran before), or unchanged. Named as the plan names them: the family for a revision
+    registered (its number, unknown to a plan, in the note), family:revision otherwise."""
+    family = task_definition.rsplit(":", 1)[0]
     if service_row.action == "create":
-        return Change(kind="taskDefinition", name=task_definition, action="create")
+        return Change(
+            kind="taskDefinition",
+            name=family,
+            action="create",
+            note=f"registered {task_definition}",
+        )
     if before is None or before == task_definition:
         return Change(kind="taskDefinition", name=task_definition, action="unchanged")
     wanted = desired.task_definition(
-        caller, spec.environment, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
+        caller,
+        spec.environment,
+        service,
+        spec.executionRoleArn or "",
+        spec.taskRoleArn or "",
+        record.removed_overrides(recorded, service),
     )
     with aws_errors(f"DescribeTaskDefinition {before}"):
         old = clients.ecs.describe_task_definition(taskDefinition=before)["taskDefinition"]
     return Change(
         kind="taskDefinition",
-        name=task_definition,
+        name=family,
         action="update",
         fields=diff.task_definition_fields(service, wanted, dict(old)),
-        note=f"new revision, after {before}",
+        note=f"registered {task_definition}, after {before}",
     )
 
 
@@ -257,9 +271,16 @@ def build_changes(
     previous: dict[str, dict[str, Any]],
     removed: list[str],
     prune: RemovalPlan | None,
+    scaling_rows: list[Change] | None = None,
+    recorded: EnvironmentRecord | None = None,
+    log_rows: list[Change] | None = None,
+    namespace_row: Change | None = None,
+    retagged: dict[str, Change] | None = None,
 ) -> dict[str, Any]:
-    """What this build changed, as rows of the one diff (the build output's ``changes``)."""
-    rows = [_namespace_row(namespace, spec)]
+    """What this build changed, as rows of the one diff (the build output's ``changes``);
+    ``namespace_row`` (its tags converged) and ``retagged`` (revision -> its tags' row) as
+    Create Services applied them."""
+    rows = [namespace_row or _namespace_row(namespace, spec)]
     by_name = {row.name: row for row in registry_rows}
     created = set(created_registries)
     for service in spec.services:
@@ -267,6 +288,7 @@ def build_changes(
             rows.append(Change(kind="registry", name=service.name, action="create"))
         elif service.name in by_name:
             rows.append(by_name[service.name])
+    rows += log_rows or []
     services_by_name = {row.name: row for row in service_rows if row.kind == "ecsService"}
     rows += [
         _task_definition_row(
@@ -277,10 +299,18 @@ def build_changes(
             services_by_name[service.ecs_service_name],
             task_definitions[service.name],
             previous.get(service.ecs_service_name, {}).get("taskDefinition"),
+            recorded,
         )
         for service in spec.services
     ]
+    rows = [
+        (retagged or {}).get(row.name, row)
+        if row.kind == "taskDefinition" and row.action == "unchanged"
+        else row
+        for row in rows
+    ]
     rows += service_rows
+    rows += scaling_rows or []
     rows += _removal_rows(prune, removed if not spec.prune else [], {})
     return change_report(rows)
 
@@ -293,6 +323,7 @@ def _service_plan_rows(
     registries: dict[str, str],
     ecs_current: dict[str, Any],
     recorded: EnvironmentRecord | None,
+    scaled: set[str] | None = None,
 ) -> list[Change]:
     """The rows of one service as a build would make them: the same diff functions the build's
     steps apply, on the same reads."""
@@ -347,16 +378,21 @@ def _service_plan_rows(
         )
 
     # Task definition: the family's latest ACTIVE revision, compared as RegisterTaskDefinition does.
+    removed = record.removed_overrides(recorded, service)
     want_definition = desired.task_definition(
-        caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or ""
+        caller, env, service, spec.executionRoleArn or "", spec.taskRoleArn or "", removed
     )
     definition = diff.task_definition_change(
-        service, env, want_definition, td_steps.latest_revision(clients, service.family(env))
+        service,
+        env,
+        want_definition,
+        td_steps.latest_revision(clients, service.family(env)),
+        tags=desired.tags(spec, service),
     )
     rows.append(definition)
     revision = (
         definition.name
-        if definition.action == "unchanged"
+        if definition.action == "unchanged" or definition.note == diff.RETAG_NOTE
         else f"{service.family(env)}:{NEW_REVISION}"
     )
 
@@ -364,17 +400,27 @@ def _service_plan_rows(
     # unknown: its ARN is not compared).
     current_service = ecs_current.get(service.ecs_service_name)
     managed_service = current_service is not None and is_managed(ecs_tags(current_service), env)
-    want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision)
-    rows.append(
-        diff.ecs_service_change(
-            service,
-            want_service,
-            current_service,
-            managed=managed_service,
-            redeploy=spec.redeploy,
-            tags=desired.tags(spec, service),
-        )
+    want_service = desired.ecs_service(caller, spec, service, registry_id or "", revision, removed)
+    service_row = diff.ecs_service_change(
+        service,
+        want_service,
+        current_service,
+        managed=managed_service,
+        redeploy=spec.redeploy,
+        tags=desired.tags(spec, service),
+        cannot_unset=desired.cannot_unset(removed),
     )
+    rows.append(service_row)
+
+    # Its scalable target and policies (Create Services applies them after the service exists;
+    # one it does not manage is never given or deprived of a target).
+    if service_row.action == "create" or (managed_service and service_row.action != "conflict"):
+        resource = desired.scalable_resource_id(spec, service)
+        reads = service_row.action != "create" and resource in (scaled or set())
+        target, policies = scaling.read(clients, spec, service, reads=reads)
+        scaling_row = scaling.change(spec, service, target, policies)
+        if scaling_row is not None:
+            rows.append(scaling_row)
     return rows
 
 
@@ -405,16 +451,12 @@ def plan_changes(
     if namespace is None or not namespace.id:
         rows.append(Change(kind="namespace", name=ns.name, action="create", note=f"in {ns.vpcId}"))
     else:
-        managed = namespace.arn is not None and is_managed(
-            cloudmap_tags(clients, namespace.arn), spec.environment
-        )
+        have_tags = cloudmap_tags(clients, namespace.arn) if namespace.arn else {}
+        managed = namespace.arn is not None and is_managed(have_tags, spec.environment)
         rows.append(
-            Change(
-                kind="namespace",
-                name=ns.name,
-                action="unchanged" if managed else "adopt",
-                note=namespace.id if managed else _NOT_OURS,
-            )
+            diff.namespace_tags_change(ns.name, namespace.id, desired.tags(spec, None), have_tags)
+            if managed
+            else Change(kind="namespace", name=ns.name, action="adopt", note=_NOT_OURS)
         )
         registries = registry_steps.existing_registries(clients, namespace.id)
     in_cluster = ecs_services_in_cluster(clients, spec.cluster) or {}
@@ -434,11 +476,14 @@ def plan_changes(
             else frozenset(),
         )
     }
+    scaled = scaling.existing_targets(
+        clients, [desired.scalable_resource_id(spec, s) for s in spec.services]
+    )
     for service, service_rows in zip(
         spec.services,
         pmap(
             lambda s: _service_plan_rows(
-                clients, caller, spec, s, registries, ecs_current, recorded
+                clients, caller, spec, s, registries, ecs_current, recorded, scaled
             ),
             spec.services,
             max_workers,

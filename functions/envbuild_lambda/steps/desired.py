@@ -8,6 +8,7 @@ removed from the spec), and ``sent`` strips those before the request goes to AWS
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.spec import managed_tags
@@ -34,13 +35,48 @@ CPU_METRIC = "ECSServiceAverageCPUUtilization"
 MEMORY_METRIC = "ECSServiceAverageMemoryUtilization"
 
 
+class Reset:
+    """A removed ``overrides.service`` field: UpdateService sends ``value`` (ECS's default)
+    to reset it; the diff counts it as set while the service describes another value than
+    ``value`` or nothing."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reset) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(repr(self.value))
+
+    def __repr__(self) -> str:
+        return f"Reset({self.value!r})"
+
+
+#: The ``overrides.service`` fields ECS can reset, and the UpdateService value that does it
+#: ("pass an empty list" / 0 / disabled: the UpdateService API reference). Any other removed
+#: field of overrides.service stays as it is (``cannot_unset``).
+SERVICE_RESETS: dict[str, Any] = {
+    "healthCheckGracePeriodSeconds": 0,
+    "loadBalancers": [],
+    "placementConstraints": [],
+    "placementStrategy": [],
+    "serviceConnectConfiguration": {"enabled": False},
+    "volumeConfigurations": [],
+    "vpcLatticeConfigurations": [],
+}
+
+
 def sent(request: dict[str, Any]) -> dict[str, Any]:
-    """The request as AWS gets it: the unset (None) fields left out, at every depth."""
+    """The request as AWS gets it: the unset (None) fields left out, at every depth; a Reset
+    field as its value."""
     out: dict[str, Any] = {}
     for key, value in request.items():
         if value is None:
             continue
-        if isinstance(value, dict):
+        if isinstance(value, Reset):
+            out[key] = value.value
+        elif isinstance(value, dict):
             out[key] = sent(value)
         elif isinstance(value, list):
             out[key] = [sent(item) if isinstance(item, dict) else item for item in value]
@@ -161,8 +197,11 @@ def _health_check(service: Service) -> dict[str, Any] | None:
     }
 
 
-def container_definition(service: Service, log_group: str, region: str) -> dict[str, Any]:
-    """The service's own container; ``overrides.container`` merged last."""
+def container_definition(
+    service: Service, log_group: str, region: str, removed: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The service's own container; ``overrides.container`` merged last; an override key a
+    build applied that the spec dropped (``removed``) rendered as None (a revision without it)."""
     container = {
         "name": service.name,
         "image": service.image,
@@ -176,7 +215,11 @@ def container_definition(service: Service, log_group: str, region: str) -> dict[
         "healthCheck": _health_check(service),
         "dependsOn": _depends_on(service),
     }
-    return {**container, **service.overrides.container}
+    return {
+        **{key: None for key in removed if key not in container},
+        **container,
+        **service.overrides.container,
+    }
 
 
 def sidecar_definition(sidecar: Sidecar, log_group: str, region: str) -> dict[str, Any]:
@@ -206,11 +249,14 @@ def task_definition(
     service: Service,
     execution_role_arn: str,
     task_role_arn: str,
+    removed_overrides: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, Any]:
     """The RegisterTaskDefinition request for a service (without tags): what is compared.
     runtimePlatform only for ARM64 (a revision registered without one runs X86_64, and every
     revision registered before the field existed stays unchanged); ``overrides.taskDefinition``
-    merged last."""
+    merged last. ``removed_overrides`` (record.removed_overrides: the override keys a build
+    applied that the spec dropped) are rendered as None: the next revision lacks them."""
+    removed = removed_overrides or {}
     log_group = service.log_group(environment)
     request = {
         "family": service.family(environment),
@@ -226,11 +272,15 @@ def task_definition(
             else None
         ),
         "containerDefinitions": [
-            container_definition(service, log_group, caller.region),
+            container_definition(service, log_group, caller.region, removed.get("container", ())),
             *(sidecar_definition(s, log_group, caller.region) for s in service.sidecars),
         ],
     }
-    return {**request, **service.overrides.taskDefinition}
+    return {
+        **{key: None for key in removed.get("taskDefinition", ()) if key not in request},
+        **request,
+        **service.overrides.taskDefinition,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,13 +293,16 @@ def ecs_service(
     service: Service,
     registry_id: str,
     task_definition: str,
+    removed_overrides: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, Any]:
     """The fields of the ECS service that UpdateService can change (and CreateService sets):
     what the diff compares with DescribeServices. CreateService adds its own (``create_only``).
 
     With ``autoscaling`` desiredCount is not here (the scaler owns it; CreateService sets the
     initial count, ``create_only``), so the generic diff never compares or updates it.
-    ``overrides.service`` fields UpdateService takes are merged last (the others: create_only)."""
+    ``overrides.service`` fields UpdateService takes are merged last (the others: create_only);
+    one a build applied that the spec dropped (``removed_overrides``) is rendered as its
+    ``Reset`` when ECS can reset it (SERVICE_RESETS), else not at all (``cannot_unset``)."""
     network = service.effective_network(spec.network)
     deployment = service.deployment
     request: dict[str, Any] = {
@@ -281,7 +334,17 @@ def ecs_service(
     if service.overrides.service:
         updatable = _update_service_members()
         request.update({k: v for k, v in service.overrides.service.items() if k in updatable})
+    for key in (removed_overrides or {}).get("service", ()):
+        if key in SERVICE_RESETS and key not in request:
+            request[key] = Reset(SERVICE_RESETS[key])
     return request
+
+
+def cannot_unset(removed_overrides: Mapping[str, Iterable[str]] | None) -> list[str]:
+    """The removed ``overrides.service`` fields ECS cannot reset (they stay as they are)."""
+    return sorted(
+        key for key in (removed_overrides or {}).get("service", ()) if key not in SERVICE_RESETS
+    )
 
 
 def service_registry(caller: Caller, service: Service, registry_id: str) -> dict[str, Any]:

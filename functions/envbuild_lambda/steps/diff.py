@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from envbuild_lambda.steps.desired import Reset
 from envbuild_lambda.steps.desired import instance_attributes as desired_attributes
 from envbuild_lambda.steps.record import cluster_name
 
@@ -26,7 +27,14 @@ if TYPE_CHECKING:
     from envbuild_lambda.steps.record import EnvironmentRecord
 
 Kind = Literal[
-    "namespace", "registry", "instance", "logGroup", "taskDefinition", "ecsService", "parameter"
+    "namespace",
+    "registry",
+    "instance",
+    "logGroup",
+    "taskDefinition",
+    "ecsService",
+    "autoscaling",
+    "parameter",
 ]
 Action = Literal["create", "update", "replace", "adopt", "unchanged", "remove", "keep", "conflict"]
 #: The actions that change the account (a plan's "N to change").
@@ -35,7 +43,7 @@ CHANGING: tuple[Action, ...] = ("create", "update", "replace", "remove")
 #: Lists of values whose order AWS does not keep (compared as sets).
 UNORDERED = frozenset({"subnets", "securityGroups", "requiresCompatibilities"})
 #: Lists of objects matched by this key instead of by position.
-KEYED_BY = ("name", "containerName", "Type")
+KEYED_BY = ("name", "containerName", "Type", "PolicyName")
 
 #: What a new deployment is shown as in a row's fields.
 NEW_DEPLOYMENT = "new deployment"
@@ -78,6 +86,8 @@ def compare(desired: Any, actual: Any, path: str = "") -> dict[str, tuple[Any, A
     as sets for UNORDERED."""
     if desired is None:
         return {} if _empty(actual) else {path: (actual, None)}
+    if isinstance(desired, Reset):  # a removed override: ECS's default, or nothing
+        return {} if _empty(actual) or actual == desired.value else {path: (actual, desired.value)}
     if isinstance(desired, Mapping):
         have = actual if isinstance(actual, Mapping) else {}
         if not isinstance(actual, Mapping) and not _empty(actual):
@@ -193,6 +203,17 @@ def apply_tags(
 # Per resource
 
 
+def namespace_tags_change(
+    name: str, namespace_id: str, wanted: Mapping[str, str], actual: Mapping[str, str]
+) -> Change:
+    """A namespace envbuild manages: ``update`` (fields ``tags.KEY``: Cloud Map TagResource /
+    UntagResource) when the spec's tags differ, else unchanged (note: its id)."""
+    found = tag_fields(wanted, actual)
+    if found:
+        return Change(kind="namespace", name=name, action="update", fields=found, note=namespace_id)
+    return Change(kind="namespace", name=name, action="unchanged", note=namespace_id)
+
+
 def registry_change(
     service: Service,
     desired_registry: dict[str, Any],
@@ -250,19 +271,43 @@ def _environment_name(name: str) -> str:
     return name
 
 
+#: The note of a task definition row that only retags the revision in use.
+RETAG_NOTE = "tags the revision in use (TagResource / UntagResource; no new revision)"
+
+
+def revision_tags_change(
+    revision: str, wanted: Mapping[str, str], actual: Mapping[str, str]
+) -> Change:
+    """A revision's tags: ``update`` (fields ``tags.KEY``) when the spec's differ, applied to
+    the revision itself (a revision's tags can change, its definition cannot), or unchanged."""
+    found = tag_fields(wanted, actual)
+    if found:
+        return Change(
+            kind="taskDefinition", name=revision, action="update", fields=found, note=RETAG_NOTE
+        )
+    return Change(kind="taskDefinition", name=revision, action="unchanged")
+
+
 def task_definition_change(
     service: Service,
     environment: str,
     desired_definition: dict[str, Any],
     latest: Mapping[str, Any] | None,
+    tags: Mapping[str, str] | None = None,
 ) -> Change:
     """The family's latest ACTIVE revision against the rendered one: create (no revision),
-    unchanged (``name`` family:revision) or update (a new revision; ``fields`` what differs)."""
+    unchanged (``name`` family:revision) or update (a new revision; ``fields`` what differs).
+    ``tags`` (the spec's, against the revision's ``tags`` as DescribeTaskDefinition TAGS
+    returns them): an otherwise unchanged revision whose tags differ is retagged
+    (``revision_tags_change``); a new revision is registered with the spec's tags."""
     family = service.family(environment)
     if latest is None:
         return Change(kind="taskDefinition", name=family, action="create")
     current = f"{family}:{latest['revision']}"
     found = task_definition_fields(service, desired_definition, latest)
+    if not found and tags is not None:
+        have = {t.get("key", ""): t.get("value", "") for t in latest.get("tags", [])}
+        return revision_tags_change(current, tags, have)
     if not found:
         return Change(kind="taskDefinition", name=current, action="unchanged")
     return Change(
@@ -333,10 +378,13 @@ def ecs_service_change(
     managed: bool,
     redeploy: bool = False,
     tags: Mapping[str, str] | None = None,
+    cannot_unset: list[str] | None = None,
 ) -> Change:
     """An ECS service: create (none, or INACTIVE), update (UpdateService of ``fields``; a field
     ``deployment`` asks for forceNewDeployment: the last deployment FAILED, or ``redeploy``),
-    unchanged; one envbuild does not manage is a conflict (steps/ownership.py finds it first)."""
+    unchanged; one envbuild does not manage is a conflict (steps/ownership.py finds it first).
+    ``cannot_unset``: removed overrides.service fields ECS cannot reset: named in the note
+    while the service still has them."""
     name = service.ecs_service_name
     if actual is None or actual.get("status") == "INACTIVE":
         return Change(kind="ecsService", name=name, action="create")
@@ -359,14 +407,24 @@ def ecs_service_change(
     if tags is not None:  # the spec's tags against the service's (DescribeServices TAGS)
         have_tags = {t.get("key", ""): t.get("value", "") for t in actual.get("tags", [])}
         found |= tag_fields(tags, have_tags)
+    kept = [k for k in cannot_unset or () if not _empty(actual.get(k))]
+    kept_note = (
+        "; ".join(
+            f"overrides.service.{k} removed from the spec: ECS cannot unset it, it stays"
+            f" {json.dumps(actual.get(k), default=str)}"
+            for k in kept
+        )
+        if kept
+        else ""
+    )
     if not found:
         return Change(
             kind="ecsService",
             name=name,
             action="unchanged",
-            note=f"on {have['taskDefinition']}",
+            note=f"on {have['taskDefinition']}" + (f"; {kept_note}" if kept_note else ""),
         )
-    return Change(kind="ecsService", name=name, action="update", fields=found)
+    return Change(kind="ecsService", name=name, action="update", fields=found, note=kept_note)
 
 
 def update_request(change: Change, desired_service: dict[str, Any]) -> dict[str, Any]:
@@ -389,6 +447,77 @@ def update_request(change: Change, desired_service: dict[str, Any]) -> dict[str,
             request["capacityProviderStrategy"] = []
         request["forceNewDeployment"] = True
     return request
+
+
+# ---------------------------------------------------------------------------------------------
+# Application Auto Scaling (the spec's autoscaling)
+
+#: Policy name suffix -> the spec field of its target value.
+POLICY_FIELDS = {"-cpu": "targetCpuPercent", "-memory": "targetMemoryPercent"}
+#: The scalable target's fields, named as in the spec.
+TARGET_FIELDS = {"MinCapacity": "minCount", "MaxCapacity": "maxCount"}
+TARGET_VALUE = "TargetTrackingScalingPolicyConfiguration.TargetValue"
+
+
+def own_policy_field(ecs_service_name: str, policy_name: str) -> str | None:
+    """The spec field of a policy envbuild names (<ecs service>-cpu / -memory), else None."""
+    for suffix, field in POLICY_FIELDS.items():
+        if policy_name == ecs_service_name + suffix:
+            return field
+    return None
+
+
+def autoscaling_change(
+    ecs_service_name: str,
+    target: Mapping[str, Any] | None,
+    policies: list[dict[str, Any]],
+    actual_target: Mapping[str, Any] | None,
+    actual_policies: Mapping[str, Mapping[str, Any]],
+) -> Change | None:
+    """An ECS service's scalable target and target-tracking policies (desired.scalable_target
+    and desired.scaling_policies against DescribeScalableTargets / DescribeScalingPolicies):
+    create, update (fields ``minCount``, ``maxCount``, ``targetCpuPercent``,
+    ``targetMemoryPercent``: [old, new], None: absent), remove (the spec dropped autoscaling:
+    DeregisterScalableTarget, which deletes the policies) or unchanged; None when neither the
+    spec nor the account has a target. Only the policies envbuild names are compared."""
+    name = ecs_service_name
+    if target is None:
+        if actual_target is None:
+            return None
+        return Change(
+            kind="autoscaling",
+            name=name,
+            action="remove",
+            note="autoscaling no longer in the spec: the scalable target is deregistered"
+            " (with its policies); the service keeps its current count",
+        )
+    found: dict[str, list[Any]] = {}
+    have_target = actual_target or {}
+    for key, field in TARGET_FIELDS.items():
+        if have_target.get(key) != target[key]:
+            found[field] = [have_target.get(key), target[key]]
+    wanted = {str(p["PolicyName"]): p for p in policies}
+    have = {n: p for n, p in actual_policies.items() if own_policy_field(name, n) is not None}
+    for policy_name in sorted(set(wanted) | set(have)):
+        field = own_policy_field(name, policy_name) or policy_name
+        want, got = wanted.get(policy_name), have.get(policy_name)
+        if want is None:
+            old = _target_value(got)
+            found[field] = [old, None]
+        elif got is None or compare(want, got):
+            found[field] = [_target_value(got), _target_value(want)]
+    if actual_target is None:
+        return Change(kind="autoscaling", name=name, action="create", fields=found)
+    if found:
+        return Change(kind="autoscaling", name=name, action="update", fields=found)
+    return Change(kind="autoscaling", name=name, action="unchanged")
+
+
+def _target_value(policy: Mapping[str, Any] | None) -> Any:
+    if policy is None:
+        return None
+    value = policy.get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,11 +15,13 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import NamespaceOperationsState, NamespaceState, Poll
+from envbuild_lambda.steps import desired, diff
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
     from envbuild_lambda.settings import PollSchedule
     from envbuild_lambda.spec import EnvironmentSpec
+    from envbuild_lambda.steps.diff import Change
 
 
 #: How many stale CreatorRequestIds in a row create_or_adopt steps past (each a failed or
@@ -287,3 +289,34 @@ def check_operations_in_flight(
             f" {poll.attempt} checks: {', '.join(pending[:10])}"
         )
     return NamespaceOperationsState(done=not pending, pending=pending, poll=poll, message=message)
+
+
+def converge_namespace_tags(
+    clients: Clients, spec: EnvironmentSpec, namespace: NamespaceState
+) -> Change | None:
+    """The spec's top-level tags on the namespace envbuild manages (diff.namespace_tags_change),
+    applied with Cloud Map TagResource / UntagResource (never an envbuild:* key). None for a
+    namespace this build created (tagged at creation) or adopted (never changed)."""
+    if namespace.operationId or namespace.adopted or not namespace.arn:
+        return None
+    have = cloudmap_tags(clients, namespace.arn)
+    change = diff.namespace_tags_change(
+        spec.namespace.name, namespace.id or "", desired.tags(spec, None), have
+    )
+    if change.action != "update":
+        return change
+    arn = namespace.arn
+
+    def tag(add: dict[str, str]) -> None:
+        with aws_errors(f"TagResource {spec.namespace.name}"):
+            clients.servicediscovery.tag_resource(
+                ResourceARN=arn,
+                Tags=desired.cloud_map_tags(add),
+            )
+
+    def untag(remove: list[str]) -> None:
+        with aws_errors(f"UntagResource {spec.namespace.name}"):
+            clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
+
+    diff.apply_tags(change, tag, untag)
+    return change

@@ -35,12 +35,13 @@ from envbuild_lambda import pacing
 from envbuild_lambda.errors import AwsUnavailable
 from envbuild_lambda.pacing import RateLimiter
 from envbuild_lambda.state import Pipeline
+from envbuild_lambda.steps import record, task_definitions
 from envbuild_lambda.steps import services as service_steps
-from envbuild_lambda.steps import task_definitions
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.steps.record import EnvironmentRecord
 
 #: Tries of one task definition's registration that AWS answers 5xx (``_register_one``).
 UNAVAILABLE_ATTEMPTS = 3
@@ -58,6 +59,7 @@ def _register_one(
     caller: Caller,
     spec: EnvironmentSpec,
     service: Service,
+    recorded: EnvironmentRecord | None,
     build: str | None,
     pace: RateLimiter,
 ) -> str:
@@ -81,6 +83,7 @@ def _register_one(
                 pace,
                 log_retention_days=service.effective_log_retention(spec.logRetentionDays),
                 spec_tags=service.effective_tags(spec.tags),
+                removed_overrides=record.removed_overrides(recorded, service),
             )
         except AwsUnavailable:
             if attempt == UNAVAILABLE_ATTEMPTS - 1:
@@ -95,6 +98,7 @@ def while_namespace_is_created(
     clients: Clients,
     caller: Caller,
     spec: EnvironmentSpec,
+    recorded: EnvironmentRecord | None,
     build: str | None,
     budget_seconds: int,
     writes_per_second: int = 1,
@@ -111,7 +115,9 @@ def while_namespace_is_created(
     for service in spec.services:
         if timer.now() >= deadline:
             break
-        registered[service.name] = _register_one(clients, caller, spec, service, build, pace)
+        registered[service.name] = _register_one(
+            clients, caller, spec, service, recorded, build, pace
+        )
     return Pipeline(
         taskDefinitions=registered,
         maxInvocations=max_invocations(len(spec.services), budget_seconds, writes_per_second),
@@ -122,6 +128,7 @@ def advance(
     clients: Clients,
     caller: Caller,
     spec: EnvironmentSpec,
+    recorded: EnvironmentRecord | None,
     registries: dict[str, str],
     state: Pipeline,
     build: str | None,
@@ -152,7 +159,7 @@ def advance(
                     continue
                 if stop.is_set() or timer.now() >= deadline:
                     break
-                revision = _register_one(clients, caller, spec, service, build, td_pace)
+                revision = _register_one(clients, caller, spec, service, recorded, build, td_pace)
                 with changed:
                     registered[service.name] = revision
                     changed.notify_all()

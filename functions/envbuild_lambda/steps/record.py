@@ -28,12 +28,18 @@ from envbuild_lambda.steps import probe
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
-    from envbuild_lambda.spec import EnvironmentSpec
+    from envbuild_lambda.spec import EnvironmentSpec, Service
 
 #: The record's name sets (DynamoDB string sets), by the RemovalPlan/summary kind they hold;
 #: "instances": the static instances envbuild registered, as "<service>/<instance id>" (the
 #: only ones a build ever deregisters; they go with their registry).
 SETS = ("registries", "ecsServices", "families", "logGroups", "instances")
+
+#: The override keys envbuild has applied, "<service>/<part>/<key>" (part: taskDefinition,
+#: container, service): a key the spec no longer has is rendered as removed (steps/desired.py
+#: ``removed_overrides``). Not a resource: kept out of SETS (the item goes without it).
+OVERRIDE_KEYS = "overrideKeys"
+OVERRIDE_PARTS = ("taskDefinition", "container", "service")
 
 
 def cluster_name(cluster: str) -> str:
@@ -49,6 +55,22 @@ class EnvironmentRecord:
     vpc_id: str | None = None
     names: Mapping[str, frozenset[str]] = field(default_factory=dict)
     last_execution: str | None = None
+    override_keys: frozenset[str] = frozenset()
+
+    def removed_overrides(self, service: Service) -> dict[str, frozenset[str]]:
+        """Part -> the override keys a build applied to ``service`` that its spec no longer
+        has (each rendered as removed: its ECS default, or absent)."""
+        found: dict[str, set[str]] = {}
+        for entry in self.override_keys:
+            name, part, key = [*entry.split("/", 2), "", ""][:3]
+            if (
+                name == service.name
+                and part in OVERRIDE_PARTS
+                and key
+                and key not in getattr(service.overrides, part)
+            ):
+                found.setdefault(part, set()).add(key)
+        return {part: frozenset(keys) for part, keys in found.items()}
 
     def has(self, kind: str, name: str) -> bool:
         return name in self.names.get(kind, frozenset())
@@ -104,7 +126,25 @@ def read(clients: Clients, table: str, environment: str) -> EnvironmentRecord | 
         vpc_id=text("vpcId"),
         names={kind: frozenset(item.get(kind, {}).get("SS", [])) for kind in SETS},
         last_execution=text("lastExecution"),
+        override_keys=frozenset(item.get(OVERRIDE_KEYS, {}).get("SS", [])),
     )
+
+
+def override_keys(spec: EnvironmentSpec) -> set[str]:
+    """The spec's override keys as the record keeps them ("<service>/<part>/<key>")."""
+    return {
+        f"{service.name}/{part}/{key}"
+        for service in spec.services
+        for part in OVERRIDE_PARTS
+        for key in getattr(service.overrides, part)
+    }
+
+
+def removed_overrides(
+    recorded: EnvironmentRecord | None, service: Service
+) -> dict[str, frozenset[str]]:
+    """``EnvironmentRecord.removed_overrides``, nothing without a record."""
+    return recorded.removed_overrides(service) if recorded is not None else {}
 
 
 def spec_names(spec: EnvironmentSpec) -> dict[str, set[str]]:
@@ -161,6 +201,10 @@ def claim(
     }
     for kind, members in names.items():
         values[f":{kind}"] = {"SS": sorted(members)}
+    overrides = override_keys(spec)
+    if overrides:  # a DynamoDB set is never empty
+        names = {**names, OVERRIDE_KEYS: overrides}
+        values[f":{OVERRIDE_KEYS}"] = {"SS": sorted(overrides)}
     with aws_errors(f"UpdateItem {table} (record of {spec.environment})"):
         clients.dynamodb.update_item(
             TableName=table,

@@ -1,6 +1,7 @@
 """A failed build's rollback, first part: put back what the build changed on resources that
 existed before it (the ECS services it updated, the registries' DNS records, the static
-instances it registered, changed or deregistered), as Create Services recorded them
+instances it registered, changed or deregistered, the log groups' retention, the services'
+Application Auto Scaling targets and policies), as Create Services recorded them
 (``ServicesState.previous``). The teardown workflow then removes what the build created, and
 never a task definition revision that a service runs (teardown.in_use)."""
 
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from envbuild_lambda.errors import aws_errors
 from envbuild_lambda.parallel import pmap
+from envbuild_lambda.steps import autoscaling, desired, diff
+from envbuild_lambda.steps.task_definitions import set_retention
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -68,7 +71,44 @@ def restore(
                 )
         return f"instance {key}"
 
+    def log_group(name: str) -> str:
+        set_retention(clients, name, previous.logGroups[name])
+        return f"logGroup {name}"
+
+    def scaling(name: str) -> str:
+        resource = f"service/{spec.cluster_name}/{name}"
+        was = previous.scaling[name]
+        if was is None:
+            autoscaling.deregister(clients, resource)
+            return f"autoscaling {name}"
+        with aws_errors(f"RegisterScalableTarget {resource} (restore)"):
+            clients.autoscaling.register_scalable_target(
+                ServiceNamespace="ecs",
+                ResourceId=resource,
+                ScalableDimension=desired.SCALABLE_DIMENSION,
+                MinCapacity=was["MinCapacity"],
+                MaxCapacity=was["MaxCapacity"],
+            )
+        policies = was.get("policies", [])
+        for policy in policies:
+            with aws_errors(f"PutScalingPolicy {policy['PolicyName']} (restore)"):
+                clients.autoscaling.put_scaling_policy(**policy)
+        kept = {p["PolicyName"] for p in policies}
+        for policy_name in autoscaling.scaling_policies(clients, resource):
+            own = diff.own_policy_field(name, policy_name) is not None
+            if own and policy_name not in kept:
+                with aws_errors(f"DeleteScalingPolicy {policy_name} (restore)"):
+                    clients.autoscaling.delete_scaling_policy(
+                        PolicyName=policy_name,
+                        ServiceNamespace="ecs",
+                        ResourceId=resource,
+                        ScalableDimension=desired.SCALABLE_DIMENSION,
+                    )
+        return f"autoscaling {name}"
+
     done = pmap(service, sorted(previous.services), max_workers)
+    done += pmap(log_group, sorted(previous.logGroups), max_workers)
+    done += pmap(scaling, sorted(previous.scaling), max_workers)
     done += pmap(registry, sorted(n for n in previous.registries if n in registries), max_workers)
     done += pmap(
         instance,

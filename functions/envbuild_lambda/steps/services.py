@@ -17,7 +17,7 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_BUILD, is_managed
 from envbuild_lambda.state import Poll, Restore, ServicesState
-from envbuild_lambda.steps import desired, diff
+from envbuild_lambda.steps import desired, diff, record
 from envbuild_lambda.steps.desired import registry_arn
 from envbuild_lambda.steps.diff import Change, short_task_definition
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from envbuild_lambda.aws import Caller, Clients
     from envbuild_lambda.settings import PollSchedule
     from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.steps.record import EnvironmentRecord
 
 T = TypeVar("T")
 
@@ -203,6 +204,7 @@ def create_or_adopt_services(
     redeploy: bool = False,
     recorded_instances: frozenset[str] = frozenset(),
     started_at: float | None = None,
+    recorded: EnvironmentRecord | None = None,
 ) -> tuple[ServicesState, list[Change]]:
     """Converge the spec's ECS services (diff.ecs_service_change): create the missing ones,
     UpdateService the fields that differ on those envbuild manages for this environment
@@ -232,8 +234,14 @@ def create_or_adopt_services(
                 f"ECS service {service.ecs_service_name} in cluster {spec.cluster_name} is DRAINING after a delete;"
                 " wait until it is INACTIVE, then build again"
             )
+        removed = record.removed_overrides(recorded, service)
         wanted = desired.ecs_service(
-            caller, spec, service, registries[service.name], task_definitions[service.name]
+            caller,
+            spec,
+            service,
+            registries[service.name],
+            task_definitions[service.name],
+            removed,
         )
         if current is not None and status == "ACTIVE":
             _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
@@ -252,6 +260,7 @@ def create_or_adopt_services(
             managed=True,
             redeploy=redeploy,
             tags=desired.tags(spec, service),
+            cannot_unset=desired.cannot_unset(removed),
         )
         rows.append(change)
         if change.action == "create":

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.exceptions import ClientError
 
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.spec import TAG_ENVIRONMENT, is_managed, managed_tags
+from envbuild_lambda.spec import TAG_BUILD, TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
 from envbuild_lambda.steps import desired as desired_steps
 from envbuild_lambda.steps import diff
 from envbuild_lambda.steps.diff import Change
+from envbuild_lambda.steps.record import removed_overrides
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from envbuild_lambda.aws import Caller, Clients
-    from envbuild_lambda.spec import Service
+    from envbuild_lambda.spec import EnvironmentSpec, Service
+    from envbuild_lambda.steps.record import EnvironmentRecord
 
 
 #: ``ensure_log_group``'s retention when the caller does not say: the group's is left as it is.
 KEEP: Literal["keep"] = "keep"
+
+
+def describe_log_group(clients: Clients, name: str) -> dict[str, Any] | None:
+    with aws_errors(f"DescribeLogGroups {name}"):
+        found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
+    return dict(found[0]) if found and found[0]["logGroupName"] == name else None
 
 
 def ensure_log_group(
@@ -31,24 +39,28 @@ def ensure_log_group(
     name: str,
     tags: dict[str, str],
     retention_days: int | Literal["keep"] | None = KEEP,
+    *,
+    converge: bool = True,
 ) -> bool:
     """Create the log group; an existing one is used as it is. True if created.
 
     Looked up first, so that a re-run makes no mutating call; "already exists" is still handled
     (a concurrent or retried creation). ``retention_days`` (the spec's logRetentionDays, None:
-    never expire) is applied to a group envbuild creates, and converged on a re-run for a group
-    envbuild manages (tagged for the environment); an adopted group keeps its own retention."""
-    with aws_errors(f"DescribeLogGroups {name}"):
-        found = clients.logs.describe_log_groups(logGroupNamePrefix=name, limit=1)["logGroups"]
-    if found and found[0]["logGroupName"] == name:
-        if retention_days != KEEP:
-            converge_log_group(clients, dict(found[0]), tags, retention_days)
+    never expire) is applied to a group envbuild creates, and with ``converge`` converged for a
+    group envbuild manages (tagged for the environment); an adopted group keeps its own
+    retention. The build converges existing groups in Create Services (``converge_log_groups``,
+    which records what a rollback restores), so Register Task Definitions passes False."""
+    group = describe_log_group(clients, name)
+    if group is not None:
+        if retention_days != KEEP and converge:
+            converge_log_group(clients, group, tags, retention_days)
         return False
     try:
         clients.logs.create_log_group(logGroupName=name, tags=tags)
     except ClientError as error:
         if error_code(error) == "ResourceAlreadyExistsException":
-            ensure_log_group(clients, name, tags, retention_days)  # created meanwhile: converge
+            # created meanwhile: converged as any existing one
+            ensure_log_group(clients, name, tags, retention_days, converge=converge)
             return False
         raise map_client_error(error, f"CreateLogGroup {name}") from error
     if retention_days not in (KEEP, None):
@@ -78,17 +90,45 @@ def log_group_tags(clients: Clients, group: Mapping[str, Any]) -> dict[str, str]
         )
 
 
+@overload
 def converge_log_group(
-    clients: Clients, group: Mapping[str, Any], tags: dict[str, str], retention_days: int | None
-) -> Change:
+    clients: Clients,
+    group: Mapping[str, Any],
+    tags: dict[str, str],
+    retention_days: int | None,
+    *,
+    with_tags: Literal[False] = False,
+) -> Change: ...
+
+
+@overload
+def converge_log_group(
+    clients: Clients,
+    group: Mapping[str, Any],
+    tags: dict[str, str],
+    retention_days: int | None,
+    *,
+    with_tags: Literal[True],
+) -> tuple[Change, dict[str, str]]: ...
+
+
+def converge_log_group(
+    clients: Clients,
+    group: Mapping[str, Any],
+    tags: dict[str, str],
+    retention_days: int | None,
+    *,
+    with_tags: bool = False,
+) -> Change | tuple[Change, dict[str, str]]:
     """diff.log_group_change of an existing group, applied if envbuild manages it (tagged for
-    the environment): its retention and the spec's tags (an adopted group is left as it is)."""
+    the environment): its retention and the spec's tags (an adopted group is left as it is).
+    ``with_tags``: also the group's tags as they were read."""
     name = str(group["logGroupName"])
     have = log_group_tags(clients, group)
     managed = is_managed(have, tags.get(TAG_ENVIRONMENT, ""))
     change = diff.log_group_change(name, retention_days, group, managed=managed, tags=(tags, have))
     if change.action != "update":
-        return change
+        return (change, have) if with_tags else change
     if "logRetentionDays" in change.fields:
         set_retention(clients, name, retention_days)
     arn = log_group_arn(group)
@@ -102,18 +142,86 @@ def converge_log_group(
             clients.logs.untag_resource(resourceArn=arn, tagKeys=remove)
 
     diff.apply_tags(change, tag, untag)
-    return change
+    return (change, have) if with_tags else change
+
+
+def converge_log_groups(
+    clients: Clients,
+    spec: EnvironmentSpec,
+    build: str | None,
+    max_workers: int,
+) -> tuple[list[Change], dict[str, int | None]]:
+    """Create Services' pass over the services' log groups (Register Task Definitions created
+    the missing ones): each one's row of the one diff, applied (``converge_log_group``: its
+    retention and the spec's tags, only if envbuild manages it). A group this build created
+    (its envbuild:build tag) is a ``create`` row. Returns the rows and, per group whose
+    retention changed, the retention it had (None: never expire): a rollback restores it."""
+
+    def one(service: Service) -> tuple[Change | None, int | None]:
+        name = service.log_group(spec.environment)
+        group = describe_log_group(clients, name)
+        if group is None:
+            return None, None
+        tags = desired_steps.tags(spec, service, build)
+        retention = desired_steps.log_retention(spec, service)
+        before = group.get("retentionInDays")
+        row, have = converge_log_group(clients, group, tags, retention, with_tags=True)
+        if build is not None and have.get(TAG_BUILD) == build:
+            return Change(kind="logGroup", name=name, action="create"), None
+        return row, before
+
+    rows: list[Change] = []
+    previous: dict[str, int | None] = {}
+    for row, before in pmap(one, spec.services, max_workers):
+        if row is None:
+            continue
+        rows.append(row)
+        if row.action == "update" and "logRetentionDays" in row.fields:
+            previous[row.name] = before
+    return rows, previous
 
 
 def latest_revision(clients: Clients, family: str) -> dict[str, Any] | None:
     """The family's latest ACTIVE revision (DescribeTaskDefinition of a family name), or None."""
     try:
-        current = clients.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        response = clients.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
     except ClientError as error:
         if error_code(error) in ("ClientException", "InvalidParameterException"):  # no such family
             return None
         raise map_client_error(error, f"DescribeTaskDefinition {family}") from error
-    return dict(current) if current.get("status") == "ACTIVE" else None
+    current = response["taskDefinition"]
+    if current.get("status") != "ACTIVE":
+        return None
+    return {**current, "tags": list(response.get("tags", []))}
+
+
+def converge_revision_tags(
+    clients: Clients, spec: EnvironmentSpec, service: Service, revision: str, build: str | None
+) -> Change | None:
+    """The spec's tags on the revision ``service`` runs (diff.revision_tags_change), applied
+    with ECS TagResource / UntagResource on its ARN: a tag edit retags the revision in use
+    instead of registering a new one. None for a revision this build registered (it got the
+    spec's tags at registration)."""
+    with aws_errors(f"DescribeTaskDefinition {revision}"):
+        response = clients.ecs.describe_task_definition(taskDefinition=revision, include=["TAGS"])
+    have = {t.get("key", ""): t.get("value", "") for t in response.get("tags", [])}
+    if build is not None and have.get(TAG_BUILD) == build:
+        return None
+    change = diff.revision_tags_change(revision, desired_steps.tags(spec, service), have)
+    if change.action != "update":
+        return change
+    arn = str(response["taskDefinition"]["taskDefinitionArn"])
+
+    def tag(add: dict[str, str]) -> None:
+        with aws_errors(f"TagResource {revision}"):
+            clients.ecs.tag_resource(resourceArn=arn, tags=desired_steps.ecs_tags(add))
+
+    def untag(remove: list[str]) -> None:
+        with aws_errors(f"UntagResource {revision}"):
+            clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
+
+    diff.apply_tags(change, tag, untag)
+    return change
 
 
 def register(
@@ -128,6 +236,7 @@ def register(
     *,
     log_retention_days: int | Literal["keep"] | None = KEEP,
     spec_tags: dict[str, str] | None = None,
+    removed_overrides: Mapping[str, Iterable[str]] | None = None,
 ) -> TaskDefinitionRef:
     """Register the service's task definition, unless its latest revision already is the desired
     one (a retry after a lost response, or a re-run): no duplicate revisions. A spec change
@@ -135,13 +244,14 @@ def register(
     then rolls the ECS service to.
 
     ``log_retention_days`` and ``spec_tags`` (``desired.log_retention`` and the spec's tags of
-    the service, ``desired.tags``) apply issue 17's logRetentionDays and tags."""
+    the service, ``desired.tags``) apply issue 17's logRetentionDays and tags;
+    ``removed_overrides`` (record.removed_overrides) the override keys the spec dropped."""
     tags = {**(spec_tags or {}), **managed_tags(environment, build)}
     family = service.family(environment)
     log_group = service.log_group(environment)
-    ensure_log_group(clients, log_group, tags, log_retention_days)
+    ensure_log_group(clients, log_group, tags, log_retention_days, converge=False)
     desired = desired_steps.task_definition(
-        caller, environment, service, execution_role_arn, task_role_arn
+        caller, environment, service, execution_role_arn, task_role_arn, removed_overrides
     )
     change = diff.task_definition_change(
         service, environment, desired, latest_revision(clients, family)
@@ -179,6 +289,7 @@ def register_all(
     *,
     spec_tags: dict[str, str] | None = None,
     log_retention_days: int | Literal["keep"] | None = KEEP,
+    recorded: EnvironmentRecord | None = None,
 ) -> list[TaskDefinitionRef]:
     """``register`` for a batch of services, in spec order. RegisterTaskDefinition is paced at
     ``writes_per_second`` (the ECS task-definition-modification quota, account-wide); the log
@@ -196,6 +307,7 @@ def register_all(
         return register(
             clients, caller, environment, service, execution_role_arn, task_role_arn, build,
             pace, log_retention_days=retention, spec_tags=service.effective_tags(spec_tags or {}),
+            removed_overrides=removed_overrides(recorded, service),
         )  # fmt: skip
 
     return pmap(one, services, max_workers)
