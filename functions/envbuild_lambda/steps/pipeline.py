@@ -140,13 +140,15 @@ def advance(
     timer = pacing.TIMER
     deadline = timer.now() + budget_seconds
     registered = dict(state.taskDefinitions)
-    # Spaced from the end of each registration: the other thread's calls share the invocation.
+    # Spaced from the end of each call: the two threads' calls share the invocation's time.
     td_pace = RateLimiter(
         task_definition_writes_per_second,
         burst=task_definition_writes_per_second,
         from_call_end=True,
     )
-    service_pace = RateLimiter(service_writes_per_second, burst=service_writes_per_second)
+    service_pace = RateLimiter(
+        service_writes_per_second, burst=service_writes_per_second, from_call_end=True
+    )
     changed = threading.Condition()
     stop = threading.Event()
     registering = [True]  # the registering thread is still at work
