@@ -741,7 +741,7 @@ def results_table(results: list[Result], sweeps: dict[int, Sweep]) -> str:
     )
     rows.append(
         row(
-            "calls refused by the emulated ECS quotas (then retried)",
+            "calls refused by the emulated ECS and Cloud Map quotas (then retried)",
             [str(sum(r.throttled_calls.values())) for r in results],
         )
     )

@@ -176,7 +176,7 @@ def production_like_200() -> dict[str, Any]:
 def test_200_production_like_services_using_every_field_fit_a_state_with_margin() -> None:
     """The largest state of a 200-service production-like build, at its widest (the summary's
     widest ids, IPs and the change rows' full budget), stays under three quarters of the 224 KiB
-    budget: about 127 KiB, where the spec's state form alone was 337 KiB before the services'
+    budget: about 122 KiB, where the spec's state form alone was 333 KiB before the services'
     repeated values were shared."""
     from envbuild_lambda.spec import _service_state
     from envbuild_lambda.steps.summary import FAILURE_PATH_RESERVE_BYTES, STATE_LIMIT_BYTES

@@ -162,9 +162,10 @@ SECRET_READ_ACTIONS = {
     "secretsmanager": "secretsmanager:GetSecretValue",
     "ssm": "ssm:GetParameters",
 }
-#: What ECS Exec needs the task role to allow ("ECS Exec" prerequisites,
-#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-exec.html#ecs-exec-required-iam-permissions);
-#: the ssmmessages actions take no resource type (Resource "*").
+#: What ECS Exec needs the task role to allow (the Amazon ECS Developer Guide's "ECS Exec
+#: permissions" of the task IAM role,
+#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html); the
+#: ssmmessages actions take no resource type (Resource "*").
 EXEC_ACTIONS = (
     "ssmmessages:CreateControlChannel",
     "ssmmessages:CreateDataChannel",
