@@ -49,10 +49,21 @@ class RateLimiter:
     """A token bucket shared by the threads of one invocation: ``acquire()`` returns when a call
     may go out, at most ``burst`` at once and ``rate_per_second`` sustained."""
 
-    def __init__(self, rate_per_second: float, burst: int = 1, *, start_full: bool = False) -> None:
+    def __init__(
+        self,
+        rate_per_second: float,
+        burst: int = 1,
+        *,
+        start_full: bool = False,
+        from_call_end: bool = False,
+    ) -> None:
         """``start_full=False`` (default): the first call waits one token interval, because the
         account's bucket may just have been emptied by another caller, e.g. this build's
-        previous batch."""
+        previous batch. ``from_call_end``: the next token is counted from the moment a call
+        *returned*, not from when its token was taken, so that calls arrive at AWS at least
+        one interval apart however long each took to get there (a call that another thread of
+        the invocation delayed would otherwise arrive less than an interval before the next
+        one: at burst 1, throttled)."""
         if rate_per_second <= 0 or burst < 1:
             raise ValueError(f"rate must be > 0 and burst >= 1, got {rate_per_second}, {burst}")
         self.rate = float(rate_per_second)
@@ -64,6 +75,7 @@ class RateLimiter:
         self._serial = threading.Lock()
         self._tokens = float(burst) if start_full else 0.0
         self._stamp: float | None = None
+        self._from_call_end = from_call_end
 
     def acquire(self) -> float:
         """Take one token, waiting for it if needed; returns the seconds waited."""
@@ -88,7 +100,20 @@ class RateLimiter:
         state machine's Retry then runs the step again). Only for calls that AWS did not apply
         when it throttled them. Paced calls go out one at a time."""
         with self._serial:
-            return self._call(action)
+            try:
+                return self._call(action)
+            finally:
+                if self._from_call_end:
+                    self._restart_at(TIMER.now())
+
+    def _restart_at(self, now: float) -> None:
+        """The bucket as if its last token had been taken at ``now``."""
+        with self._lock:
+            if self._stamp is not None and now > self._stamp:
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+            self._tokens = min(self._tokens, 0.0)
+            self._stamp = now if self._stamp is None else self._stamp
 
     def _call[R](self, action: Callable[[], R]) -> R:
         for attempt in range(THROTTLED_ATTEMPTS):

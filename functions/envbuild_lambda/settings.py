@@ -59,6 +59,10 @@ class Settings:
     #: RegisterTaskDefinition, and CreateService/UpdateService, per second.
     task_definition_writes_per_second: int = 1
     service_writes_per_second: int = 5
+    #: Seconds of work of one invocation of the pipelined build (steps/pipeline.py): the
+    #: namespace branch's task definitions, then each turn of the loop that registers the rest
+    #: and creates the services (well inside the function's 120 s timeout).
+    pipeline_budget_seconds: int = 60
     #: DynamoDB table of the one-build-per-environment locks, and how long a lock holds at most
     #: (the state machine's own TimeoutSeconds).
     lock_table: str = ""
@@ -103,6 +107,7 @@ class Settings:
             max_workers=number("ENVBUILD_MAX_WORKERS", 4),
             task_definition_writes_per_second=number("ECS_TASK_DEFINITION_WRITES_PER_SECOND", 1),
             service_writes_per_second=number("ECS_SERVICE_WRITES_PER_SECOND", 5),
+            pipeline_budget_seconds=number("PIPELINE_BUDGET_SECONDS", 60),
             lock_table=env.get("LOCK_TABLE_NAME", ""),
             lock_ttl_seconds=number("LOCK_TTL_SECONDS", 7200),
             record_table=env.get("RECORD_TABLE_NAME", ""),

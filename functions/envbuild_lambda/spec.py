@@ -1291,8 +1291,8 @@ _NOT_SHARED = frozenset({"name", "image", "port", "logRetentionDays"})
 
 def state_form(spec: EnvironmentSpec) -> dict[str, Any]:
     """The spec as the workflow carries it from state to state: every top-level field (Choice
-    states, the batches of Register Task Definitions and the teardown input read them: tags and
-    logRetentionDays too, at their defaults), each service without the fields left at their
+    states and the teardown input read them: tags and logRetentionDays too, at their
+    defaults), each service without the fields left at their
     defaults (every Lambda parses the services with ``Service``, which fills them in again), and
     ``serviceDefaults``: the value of a field that several services repeat, given once
     (``expand_state`` puts it back in each service that omits it). A 200-service spec whose

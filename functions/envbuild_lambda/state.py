@@ -65,6 +65,22 @@ class TaskDefinitionRef(_State):
     logGroup: str
 
 
+class Pipeline(_State):
+    """Where the pipelined build stands (steps/pipeline.py; $.build.pipeline): bounded, N short
+    strings and four numbers."""
+
+    #: Service name -> "family:revision", for the services whose task definition is registered
+    #: (a prefix of the spec's services).
+    taskDefinitions: dict[str, str] = {}
+    #: The first services of the spec (this many) have their ECS service created or existing.
+    servicesDone: int = 0
+    #: Invocations of the loop so far, and at most (the ASL's Choice compares them).
+    invocation: int = 0
+    maxInvocations: int = 1
+    #: Every task definition registered and every missing ECS service created.
+    done: bool = False
+
+
 class Restore(_State):
     """What a build changed on resources that existed before it, as they were: a failed
     build's rollback puts them back (steps/restore.py) before removing what it created."""

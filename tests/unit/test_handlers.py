@@ -187,38 +187,42 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
     assert cloud_map["namespace"] == branch["namespace"]
     assert list(cloud_map["registries"]) == ["web", "api", "db"]
 
-    # Parallel branch 2: Map over batches of services with the ItemSelector (here 2 + 1); the
-    # Map's output is one list per batch, which the next steps take as it is.
-    batches = [spec["services"][:2], spec["services"][2:]]
-    task_definitions = [
-        call(
-            register_task_definitions.handler,
-            {
-                "environment": spec["environment"],
-                "executionRoleArn": spec["executionRoleArn"],
-                "taskRoleArn": spec["taskRoleArn"],
-                "services": batch,
-                "build": BUILD,
-            },
-            context,
-        )
-        for batch in batches
-    ]
-    assert task_definitions == [
-        {"web": "workshop_web:1", "api": "workshop_api:1"},
-        {"db": "workshop_db:1"},
-    ]
-
-    build = {"cloudMap": cloud_map, "taskDefinitions": task_definitions}  # the ResultSelector
+    # Parallel branch 2: task definitions while the namespace is created (all three within the
+    # budget); then the loop creates each ECS service (steps/pipeline.py).
+    build_arn = BUILD
+    pipeline = call(register_task_definitions.handler, {"spec": spec, "build": build_arn}, context)
+    assert pipeline["taskDefinitions"] == {
+        "web": "workshop_web:1",
+        "api": "workshop_api:1",
+        "db": "workshop_db:1",
+    }
+    assert (pipeline["servicesDone"], pipeline["invocation"], pipeline["done"]) == (0, 0, False)
+    build = {"cloudMap": cloud_map, "pipeline": pipeline}  # the ResultSelector
+    build["pipeline"] = call(
+        register_task_definitions.handler,
+        {  # as the loop's Parameters
+            "spec": spec,
+            "registries": build["cloudMap"]["registries"],
+            "pipeline": build["pipeline"],
+            "build": build_arn,
+        },
+        context,
+    )
+    assert build["pipeline"]["taskDefinitions"] == {
+        "web": "workshop_web:1",
+        "api": "workshop_api:1",
+        "db": "workshop_db:1",
+    }
+    assert (build["pipeline"]["servicesDone"], build["pipeline"]["done"]) == (3, True)
     deployment = call(
         create_services.handler,
         {  # as the ASL's Parameters
             "spec": spec,
             "registries": build["cloudMap"]["registries"],
-            "taskDefinitions": build["taskDefinitions"],
+            "taskDefinitions": build["pipeline"]["taskDefinitions"],
+            "build": build_arn,
             "namespace": build["cloudMap"]["namespace"],
             "registriesCreated": build["cloudMap"]["created"],
-            "build": BUILD,
         },
         context,
     )
@@ -239,6 +243,10 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         ("ecsService", "api-service", "create"),
         ("ecsService", "db-service", "create"),
     ]
+    # the services the loop created have been starting while Create Services ran: the first
+    # wait is 30 s less the seconds it took (real time here)
+    assert 25 <= deployment["poll"]["waitSeconds"] <= 30
+    deployment["poll"]["waitSeconds"] = 30
     assert deployment == {
         "ready": False,
         "poll": {"attempt": 0, "waitSeconds": 30, "maxAttempts": 120},
@@ -267,7 +275,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
             "spec": spec,
             "namespace": build["cloudMap"]["namespace"],
             "registries": build["cloudMap"]["registries"],
-            "taskDefinitions": build["taskDefinitions"],
+            "taskDefinitions": build["pipeline"]["taskDefinitions"],
         },
         context,
     )
@@ -322,19 +330,15 @@ def test_check_services_handler_reports_services_not_ready(
     registries = call(create_registries.handler, {"spec": spec, "namespace": namespace}, context)[
         "registries"
     ]
-    refs = [
-        call(
-            register_task_definitions.handler,
-            {
-                "environment": "workshop",
-                "executionRoleArn": spec["executionRoleArn"],
-                "taskRoleArn": spec["taskRoleArn"],
-                "services": [s],
-            },
-            context,
-        )
-        for s in spec["services"]
-    ]
+    refs = call(
+        register_task_definitions.handler,
+        {
+            "spec": spec,
+            "registries": registries,
+            "pipeline": {"taskDefinitions": {}, "maxInvocations": 4},
+        },
+        context,
+    )["taskDefinitions"]
     deployment = call(
         create_services.handler,
         {"spec": spec, "registries": registries, "taskDefinitions": refs},

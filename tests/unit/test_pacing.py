@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -134,3 +135,20 @@ def test_paced_without_a_limiter_calls_at_once(fake_time: FakeTime) -> None:
 
 def test_paced_with_a_limiter_waits_for_its_token(fake_time: FakeTime) -> None:
     assert pacing.paced(RateLimiter(2), lambda: fake_time.now) == 0.5
+
+
+def test_from_call_end_spaces_calls_from_when_each_returned(fake_time: FakeTime) -> None:
+    # Each call takes 0.3 s to reach AWS (another thread of the invocation held the time):
+    # counted from its token, the next would arrive 0.7 s after it; counted from its end, 1 s.
+    arrivals: list[float] = []
+
+    def slow_call() -> None:
+        fake_time.sleep_until(fake_time.now + 0.3)
+        arrivals.append(fake_time.now)
+
+    limiter = RateLimiter(1, from_call_end=True)
+    for _ in range(3):
+        limiter.call(slow_call)
+
+    assert arrivals == pytest.approx([1.3, 2.6, 3.9])
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(arrivals))

@@ -102,10 +102,10 @@ def test_create_namespace_crashing_after_its_call_leaves_nothing(
 def test_a_create_namespace_invocation_still_running_when_the_parallel_fails_is_waited_for(
     emulator: Any, workshop_spec: dict[str, Any]
 ) -> None:
-    # Create Namespace takes seconds of real time before its call, so the other branch fails
-    # (and the Parallel with it) while the invocation runs: Step Functions stops the branch, not
-    # the invocation, which still creates the namespace. The failure path's 120 s Wait comes
-    # after it (Clock.wait_state: at scale 0 the Wait takes no real time of its own).
+    # Create Namespace takes seconds of real time before its call (it now runs before the
+    # Parallel, issue 18's pipelined build: the task-definition branch needs its operation), then
+    # the task-definition branch fails at once while the namespace operation runs; the failure
+    # path's 300 s Wait and its look for namespace operations in flight still find it.
     before = account_snapshot(emulator)
     resolve = emulator.dispatcher.resolve_handler
 
@@ -204,9 +204,13 @@ def test_the_failure_path_waits_out_every_lambda_of_the_interrupted_parallel() -
                 found += resources(inner.get("States", {}))
         return found
 
+    # Create Namespace runs before the Parallel and its Catch goes to the same Wait
+    assert states["Create Namespace"]["Catch"][0]["Next"] == "Wait For Interrupted Steps"
     placeholders = {r for b in parallel["Branches"] for r in resources(b["States"])}
+    placeholders.add(states["Create Namespace"]["Resource"])
     functions = sorted(p.removeprefix("${").removesuffix("Arn}") for p in placeholders)
     assert "CreateNamespaceFunction" in functions
+    assert "RegisterTaskDefinitionsFunction" in functions
     timeouts = {
         name: template["Resources"][name]["Properties"].get("Timeout", default)
         for name in functions

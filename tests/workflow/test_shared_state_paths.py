@@ -1,6 +1,6 @@
 """The spec's state form with the services' repeated values given once (serviceDefaults) through
-the whole build: 52 production-like services using every field (two Register Task Definitions
-batches, each given the shared values beside its services) land with the shared sidecar, health
+the whole build: 52 production-like services using every field (the pipelined build's Register
+Task Definitions branch and loop, each given the whole spec in its state form) land with the shared sidecar, health
 check and overrides; every state carries the estimate's spec, the largest within the estimate
 and its reserve; and a failed build's
 rollback, whose teardown input reads the services' slim entries, removes all of them."""
@@ -50,9 +50,10 @@ def test_shared_values_reach_every_batch_and_the_largest_state_is_the_estimates(
 
     described, history = run_build(emulator, spec)
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert len(entered(history, "Register Task Definition Batch")) == 2
+    assert len(entered(history, "Register Task Definitions")) == 1
+    assert entered(history, "Register Task Definitions And Create Services")
     ecs = emulator.client("ecs")
-    for name in ("svc-000", f"svc-{N - 1:03d}"):  # the first batch's and the second's
+    for name in ("svc-000", f"svc-{N - 1:03d}"):  # the first and the last service's
         definition = ecs.describe_task_definition(taskDefinition=f"shop_{name}")["taskDefinition"]
         main, sidecar = definition["containerDefinitions"]
         assert sidecar["name"] == "log-router"

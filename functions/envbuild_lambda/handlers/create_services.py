@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from envbuild_lambda import pacing
 from envbuild_lambda.aws import Caller, get_clients
 from envbuild_lambda.handlers.inputs import CreateServicesInput, RestoreInput
 from envbuild_lambda.observability import count, step
@@ -37,6 +38,7 @@ from envbuild_lambda.steps import (
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "previous" in event:  # the failure path's "Restore What Was Updated"
         return _restore(event)
+    started_at = pacing.TIMER.now()
     request = CreateServicesInput.model_validate(event)
     settings = get_settings()
     clients = get_clients()
@@ -66,6 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         recorded_instances=recorded.names.get("instances", frozenset())
         if recorded
         else frozenset(),
+        started_at=started_at,
         recorded=recorded,
     )
     namespace_row = (

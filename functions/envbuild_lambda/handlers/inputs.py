@@ -6,17 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from envbuild_lambda.spec import (
-    DEFAULT_LOG_RETENTION_DAYS,
-    SERVICE_DEFAULTS,
-    EnvironmentSpec,
-    Service,
-    expand_services,
-    expand_state,
-)
+from envbuild_lambda.spec import EnvironmentSpec, expand_state
 from envbuild_lambda.state import (
     NamespaceOperationsState,
     NamespaceState,
+    Pipeline,
     ProbeState,
     Restore,
     ServicesState,
@@ -72,33 +66,26 @@ class CreateRegistriesInput(_Input):
 
 
 class RegisterTaskDefinitionsInput(_Input):
-    environment: str
-    executionRoleArn: str
-    taskRoleArn: str
-    services: list[Service]
-    build: str | None = None
-    #: The spec's top-level tags and logRetentionDays (each service may override them).
-    tags: dict[str, str] = {}
-    logRetentionDays: int | None = DEFAULT_LOG_RETENTION_DAYS
+    """The Parallel's task-definition branch: registers while the namespace is created."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _shared_service_values(cls, data: Any) -> Any:
-        """The services' values the state form gives once (its serviceDefaults), back in each
-        service of the batch."""
-        if isinstance(data, dict) and SERVICE_DEFAULTS in data:
-            data = dict(data)
-            shared = data.pop(SERVICE_DEFAULTS) or {}
-            if isinstance(data.get("services"), list):
-                data["services"] = expand_services(data["services"], shared)
-        return data
+    spec: EnvironmentSpec
+    build: str | None = None
+
+
+class PipelineInput(_Input):
+    """One turn of the loop "Register Task Definitions And Create Services" (steps/pipeline.py)."""
+
+    spec: EnvironmentSpec
+    registries: dict[str, str]
+    pipeline: Pipeline
+    build: str | None = None
 
 
 class CreateServicesInput(_Input):
     spec: EnvironmentSpec
     registries: dict[str, str]
-    #: Service name -> "family:revision": one mapping per batch of Register Task Definitions
-    #: (the Map's output, merged here) or one mapping.
+    #: Service name -> "family:revision" (the pipelined build's $.build.pipeline.taskDefinitions;
+    #: a list of mappings is merged).
     taskDefinitions: dict[str, str]
     build: str | None = None
     #: The namespace (for the Cloud Map services the spec no longer lists).

@@ -1,5 +1,13 @@
-"""RegisterTaskDefinitions: one batch of services' log groups and Fargate task definitions (the
-state machine splits the spec's services into batches and runs them one after another)."""
+"""RegisterTaskDefinitions: the pipelined build's task definitions and ECS service creations
+(steps/pipeline.py).
+
+Two states invoke it: the Parallel's branch "Register Task Definitions" (event with the spec:
+task definitions while the namespace is created) and, after the registries
+exist, the loop "Register Task Definitions And Create Services" (event with ``pipeline``: the
+remaining task definitions, each missing ECS service created once its task definition is
+registered). Both return the loop's state (``state.Pipeline``), each invocation at most
+PIPELINE_BUDGET_SECONDS of work.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +16,45 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from envbuild_lambda.aws import Caller, get_clients
-from envbuild_lambda.handlers.inputs import RegisterTaskDefinitionsInput
+from envbuild_lambda.handlers.inputs import PipelineInput, RegisterTaskDefinitionsInput
 from envbuild_lambda.observability import count, step
 from envbuild_lambda.settings import get_settings
-from envbuild_lambda.steps import record, task_definitions
+from envbuild_lambda.steps import pipeline, record
 
 
 @step("RegisterTaskDefinitions")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    """Service name -> "family:revision" for the batch (the log group is /ecs/<family>)."""
-    request = RegisterTaskDefinitionsInput.model_validate(event)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
+    caller = Caller.from_function_arn(context.invoked_function_arn)
     clients = get_clients()
-    # The override keys earlier builds applied (a key the spec dropped is removed).
-    recorded = record.read(clients, settings.require_record_table(), request.environment)
-    refs = task_definitions.register_all(
+    if "pipeline" not in event:  # the Parallel's branch
+        first = RegisterTaskDefinitionsInput.model_validate(event)
+        state = pipeline.while_namespace_is_created(
+            clients,
+            caller,
+            first.spec,
+            # The override keys earlier builds applied (a key the spec dropped is removed).
+            record.read(clients, settings.require_record_table(), first.spec.environment),
+            first.build,
+            settings.pipeline_budget_seconds,
+            settings.task_definition_writes_per_second,
+        )
+        count("TaskDefinitionsRegistered", len(state.taskDefinitions))
+        return state.model_dump(mode="json")
+    request = PipelineInput.model_validate(event)
+    before = request.pipeline
+    state = pipeline.advance(
         clients,
-        Caller.from_function_arn(context.invoked_function_arn),
-        request.environment,
-        request.services,
-        request.executionRoleArn,
-        request.taskRoleArn,
+        caller,
+        request.spec,
+        record.read(clients, settings.require_record_table(), request.spec.environment),
+        request.registries,
+        before,
         request.build,
-        settings.max_workers,
+        settings.pipeline_budget_seconds,
         settings.task_definition_writes_per_second,
-        spec_tags=request.tags,
-        log_retention_days=request.logRetentionDays,
-        recorded=recorded,
+        settings.service_writes_per_second,
     )
-    count("TaskDefinitionsRegistered", len(refs))
-    return {ref.name: ref.taskDefinition for ref in refs}
+    count("TaskDefinitionsRegistered", len(state.taskDefinitions) - len(before.taskDefinitions))
+    count("ServicesHandled", state.servicesDone - before.servicesDone)
+    return state.model_dump(mode="json")

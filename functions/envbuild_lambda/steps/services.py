@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from envbuild_lambda import pacing
 from envbuild_lambda.errors import (
     CloudMapOperationFailed,
     DeploymentFailed,
@@ -14,7 +15,7 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.spec import is_managed
+from envbuild_lambda.spec import TAG_BUILD, is_managed
 from envbuild_lambda.state import Poll, Restore, ServicesState
 from envbuild_lambda.steps import desired, diff, record
 from envbuild_lambda.steps.desired import registry_arn
@@ -202,12 +203,16 @@ def create_or_adopt_services(
     *,
     redeploy: bool = False,
     recorded_instances: frozenset[str] = frozenset(),
+    started_at: float | None = None,
     recorded: EnvironmentRecord | None = None,
 ) -> tuple[ServicesState, list[Change]]:
     """Converge the spec's ECS services (diff.ecs_service_change): create the missing ones,
     UpdateService the fields that differ on those envbuild manages for this environment
     (forceNewDeployment when the last deployment FAILED, or with ``redeploy``), and the static
-    instances (``converge_static_instances``). Create/UpdateService are paced at
+    instances (``converge_static_instances``). A service tagged with ``build`` was created by
+    this build (steps/pipeline.py) and is reported so; when only those started, the first
+    check's wait is shortened by the time since ``started_at`` (this step's start, on pacing's
+    clock). Create/UpdateService are paced at
     ``writes_per_second``, the ECS service-modification quota. Returns the state Check Services
     polls (with what each updated service ran before: a rollback restores it) and the rows."""
     pace = RateLimiter(writes_per_second, burst=writes_per_second)
@@ -220,6 +225,7 @@ def create_or_adopt_services(
     to_create: list[Service] = []
     to_update: list[tuple[Service, dict[str, Any]]] = []
     retag: list[tuple[str, Change]] = []  # (service ARN, row): the spec's tags that differ
+    pipelined = 0  # created by this build before this step
     for service in spec.services:
         current = existing.get(service.ecs_service_name)
         status = current["status"] if current else "INACTIVE"
@@ -239,6 +245,14 @@ def create_or_adopt_services(
         )
         if current is not None and status == "ACTIVE":
             _check_adoptable(current, service, spec, registry_arn(caller, registries[service.name]))
+            if build and ecs_tags(current).get(TAG_BUILD) == build:
+                # Created by this build's loop (steps/pipeline.py) or a retried attempt of it.
+                rows.append(
+                    Change(kind="ecsService", name=service.ecs_service_name, action="create")
+                )
+                actions[service.ecs_service_name] = "created"
+                pipelined += 1
+                continue
         change = diff.ecs_service_change(
             service,
             wanted,
@@ -279,7 +293,12 @@ def create_or_adopt_services(
     )
     # Nothing new to start (an unchanged re-run): check at once instead of waiting a task's
     # start-up time.
-    poll = Poll.start(schedule, first_wait=None if to_create or to_update or operations else 0)
+    first_wait: int | None = None if pipelined or to_create or to_update or operations else 0
+    if pipelined and not (to_create or to_update or operations) and started_at is not None:
+        # Only services the loop created before this step (``started_at``, pacing's clock):
+        # their tasks have been starting since, at least as long as this step has run.
+        first_wait = max(0, schedule.wait_before(0) - int(pacing.TIMER.now() - started_at))
+    poll = Poll.start(schedule, first_wait=first_wait)
     state = ServicesState(
         ready=False,
         poll=poll,
