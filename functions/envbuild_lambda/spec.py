@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from envbuild_lambda.errors import InvalidSpec
 
@@ -1217,8 +1217,17 @@ def describe_errors(
 ) -> list[str]:
     """One line per error, naming the field. ``model`` (default EnvironmentSpec) is the model
     validated; ``prefix`` is where it sits in the spec (e.g. ("serviceDefaults",))."""
+    return describe_error_items(error.errors(include_url=False), model, prefix)
+
+
+def describe_error_items(
+    items: list[ErrorDetails],
+    model: type[BaseModel] | None = None,
+    prefix: tuple[int | str, ...] = (),
+) -> list[str]:
+    """``describe_errors`` of some of a ValidationError's ``errors()``."""
     problems: list[str] = []
-    for item in error.errors(include_url=False):
+    for item in items:
         loc = tuple(item["loc"])
         where = _location(prefix + loc)
         if item["type"] == "extra_forbidden":
@@ -1273,7 +1282,7 @@ def parse_spec(raw: object) -> EnvironmentSpec:
     except ValidationError as error:
         found = [
             line
-            for line in describe_errors(_without_default_errors(error, from_defaults))
+            for line in describe_error_items(_without_default_errors(error, from_defaults))
             if line not in problems
         ]
         problems += found
@@ -1310,12 +1319,8 @@ def with_service_defaults(
     except ValidationError as error:
         # A check across fields (cpu with memory, ...) is made on each service, with its own
         # values: the placeholder's would be no one's.
-        fields = [item for item in error.errors() if item["loc"]]
-        problems += describe_errors(
-            ValidationError.from_exception_data(error.title, fields),  # type: ignore[arg-type]
-            Service,
-            (SERVICE_DEFAULTS,),
-        )
+        fields = [item for item in error.errors(include_url=False) if item["loc"]]
+        problems += describe_error_items(fields, Service, (SERVICE_DEFAULTS,))
     services = spec.get("services")
     taken: dict[int, frozenset[str]] = {}
     if isinstance(services, list):
@@ -1332,13 +1337,11 @@ def with_service_defaults(
 
 def _without_default_errors(
     error: ValidationError, from_defaults: dict[int, frozenset[str]]
-) -> ValidationError:
-    """``error`` without the errors of fields a service took from serviceDefaults."""
-    if not from_defaults:
-        return error
-    kept = [
+) -> list[ErrorDetails]:
+    """``error``'s errors without those of fields a service took from serviceDefaults."""
+    return [
         item
-        for item in error.errors()
+        for item in error.errors(include_url=False)
         if not (
             len(item["loc"]) >= 3
             and item["loc"][0] == "services"
@@ -1346,7 +1349,6 @@ def _without_default_errors(
             and item["loc"][2] in from_defaults.get(item["loc"][1], frozenset())
         )
     ]
-    return ValidationError.from_exception_data(error.title, kept)  # type: ignore[arg-type]
 
 
 def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> EnvironmentSpec:
