@@ -1280,12 +1280,9 @@ def parse_spec(raw: object) -> EnvironmentSpec:
     try:
         spec = EnvironmentSpec.model_validate(raw)
     except ValidationError as error:
-        found = [
-            line
-            for line in describe_error_items(_without_default_errors(error, from_defaults))
-            if line not in problems
-        ]
-        problems += found
+        for line in _describe_with_defaults(error.errors(include_url=False), from_defaults):
+            if line not in problems:
+                problems.append(line)
         problems += _pair_problems(raw, problems)
     if problems:
         raise InvalidSpec(
@@ -1299,8 +1296,10 @@ def with_service_defaults(
 ) -> tuple[dict[str, Any], list[str], dict[int, frozenset[str]]]:
     """The spec with its ``serviceDefaults`` filled into each service that does not set the
     field itself (a service's own value replaces the default's whole), the problems of the
-    defaults themselves (named ``serviceDefaults.<field>``), and per service index the fields
-    it took from them (their errors are the defaults' and are reported once, there)."""
+    block as such (not an object, a name), and per service index the fields it took from it.
+    The values are checked where they land, in each service, with that service's other fields
+    (``_describe_with_defaults`` names ``serviceDefaults.<field>`` for a problem every service
+    that took the field has alike)."""
     if SERVICE_DEFAULTS not in raw:
         return raw, [], {}
     spec = {key: value for key, value in raw.items() if key != SERVICE_DEFAULTS}
@@ -1313,14 +1312,6 @@ def with_service_defaults(
     if "name" in defaults:
         problems.append(f"{SERVICE_DEFAULTS}.name: each service names itself (services[].name)")
         defaults = {key: value for key, value in defaults.items() if key != "name"}
-    placeholder = {"name": "defaults", "image": "defaults", "port": 1}
-    try:
-        Service.model_validate({**placeholder, **defaults})
-    except ValidationError as error:
-        # A check across fields (cpu with memory, ...) is made on each service, with its own
-        # values: the placeholder's would be no one's.
-        fields = [item for item in error.errors(include_url=False) if item["loc"]]
-        problems += describe_error_items(fields, Service, (SERVICE_DEFAULTS,))
     services = spec.get("services")
     taken: dict[int, frozenset[str]] = {}
     if isinstance(services, list):
@@ -1332,23 +1323,50 @@ def with_service_defaults(
             else:
                 filled.append(service)
         spec["services"] = filled
+    # A default no service takes is still checked, alone: its value, not how it fits a task
+    # (the "containers" checks need a service's own fields).
+    unused = {k: v for k, v in defaults.items() if not any(k in t for t in taken.values())}
+    if unused:
+        try:
+            Service.model_validate({"name": "defaults", "image": "defaults", "port": 1, **unused})
+        except ValidationError as error:
+            alone = [
+                item
+                for item in error.errors(include_url=False)
+                if item["loc"] and item["loc"][0] in unused and item["type"] != "containers"
+            ]
+            problems += describe_error_items(alone, Service, (SERVICE_DEFAULTS,))
     return spec, problems, taken
 
 
-def _without_default_errors(
-    error: ValidationError, from_defaults: dict[int, frozenset[str]]
-) -> list[ErrorDetails]:
-    """``error``'s errors without those of fields a service took from serviceDefaults."""
-    return [
-        item
-        for item in error.errors(include_url=False)
-        if not (
-            len(item["loc"]) >= 3
-            and item["loc"][0] == "services"
-            and isinstance(item["loc"][1], int)
-            and item["loc"][2] in from_defaults.get(item["loc"][1], frozenset())
-        )
-    ]
+def _describe_with_defaults(
+    items: list[ErrorDetails], from_defaults: dict[int, frozenset[str]]
+) -> list[str]:
+    """``describe_error_items``, where a problem at a field services took from serviceDefaults
+    is named once as ``serviceDefaults.<field>`` when every service that took the field has it
+    alike (a bad default value), else at each service, "(from serviceDefaults)" (a default that
+    does not fit that service's own fields)."""
+    lines: list[str] = []
+    alike: dict[tuple[tuple[int | str, ...], str], list[int]] = {}
+    for item in items:
+        loc = tuple(item["loc"])
+        index = loc[1] if len(loc) >= 3 and loc[0] == "services" else None
+        if not isinstance(index, int) or loc[2] not in from_defaults.get(index, frozenset()):
+            lines += describe_error_items([item])
+            continue
+        inner = {**item, "loc": loc[2:]}
+        (text,) = describe_error_items([inner], Service, (SERVICE_DEFAULTS,))  # type: ignore[list-item]
+        alike.setdefault((loc[2:], text), []).append(index)
+    for (inner_loc, text), indexes in alike.items():
+        takers = [i for i, fields in from_defaults.items() if inner_loc[0] in fields]
+        if sorted(indexes) == sorted(takers):
+            lines.append(text)
+            continue
+        prefix = _location((SERVICE_DEFAULTS, *inner_loc))
+        for index in indexes:
+            where = _location(("services", index, *inner_loc))
+            lines.append(where + text.removeprefix(prefix) + f" (from {SERVICE_DEFAULTS})")
+    return lines
 
 
 def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> EnvironmentSpec:
