@@ -86,24 +86,37 @@ class FakeEcs:
 
 
 class FakeCloudMap:
-    """DiscoverInstances: the healthy instances' AWS_INSTANCE_IPV4 for <service>.<namespace>
-    (instance id = IP); GetInstancesHealthStatus: HEALTHY unless listed in ``unhealthy``."""
+    """DiscoverInstances (HealthStatus ALL): the healthy instances' AWS_INSTANCE_IPV4 for
+    <service>.<namespace> (instance id = IP), HEALTHY, and the ``unhealthy`` ones, UNHEALTHY;
+    ListInstances / GetInstancesHealthStatus answer the same (``calls`` records every call)."""
 
     def __init__(
         self, answers: dict[str, list[str]], unhealthy: dict[str, str] | None = None
     ) -> None:
         self.answers = answers
         self.unhealthy = unhealthy or {}  # instance id -> registry id (an UNHEALTHY instance)
+        self.calls: list[str] = []
 
     def discover_instances(
         self, NamespaceName: str, ServiceName: str, HealthStatus: str, **kwargs: Any
     ) -> dict[str, Any]:
         assert NamespaceName == "workshop.local"
-        assert HealthStatus == "HEALTHY"
+        assert HealthStatus == "ALL"
+        self.calls.append(f"DiscoverInstances {ServiceName}")
+        registry = REGISTRIES.get(ServiceName, f"srv-{ServiceName}")
         return {
             "Instances": [
-                {"InstanceId": ip, "Attributes": {"AWS_INSTANCE_IPV4": ip}}
+                {
+                    "InstanceId": ip,
+                    "Attributes": {"AWS_INSTANCE_IPV4": ip},
+                    "HealthStatus": "HEALTHY",
+                }
                 for ip in self.answers.get(ServiceName, [])
+            ]
+            + [
+                {"InstanceId": i, "Attributes": {}, "HealthStatus": "UNHEALTHY"}
+                for i, owner in self.unhealthy.items()
+                if owner == registry
             ]
         }
 
@@ -113,9 +126,11 @@ class FakeCloudMap:
 
     def get_paginator(self, name: str) -> Any:
         assert name == "list_instances"
+        self.calls.append("ListInstances")
         return InstancePages(self)
 
     def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
+        self.calls.append(f"GetInstancesHealthStatus {ServiceId}")
         name = (
             next(n for n, i in REGISTRIES.items() if i == ServiceId)
             if ServiceId in REGISTRIES.values()

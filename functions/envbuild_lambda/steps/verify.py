@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import Instance, chunks, instances_with_health
+from envbuild_lambda.steps.services import Instance, chunks
 from envbuild_lambda.steps.summary import service_summary
 
 if TYPE_CHECKING:
@@ -76,10 +76,12 @@ def running_task_ips(
 
 
 def discovered_instances(clients: Clients, namespace: str, service: str) -> list[Instance]:
-    """What Cloud Map answers for <service>.<namespace>: its HEALTHY instances."""
+    """Every instance Cloud Map answers for <service>.<namespace> (HealthStatus ALL: each with its
+    health and attributes), in one DiscoverInstances call (the data plane's 1,000/s quota, not the
+    control plane's ListInstances + GetInstancesHealthStatus). DNS answers only the HEALTHY ones."""
     with aws_errors(f"DiscoverInstances {service}.{namespace}"):
         instances = clients.servicediscovery.discover_instances(
-            NamespaceName=namespace, ServiceName=service, HealthStatus="HEALTHY", MaxResults=1000
+            NamespaceName=namespace, ServiceName=service, HealthStatus="ALL", MaxResults=1000
         )["Instances"]
     return [
         Instance(
@@ -155,7 +157,7 @@ def check_name(
         dns_name=dns_name,
         tasks=tasks,
         instances=registry_instances,
-        discovered={i.ipv4 for i in registry_instances if i.ipv4},
+        discovered={i.ipv4 for i in registry_instances if i.ipv4 and i.health == "HEALTHY"},
         records=None if zone_records is None else zone_records.get(dns_name.lower(), set()),
     )
     # With autoscaling the scaler owns the count: its tasks are checked against DNS below.
@@ -182,14 +184,15 @@ def check_name(
     return check
 
 
-def _static_instances(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
-    """Checks every instance of the registry (ListInstances) for its health
-    (GetInstancesHealthStatus), reporting unhealthy ones by id and IP; returns the static ones
-    (id, IPv4, attributes) for the summary. The ECS tasks' instances need no entry of their own:
-    once the check passes they are HEALTHY and their IPs are the DNS name's ``ips``."""
+def _static_instances(check: NameCheck) -> list[dict[str, Any]]:
+    """Reports every instance DiscoverInstances (HealthStatus ALL) answered that is not HEALTHY,
+    by id and IP; returns the static ones (id, IPv4, attributes) for the summary. The ECS tasks'
+    instances need no entry of their own: once the check passes they are HEALTHY and their IPs
+    are the DNS name's ``ips``. No further read: DiscoverInstances already gave each instance's
+    health and attributes."""
     static = {i.id for i in check.service.instances}
     shown: list[dict[str, Any]] = []
-    for instance in sorted(instances_with_health(clients, registry_id), key=lambda i: i.id):
+    for instance in sorted(check.instances, key=lambda i: i.id):
         if instance.id in static:
             shown.append(
                 {"id": instance.id, "ipv4": instance.ipv4, "attributes": instance.attributes}
@@ -228,9 +231,7 @@ def verify(
         spec.services,
         max_workers,
     )
-    statics = pmap(
-        lambda c: _static_instances(clients, registries[c.service.name], c), checks, max_workers
-    )
+    statics = [_static_instances(c) for c in checks]
     failing = [c for c in checks if c.problems]
     if failing:
         raise DiscoveryMismatch(
