@@ -62,6 +62,26 @@ class CliError(Exception):
     """An error reported in one line, exit code 2."""
 
 
+#: Step Functions' limit on an execution's input, UTF-8 bytes (StartExecution's ``input``:
+#: https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+MAX_EXECUTION_INPUT_BYTES = 262_144
+
+
+def execution_input(document: Mapping[str, Any], source: object) -> str:
+    """The document as StartExecution's input (compact JSON), or a CliError naming ``source``
+    when Step Functions would refuse it for its size (InvalidExecutionInput)."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode("utf-8"))
+    if size > MAX_EXECUTION_INPUT_BYTES:
+        raise CliError(
+            f"{source}: the spec is {size:,} bytes as compact JSON; Step Functions accepts at most"
+            f" {MAX_EXECUTION_INPUT_BYTES:,} bytes (256 KiB) as an execution's input: split the"
+            " environment into smaller ones, or shorten what every service repeats"
+            " (environment values, tags)"
+        )
+    return text
+
+
 # -- spec ---------------------------------------------------------------------------------------
 def fill_variables(text: str, *sources: Mapping[str, str]) -> str:
     """Replace ${NAME} from the first source that has it; every missing name is reported at once."""
@@ -108,7 +128,9 @@ def read_spec(path: Path) -> str:
             f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}):"
             " save the spec as UTF-8"
         ) from None
-    _parsed(path, VARIABLE.sub(lambda m: "1".ljust(len(m.group(0)), "0"), text))
+    execution_input(
+        _parsed(path, VARIABLE.sub(lambda m: "1".ljust(len(m.group(0)), "0"), text)), path
+    )
     return text
 
 
@@ -398,9 +420,8 @@ def start_and_follow(
 ) -> dict[str, Any]:
     """Start an execution and follow it; progress goes to ``out`` (stderr for --output json)."""
     name = args.name or execution_name(document)
-    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=json.dumps(document))[
-        "executionArn"
-    ]
+    text = execution_input(document, f"environment {document.get('environment')}")
+    arn = sfn.start_execution(stateMachineArn=state_machine, name=name, input=text)["executionArn"]
     out.write(f"{verb} environment {document.get('environment')} (execution {name})\n")
     return follow(sfn, arn, out, clock, polling)
 

@@ -409,3 +409,36 @@ def test_run_redeploy_starts_a_new_deployment_of_an_unchanged_spec(
             )
         ]
     assert json.loads((tmp_path / "demo.json").read_text()) == spec
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "teardown"])
+def test_a_spec_over_step_functions_input_limit_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: Any, command: str
+) -> None:
+    """StartExecution refuses an input over 256 KiB (InvalidExecutionInput): said at once, with
+    the size, the limit and what to do; a spec just under it is sent."""
+    spec = json.loads((REPO / "events" / "workshop.json").read_text())
+    spec["services"][0]["environment"] = {"PADDING": "x" * 270_000}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(spec, indent=2))
+
+    code = main([command, str(path)], out=io.StringIO())
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"envbuild: {path}: the spec is 270,")
+    assert "at most 262,144 bytes (256 KiB) as an execution's input" in err
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_the_execution_input_is_compact_json_and_exact_at_the_limit() -> None:
+    from envbuild.cli import MAX_EXECUTION_INPUT_BYTES, execution_input
+
+    base = {"environment": "e", "pad": ""}
+    room = MAX_EXECUTION_INPUT_BYTES - len(json.dumps(base, separators=(",", ":")))
+    at_limit = {**base, "pad": "é" * (room // 2)}  # 2 bytes each in UTF-8
+    text = execution_input(at_limit, "spec.json")
+    assert ", " not in text
+    assert len(text.encode()) <= MAX_EXECUTION_INPUT_BYTES
+    with pytest.raises(CliError, match=r"spec\.json: the spec is 262,14[5-6] bytes"):
+        execution_input({**base, "pad": "é" * (room // 2 + 1)}, "spec.json")

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from envbuild_lambda.errors import InvalidSpec
 
@@ -1210,13 +1210,28 @@ def _known_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     )
 
 
-def describe_errors(error: ValidationError) -> list[str]:
+def describe_errors(
+    error: ValidationError,
+    model: type[BaseModel] | None = None,
+    prefix: tuple[int | str, ...] = (),
+) -> list[str]:
+    """One line per error, naming the field. ``model`` (default EnvironmentSpec) is the model
+    validated; ``prefix`` is where it sits in the spec (e.g. ("serviceDefaults",))."""
+    return describe_error_items(error.errors(include_url=False), model, prefix)
+
+
+def describe_error_items(
+    items: list[ErrorDetails],
+    model: type[BaseModel] | None = None,
+    prefix: tuple[int | str, ...] = (),
+) -> list[str]:
+    """``describe_errors`` of some of a ValidationError's ``errors()``."""
     problems: list[str] = []
-    for item in error.errors(include_url=False):
+    for item in items:
         loc = tuple(item["loc"])
-        where = _location(loc)
+        where = _location(prefix + loc)
         if item["type"] == "extra_forbidden":
-            known = _known_fields(EnvironmentSpec, loc)
+            known = _known_fields(model or EnvironmentSpec, loc)
             import difflib  # a bad input only: kept out of every cold start
 
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
@@ -1257,17 +1272,83 @@ def json_kind(value: object) -> str:
 
 
 def parse_spec(raw: object) -> EnvironmentSpec:
-    """Validate a raw spec; raise InvalidSpec naming every bad field."""
+    """Validate a raw spec; raise InvalidSpec naming every bad field. A ``serviceDefaults``
+    object is filled into every service first (``with_service_defaults``)."""
     if not isinstance(raw, dict):
         raise InvalidSpec(f"the spec must be a JSON object, got {json_kind(raw)}")
+    raw, problems, from_defaults = with_service_defaults(raw)
     try:
-        return EnvironmentSpec.model_validate(raw)
+        spec = EnvironmentSpec.model_validate(raw)
     except ValidationError as error:
-        problems = describe_errors(error)
+        found = [
+            line
+            for line in describe_error_items(_without_default_errors(error, from_defaults))
+            if line not in problems
+        ]
+        problems += found
         problems += _pair_problems(raw, problems)
+    if problems:
         raise InvalidSpec(
             f"{len(problems)} problem(s) in the spec: " + "; ".join(problems)
         ) from None
+    return spec
+
+
+def with_service_defaults(
+    raw: dict[str, Any],
+) -> tuple[dict[str, Any], list[str], dict[int, frozenset[str]]]:
+    """The spec with its ``serviceDefaults`` filled into each service that does not set the
+    field itself (a service's own value replaces the default's whole), the problems of the
+    defaults themselves (named ``serviceDefaults.<field>``), and per service index the fields
+    it took from them (their errors are the defaults' and are reported once, there)."""
+    if SERVICE_DEFAULTS not in raw:
+        return raw, [], {}
+    spec = {key: value for key, value in raw.items() if key != SERVICE_DEFAULTS}
+    defaults = raw[SERVICE_DEFAULTS]
+    if defaults is None:
+        return spec, [], {}
+    if not isinstance(defaults, dict):
+        return spec, [f"{SERVICE_DEFAULTS}: must be an object of service fields"], {}
+    problems: list[str] = []
+    if "name" in defaults:
+        problems.append(f"{SERVICE_DEFAULTS}.name: each service names itself (services[].name)")
+        defaults = {key: value for key, value in defaults.items() if key != "name"}
+    placeholder = {"name": "defaults", "image": "defaults", "port": 1}
+    try:
+        Service.model_validate({**placeholder, **defaults})
+    except ValidationError as error:
+        # A check across fields (cpu with memory, ...) is made on each service, with its own
+        # values: the placeholder's would be no one's.
+        fields = [item for item in error.errors(include_url=False) if item["loc"]]
+        problems += describe_error_items(fields, Service, (SERVICE_DEFAULTS,))
+    services = spec.get("services")
+    taken: dict[int, frozenset[str]] = {}
+    if isinstance(services, list):
+        filled: list[Any] = []
+        for index, service in enumerate(services):
+            if isinstance(service, dict):
+                taken[index] = frozenset(defaults) - frozenset(service)
+                filled.append({**defaults, **service})
+            else:
+                filled.append(service)
+        spec["services"] = filled
+    return spec, problems, taken
+
+
+def _without_default_errors(
+    error: ValidationError, from_defaults: dict[int, frozenset[str]]
+) -> list[ErrorDetails]:
+    """``error``'s errors without those of fields a service took from serviceDefaults."""
+    return [
+        item
+        for item in error.errors(include_url=False)
+        if not (
+            len(item["loc"]) >= 3
+            and item["loc"][0] == "services"
+            and isinstance(item["loc"][1], int)
+            and item["loc"][2] in from_defaults.get(item["loc"][1], frozenset())
+        )
+    ]
 
 
 def normalize(spec: EnvironmentSpec, *, partition: str, account_id: str) -> EnvironmentSpec:
@@ -1395,6 +1476,20 @@ def _service_state(service: Service) -> dict[str, Any]:
 def json_schema() -> dict[str, Any]:
     schema = EnvironmentSpec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # serviceDefaults (parse_spec fills it into the services before the model sees them): any
+    # field of a service but its name, none required.
+    service = schema["$defs"]["Service"]
+    schema["$defs"]["ServiceDefaults"] = {
+        "additionalProperties": False,
+        "description": (
+            "Values every service gets for the fields it does not set itself (a service's own"
+            " value replaces the default's whole): any service field but name."
+        ),
+        "properties": {k: v for k, v in service["properties"].items() if k != "name"},
+        "title": "ServiceDefaults",
+        "type": "object",
+    }
+    schema["properties"][SERVICE_DEFAULTS] = {"$ref": "#/$defs/ServiceDefaults"}
     return schema
 
 

@@ -244,11 +244,22 @@ NEW_FIELD_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value"), NEW_FIELD_CASES)
+#: The same bad values given once for every service (serviceDefaults): named there, once.
+DEFAULTS_CASES = [
+    pytest.param(("serviceDefaults", name), value, id=f"defaults-{name}-{index}")
+    for name, values in sorted(BAD_NEW_VALUES.items())
+    for index, value in enumerate(values)
+]
+
+
+@pytest.mark.parametrize(("path", "value"), NEW_FIELD_CASES + DEFAULTS_CASES)
 def test_every_bad_value_of_a_new_field_is_rejected_naming_the_field(
     path: tuple[str | int, ...], value: Any
 ) -> None:
-    bad = BadSpec(_valid(), [Mutation("new-field-value", path, ((path, value),), exact=False)])
+    spec = _valid()
+    if path[0] == "serviceDefaults":
+        spec["serviceDefaults"] = {}
+    bad = BadSpec(spec, [Mutation("new-field-value", path, ((path, value),), exact=False)])
     bad.spec = apply_mutations(bad.spec, bad.mutations)
     with pytest.raises(InvalidSpec) as caught:
         parse_spec(bad.spec)

@@ -64,6 +64,7 @@ def test_every_object_definition_forbids_additional_properties(committed: dict[s
         "#/$defs/Namespace",
         "#/$defs/Network",
         "#/$defs/Service",
+        "#/$defs/ServiceDefaults",
         "#/$defs/StaticInstance",
         "#/$defs/VerifyOptions",
         "#/$defs/Autoscaling",

@@ -256,3 +256,102 @@ def test_valid_overrides_pass() -> None:
         "service": {"healthCheckGracePeriodSeconds": 30, "availabilityZoneRebalancing": "ENABLED"},
     }  # fmt: skip
     parse_spec(spec(services=[{"name": "web", "image": "i", "port": 80, "overrides": overrides}]))
+
+
+# --- serviceDefaults: what every service gets unless it sets the field itself ------------------
+
+
+def with_defaults(production: dict[str, Any]) -> dict[str, Any]:
+    """The same spec written with serviceDefaults: each field every service gives the same value
+    stated once."""
+    services = production["services"]
+    shared = {
+        key: value
+        for key, value in services[0].items()
+        if key != "name" and all(s.get(key) == value for s in services)
+    }
+    return {
+        **production,
+        "serviceDefaults": shared,
+        "services": [{k: v for k, v in s.items() if k not in shared} for s in services],
+    }
+
+
+def test_service_defaults_fill_each_service_and_a_services_own_value_replaces_the_whole() -> None:
+    defaults = {
+        "cpu": "512",
+        "memory": "1024",
+        "environment": {"LOG": "info"},
+        "healthCheck": {"command": ["CMD-SHELL", "true"]},
+    }
+    services = [
+        {"name": "a", "image": "i", "port": 80},
+        {"name": "b", "image": "i", "port": 81, "environment": {"MODE": "b"}, "cpu": "1024",
+         "memory": "2048"},
+    ]  # fmt: skip
+    parsed = parse_spec(spec(serviceDefaults=defaults, services=services))
+    a, b = parsed.services
+    assert (a.cpu, a.memory, a.environment) == ("512", "1024", {"LOG": "info"})
+    assert (b.cpu, b.memory, b.environment) == ("1024", "2048", {"MODE": "b"})  # not merged
+    assert a.healthCheck == b.healthCheck
+    assert a.healthCheck is not None
+    # the same spec written out in full parses to the same environment
+    full = [{**defaults, **s} for s in services]
+    assert parse_spec(spec(services=full)) == parsed
+
+
+def test_a_200_service_production_like_spec_fits_the_execution_input_with_service_defaults() -> (
+    None
+):
+    """Written out in full, 200 production-like services are over Step Functions' 256 KiB
+    execution input (StartExecution refuses it); with what they share in serviceDefaults the
+    same environment is well under it, and parses to the same spec."""
+    production = production_like_200()
+    compact = with_defaults(production)
+    assert {"sidecars", "healthCheck", "overrides", "autoscaling"} <= set(
+        compact["serviceDefaults"]
+    )
+
+    def size(document: dict[str, Any]) -> int:
+        return len(json.dumps(document, separators=(",", ":")).encode())
+
+    assert size(production) > 262_144
+    assert size(compact) < 0.75 * 262_144, size(compact)
+    assert parse_spec(compact) == parse_spec(production)
+
+
+@pytest.mark.parametrize(
+    ("defaults", "says"),
+    [
+        ([1], "serviceDefaults: must be an object of service fields"),
+        ({"name": "x"}, "serviceDefaults.name: each service names itself (services[].name)"),
+        ({"desiredCount": "many"}, "serviceDefaults.desiredCount: Input should be a valid integer"),
+        ({"helthCheck": {}}, "serviceDefaults.helthCheck: unknown field (did you mean 'healthCheck'?)"),
+        ({"cpuArchitecture": "ARM"}, "serviceDefaults.cpuArchitecture:"),
+    ],
+)  # fmt: skip
+def test_bad_service_defaults_are_named_once_at_service_defaults(
+    defaults: object, says: str
+) -> None:
+    services = [{"name": n, "image": "i", "port": 80} for n in "abc"]
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(spec(serviceDefaults=defaults, services=services))
+    message = str(caught.value)
+    assert says in message
+    assert message.startswith("1 problem(s) in the spec:"), message  # not once per service
+    assert "services[0]" not in message
+
+
+def test_a_cross_field_problem_from_service_defaults_is_named_at_each_service_it_reaches() -> None:
+    """cpu 4096 in serviceDefaults is fine for services that set memory 8192, not for one left
+    at 512 MiB: that one is named, with the pair's rule."""
+    services = [
+        {"name": "a", "image": "i", "port": 80, "memory": "8192"},
+        {"name": "b", "image": "i", "port": 81},
+    ]
+    with pytest.raises(InvalidSpec) as caught:
+        parse_spec(spec(serviceDefaults={"cpu": "4096"}, services=services))
+    message = str(caught.value)
+    assert message.startswith("1 problem(s) in the spec: services[1]: memory 512 is not valid"), (
+        message
+    )

@@ -108,13 +108,7 @@ def apply(clients: Clients, spec: EnvironmentSpec, service: Service, row: Change
                 clients.autoscaling.put_scaling_policy(**policy)
             changed.append(f"PutScalingPolicy {name}")
         else:
-            with aws_errors(f"DeleteScalingPolicy {name}"):
-                clients.autoscaling.delete_scaling_policy(
-                    PolicyName=name,
-                    ServiceNamespace="ecs",
-                    ResourceId=resource,
-                    ScalableDimension=desired.SCALABLE_DIMENSION,
-                )
+            delete_policy(clients, resource, name)
             changed.append(f"DeleteScalingPolicy {name}")
     return changed
 
@@ -146,6 +140,17 @@ RESTORED_POLICY_FIELDS = (
     "PolicyType",
     "TargetTrackingScalingPolicyConfiguration",
 )
+
+
+def delete_policy(clients: Clients, resource_id: str, policy_name: str, why: str = "") -> None:
+    """DeleteScalingPolicy of one of the service's policies (``why``: added to an error)."""
+    with aws_errors(f"DeleteScalingPolicy {policy_name}{why}"):
+        clients.autoscaling.delete_scaling_policy(
+            PolicyName=policy_name,
+            ServiceNamespace="ecs",
+            ResourceId=resource_id,
+            ScalableDimension=desired.SCALABLE_DIMENSION,
+        )
 
 
 def deregister(clients: Clients, resource_id: str) -> bool:

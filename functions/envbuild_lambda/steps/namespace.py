@@ -15,7 +15,7 @@ from envbuild_lambda.errors import (
 )
 from envbuild_lambda.spec import is_managed
 from envbuild_lambda.state import NamespaceOperationsState, NamespaceState, Poll
-from envbuild_lambda.steps import desired, diff
+from envbuild_lambda.steps import desired, diff, retag
 
 if TYPE_CHECKING:
     from envbuild_lambda.aws import Clients
@@ -305,18 +305,5 @@ def converge_namespace_tags(
     )
     if change.action != "update":
         return change
-    arn = namespace.arn
-
-    def tag(add: dict[str, str]) -> None:
-        with aws_errors(f"TagResource {spec.namespace.name}"):
-            clients.servicediscovery.tag_resource(
-                ResourceARN=arn,
-                Tags=desired.cloud_map_tags(add),
-            )
-
-    def untag(remove: list[str]) -> None:
-        with aws_errors(f"UntagResource {spec.namespace.name}"):
-            clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
-
-    diff.apply_tags(change, tag, untag)
+    retag.cloud_map(clients, namespace.arn, change, spec.namespace.name)
     return change

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from envbuild_lambda.errors import aws_errors, error_code, map_client_error
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import is_managed
-from envbuild_lambda.steps import desired, diff
+from envbuild_lambda.steps import desired, diff, retag
 from envbuild_lambda.steps.diff import Change
 from envbuild_lambda.steps.namespace import cloudmap_tags
 
@@ -147,19 +147,7 @@ def update_registries(
     def update(row: Change) -> tuple[str, str] | None:
         name = row.name
         arn = desired.registry_arn(caller, registries[name])
-
-        def tag(add: dict[str, str]) -> None:
-            with aws_errors(f"TagResource (Cloud Map) {name}"):
-                clients.servicediscovery.tag_resource(
-                    ResourceARN=arn,
-                    Tags=desired.cloud_map_tags(add),
-                )
-
-        def untag(remove: list[str]) -> None:
-            with aws_errors(f"UntagResource (Cloud Map) {name}"):
-                clients.servicediscovery.untag_resource(ResourceARN=arn, TagKeys=remove)
-
-        diff.apply_tags(row, tag, untag)
+        retag.cloud_map(clients, arn, row, f"(Cloud Map) {name}")
         if all(field.startswith("tags.") for field in row.fields):
             return None
         records = desired.registry(spec, spec.service(name))["DnsConfig"]["DnsRecords"]

@@ -97,13 +97,7 @@ def restore(
         for policy_name in autoscaling.scaling_policies(clients, resource):
             own = diff.own_policy_field(name, policy_name) is not None
             if own and policy_name not in kept:
-                with aws_errors(f"DeleteScalingPolicy {policy_name} (restore)"):
-                    clients.autoscaling.delete_scaling_policy(
-                        PolicyName=policy_name,
-                        ServiceNamespace="ecs",
-                        ResourceId=resource,
-                        ScalableDimension=desired.SCALABLE_DIMENSION,
-                    )
+                autoscaling.delete_policy(clients, resource, policy_name, " (restore)")
         return f"autoscaling {name}"
 
     done = pmap(service, sorted(previous.services), max_workers)

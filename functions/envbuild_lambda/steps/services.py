@@ -17,7 +17,7 @@ from envbuild_lambda.pacing import RateLimiter, paced
 from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_BUILD, is_managed
 from envbuild_lambda.state import Poll, Restore, ServicesState
-from envbuild_lambda.steps import desired, diff, record
+from envbuild_lambda.steps import desired, diff, record, retag
 from envbuild_lambda.steps.desired import registry_arn
 from envbuild_lambda.steps.diff import Change, short_task_definition
 
@@ -313,16 +313,7 @@ def create_or_adopt_services(
 
 def retag_service(clients: Clients, arn: str, change: Change) -> None:
     """TagResource / UntagResource of the spec's tags that differ (the row's ``tags.*``)."""
-
-    def tag(add: dict[str, str]) -> None:
-        with aws_errors(f"TagResource {change.name}"):
-            clients.ecs.tag_resource(resourceArn=arn, tags=desired.ecs_tags(add))
-
-    def untag(remove: list[str]) -> None:
-        with aws_errors(f"UntagResource {change.name}"):
-            clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
-
-    diff.apply_tags(change, tag, untag)
+    retag.ecs(clients, arn, change, change.name)
 
 
 def before_update(current: ServiceTypeDef, request: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from envbuild_lambda.parallel import pmap
 from envbuild_lambda.spec import TAG_BUILD, TAG_ENVIRONMENT, is_managed, managed_tags
 from envbuild_lambda.state import TaskDefinitionRef
 from envbuild_lambda.steps import desired as desired_steps
-from envbuild_lambda.steps import diff
+from envbuild_lambda.steps import diff, retag
 from envbuild_lambda.steps.diff import Change
 from envbuild_lambda.steps.record import removed_overrides
 
@@ -210,17 +210,7 @@ def converge_revision_tags(
     change = diff.revision_tags_change(revision, desired_steps.tags(spec, service), have)
     if change.action != "update":
         return change
-    arn = str(response["taskDefinition"]["taskDefinitionArn"])
-
-    def tag(add: dict[str, str]) -> None:
-        with aws_errors(f"TagResource {revision}"):
-            clients.ecs.tag_resource(resourceArn=arn, tags=desired_steps.ecs_tags(add))
-
-    def untag(remove: list[str]) -> None:
-        with aws_errors(f"UntagResource {revision}"):
-            clients.ecs.untag_resource(resourceArn=arn, tagKeys=remove)
-
-    diff.apply_tags(change, tag, untag)
+    retag.ecs(clients, str(response["taskDefinition"]["taskDefinitionArn"]), change, revision)
     return change
 
 
