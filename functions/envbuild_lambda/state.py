@@ -115,6 +115,10 @@ class ServicesState(_State):
     #: Cloud Map operations the build started and Check Services awaits:
     #: "RegisterInstance <service>/<id>" or "UpdateService <registry>" -> operation id
     operations: dict[str, str] = {}
+    #: Service names an earlier Check Services poll of this build found ready (ECS and Cloud Map):
+    #: later polls read Cloud Map only for the others. Per build: Create Services starts it
+    #: empty, and it empties again once every service is ready.
+    readyServices: list[str] = []
     #: What this build updated, as it was before: a rollback restores it (None: it updated
     #: nothing that existed before, so the failure path skips the restore).
     previous: Restore | None = None

@@ -253,6 +253,7 @@ def test_handlers_chained_as_the_state_machine_passes_their_outputs(
         "message": "",
         "actions": {"web-service": "created", "api-service": "created", "db-service": "created"},
         "operations": {},  # no registry TTL to update, no static instance
+        "readyServices": [],  # per build: no service found ready yet
         "removed": [],  # no ECS service of the environment outside the spec
         "prune": None,
         "previous": None,  # nothing that existed before was updated
@@ -353,7 +354,9 @@ def test_check_services_handler_reports_services_not_ready(
     # the second check comes 2 s later: the fine window after the first (settings.PollSchedule)
     assert deployment["poll"] == {"attempt": 1, "waitSeconds": 2, "maxAttempts": 120}
     assert deployment["message"].startswith("3 of 3 services not ready after 1 checks")
-    assert "web-service: 0/2 tasks running, 0/2 registered in Cloud Map" in deployment["message"]
+    assert (
+        "web-service: 0/2 tasks running (Cloud Map read once they all run)" in deployment["message"]
+    )
     with pytest.raises(DiscoveryMismatch, match=r"3 of 3 DNS name\(s\) fail the three-way check"):
         verify_dns.handler(
             {

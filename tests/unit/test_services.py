@@ -509,7 +509,54 @@ def test_check_services_not_ready_names_each_service_with_running_and_registered
     assert checked.message == (
         f"2 of 3 services not ready after 1 checks (about {SERVICES_POLL.budget_seconds()} s allowed): "
         "api-service: 2/2 tasks running, 1/2 registered in Cloud Map; "
-        "db-service: 0/1 tasks running, 0/1 registered in Cloud Map"
+        "db-service: 0/1 tasks running (Cloud Map read once they all run)"
+    )
+    assert checked.readyServices == ["web"]
+
+
+def cloud_map_reads(clients: Clients) -> list[str]:
+    """Every Cloud Map call the client makes from now on: "<operation> <ServiceId>"."""
+    calls: list[str] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append(f"{model.name} {params.get('ServiceId', '')}".rstrip())
+
+    clients.servicediscovery.meta.events.register("provide-client-params.servicediscovery", record)
+    return calls
+
+
+def test_check_services_reads_cloud_map_only_for_ecs_ready_services_not_yet_found_ready(
+    clients: Clients, caller: Caller, network_spec: EnvironmentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = network_spec
+    registry_ids, definitions = prepare(clients, caller, spec)
+    state = create_with_running(
+        clients, caller, spec, registry_ids, definitions, {"web": 2, "api": 2, "db": 0}, monkeypatch
+    )
+    register_tasks(clients, spec, registry_ids, web=["10.0.1.10", "10.0.2.10"], api=["10.0.1.11"])
+    calls = cloud_map_reads(clients)
+    first = services.check_services(clients, spec, registry_ids, state, SERVICES_POLL, 4)
+    # db runs no task yet: its registry is not read; web and api: ListInstances + health each
+    assert sorted(calls) == sorted(
+        f"{op} {registry_ids[name]}"
+        for name in ("web", "api")
+        for op in ("ListInstances", "GetInstancesHealthStatus")
+    )
+    assert first.readyServices == ["web"]
+    register_tasks(clients, spec, registry_ids, api=["10.0.2.11"])
+    calls.clear()
+    second = services.check_services(clients, spec, registry_ids, first, SERVICES_POLL, 4)
+    # web was found ready by the first poll: only api is read (db still runs nothing)
+    assert sorted(calls) == [
+        f"GetInstancesHealthStatus {registry_ids['api']}",
+        f"ListInstances {registry_ids['api']}",
+    ]
+    assert second.ready is False
+    assert second.readyServices == ["web", "api"]
+    assert "web-service" not in second.message
+    assert "api-service" not in second.message
+    assert second.message.endswith(
+        "db-service: 0/1 tasks running (Cloud Map read once they all run)"
     )
 
 
@@ -590,7 +637,7 @@ def test_check_services_message_names_the_first_twenty_and_counts_the_rest(
     assert checked.message.startswith("25 of 25 services not ready after 1 checks")
     assert checked.message.count("tasks running") == 20
     assert (
-        "s00-service: 0/1 tasks running, 0/1 registered in Cloud Map (last event: service s is unable to place a task)"
+        "s00-service: 0/1 tasks running (Cloud Map read once they all run) (last event: service s is unable to place a task)"
         in checked.message
     )
     assert "s20-service" not in checked.message

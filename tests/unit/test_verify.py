@@ -5,6 +5,7 @@ answers come from a fake (logic tests) or from moto's DiscoverInstances (the rea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -55,21 +56,33 @@ class TaskPages:
     def __init__(self, ecs: FakeEcs) -> None:
         self.ecs = ecs
 
-    def paginate(self, cluster: str, serviceName: str, desiredStatus: str) -> list[dict[str, Any]]:
+    def paginate(
+        self, cluster: str, desiredStatus: str, serviceName: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        assert desiredStatus == "RUNNING"
+        services = [serviceName] if serviceName else list(self.ecs.tasks)
         arns = [
-            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{serviceName}-{i}"
-            for i in range(len(self.ecs.tasks[serviceName]))
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{service}-{i}"
+            for service in services
+            for i in range(len(self.ecs.tasks.get(service, [])))
         ]
-        return [{"taskArns": arns[i : i + 100]} for i in range(0, len(arns), 100)] or [
+        pages = [{"taskArns": arns[i : i + 100]} for i in range(0, len(arns), 100)] or [
             {"taskArns": []}
         ]
+        for _ in pages:  # a page is a call: counted as it is read
+            self.ecs.calls.append(f"ListTasks {serviceName or cluster}")
+            yield _
 
 
 class FakeEcs:
-    """ListTasks / DescribeTasks of the running tasks of each ECS service (at most 100 per DescribeTasks)."""
+    """ListTasks (per service or the whole cluster, 100 a page) / DescribeTasks (at most 100 per
+    call, each task with its group "service:<name>") of the running tasks of each ECS service;
+    ``tasks`` may hold services the spec does not list (foreign tasks in a shared cluster).
+    ``calls`` records every call."""
 
     def __init__(self, tasks: dict[str, list[dict[str, Any]]]) -> None:
         self.tasks = tasks
+        self.calls: list[str] = []
 
     def get_paginator(self, name: str) -> TaskPages:
         assert name == "list_tasks"
@@ -78,32 +91,48 @@ class FakeEcs:
     def describe_tasks(self, cluster: str, tasks: list[str]) -> dict[str, Any]:
         if len(tasks) > 100:
             raise AssertionError("DescribeTasks takes at most 100 tasks")
+        self.calls.append("DescribeTasks")
         found = []
         for arn in tasks:
             service, index = arn.rsplit("/", 1)[1].rsplit("-", 1)
-            found.append({**self.tasks[service][int(index)], "taskArn": arn})
+            found.append(
+                {**self.tasks[service][int(index)], "taskArn": arn, "group": f"service:{service}"}
+            )
         return {"tasks": found}
 
 
 class FakeCloudMap:
-    """DiscoverInstances: the healthy instances' AWS_INSTANCE_IPV4 for <service>.<namespace>
-    (instance id = IP); GetInstancesHealthStatus: HEALTHY unless listed in ``unhealthy``."""
+    """DiscoverInstances (HealthStatus ALL): the healthy instances' AWS_INSTANCE_IPV4 for
+    <service>.<namespace> (instance id = IP), HEALTHY, and the ``unhealthy`` ones, UNHEALTHY;
+    ListInstances / GetInstancesHealthStatus answer the same (``calls`` records every call)."""
 
     def __init__(
         self, answers: dict[str, list[str]], unhealthy: dict[str, str] | None = None
     ) -> None:
         self.answers = answers
         self.unhealthy = unhealthy or {}  # instance id -> registry id (an UNHEALTHY instance)
+        self.calls: list[str] = []
 
     def discover_instances(
         self, NamespaceName: str, ServiceName: str, HealthStatus: str, **kwargs: Any
     ) -> dict[str, Any]:
         assert NamespaceName == "workshop.local"
-        assert HealthStatus == "HEALTHY"
+        assert HealthStatus == "ALL"
+        self.calls.append(f"DiscoverInstances {ServiceName}")
+        registry = REGISTRIES.get(ServiceName, f"srv-{ServiceName}")
         return {
             "Instances": [
-                {"InstanceId": ip, "Attributes": {"AWS_INSTANCE_IPV4": ip}}
+                {
+                    "InstanceId": ip,
+                    "Attributes": {"AWS_INSTANCE_IPV4": ip},
+                    "HealthStatus": "HEALTHY",
+                }
                 for ip in self.answers.get(ServiceName, [])
+            ]
+            + [
+                {"InstanceId": i, "Attributes": {}, "HealthStatus": "UNHEALTHY"}
+                for i, owner in self.unhealthy.items()
+                if owner == registry
             ]
         }
 
@@ -113,9 +142,11 @@ class FakeCloudMap:
 
     def get_paginator(self, name: str) -> Any:
         assert name == "list_instances"
+        self.calls.append("ListInstances")
         return InstancePages(self)
 
     def get_instances_health_status(self, ServiceId: str, MaxResults: int) -> dict[str, Any]:
+        self.calls.append(f"GetInstancesHealthStatus {ServiceId}")
         name = (
             next(n for n, i in REGISTRIES.items() if i == ServiceId)
             if ServiceId in REGISTRIES.values()
@@ -427,3 +458,78 @@ def test_verify_reads_cloud_map_through_a_real_client(
         HEALTHY["api"],
         HEALTHY["db"],
     ]
+
+
+def test_verify_lists_the_cluster_s_tasks_once_and_reads_cloud_map_once_per_service(
+    static_spec: dict[str, Any], caller: Caller
+) -> None:
+    """20 services: ListTasks of the cluster (one page), one DescribeTasks, one DiscoverInstances
+    (HealthStatus ALL) per service, no ListInstances / GetInstancesHealthStatus; the foreign
+    tasks of the shared cluster are described but never counted as the spec's."""
+    static_spec["services"] = [
+        {"name": f"s{i:02d}", "image": "nginx", "port": 80, "desiredCount": 1} for i in range(20)
+    ]
+    spec = parse_spec(static_spec)
+    ips = {f"s{i:02d}": [f"10.0.1.{i + 1}"] for i in range(20)}
+    ecs = ecs_with(ips)
+    ecs.tasks["other-service"] = [task(f"10.0.9.{i}") for i in range(30)]  # not ours
+    cloud_map = FakeCloudMap(ips)
+    summary = verify.verify(
+        fake_clients(ecs, cloud_map, FakeRoute53(ips)),
+        caller,
+        spec,
+        NAMESPACE,
+        {name: f"srv-{name}" for name in ips},
+        {name: f"workshop-{name}:1" for name in ips},
+        4,
+    )
+    assert [s["ips"] for s in summary["services"]] == list(ips.values())
+    assert ecs.calls == [f"ListTasks {spec.cluster}", "DescribeTasks"]
+    assert sorted(cloud_map.calls) == sorted(f"DiscoverInstances {name}" for name in ips)
+
+
+def test_a_cluster_full_of_foreign_tasks_is_listed_per_service(
+    static_spec: dict[str, Any], caller: Caller
+) -> None:
+    """3 services in a cluster of 250 foreign tasks: the cluster's listing would take 3 pages +
+    3 DescribeTasks, not fewer than 3 ListTasks per service: after the pages that show it, the
+    tasks are listed per service, and the foreign ones never count."""
+    static_spec["services"] = [
+        {"name": f"s{i}", "image": "nginx", "port": 80, "desiredCount": 1} for i in range(3)
+    ]
+    spec = parse_spec(static_spec)
+    ips = {f"s{i}": [f"10.0.1.{i + 1}"] for i in range(3)}
+    ecs = ecs_with(ips)
+    ecs.tasks["zz-foreign"] = [task(f"10.0.{8 + i // 200}.{i % 200 + 1}") for i in range(250)]
+    summary = verify.verify(
+        fake_clients(ecs, FakeCloudMap(ips), FakeRoute53(ips)),
+        caller,
+        spec,
+        NAMESPACE,
+        {name: f"srv-{name}" for name in ips},
+        {name: f"workshop-{name}:1" for name in ips},
+        1,
+    )
+    assert [s["ips"] for s in summary["services"]] == list(ips.values())
+    # the cluster's first page (100 tasks) alone projects 1 + 1 = 2 calls; the second page 2 + 2
+    assert ecs.calls == [f"ListTasks {spec.cluster}"] * 2 + [
+        *(f"ListTasks s{i}-service" for i in range(3)),
+        "DescribeTasks",
+    ]
+
+
+def test_an_unhealthy_instance_is_read_from_discover_instances_alone(
+    workshop: EnvironmentSpec, caller: Caller
+) -> None:
+    cloud_map = FakeCloudMap(HEALTHY, unhealthy={"10.0.7.7": REGISTRIES["api"]})
+    with pytest.raises(DiscoveryMismatch, match=r"instance 10\.0\.7\.7 \(no IPv4\) is UNHEALTHY"):
+        verify.verify(
+            fake_clients(ecs_with(HEALTHY), cloud_map),
+            caller,
+            workshop,
+            NAMESPACE,
+            REGISTRIES,
+            TASK_DEFINITIONS,
+            3,
+        )
+    assert sorted(cloud_map.calls) == sorted(f"DiscoverInstances {name}" for name in HEALTHY)

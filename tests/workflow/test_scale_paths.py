@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,3 +107,37 @@ def test_unpaced_fan_out_is_throttled_and_recovers_by_retrying(
     # every family has exactly one revision: a throttled call was not applied, its retry was
     arns = ecs.list_task_definitions()["taskDefinitionArns"]
     assert len(arns) == 12
+
+
+def test_many_services_read_cloud_map_only_for_services_not_yet_found_ready(
+    emulator: Any,
+) -> None:
+    """Issue 18's read budget: Check Services reads a registry (ListInstances +
+    GetInstancesHealthStatus) only once the service's ECS side is ready and no earlier poll found
+    it ready, and Verify DNS reads none (DiscoverInstances, HealthStatus ALL, one per service):
+    far fewer than 2 reads per service per poll, with the tasks listed per cluster."""
+    n = 40
+    emulator.aws_faults.calls.clear()
+    before = {f: Counter(c) for f, c in emulator.aws_faults.function_calls.by_function().items()}
+    described, history = run_build(emulator, many_services(emulator, n))
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    calls = emulator.aws_faults.calls
+    by_function = emulator.aws_faults.function_calls.by_function()
+
+    def made(function: str, service: str, operation: str) -> int:
+        key = (service, operation)
+        return by_function.get(function, Counter())[key] - before.get(function, Counter())[key]
+
+    polls = len(entered(history, "Check Services"))
+    registry_reads = made("CheckServicesFunction", "servicediscovery", "ListInstances") + made(
+        "CheckServicesFunction", "servicediscovery", "GetInstancesHealthStatus"
+    )
+    # each registry's two pages once the service's tasks all run, until a poll finds it ready
+    # (before: 2 reads per service per poll, and 2 more per service in Verify DNS): at most half
+    assert polls >= 2
+    assert registry_reads <= n * polls, (registry_reads, polls)
+    assert made("VerifyDnsFunction", "servicediscovery", "ListInstances") == 0
+    assert made("VerifyDnsFunction", "servicediscovery", "GetInstancesHealthStatus") == 0
+    assert calls[("servicediscovery", "DiscoverInstances")] == n
+    # Verify DNS lists the cluster's tasks (one page here), not each service's
+    assert made("VerifyDnsFunction", "ecs", "ListTasks") == 1

@@ -426,15 +426,36 @@ def pending_operations(clients: Clients, operations: dict[str, str]) -> dict[str
     return pending
 
 
+def _wanted_count(service: Service, description: ServiceTypeDef) -> int:
+    # With autoscaling the scaler owns the count: the service's own desiredCount is the target.
+    if service.autoscaling is not None:
+        return int(description.get("desiredCount", service.desiredCount))
+    return service.desiredCount
+
+
+def ecs_side_ready(service: Service, description: ServiceTypeDef | None) -> bool:
+    """The ECS side of readiness: ACTIVE, running the wanted count, the rollout done (only the
+    PRIMARY deployment left; a FAILED one already raised DeploymentFailed). Only then is the
+    service's registry worth reading (Cloud Map's read quota)."""
+    if description is None or description["status"] != "ACTIVE":
+        return False
+    return (
+        description.get("runningCount", 0) == _wanted_count(service, description)
+        and len(description.get("deployments", [])) <= 1
+    )
+
+
 def _not_ready_reason(
     spec: EnvironmentSpec,
     service: Service,
     description: ServiceTypeDef | None,
-    instances: list[Instance],
+    instances: list[Instance] | None,
 ) -> str | None:
     """Why the service is not ready yet, or None. Counted: the tasks of this ECS service in this
     cluster (the ECS_SERVICE_NAME and ECS_CLUSTER_NAME attributes ECS registers) and the
-    spec's static instances; any other instance in the registry is named, never counted."""
+    spec's static instances; any other instance in the registry is named, never counted.
+    ``instances`` None: the registry was not read (the ECS side is not ready yet), so the reason
+    gives the ECS side only."""
     name = service.ecs_service_name
     if description is None or description["status"] != "ACTIVE":
         return f"{name}: not found or not ACTIVE"
@@ -444,30 +465,32 @@ def _not_ready_reason(
     # has gone: its tasks stopped, leaving only the PRIMARY one.
     rolled_out = len(deployments) <= 1
     static_ids = {i.id for i in service.instances}
+    read = instances is not None
+    instances = instances or []
     tasks = own_tasks(instances, spec, service)
     static = [i for i in instances if i.id in static_ids and not is_task(i)]
     others = [i for i in instances if i not in tasks and i not in static]
     own = tasks + static
-    # With autoscaling the scaler owns the count: the service's own desiredCount is the target.
-    wanted = (
-        int(description.get("desiredCount", service.desiredCount))
-        if service.autoscaling is not None
-        else service.desiredCount
-    )
+    wanted = _wanted_count(service, description)
     expected = wanted + len(service.instances)
     missing_static = sorted(static_ids - {i.id for i in static})
     unhealthy = [i for i in own if i.health != "HEALTHY"]
     if (
-        running == wanted
+        read
+        and running == wanted
         and len(tasks) == wanted
         and not missing_static
         and not unhealthy
         and rolled_out
     ):
         return None
-    reason = (
-        f"{name}: {running}/{wanted} tasks running, {len(own)}/{expected} registered in Cloud Map"
-    )
+    if read:
+        reason = (
+            f"{name}: {running}/{wanted} tasks running,"
+            f" {len(own)}/{expected} registered in Cloud Map"
+        )
+    else:
+        reason = f"{name}: {running}/{wanted} tasks running (Cloud Map read once they all run)"
     if missing_static:
         reason += f", static instance(s) not registered yet: {', '.join(missing_static)}"
     if unhealthy:
@@ -604,19 +627,36 @@ def check_services(
         if len(failures) > 20:
             message += f"; and {len(failures) - 20} more"
         raise DeploymentFailed(message)
+    # Cloud Map (20 reads/s) is read only for the services whose ECS side is ready and that no
+    # earlier poll of this build found ready: the last poll reads only the stragglers. A service
+    # found ready stays so while its ECS side does; Verify DNS checks every service three ways.
+    known = set(state.readyServices)
+    ecs_ready = {
+        s.name for s in spec.services if ecs_side_ready(s, descriptions.get(s.ecs_service_name))
+    }
+    to_read = [s for s in spec.services if s.name in ecs_ready and s.name not in known]
     registered = pmap(
-        lambda s: instances_with_health(clients, registries[s.name]), spec.services, max_workers
+        lambda s: instances_with_health(clients, registries[s.name]), to_read, max_workers
     )
-    by_service = dict(zip((s.name for s in spec.services), registered, strict=True))
-    reasons = [
-        reason
-        for service in spec.services
-        if (
-            reason := _not_ready_reason(
-                spec, service, descriptions.get(service.ecs_service_name), by_service[service.name]
-            )
+    by_service: dict[str, list[Instance] | None] = dict(
+        zip((s.name for s in to_read), registered, strict=True)
+    )
+    reasons: list[str] = []
+    ready_now: list[str] = []
+    for service in spec.services:
+        if service.name in known and service.name in ecs_ready:
+            ready_now.append(service.name)
+            continue
+        reason = _not_ready_reason(
+            spec,
+            service,
+            descriptions.get(service.ecs_service_name),
+            by_service.get(service.name),
         )
-    ]
+        if reason:
+            reasons.append(reason)
+        else:
+            ready_now.append(service.name)
     if pending:
         reasons.append(
             f"{len(pending)} Cloud Map operation(s) still running: "
@@ -625,7 +665,13 @@ def check_services(
     poll = state.poll.next(schedule)
     if not reasons:
         return state.model_copy(
-            update={"ready": True, "poll": poll, "message": "all services ready", "operations": {}}
+            update={
+                "ready": True,
+                "poll": poll,
+                "message": "all services ready",
+                "operations": {},
+                "readyServices": [],
+            }
         )
     message = (
         f"{len(reasons)} of {len(spec.services)} services not ready after {poll.attempt} checks"
@@ -634,5 +680,11 @@ def check_services(
     if len(reasons) > 20:
         message += f"; and {len(reasons) - 20} more"
     return state.model_copy(
-        update={"ready": False, "poll": poll, "message": message, "operations": pending}
+        update={
+            "ready": False,
+            "poll": poll,
+            "message": message,
+            "operations": pending,
+            "readyServices": ready_now,
+        }
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from envbuild_lambda.errors import DiscoveryMismatch, aws_errors
 from envbuild_lambda.parallel import pmap
-from envbuild_lambda.steps.services import Instance, chunks, instances_with_health
+from envbuild_lambda.steps.services import Instance, chunks
 from envbuild_lambda.steps.summary import service_summary
 
 if TYPE_CHECKING:
@@ -51,35 +51,80 @@ def _running_task_arns(clients: Clients, cluster: str, ecs_service_name: str) ->
         return [arn for page in pages for arn in page["taskArns"]]
 
 
+def _describe(clients: Clients, cluster: str, arns: Sequence[str]) -> list[Any]:
+    """DescribeTasks, 100 tasks per call."""
+    described: list[Any] = []
+    for batch in chunks(list(arns), DESCRIBE_TASKS_BATCH):
+        with aws_errors(f"DescribeTasks in cluster {cluster}"):
+            described += clients.ecs.describe_tasks(cluster=cluster, tasks=list(batch))["tasks"]
+    return described
+
+
+def _cluster_tasks(
+    clients: Clients, cluster: str, ecs_service_names: Sequence[str]
+) -> list[tuple[str, Any]] | None:
+    """(ECS service name, task) for every RUNNING task of the cluster whose DescribeTasks
+    ``group`` is "service:<name>" of one of ``ecs_service_names``: ListTasks of the whole cluster
+    (100 a page), DescribeTasks 100 at a time. None as soon as that would take as many calls as
+    one ListTasks per service (a shared cluster with many foreign tasks; at most that many pages
+    are read in vain): the caller lists per service then. Foreign tasks (other services,
+    standalone tasks) are described but never counted."""
+    names = set(ecs_service_names)
+    budget = len(names) - 1
+    arns: list[str] = []
+    pages = 0
+    with aws_errors(f"ListTasks in cluster {cluster}"):
+        for page in clients.ecs.get_paginator("list_tasks").paginate(
+            cluster=cluster, desiredStatus="RUNNING"
+        ):
+            pages += 1
+            arns += page["taskArns"]
+            if pages + -(-len(arns) // DESCRIBE_TASKS_BATCH) > budget:
+                return None
+    found: list[tuple[str, Any]] = []
+    for task in _describe(clients, cluster, arns):
+        group = str(task.get("group", ""))
+        if group.startswith("service:") and group.removeprefix("service:") in names:
+            found.append((group.removeprefix("service:"), task))
+    return found
+
+
 def running_task_ips(
     clients: Clients, cluster: str, ecs_service_names: Sequence[str], max_workers: int
 ) -> dict[str, set[str]]:
-    """ECS service name -> the private IPs of its RUNNING tasks: ListTasks per service, then
-    DescribeTasks 100 tasks per call across the services (not one call per service: the
-    task-read quota is account-wide, envbuild_lambda.pacing.READ_RATES)."""
+    """ECS service name -> the private IPs of its RUNNING tasks. The task-read quota is
+    account-wide (envbuild_lambda.pacing.READ_RATES), so: ListTasks of the whole cluster and
+    DescribeTasks 100 at a time, each task mapped to its service by its group, while that takes
+    fewer calls than one ListTasks per service (``_cluster_tasks``); else ListTasks per service,
+    then DescribeTasks 100 tasks per call across the services (for 1 or 2 services at once)."""
     names = list(ecs_service_names)
-    listed = pmap(lambda name: _running_task_arns(clients, cluster, name), names, max_workers)
-    owner = {arn: name for name, arns in zip(names, listed, strict=True) for arn in arns}
+    found = _cluster_tasks(clients, cluster, names) if len(names) >= 3 else None
+    if found is None:
+        listed = pmap(lambda name: _running_task_arns(clients, cluster, name), names, max_workers)
+        owner = {arn: name for name, arns in zip(names, listed, strict=True) for arn in arns}
+        found = [
+            (owner[str(task.get("taskArn", ""))], task)
+            for task in _describe(clients, cluster, list(owner))
+            if str(task.get("taskArn", "")) in owner
+        ]
     ips: dict[str, set[str]] = {name: set() for name in names}
-    for batch in chunks(list(owner), DESCRIBE_TASKS_BATCH):
-        with aws_errors(f"DescribeTasks in cluster {cluster}"):
-            tasks = clients.ecs.describe_tasks(cluster=cluster, tasks=list(batch))["tasks"]
-        for task in tasks:
-            name = owner.get(str(task.get("taskArn", "")))
-            if name is None or task.get("lastStatus") != "RUNNING":
-                continue
-            for attachment in task.get("attachments", []):
-                for detail in attachment.get("details", []):
-                    if detail.get("name") == "privateIPv4Address" and detail.get("value"):
-                        ips[name].add(detail["value"])
+    for name, task in found:
+        if task.get("lastStatus") != "RUNNING":
+            continue
+        for attachment in task.get("attachments", []):
+            for detail in attachment.get("details", []):
+                if detail.get("name") == "privateIPv4Address" and detail.get("value"):
+                    ips[name].add(detail["value"])
     return ips
 
 
 def discovered_instances(clients: Clients, namespace: str, service: str) -> list[Instance]:
-    """What Cloud Map answers for <service>.<namespace>: its HEALTHY instances."""
+    """Every instance Cloud Map answers for <service>.<namespace> (HealthStatus ALL: each with its
+    health and attributes), in one DiscoverInstances call (the data plane's 1,000/s quota, not the
+    control plane's ListInstances + GetInstancesHealthStatus). DNS answers only the HEALTHY ones."""
     with aws_errors(f"DiscoverInstances {service}.{namespace}"):
         instances = clients.servicediscovery.discover_instances(
-            NamespaceName=namespace, ServiceName=service, HealthStatus="HEALTHY", MaxResults=1000
+            NamespaceName=namespace, ServiceName=service, HealthStatus="ALL", MaxResults=1000
         )["Instances"]
     return [
         Instance(
@@ -155,7 +200,7 @@ def check_name(
         dns_name=dns_name,
         tasks=tasks,
         instances=registry_instances,
-        discovered={i.ipv4 for i in registry_instances if i.ipv4},
+        discovered={i.ipv4 for i in registry_instances if i.ipv4 and i.health == "HEALTHY"},
         records=None if zone_records is None else zone_records.get(dns_name.lower(), set()),
     )
     # With autoscaling the scaler owns the count: its tasks are checked against DNS below.
@@ -182,14 +227,15 @@ def check_name(
     return check
 
 
-def _static_instances(clients: Clients, registry_id: str, check: NameCheck) -> list[dict[str, Any]]:
-    """Checks every instance of the registry (ListInstances) for its health
-    (GetInstancesHealthStatus), reporting unhealthy ones by id and IP; returns the static ones
-    (id, IPv4, attributes) for the summary. The ECS tasks' instances need no entry of their own:
-    once the check passes they are HEALTHY and their IPs are the DNS name's ``ips``."""
+def _static_instances(check: NameCheck) -> list[dict[str, Any]]:
+    """Reports every instance DiscoverInstances (HealthStatus ALL) answered that is not HEALTHY,
+    by id and IP; returns the static ones (id, IPv4, attributes) for the summary. The ECS tasks'
+    instances need no entry of their own: once the check passes they are HEALTHY and their IPs
+    are the DNS name's ``ips``. No further read: DiscoverInstances already gave each instance's
+    health and attributes."""
     static = {i.id for i in check.service.instances}
     shown: list[dict[str, Any]] = []
-    for instance in sorted(instances_with_health(clients, registry_id), key=lambda i: i.id):
+    for instance in sorted(check.instances, key=lambda i: i.id):
         if instance.id in static:
             shown.append(
                 {"id": instance.id, "ipv4": instance.ipv4, "attributes": instance.attributes}
@@ -228,9 +274,7 @@ def verify(
         spec.services,
         max_workers,
     )
-    statics = pmap(
-        lambda c: _static_instances(clients, registries[c.service.name], c), checks, max_workers
-    )
+    statics = [_static_instances(c) for c in checks]
     failing = [c for c in checks if c.problems]
     if failing:
         raise DiscoveryMismatch(
