@@ -143,9 +143,10 @@ def wait_states(definition: Mapping[str, Any]) -> set[str]:
 
 
 _SERVICE = re.compile(
-    r"(?P<name>[A-Za-z0-9_.-]+): (?P<running>\d+)/(?P<desired>\d+) tasks running, "
+    r"(?P<name>[A-Za-z0-9_.-]+): (?P<running>\d+)/(?P<desired>\d+) tasks running"
+    r"(?:(?P<unread> \(Cloud Map read once they all run\))|, "
     r"(?P<registered>\d+)/(?P<expected>\d+) registered in Cloud Map"
-    r"(?P<unhealthy>, not HEALTHY: .*?)?(?=; [A-Za-z0-9_.-]+: \d+/|,| \(last event|$)"
+    r"(?P<unhealthy>, not HEALTHY: .*?)?(?=; [A-Za-z0-9_.-]+: \d+/|,| \(last event|$))"
 )
 
 
@@ -156,6 +157,9 @@ def service_counts(result: Mapping[str, Any]) -> str:
     shown: dict[str, str] = {}
     for match in _SERVICE.finditer(message):
         desired, expected = match["desired"], match["expected"]
+        if match["unread"]:  # Check Services reads Cloud Map once the tasks all run
+            shown[match["name"]] = f"{match['name']} {match['running']}/{desired} running"
+            continue
         registered = int(match["registered"])
         unhealthy = match["unhealthy"] or ""
         healthy = registered - (unhealthy.count(") ") + unhealthy.rstrip().endswith(")"))

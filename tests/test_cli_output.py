@@ -226,7 +226,10 @@ def test_a_failed_build_as_text(served: Any, shell: list[str]) -> None:
     assert "\nRollback: removed " in text
     lines = [line for line in text.splitlines() if "Check Services" in line]
     assert len(lines) == len({line.split("s  ", 1)[1] for line in lines}), lines  # no repeats
-    assert re.search(r"db-service 0/1 running, 0/1 registered, 0/1 healthy", text)
+    # Check Services reads Cloud Map only once a service's tasks all run: counts of running
+    # tasks until then, never "ready"
+    assert re.search(r"db-service 0/1 running(?! ready)", text)
+    assert "db-service ready" not in text
 
 
 # -- teardown: --plan and the confirmation -------------------------------------------------------
@@ -390,3 +393,18 @@ def test_a_retried_step_says_so_once_and_then_succeeds() -> None:
         "     5.0s  ↻ Validate Spec: Lambda.ServiceException, retrying",
         "     5.0s  ✓ Validate Spec",
     ]
+
+
+def test_poll_counts_show_running_tasks_before_cloud_map_is_read_and_never_ready() -> None:
+    from envbuild.follow import service_counts
+
+    message = (
+        "2 of 3 services not ready: db-service: 0/1 tasks running (Cloud Map read once they all"
+        " run) (last event: started 1 task); api-service: 2/2 tasks running, 1/2 registered in"
+        " Cloud Map"
+    )
+    actions = {"web-service": "created", "api-service": "created", "db-service": "created"}
+    assert service_counts({"message": message, "actions": actions}) == (
+        "web-service ready · api-service 2/2 running, 1/2 registered, 1/2 healthy"
+        " · db-service 0/1 running"
+    )
